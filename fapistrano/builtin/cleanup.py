@@ -1,0 +1,26 @@
+"""finishing: keep the newest ``keep_releases``; finishing_rollback: remove the release left."""
+
+from __future__ import annotations
+
+from fapistrano import hookimpl, layout
+
+
+@hookimpl
+def fap_deploy_finishing(ctx) -> None:
+    state: layout.HostState = ctx.state["fap.host_state"]
+    releases = tuple(sorted({*state.releases, ctx.release}))
+    after = layout.HostState(current=ctx.release, releases=releases)
+    outdated = layout.outdated_releases(after, ctx.config["keep_releases"])
+    # Unfinished releases of runs that died: we hold the lock, so none is in progress.
+    stale = [r for r in state.unfinished if r != ctx.release]
+    if outdated or stale:
+        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], [*outdated, *stale]))
+        if outdated:
+            ctx.log(f"removed {len(outdated)} old release(s): {', '.join(outdated)}")
+
+
+@hookimpl
+def fap_deploy_finishing_rollback(ctx) -> None:
+    if ctx.rollback_from and ctx.rollback_from != ctx.release:
+        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], [ctx.rollback_from]))
+        ctx.log(f"removed rolled-back release {ctx.rollback_from}")

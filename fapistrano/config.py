@@ -1,0 +1,602 @@
+"""deploy.yml -> resolved, validated settings for every (stage, role, host).
+
+Precedence, lowest first: core defaults, plugin ``fap_defaults``, the top of
+deploy.yml, the ``stage_role_configs`` block, the command line. Values may
+reference other settings as ``%(name)s``; they are interpolated per host,
+after merging, so ``%(release_path)s`` and ``%(host)s`` mean that host's.
+Every error names the file and line (or the command line) and the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from fapistrano.errors import ConfigError
+
+COMMANDS = ("deploy", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
+
+#: name -> (default, one-line description). The core's own settings.
+CORE_SETTINGS: dict[str, tuple[Any, str]] = {
+    "app_name": (None, "Name of the application; names its directory on every host."),
+    "user": ("deploy", "SSH login on the hosts (a host written user@host overrides it)."),
+    "sudo_user": (None, "Run every command as this user through 'sudo -u' (when it differs from user)."),
+    "path": ("/home/%(user)s/www/%(app_name)s", "Directory holding releases/, shared/ and current."),
+    "current_path": ("%(path)s/current", "The symlink to the live release."),
+    "releases_path": ("%(path)s/releases", "Directory holding one directory per release."),
+    "shared_path": ("%(path)s/shared", "Files and directories shared by every release."),
+    "release_path": ("%(releases_path)s/%(release)s", "The release this run works on."),
+    "keep_releases": (5, "How many finished releases to keep on each host."),
+    "linked_files": ([], "Files linked from shared_path into every release; each must exist."),
+    "linked_dirs": ([], "Directories linked from shared_path into every release; created when missing."),
+    "environment": ({}, "Variables written, quoted, to .env in every release."),
+    "hosts": ([], "Hosts of a stage/role, each [user@]host[:port]."),
+    "connection": ("ssh", "'ssh', or 'local' to run on this machine without SSH."),
+    "ssh_config": (None, "An ssh config file, passed to ssh as -F."),
+    "ssh_options": ([], "Extra arguments for ssh, e.g. ['-o', 'ProxyJump=bastion']."),
+    "ssh_connect_timeout": (10, "Seconds to wait for a host to accept the connection."),
+    "max_parallel": (20, "How many hosts run a phase at once."),
+    "plugins": ([], "Plugins to enable: entry point names or dotted module paths."),
+    "mask": ([], "Settings whose values are secrets, masked in all output."),
+    "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path."),
+}
+for _command in COMMANDS:
+    CORE_SETTINGS[f"{_command}_plugins"] = (
+        None,
+        f"Plugins for 'fap {_command}' only, replacing plugins.",
+    )
+
+#: Names that interpolation knows besides settings; set per host and run.
+RUN_NAMES = ("stage", "role", "host", "release")
+
+_REF = re.compile(r"%\((\w+)\)s|%%")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a setting's value came from, for ``fap config`` and errors."""
+
+    kind: str  # "core", "plugin", "file", "block", "cli"
+    where: str = ""  # plugin name, or "deploy.yml:12"
+
+    def __str__(self) -> str:
+        labels = {
+            "core": "core default",
+            "plugin": f"plugin default ({self.where})",
+            "file": f"deploy.yml ({self.where})",
+            "block": f"stage/role block ({self.where})",
+            "cli": "command line",
+        }
+        return labels[self.kind]
+
+    def prefix(self) -> str:
+        """The location to start an error message with."""
+        return f"{self.where}: " if self.kind in ("file", "block") else (
+            "command line: " if self.kind == "cli" else f"{self}: "
+        )
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A host as written in deploy.yml: ``[user@]host[:port]``."""
+
+    name: str
+    user: str | None = None
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str, origin: Origin) -> HostSpec:
+        match = re.fullmatch(r"(?:([^@\s]+)@)?([^@:\s]+|\[[0-9a-fA-F:]+\])(?::(\d+))?", text)
+        if not match:
+            raise ConfigError(f"{origin.prefix()}hosts: cannot read host {text!r}; write [user@]host[:port]")
+        user, name, port = match.groups()
+        return cls(name=name.strip("[]"), user=user, port=int(port) if port else None)
+
+    def __str__(self) -> str:
+        return self.name if self.port is None else f"{self.name}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything one host of one stage/role needs for a run; frozen."""
+
+    stage: str
+    role: str
+    host: HostSpec
+    release: str | None
+    config: Mapping[str, Any]
+    origins: Mapping[str, Origin]
+    plugins: tuple[str, ...]
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How output names this host: its name, or stage/role/name when ambiguous."""
+        return self.host.name
+
+
+# ---------------------------------------------------------------------------
+# Loading deploy.yml
+# ---------------------------------------------------------------------------
+
+
+def find_deployfile(option: str | None, environ: Mapping[str, str] = os.environ) -> Path:
+    """Locate deploy.yml as Fapistrano 0.9 did.
+
+    ``$FAP_APP`` names an app whose file is ``$<FAP_APP>_DEPLOYFILE``; else
+    ``-d/--deployfile``; else ``./deploy.yml``.
+    """
+    app = environ.get("FAP_APP")
+    if app:
+        variable = f"{app.upper()}_DEPLOYFILE"
+        value = environ.get(variable)
+        if not value:
+            raise ConfigError(f"FAP_APP={app} but ${variable} is not set")
+        path = Path(value)
+    elif option:
+        path = Path(option)
+    else:
+        path = Path("deploy.yml")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no deploy file here (use -d FILE, or run 'fap init')")
+    return path
+
+
+@dataclass(frozen=True)
+class DeployFile:
+    """A parsed deploy.yml with the position of every key."""
+
+    path: Path
+    data: Any  # ruamel CommentedMap
+
+    @classmethod
+    def load(cls, path: Path) -> DeployFile:
+        """Read and parse ``path``; YAML errors name the file and line."""
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: cannot read: {error}") from None
+        yaml = YAML(typ="rt")
+        try:
+            data = yaml.load(text)
+        except MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            line = f":{mark.line + 1}" if mark else ""
+            problem = error.problem or error.context or "invalid YAML"
+            raise ConfigError(f"{path}{line}: YAML syntax error: {problem}") from None
+        except (YAMLError, ValueError, TypeError, RecursionError) as error:
+            raise ConfigError(f"{path}: YAML error: {str(error).splitlines()[0]}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}:1: the top level must be a mapping of settings")
+        for key in data:
+            if not isinstance(key, str):
+                raise ConfigError(f"{cls._where(path, data, key)}: setting names must be strings, got {key!r}")
+        blocks = data.get("stage_role_configs", {})
+        if blocks is None:
+            blocks = {}
+        if not isinstance(blocks, Mapping):
+            raise ConfigError(f"{cls._where(path, data, 'stage_role_configs')}: stage_role_configs must be a mapping of stage -> role -> settings")
+        for stage, roles in blocks.items():
+            if not isinstance(stage, str) or not isinstance(roles, Mapping):
+                raise ConfigError(f"{cls._where(path, blocks, stage)}: stage {stage!r} must map role names to settings")
+            for role, block in roles.items():
+                if not isinstance(role, str) or not (block is None or isinstance(block, Mapping)):
+                    raise ConfigError(f"{cls._where(path, roles, role)}: role {role!r} of stage {stage!r} must be a mapping of settings")
+                for key in block or {}:
+                    if not isinstance(key, str):
+                        raise ConfigError(f"{cls._where(path, block, key)}: setting names must be strings, got {key!r}")
+        return cls(path=path, data=data)
+
+    @staticmethod
+    def _where(path: Path, mapping: Any, key: Any) -> str:
+        try:
+            line = mapping.lc.key(key)[0] + 1
+        except (AttributeError, KeyError, TypeError):
+            return str(path)
+        return f"{path}:{line}"
+
+    def where(self, mapping: Any, key: Any) -> str:
+        """``file:line`` of ``key`` in ``mapping`` (a node of this file)."""
+        return self._where(self.path, mapping, key)
+
+    @property
+    def blocks(self) -> Mapping[str, Mapping[str, Any]]:
+        return self.data.get("stage_role_configs") or {}
+
+    def block(self, stage: str, role: str) -> Mapping[str, Any]:
+        return self.blocks[stage][role] or {}
+
+    def select(self, stage: str | None, role: str | None) -> list[tuple[str, str]]:
+        """The (stage, role) pairs that ``-s``/``-r`` choose, in file order."""
+        blocks = self.blocks
+        if not blocks:
+            raise ConfigError(f"{self.path}: no stage_role_configs: nothing to deploy to")
+        if stage is None and role is None:
+            raise ConfigError(f"choose a target with --stage and/or --role; stages in {self.path}: {', '.join(blocks)}")
+        roles_everywhere = sorted({r for roles in blocks.values() for r in roles})
+        if stage is not None and stage not in blocks:
+            raise ConfigError(f"{self.path}: unknown stage {stage!r}{_suggest(stage, blocks)}; stages: {', '.join(blocks)}")
+        if role is not None and role not in roles_everywhere:
+            raise ConfigError(f"{self.path}: unknown role {role!r}{_suggest(role, roles_everywhere)}; roles: {', '.join(roles_everywhere)}")
+        pairs = [
+            (s, r)
+            for s, roles in blocks.items()
+            for r in roles
+            if (stage is None or s == stage) and (role is None or r == role)
+        ]
+        if not pairs:
+            raise ConfigError(f"{self.path}: stage {stage!r} has no role {role!r}; its roles: {', '.join(blocks[stage])}")
+        return pairs
+
+    def plugins_for(self, stage: str, role: str, command: str) -> list[tuple[str, str]]:
+        """Plugin names enabled for this target and command, each with its ``file:line``."""
+        chosen: tuple[Any, Any, str] | None = None
+        for layer in (self.data, self.block(stage, role)):
+            for key in ("plugins", f"{command}_plugins"):
+                if key in layer and layer[key] is not None:
+                    if chosen is None or key != "plugins" or chosen[2] == "plugins":
+                        chosen = (layer, layer[key], key)
+        if chosen is None:
+            return []
+        layer, names, key = chosen
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{self.where(layer, key)}: {key}: expected a list of plugin names")
+        out = []
+        for index, name in enumerate(names):
+            try:
+                line = names.lc.item(index)[0] + 1
+                where = f"{self.path}:{line}"
+            except (AttributeError, KeyError, TypeError):
+                where = self.where(layer, key)
+            out.append((name, where))
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Settings: declaration, layering, type checks
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A declared setting: its default, who declared it, and its description."""
+
+    default: Any
+    origin: Origin
+    doc: str = ""
+
+
+def declared_settings(
+    plugin_defaults: Iterable[tuple[str, Mapping[str, Any]]],
+    plugin_docs: Mapping[str, str] | None = None,
+) -> dict[str, Declared]:
+    """Core settings plus each plugin's ``fap_defaults``; a clash is an error."""
+    docs = dict(plugin_docs or {})
+    declared = {name: Declared(default, Origin("core"), doc) for name, (default, doc) in CORE_SETTINGS.items()}
+    for plugin, defaults in plugin_defaults:
+        if not isinstance(defaults, Mapping):
+            raise ConfigError(f"plugin {plugin}: fap_defaults must return a mapping, got {type(defaults).__name__}")
+        for name, default in defaults.items():
+            if not isinstance(name, str) or not _IDENT.match(name):
+                raise ConfigError(f"plugin {plugin}: fap_defaults: {name!r} is not a valid setting name")
+            if name in declared:
+                raise ConfigError(f"plugin {plugin}: setting {name!r} is already declared by {declared[name].origin}")
+            declared[name] = Declared(default, Origin("plugin", plugin), docs.get(name, ""))
+    return declared
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, (list, tuple)):
+        return "list"
+    if isinstance(default, Mapping):
+        return "dict"
+    return "str"
+
+
+_KIND_WORDS = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "list": "a list",
+    "dict": "a mapping",
+    "str": "a string",
+}
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's commented containers -> plain dicts/lists, recursively."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def check_type(name: str, value: Any, default: Any, origin: Origin) -> Any:
+    """Return ``value`` converted to the kind of ``default``, or raise naming where it came from."""
+    kind = _kind(default)
+    value = _plain(value)
+    if value is None:
+        return None if kind == "str" else default
+    ok = {
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "list": isinstance(value, list) and all(_scalar(v) for v in value),
+        "dict": isinstance(value, dict) and all(isinstance(k, str) and (_scalar(v) or v is None) for k, v in value.items()),
+        "str": _scalar(value),
+    }[kind]
+    if kind == "list" and isinstance(value, str):
+        return [value]
+    if not ok:
+        raise ConfigError(f"{origin.prefix()}{name}: expected {_KIND_WORDS[kind]}, got {_describe(value)}")
+    if kind == "str":
+        return _text(value)
+    if kind == "list":
+        return [_text(v) for v in value]
+    if kind == "dict":
+        return {k: "" if v is None else _text(v) for k, v in value.items()}
+    return value
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) or value is None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list" if all(_scalar(v) for v in value) else "a list of non-scalar items"
+    return repr(value)
+
+
+def parse_cli_value(name: str, text: str, default: Any) -> Any:
+    """Convert a ``--key value`` string to the setting's kind."""
+    kind = _kind(default)
+    origin = Origin("cli")
+    if kind == "str":
+        return text
+    if kind == "list":
+        text = text.strip()
+        if text.startswith("["):
+            return check_type(name, _yaml_scalar(name, text), default, origin)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"command line: --{_flag(name)}: expected true or false, got {text!r}")
+    return check_type(name, _yaml_scalar(name, text), default, origin)
+
+
+def _yaml_scalar(name: str, text: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError:
+        raise ConfigError(f"command line: --{_flag(name)}: cannot read {text!r}") from None
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_overrides(args: Iterable[str], declared: Mapping[str, Declared]) -> dict[str, Any]:
+    """``['--keep-releases', '3', '--curl-url=U']`` -> ``{'keep_releases': 3, 'curl_url': 'U'}``."""
+    args = list(args)
+    overrides: dict[str, Any] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if not arg.startswith("--") or arg == "--":
+            raise ConfigError(f"command line: unexpected argument {arg!r}")
+        flag, has_value, value = arg[2:].partition("=")
+        name = flag.replace("-", "_")
+        if name not in declared:
+            flags = [f"--{_flag(n)}" for n in declared]
+            hint = _suggest(f"--{flag}", flags)
+            raise ConfigError(f"command line: unknown setting --{flag}{hint}")
+        if not has_value:
+            index += 1
+            if index >= len(args):
+                raise ConfigError(f"command line: --{flag} needs a value")
+            value = args[index]
+        overrides[name] = parse_cli_value(name, value, declared[name].default)
+        index += 1
+    return overrides
+
+
+@dataclass(frozen=True)
+class RoleSettings:
+    """The merged, type-checked but not yet interpolated settings of one stage/role."""
+
+    stage: str
+    role: str
+    values: Mapping[str, Any]
+    origins: Mapping[str, Origin]
+    plugins: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+_RESERVED = {"stage_role_configs"}
+
+
+def merge(
+    deployfile: DeployFile,
+    stage: str,
+    role: str,
+    declared: Mapping[str, Declared],
+    overrides: Mapping[str, Any],
+    plugins: Iterable[str],
+) -> RoleSettings:
+    """Layer core/plugin defaults, deploy.yml, the stage/role block and the command line."""
+    values: dict[str, Any] = {name: _plain(d.default) for name, d in declared.items()}
+    origins: dict[str, Origin] = {name: d.origin for name, d in declared.items()}
+    warnings: list[str] = []
+    block = deployfile.block(stage, role)
+    for layer, kind in ((deployfile.data, "file"), (block, "block")):
+        for key, value in layer.items():
+            if key in _RESERVED:
+                continue
+            if key in RUN_NAMES:
+                raise ConfigError(f"{deployfile.where(layer, key)}: {key!r} is set by fap for each run and cannot be configured")
+            origin = Origin(kind, deployfile.where(layer, key))
+            if key in declared:
+                values[key] = check_type(key, value, declared[key].default, origin)
+            else:
+                # Undeclared names are the user's own, for %(name)s references.
+                values[key] = check_type(key, value, "" if _scalar(_plain(value)) else value, origin)
+                hint = _suggest(key, declared)
+                if hint:
+                    warnings.append(f"{origin.where}: {key} is not a known setting{hint}")
+            origins[key] = origin
+    for key, value in overrides.items():
+        values[key] = value
+        origins[key] = Origin("cli")
+    return RoleSettings(stage, role, MappingProxyType(values), MappingProxyType(origins), tuple(plugins), tuple(warnings))
+
+
+# ---------------------------------------------------------------------------
+# Interpolation, per host
+# ---------------------------------------------------------------------------
+
+
+def interpolate(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> dict[str, Any]:
+    """Resolve every ``%(name)s``; unknown names and cycles name the key and its origin."""
+    resolved: dict[str, Any] = {}
+    resolving: list[str] = []
+
+    def text(value: str, key: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            ref = match.group(1)
+            if ref is None:
+                return "%"
+            return _stringify(resolve(ref, key))
+
+        return _REF.sub(replace, value)
+
+    def resolve(name: str, referrer: str | None) -> Any:
+        if name in resolved:
+            return resolved[name]
+        if name not in values:
+            origin = origins.get(referrer or "", Origin("core"))
+            hint = _suggest(name, values)
+            raise ConfigError(f"{origin.prefix()}{referrer}: unknown name %({name})s{hint}")
+        if name in resolving:
+            cycle = " -> ".join(resolving[resolving.index(name):] + [name])
+            raise ConfigError(f"{origins[name].prefix()}{name}: %(name)s references form a cycle: {cycle}")
+        resolving.append(name)
+        value = values[name]
+        if isinstance(value, str):
+            value = text(value, name)
+        elif isinstance(value, list):
+            value = [text(v, name) if isinstance(v, str) else v for v in value]
+        elif isinstance(value, Mapping):
+            value = {k: text(v, name) if isinstance(v, str) else v for k, v in value.items()}
+        resolving.pop()
+        resolved[name] = value
+        return value
+
+    for name in values:
+        resolve(name, None)
+    return resolved
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(_text(v) for v in value)
+    return _text(value)
+
+
+def target_for_host(
+    settings: RoleSettings,
+    host: HostSpec,
+    release: str | None,
+) -> Target:
+    """Interpolate ``settings`` for one host and one release name."""
+    values = dict(settings.values)
+    origins = dict(settings.origins)
+    if host.user:
+        values["user"] = host.user
+        origins["user"] = settings.origins["hosts"]
+    values.update(stage=settings.stage, role=settings.role, host=host.name, release=release or "")
+    for name in RUN_NAMES:
+        origins[name] = Origin("core")
+    if release is None:
+        values["release_path"] = "%(current_path)s"
+    config = interpolate(values, origins)
+    if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
+        raise ConfigError(f"{_origin_text(settings, 'app_name')}app_name is not set (path uses it)")
+    for name, value in config["environment"].items():
+        if not _IDENT.match(name):
+            raise ConfigError(f"{settings.origins['environment'].prefix()}environment: {name!r} is not a valid variable name")
+    if config["connection"] not in ("ssh", "local"):
+        raise ConfigError(f"{settings.origins['connection'].prefix()}connection: expected 'ssh' or 'local', got {config['connection']!r}")
+    for name in ("keep_releases", "max_parallel", "ssh_connect_timeout"):
+        if config[name] < 1:
+            raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be at least 1, got {config[name]}")
+    for name in ("linked_files", "linked_dirs"):
+        for item in config[name]:
+            if not item or item.startswith("/") or ".." in Path(item).parts:
+                raise ConfigError(f"{settings.origins[name].prefix()}{name}: {item!r} must be a path relative to the release, without '..'")
+    secrets = tuple(s for s in config["mask"] if s in config)
+    return Target(
+        stage=settings.stage,
+        role=settings.role,
+        host=host,
+        release=release,
+        config=MappingProxyType(config),
+        origins=MappingProxyType(origins),
+        plugins=settings.plugins,
+        secrets=secrets,
+    )
+
+
+def _origin_text(settings: RoleSettings, name: str) -> str:
+    origin = settings.origins.get(name)
+    return origin.prefix() if origin and origin.kind in ("file", "block", "cli") else f"{settings.stage}/{settings.role}: "
+
+
+def hosts_of(settings: RoleSettings) -> list[HostSpec]:
+    """The hosts of a stage/role, parsed; an empty list is an error."""
+    origin = settings.origins["hosts"]
+    hosts = [HostSpec.parse(text, origin) for text in settings.values["hosts"]]
+    if not hosts:
+        raise ConfigError(f"{settings.stage}/{settings.role}: no hosts (set hosts: in its stage_role_configs block)")
+    return hosts

@@ -1,0 +1,149 @@
+"""``ctx``: what every hook gets — one host's settings and the means to act on it."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from fapistrano.config import Target
+from fapistrano.errors import CommandFailed
+from fapistrano.masking import Masker
+from fapistrano.remote import Host
+from fapistrano.ui import Event, Reporter
+
+
+class Context:
+    """One host, one run. Hooks read settings from it and run commands through it.
+
+    Attributes a hook may read:
+
+    ``config``
+        The resolved settings (a read-only mapping; ``%(name)s`` already
+        interpolated for this host and release).
+    ``stage``, ``role``, ``host``
+        The target: stage and role names, and the host's name.
+    ``release``, ``release_path``
+        The release this run works on: the new one in a deploy, the one
+        returned to in a rollback, the current one in a restart.
+    ``rollback_from``
+        In a rollback, the release being left; otherwise ``None``.
+    ``previous_release``
+        The release ``current`` pointed to when the run started (``None`` on
+        a first deploy).
+    ``flow``
+        ``"release"``, ``"rollback"``, ``"restart"``, ``"check"`` or ``"once"``.
+    ``phase``
+        The phase running now (``"updating"``…).
+    ``dry_run``
+        ``True`` under ``--dry-run``: :meth:`run` prints instead of running.
+    ``state``
+        A dict for a plugin's own per-host state across phases; prefix keys
+        with the plugin's name.
+    ``remote``
+        The plumbum machine (``SshMachine`` on the run's connection, or
+        ``plumbum.local``), for power users; prefer :meth:`run`.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        connection: Host,
+        reporter: Reporter,
+        *,
+        dry_run: bool = False,
+        masker: Masker | None = None,
+        rollback_from: str | None = None,
+        previous_release: str | None = None,
+        flow: str = "release",
+    ) -> None:
+        self.target = target
+        self.config: Mapping[str, Any] = target.config
+        self.stage = target.stage
+        self.role = target.role
+        self.host = target.host.name
+        self.release = target.release
+        self.release_path: str = target.config["release_path"]
+        self.rollback_from = rollback_from
+        self.previous_release = previous_release
+        self.dry_run = dry_run
+        self.flow = flow
+        self.phase = "connecting"
+        self.state: dict[str, Any] = {}
+        self.commands_run = 0
+        self._connection = connection
+        self._reporter = reporter
+        self._mask = masker or Masker()
+
+    def __repr__(self) -> str:
+        return f"<Context {self.stage}/{self.role} {self.host} release={self.release}>"
+
+    @property
+    def remote(self) -> Any:
+        return self._connection.machine
+
+    def mask(self, text: str) -> str:
+        """``text`` with every configured secret replaced by ``***``."""
+        return self._mask(text)
+
+    def log(self, message: str) -> None:
+        """Show ``message`` for this host (masked)."""
+        self._emit("log", self.mask(str(message)))
+
+    def warn(self, message: str) -> None:
+        """Show ``message`` as a warning for this host (masked)."""
+        self._emit("warning", self.mask(str(message)))
+
+    def run(
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        readonly: bool = False,
+        stdin: str | None = None,
+    ) -> str:
+        """Run shell text ``command`` on the host as the deploy user; return its stdout.
+
+        ``command`` is run exactly as given (``sh -c``); quote values you put in
+        it with :func:`shlex.quote`. ``cwd`` and ``env`` are quoted for you.
+        Honours ``sudo_user``. Under ``--dry-run`` the command is printed and
+        not run, unless ``readonly=True`` says it changes nothing. Output lines
+        stream to the live view. A non-zero exit raises
+        :class:`fapistrano.errors.CommandFailed` naming the host, the command
+        (masked) and its last stderr lines.
+        """
+        script = command
+        if env:
+            exports = "".join(f"export {name}={shlex.quote(str(value))}\n" for name, value in env.items())
+            script = exports + script
+        if cwd:
+            script = f"cd {shlex.quote(cwd)} || exit 1\n{script}"
+        shown = self.mask(command if not cwd else f"(cd {cwd}) {command}")
+        if self.dry_run and not readonly:
+            self._emit("command", shown, data={"dry_run": True})
+            return ""
+        self.commands_run += 1
+        self._emit("command", shown)
+        result = self._connection.run(script, on_line=self._on_line, stdin=stdin)
+        if result.exit_code != 0:
+            raise CommandFailed(self.host, shown, result.exit_code, self.mask(result.stderr or result.stdout))
+        return result.stdout.rstrip("\n")
+
+    def test(self, command: str) -> bool:
+        """Run a read-only ``command``; ``True`` when it exits 0. Runs under ``--dry-run`` too."""
+        self.commands_run += 1
+        self._emit("command", self.mask(command))
+        return self._connection.run(command).exit_code == 0
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists on the host."""
+        return self.test(f"test -e {shlex.quote(path)}")
+
+    # -- internal ---------------------------------------------------------
+
+    def _on_line(self, stream: str, line: str) -> None:
+        self._emit("output", self.mask(line), data={"stream": stream})
+
+    def _emit(self, kind: str, message: str, **fields: Any) -> None:
+        self._reporter.handle(Event(kind=kind, host=self.host, phase=self.phase, message=message, **fields))

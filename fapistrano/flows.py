@@ -1,0 +1,72 @@
+"""The ordered phases of release, rollback and restart, and how each picks its release."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fapistrano import layout
+from fapistrano.errors import FapError
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A command's phases. Phases before ``publish_phase`` are all-or-nothing."""
+
+    name: str
+    phases: tuple[str, ...]
+    publish_phase: str | None
+    creates_release: bool
+
+    def hook_name(self, phase: str) -> str:
+        return f"fap_deploy_{phase}"
+
+    def before_publishing(self, phase: str) -> bool:
+        """Whether a failure in ``phase`` must leave every host as it was."""
+        if self.publish_phase is None:
+            return False
+        return self.phases.index(phase) < self.phases.index(self.publish_phase)
+
+
+RELEASE = Flow(
+    "release",
+    ("starting", "started", "updating", "updated", "publishing", "published", "finishing", "finished"),
+    publish_phase="publishing",
+    creates_release=True,
+)
+ROLLBACK = Flow(
+    "rollback",
+    ("starting", "started", "reverting", "reverted", "publishing", "published", "finishing_rollback", "finished"),
+    publish_phase="publishing",
+    creates_release=False,
+)
+RESTART = Flow("restart", ("restarting", "restarted"), publish_phase=None, creates_release=False)
+
+
+def release_for_run(states: list[layout.HostState]) -> str:
+    """One new release name for every host of the run, unique on each of them."""
+    taken = {name for state in states for name in (*state.releases, *state.unfinished)}
+    return layout.release_name(layout.now(), taken)
+
+
+def rollback_choice(host: str, state: layout.HostState, to: str | None) -> tuple[str, str]:
+    """``(release to return to, release being left)`` for one host, or a clear refusal."""
+    if state.current is None:
+        raise FapError(f"{host}: nothing to roll back: no current release")
+    if to is not None:
+        if to not in state.releases:
+            known = ", ".join(state.releases) or "none"
+            raise FapError(f"{host}: cannot roll back to {to}: no such finished release (releases: {known})")
+        if to == state.current:
+            raise FapError(f"{host}: {to} is already current")
+        return to, state.current
+    previous = layout.previous_release(state)
+    if previous is None:
+        raise FapError(f"{host}: nothing to roll back to: {state.current} is the only finished release")
+    return previous, state.current
+
+
+def restart_choice(host: str, state: layout.HostState) -> str:
+    """The current release, which a restart works on."""
+    if state.current is None:
+        raise FapError(f"{host}: nothing deployed yet: no current release to restart")
+    return state.current

@@ -1,0 +1,272 @@
+"""Every hook Fapistrano calls, in the order a deploy meets them.
+
+Read this file top to bottom to learn the deploy lifecycle. A plugin
+implements any subset of these hooks with ``@fapistrano.hookimpl``.
+
+Phases run on every host of the run in parallel (one worker thread per host,
+at most ``max_parallel`` at once), and **every host finishes a phase before
+any host starts the next one**. Each phase hook is called once per host with
+one argument, ``ctx`` (a :class:`fapistrano.context.Context`), which is
+private to that host and that run: keep per-host state on it
+(``ctx.state``), never in module globals.
+
+A hook fails a deploy by raising; raise :class:`fapistrano.FapError` with a
+message the operator can act on (``ctx.run`` already raises one naming the
+host, the command and its stderr). Any other exception is reported with the
+plugin's name. A failure before ``fap_deploy_publishing`` leaves ``current``
+untouched on every host and removes the new release everywhere.
+
+The core's own steps (directories, shared links, the switch, cleanup) are
+hookimpls too, in :mod:`fapistrano.builtin`; they are registered before
+third-party plugins, so pluggy calls plugin hookimpls first within a phase
+unless a hookimpl says ``tryfirst``/``trylast``. The core's linking of
+shared files runs ``trylast`` in ``fap_deploy_updating`` so it happens after
+plugins have put the code in place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fapistrano import hookspec
+
+if TYPE_CHECKING:
+    from fapistrano.context import Context
+
+
+# ---------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def fap_defaults() -> dict[str, Any]:
+    """Declare the plugin's settings and their default values.
+
+    Called once per run, before deploy.yml is resolved, on every *installed*
+    plugin that deploy.yml enables. Every setting a plugin reads from
+    ``ctx.config`` must be declared here: it is how ``fap config`` shows where
+    a value came from, how ``--some-key value`` on the command line is
+    recognised, and how a value from deploy.yml is type-checked (a setting
+    whose default is an ``int`` accepts only integers, a ``bool`` only
+    booleans, a ``list`` only lists; ``None`` or a ``str`` accept a string).
+
+    Defaults may reference other settings as ``%(name)s``; they are
+    interpolated after deploy.yml and the command line are merged.
+    Prefix setting names with the plugin's name (``git_``, ``curl_``).
+
+    :return: a mapping of setting name to default value. Results of all
+        plugins are merged; two plugins declaring the same name is an error.
+    """
+
+
+@hookspec
+def fap_setting_docs() -> dict[str, str]:
+    """Describe the plugin's settings in one sentence each.
+
+    Optional. Used by ``fap config``, ``fap init`` and the generated
+    configuration reference.
+
+    :return: a mapping of setting name to a one-line description.
+    """
+
+
+@hookspec
+def fap_secret_settings() -> list[str]:
+    """Name the plugin's settings whose values are secrets.
+
+    Optional. Their values (and the password part of ``user:password``
+    values) are replaced by ``***`` in every line fap prints, in the JSON
+    event log, in error messages and in ``fap config``. Passwords inside
+    URLs (``https://user:pass@host``) are masked whatever the setting.
+
+    :return: a list of setting names declared in the plugin's ``fap_defaults``.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Checks (``fap check``)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def fap_check(ctx: Context) -> list[str] | None:
+    """Report what would make a deploy to this host fail, without changing it.
+
+    Called once per host by ``fap check`` after the core's own checks
+    (reachable, ``path`` writable, linked files present, lock free). Use only
+    read-only commands (``ctx.test``, ``ctx.exists``,
+    ``ctx.run(..., readonly=True)``).
+
+    :param ctx: the host's context; ``ctx.release`` is ``None``.
+    :return: a list of problems, each one line; empty or ``None`` when fine.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Release (``fap deploy``) and rollback (``fap rollback``)
+#
+# release:  starting, started, updating, updated,
+#           publishing, published, finishing, finished
+# rollback: starting, started, reverting, reverted,
+#           publishing, published, finishing_rollback, finished
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def fap_deploy_starting(ctx: Context) -> None:
+    """First phase of a release and of a rollback.
+
+    The core has already taken the deploy lock on every host. Its own
+    hookimpl creates ``path``, ``releases_path`` and ``shared_path``, checks
+    that every ``linked_files`` entry exists in ``shared_path`` and, in a
+    release, creates the new (unfinished) release directory
+    ``ctx.release_path``.
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_started(ctx: Context) -> None:
+    """Runs after ``starting`` on every host.
+
+    Plugins check that what they need is reachable (the git plugin clones
+    or verifies its repository mirror here).
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_updating(ctx: Context) -> None:
+    """Put the new code into ``ctx.release_path`` (release only).
+
+    Plugins fetch code here (git archive, curl download). After every
+    plugin, the core (``trylast``) links ``linked_files``/``linked_dirs``
+    from ``shared_path`` into the release and writes ``environment`` to
+    ``.env``.
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_updated(ctx: Context) -> None:
+    """Build the release: the code and shared links are in place (release only).
+
+    Plugins build environments here (virtualenv, assets).
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_reverting(ctx: Context) -> None:
+    """Prepare to return to ``ctx.release`` (rollback only).
+
+    The core has chosen ``ctx.release`` (the finished release before
+    ``current``, or ``--to NAME``) and ``ctx.rollback_from`` (the release
+    being left) before the run starts.
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_reverted(ctx: Context) -> None:
+    """Runs after ``reverting`` on every host (rollback only).
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_publishing(ctx: Context) -> None:
+    """Make ``ctx.release`` live.
+
+    The core's hookimpl switches ``current_path`` to ``ctx.release_path``
+    atomically (a temporary symlink renamed over ``current``). If the switch
+    fails on any host, hosts already switched are switched back.
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_published(ctx: Context) -> None:
+    """Runs after every host switched ``current``.
+
+    Plugins restart processes here (supervisorctl). A failure from here on
+    is reported per host and exits non-zero, but ``current`` stays switched:
+    run ``fap rollback`` to return the fleet.
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_finishing(ctx: Context) -> None:
+    """Tidy up after a release.
+
+    The core removes old releases, keeping the newest ``keep_releases``
+    finished ones and never ``current``.
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_finishing_rollback(ctx: Context) -> None:
+    """Tidy up after a rollback.
+
+    The core removes the release that was rolled back from
+    (``ctx.rollback_from``).
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_finished(ctx: Context) -> None:
+    """Last phase of a release and of a rollback.
+
+    :param ctx: the host's context.
+    """
+
+
+@hookspec
+def fap_deploy_failed(ctx: Context, error: BaseException) -> None:
+    """The run failed; clean up after yourself on this host.
+
+    Called on every host of the run (not only the one that failed) once the
+    run stops, before the core removes the unfinished release and releases
+    the lock. Exceptions raised here are reported but do not stop the
+    cleanup of other plugins or hosts.
+
+    :param ctx: the host's context.
+    :param error: the error that stopped the run (the first one, if several
+        hosts failed).
+    """
+
+
+# ---------------------------------------------------------------------------
+# Restart (``fap restart``, and after ``published``)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def fap_deploy_restarting(ctx: Context) -> None:
+    """Restart the application's processes (``fap restart`` only).
+
+    :param ctx: the host's context; ``ctx.release`` is the current release.
+    """
+
+
+@hookspec
+def fap_deploy_restarted(ctx: Context) -> None:
+    """Runs after ``restarting`` on every host (``fap restart`` only).
+
+    :param ctx: the host's context.
+    """
+

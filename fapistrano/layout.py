@@ -1,0 +1,250 @@
+"""The Capistrano layout: release names, what a host holds, and the scripts that change it.
+
+Pure functions: they build shell text (every configured value quoted) and
+read back what the probe printed. Nothing here connects to anything.
+
+::
+
+    <path>/
+      .fap-lock/owner          held while a run changes this target
+      current -> releases/<name>
+      releases/<name>/         one per release; ``.<name>.unfinished`` marks one not yet published
+      shared/                  linked_files and linked_dirs live here
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import posixpath
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+RELEASE_FORMAT = "%y%m%d-%H%M%S"
+LOCK_DIR = ".fap-lock"
+_RELEASE_NAME = re.compile(r"\d{6}-\d{6}(-\d{2})?\Z")
+
+q = shlex.quote
+
+
+def release_name(now: _dt.datetime, taken: Iterable[str] = ()) -> str:
+    """A release name for ``now`` that sorts after every name in ``taken``.
+
+    ``%y%m%d-%H%M%S`` as Fapistrano 0.9 named releases; when that name (or a
+    later one, after a clock step back) is already on a host, a two-digit
+    suffix keeps names unique and in order.
+    """
+    base = now.strftime(RELEASE_FORMAT)
+    names = sorted(n for n in taken if is_release_name(n))
+    if not names or base > names[-1][:13]:
+        return base
+    latest = names[-1]
+    suffix = int(latest[14:]) if len(latest) > 13 else 0
+    return f"{latest[:13]}-{suffix + 1:02d}"
+
+
+def is_release_name(name: str) -> bool:
+    """Whether ``name`` looks like a release directory fap made."""
+    return bool(_RELEASE_NAME.match(name))
+
+
+def marker(releases_path: str, release: str) -> str:
+    """The file that marks ``release`` unfinished until it is published."""
+    return posixpath.join(releases_path, f".{release}.unfinished")
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What a host's probe reported: current release, releases, lock."""
+
+    current: str | None = None
+    releases: tuple[str, ...] = ()  # finished, sorted oldest first
+    unfinished: tuple[str, ...] = ()
+    lock_owner: str | None = None  # someone else's lock, as its owner file reads
+    locked_by_us: bool = False
+    path_exists: bool = True
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def probe_script(
+    path: str,
+    current_path: str,
+    releases_path: str,
+    lock_info: str | None,
+) -> str:
+    """One round trip: (optionally) take the lock, then report current, releases and the lock.
+
+    ``lock_info`` is written into the lock when given; ``None`` only reads.
+    """
+    lock = posixpath.join(path, LOCK_DIR)
+    lines = ["cd / || exit 1"]
+    if lock_info is not None:
+        lines += [
+            f"mkdir -p {q(path)} || exit 1",
+            f"if mkdir {q(lock)} 2>/dev/null; then printf '%s\\n' {q(lock_info)} > {q(lock + '/owner')} && echo 'lock=ours';"
+            f" else printf 'lock=%s\\n' \"$(tr '\\n' ' ' < {q(lock + '/owner')} 2>/dev/null || echo unknown)\"; fi",
+        ]
+    else:
+        lines.append(
+            f"if [ -d {q(lock)} ]; then printf 'lock=%s\\n' \"$(tr '\\n' ' ' < {q(lock + '/owner')} 2>/dev/null || echo unknown)\"; fi"
+        )
+    lines += [
+        f"[ -d {q(path)} ] || echo 'nopath=1'",
+        f"printf 'current=%s\\n' \"$(readlink {q(current_path)} 2>/dev/null)\"",
+        f"if [ -d {q(releases_path)} ]; then cd {q(releases_path)} && for entry in * .*.unfinished; do"
+        " if [ -d \"$entry\" ]; then printf 'release=%s\\n' \"$entry\";"
+        " elif [ -f \"$entry\" ]; then printf 'unfinished=%s\\n' \"$entry\"; fi; done; fi",
+        "exit 0",
+    ]
+    return "\n".join(lines)
+
+
+def parse_probe(output: str) -> HostState:
+    """Read what :func:`probe_script` printed."""
+    current = None
+    releases: list[str] = []
+    unfinished: list[str] = []
+    lock_owner = None
+    ours = False
+    path_exists = True
+    for line in output.splitlines():
+        key, _, value = line.partition("=")
+        if key == "current" and value:
+            current = posixpath.basename(value.rstrip("/"))
+        elif key == "release" and is_release_name(value):
+            releases.append(value)
+        elif key == "unfinished" and value.startswith(".") and value.endswith(".unfinished"):
+            unfinished.append(value[1 : -len(".unfinished")])
+        elif key == "lock":
+            if value == "ours":
+                ours = True
+            else:
+                lock_owner = value.strip() or "unknown"
+        elif key == "nopath":
+            path_exists = False
+    finished = tuple(sorted(r for r in releases if r not in unfinished))
+    return HostState(
+        current=current,
+        releases=finished,
+        unfinished=tuple(sorted(unfinished)),
+        lock_owner=lock_owner,
+        locked_by_us=ours,
+        path_exists=path_exists,
+    )
+
+
+def previous_release(state: HostState) -> str | None:
+    """The finished release just before ``current``; ``None`` when there is none."""
+    if state.current not in state.releases:
+        older = [r for r in state.releases if state.current is None or r < state.current]
+        return older[-1] if older else None
+    index = state.releases.index(state.current)
+    return state.releases[index - 1] if index > 0 else None
+
+
+def outdated_releases(state: HostState, keep: int, keep_also: Iterable[str] = ()) -> list[str]:
+    """Finished releases beyond the newest ``keep``, never ``current`` nor ``keep_also``."""
+    protected = {state.current, *keep_also}
+    candidates = [r for r in state.releases if r not in protected]
+    newest = list(state.releases[-keep:]) if keep > 0 else []
+    return [r for r in candidates if r not in newest]
+
+
+# ---------------------------------------------------------------------------
+# Scripts that change a host. Every value is quoted; each is one round trip.
+# ---------------------------------------------------------------------------
+
+
+def _fail(message: str) -> str:
+    return f"{{ echo {q(message)} >&2; exit 1; }}"
+
+
+def starting_script(
+    path: str,
+    releases_path: str,
+    shared_path: str,
+    linked_files: Sequence[str],
+    linked_dirs: Sequence[str],
+    release_path: str | None,
+    release_marker: str | None,
+) -> str:
+    """Make the directories, check linked files, create the release (marked unfinished)."""
+    lines = [f"mkdir -p {q(path)} {q(releases_path)} {q(shared_path)} || exit 1"]
+    for directory in linked_dirs:
+        lines.append(f"mkdir -p {q(posixpath.join(shared_path, directory))} || exit 1")
+    missing = []
+    for name in linked_files:
+        shared = posixpath.join(shared_path, name)
+        missing.append(f"[ -e {q(shared)} ] || {{ echo {q('missing linked file: ' + shared)} >&2; missing=1; }}")
+    if missing:
+        lines += ["missing=", *missing, '[ -z "$missing" ] || exit 1']
+    if release_path is not None and release_marker is not None:
+        lines += [
+            f": > {q(release_marker)} || exit 1",
+            f"mkdir {q(release_path)} || " + _fail(f"cannot create release directory {release_path}"),
+        ]
+    return "\n".join(lines)
+
+
+def link_script(
+    release_path: str,
+    shared_path: str,
+    linked_files: Sequence[str],
+    linked_dirs: Sequence[str],
+    environment: Mapping[str, str],
+) -> str:
+    """Link shared files and dirs into the release, replacing what the code shipped; write .env."""
+    lines = [f"cd {q(release_path)} || exit 1"]
+    for name in [*linked_dirs, *linked_files]:
+        target = posixpath.join(release_path, name)
+        parent = posixpath.dirname(target)
+        lines.append(
+            f"mkdir -p {q(parent)} && rm -rf {q(target)} && ln -s {q(posixpath.join(shared_path, name))} {q(target)} || "
+            + _fail(f"cannot link {name} into {release_path}")
+        )
+    if environment:
+        lines.append(f"cat > .env <<'FAP_ENV_EOF'\n{dotenv(environment)}FAP_ENV_EOF")
+    return "\n".join(lines)
+
+
+def dotenv(environment: Mapping[str, str]) -> str:
+    """``.env`` text: one ``NAME='value'`` line each, quoted so sourcing it runs nothing."""
+    text = "".join(f"{name}={q(str(value))}\n" for name, value in environment.items())
+    # A line equal to the heredoc terminator cannot appear: every line starts with NAME=.
+    return text
+
+
+def switch_script(current_path: str, release_path: str, tag: str) -> str:
+    """Point ``current_path`` at ``release_path`` atomically: a new symlink renamed over the old."""
+    temporary = f"{current_path}.fap-{tag}"
+    return "\n".join(
+        [
+            f"[ -d {q(release_path)} ] || " + _fail(f"release {release_path} is not there"),
+            f"rm -f {q(temporary)} && ln -s {q(release_path)} {q(temporary)} && mv -fT {q(temporary)} {q(current_path)} || "
+            + "{ rm -f " + q(temporary) + "; " + _fail(f"cannot switch {current_path}")[2:],
+        ]
+    )
+
+
+def finish_release_script(releases_path: str, release: str) -> str:
+    """Mark ``release`` finished (publishing removes its marker)."""
+    return f"rm -f {q(marker(releases_path, release))}"
+
+
+def remove_releases_script(releases_path: str, releases: Iterable[str]) -> str:
+    """Remove releases and their markers."""
+    lines = []
+    for release in releases:
+        lines.append(f"rm -rf {q(posixpath.join(releases_path, release))} && rm -f {q(marker(releases_path, release))}")
+    return "\n".join(lines) or ":"
+
+
+def unlock_script(path: str) -> str:
+    """Release the lock (only ever called by the run that holds it, or by ``fap unlock``)."""
+    return f"rm -rf {q(posixpath.join(path, LOCK_DIR))}"
+
+
+def now() -> _dt.datetime:
+    """The current local time (a seam for tests)."""
+    return _dt.datetime.now()

@@ -1,0 +1,516 @@
+"""Runs a flow over many hosts: connect all, lock, phases in lockstep, all-or-nothing on failure.
+
+Every host finishes a phase before any host starts the next. A failure before
+publishing stops the run on every host: ``fap_deploy_failed`` runs, the new
+release is removed everywhere, ``current`` is untouched. A failure while
+publishing switches already-switched hosts back. The lock is released on
+every exit path, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from fapistrano import layout
+from fapistrano.config import HostSpec, RoleSettings, Target, target_for_host
+from fapistrano.context import Context
+from fapistrano.errors import CommandFailed, FapError, HostUnreachable, Interrupted
+from fapistrano.flows import Flow
+from fapistrano.masking import Masker
+from fapistrano.plugins import Plugins, PluginFailure
+from fapistrano.remote import Host, ssh_settings_from
+from fapistrano.ui import Event, Reporter
+
+
+@dataclass
+class Member:
+    """One (stage, role, host) of the run and everything the run learns about it."""
+
+    settings: RoleSettings
+    spec: HostSpec
+    target: Target
+    connection: Host
+    state: layout.HostState | None = None
+    ctx: Context | None = None
+    locked: bool = False
+    switched: bool = False
+    failed: BaseException | None = None
+    status: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.settings.stage}/{self.settings.role}"
+
+
+def build_members(roles: Sequence[RoleSettings], control_dir: str) -> list[Member]:
+    """A :class:`Member` per host of every selected stage/role (no release chosen yet)."""
+    members = []
+    for settings in roles:
+        from fapistrano.config import hosts_of
+
+        for spec in hosts_of(settings):
+            target = target_for_host(settings, spec, None)
+            config = target.config
+            ssh = None
+            if config["connection"] != "local":
+                ssh = ssh_settings_from(config, spec.name, spec.port, config["user"])
+            sudo_user = config["sudo_user"] if config["sudo_user"] and config["sudo_user"] != config["user"] else None
+            connection = Host(spec.name, ssh, sudo_user=sudo_user, control_dir=control_dir)
+            members.append(Member(settings, spec, target, connection))
+    return members
+
+
+def lock_owner_text(command: str) -> str:
+    """What the lock file says: who, where, which process, what, since when."""
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or str(os.getuid())
+    return f"{user}@{socket.gethostname()} pid {os.getpid()} '{command}' since {time.strftime('%Y-%m-%d %H:%M:%S %z')}"
+
+
+class Runner:
+    """Drives one command over its members; owns the thread pool and the stop flag."""
+
+    def __init__(
+        self,
+        plugins: Plugins,
+        reporter: Reporter,
+        masker: Masker,
+        *,
+        dry_run: bool = False,
+        max_parallel: int = 20,
+        lock_text: str = "",
+    ) -> None:
+        self.plugins = plugins
+        self.reporter = reporter
+        self.masker = masker
+        self.dry_run = dry_run
+        self.max_parallel = max(1, max_parallel)
+        self.lock_text = lock_text
+        self.stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="fap-host")
+
+    # -- plumbing ---------------------------------------------------------
+
+    def emit(self, kind: str, message: str = "", **fields: Any) -> None:
+        self.reporter.handle(Event(kind=kind, message=self.masker(message), **fields))
+
+    def on_each(self, members: Iterable[Member], work: Callable[[Member], Any]) -> dict[str, BaseException]:
+        """Run ``work`` for every member in parallel; wait for all; return failures by host key."""
+        members = list(members)
+        futures: dict[Future[Any], Member] = {self._pool.submit(work, m): m for m in members}
+        failures: dict[str, BaseException] = {}
+        pending = set(futures)
+        while pending:
+            try:
+                _done, pending = wait(pending, timeout=0.5)
+            except KeyboardInterrupt:
+                self.interrupt()
+                continue
+        for future, member in futures.items():
+            error = future.exception()
+            if error is not None:
+                failures[key(member)] = error
+        return failures
+
+    def interrupt(self) -> None:
+        """First Ctrl-C: stop starting commands; running ones finish. Second: leave now."""
+        if self.stopping.is_set():
+            os._exit(130)
+        self.stopping.set()
+        self.emit("error", "interrupted: letting running commands finish, then cleaning up (Ctrl-C again to quit at once)")
+
+    def connect(self, members: Sequence[Member]) -> dict[str, BaseException]:
+        def work(member: Member) -> None:
+            member.connection.connect()
+
+        return self.on_each(members, work)
+
+    def close(self, members: Sequence[Member]) -> None:
+        def work(member: Member) -> None:
+            member.connection.close()
+
+        self.on_each(members, work)
+        self._pool.shutdown(wait=True)
+
+    def probe(self, members: Sequence[Member], lock: bool) -> dict[str, BaseException]:
+        """One round trip per host: take the lock (when asked), read current and releases."""
+
+        def work(member: Member) -> None:
+            config = member.target.config
+            script = layout.probe_script(
+                config["path"],
+                config["current_path"],
+                config["releases_path"],
+                self.lock_text if lock else None,
+            )
+            result = member.connection.run(script)
+            if result.exit_code != 0:
+                raise CommandFailed(member.name, "(probe) reading releases and lock", result.exit_code, self.masker(result.stderr))
+            member.state = layout.parse_probe(result.stdout)
+            member.locked = member.state.locked_by_us
+
+        return self.on_each(members, work)
+
+    def unlock(self, members: Sequence[Member]) -> None:
+        """Release the locks this run holds (on every exit path)."""
+
+        def work(member: Member) -> None:
+            if member.locked:
+                result = member.connection.run(layout.unlock_script(member.target.config["path"]))
+                if result.exit_code == 0:
+                    member.locked = False
+                else:
+                    self.emit("error", f"could not release the lock: {result.stderr.strip()}", host=member.name)
+
+        self.on_each([m for m in members if m.locked], work)
+
+    def make_contexts(self, members: Sequence[Member], release_of: Callable[[Member], tuple[str | None, str | None]], flow: Flow) -> None:
+        """Resolve every member's settings for its release; build its ``ctx``."""
+        for member in members:
+            release, rollback_from = release_of(member)
+            target = target_for_host(member.settings, member.spec, release)
+            member.target = target
+            ctx = Context(
+                target,
+                member.connection,
+                self.reporter,
+                dry_run=self.dry_run,
+                masker=self.masker,
+                rollback_from=rollback_from,
+                previous_release=member.state.current if member.state else None,
+                flow=flow.name,
+            )
+            ctx.state["fap.host_state"] = member.state
+            member.ctx = ctx
+
+    # -- phases -----------------------------------------------------------
+
+    def run_phase(self, flow: Flow, phase: str, members: Sequence[Member]) -> dict[str, BaseException]:
+        hook_name = flow.hook_name(phase)
+
+        def work(member: Member) -> None:
+            ctx = member.ctx
+            assert ctx is not None
+            ctx.phase = phase
+            started = time.monotonic()
+            if self.stopping.is_set():
+                raise Interrupted("interrupted before this phase started")
+            self.reporter.handle(Event("phase", host=member.name, phase=phase, status="start"))
+            try:
+                self.plugins.caller(hook_name, member.target.plugins)(ctx=ctx)
+            except BaseException as error:
+                message = describe(error, member.name)
+                self.reporter.handle(Event("phase", host=member.name, phase=phase, status="failed",
+                                           message=self.masker(message), duration=time.monotonic() - started))
+                raise
+            self.reporter.handle(Event("phase", host=member.name, phase=phase, status="ok",
+                                       duration=time.monotonic() - started,
+                                       data={"commands": ctx.commands_run}))
+
+        return self.on_each(members, work)
+
+    def run_flow(self, flow: Flow, members: list[Member]) -> bool:
+        """Run every phase in lockstep; on failure take the failure path. True when all went well."""
+        late_failures = False
+        for phase in flow.phases:
+            active = [m for m in members if m.failed is None]
+            if not active:
+                break
+            failures = self.run_phase(flow, phase, active)
+            if phase == flow.publish_phase:
+                for member in active:
+                    member.switched = key(member) not in failures
+            if not failures and self.stopping.is_set() and flow.publish_phase and flow.before_publishing(phase):
+                failures = {key(m): Interrupted("interrupted") for m in active[:1]}
+            if not failures:
+                continue
+            for member in active:
+                if key(member) in failures:
+                    member.failed = failures[key(member)]
+            if flow.publish_phase and (flow.before_publishing(phase) or phase == flow.publish_phase):
+                self.fail_run(flow, members, phase, failures)
+                return False
+            late_failures = True
+        return not late_failures
+
+    def fail_run(self, flow: Flow, members: list[Member], phase: str, failures: dict[str, BaseException]) -> None:
+        """All-or-nothing: undo switches, tell plugins, remove the new release everywhere."""
+        first = next(iter(failures.values()))
+        switched = [m for m in members if m.switched]
+        if switched:
+            self.switch_back(switched)
+        for member in members:
+            if member.failed is None:
+                member.failed = Interrupted("stopped: another host failed") if not isinstance(first, Interrupted) else first
+                member.status = "skipped"
+
+        def tell_plugins(member: Member) -> None:
+            assert member.ctx is not None
+            member.ctx.phase = "failed"
+            try:
+                self.plugins.caller("fap_deploy_failed", member.target.plugins)(ctx=member.ctx, error=first)
+            except Exception as error:  # noqa: BLE001 - a failing cleanup must not stop the others
+                self.emit("error", f"fap_deploy_failed: {describe(error, member.name)}", host=member.name, phase="failed")
+
+        self.on_each(members, tell_plugins)
+        if flow.creates_release and not self.dry_run:
+            self.remove_new_release(members)
+
+    def switch_back(self, members: Sequence[Member]) -> None:
+        def work(member: Member) -> None:
+            ctx = member.ctx
+            assert ctx is not None
+            previous = ctx.previous_release
+            config = ctx.config
+            if previous:
+                script = layout.switch_script(config["current_path"], f"{config['releases_path'].rstrip('/')}/{previous}", tag="back")
+            else:
+                script = f"rm -f {layout.q(config['current_path'])}"
+            result = member.connection.run(script)
+            if result.exit_code == 0:
+                member.switched = False
+                self.emit("warning", f"switched back to {previous or 'nothing (first deploy)'}", host=member.name, phase="publishing")
+            else:
+                self.emit("error", f"could not switch back to {previous}: {result.stderr.strip()}", host=member.name, phase="publishing")
+
+        self.on_each(members, work)
+
+    def remove_new_release(self, members: Sequence[Member]) -> None:
+        def work(member: Member) -> None:
+            ctx = member.ctx
+            assert ctx is not None and ctx.release
+            result = member.connection.run(layout.remove_releases_script(ctx.config["releases_path"], [ctx.release]))
+            if result.exit_code != 0:
+                self.emit("error", f"could not remove unfinished release {ctx.release}: {result.stderr.strip()}", host=member.name)
+
+        self.on_each(members, work)
+
+
+def key(member: Member) -> str:
+    """A member's identity in this run: stage, role and host."""
+    return f"{member.settings.stage}/{member.settings.role}/{member.spec.name}:{member.spec.port or ''}"
+
+
+def describe(error: BaseException, host: str) -> str:
+    """One line naming the plugin and the failure, without repeating the host."""
+    plugin = ""
+    if isinstance(error, PluginFailure):
+        plugin = f"{error.plugin}: " if not error.plugin.startswith("fapistrano.builtin") else ""
+        error = error.error
+    if isinstance(error, FapError):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+    prefix = f"{host}: "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+    return plugin + text
+
+
+def control_directory() -> str:
+    """A short private directory for ControlMaster sockets (unix paths are limited to ~104 bytes)."""
+    base = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    return tempfile.mkdtemp(prefix="fap-", dir=base)
+
+
+__all__ = ["HostUnreachable", "Member", "Runner", "build_members", "describe", "key"]
+
+
+# ---------------------------------------------------------------------------
+# Whole commands
+# ---------------------------------------------------------------------------
+
+ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
+
+
+@dataclass
+class Outcome:
+    """How a command ended: ok or not, the exit code, one line per failure, the release."""
+
+    ok: bool
+    exit_code: int
+    errors: list[str]
+    release: str | None = None
+
+
+def execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePlan, lock: bool = True) -> Outcome:
+    """Connect, lock, plan the release, run the phases, always unlock and disconnect."""
+    take_lock = lock and not runner.dry_run
+    try:
+        failures = runner.connect(members)
+        if not failures:
+            failures = runner.probe(members, lock=take_lock)
+        if failures:
+            return _stop_before_start(runner, members, failures)
+        held = [m for m in members if m.state and m.state.lock_owner and not m.state.locked_by_us]
+        if held:
+            for member in held:
+                member.failed = FapError(f"locked by {member.state.lock_owner}")  # type: ignore[union-attr]
+            errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]
+                      f" (run 'fap unlock' if that run is gone)" for m in held]
+            return Outcome(False, 1, errors)
+        try:
+            release_of = plan(members)
+        except FapError as error:
+            return Outcome(False, error.exit_code, [str(error)])
+        runner.make_contexts(members, release_of, flow)
+        ok = runner.run_flow(flow, members)
+        release = members[0].ctx.release if members and members[0].ctx else None
+        errors = [f"{m.name}: {m.ctx.phase if m.ctx else ''}: {describe(m.failed, m.name)}"
+                  for m in members if m.failed is not None and not _collateral(m.failed)]
+        interrupted = runner.stopping.is_set()
+        if interrupted:
+            return Outcome(False, 130, errors or ["interrupted"], release)
+        return Outcome(ok, 0 if ok else 1, errors, release)
+    finally:
+        try:
+            runner.unlock(members)
+        finally:
+            runner.close(members)
+
+
+def _collateral(error: BaseException) -> bool:
+    return isinstance(error, Interrupted) and str(error).startswith("stopped:")
+
+
+def _stop_before_start(runner: Runner, members: list[Member], failures: dict[str, BaseException]) -> Outcome:
+    errors = []
+    for member in members:
+        error = failures.get(key(member))
+        if error is not None:
+            member.failed = error
+            errors.append(f"{member.name}: {describe(error, member.name)}")
+    return Outcome(False, 1, errors)
+
+
+def summarize(members: Sequence[Member]) -> list[Any]:
+    """A :class:`~fapistrano.ui.HostResult` per member, for the summary table."""
+    from fapistrano.ui import HostResult
+
+    now = time.monotonic()
+    results = []
+    for member in members:
+        if member.failed is None:
+            status = "ok"
+        elif _collateral(member.failed) or isinstance(member.failed, Interrupted):
+            status = "skipped"
+        else:
+            status = "failed"
+        if member.switched is False and member.failed is not None and member.status == "reverted":
+            status = "reverted"
+        ctx = member.ctx
+        error = "" if member.failed is None else describe(member.failed, member.name)
+        results.append(
+            HostResult(
+                host=member.name,
+                target=member.label,
+                status=status,
+                release=(ctx.release or "") if ctx else "",
+                duration=now - member.started,
+                error=error if status == "failed" else "",
+                commands=ctx.commands_run if ctx else 0,
+            )
+        )
+    return results
+
+
+def run_once(runner: Runner, members: list[Member], command: str) -> int:
+    """``fap once``: run ``command`` in ``current_path`` with the release's ``.env`` loaded."""
+    try:
+        failures = runner.connect(members)
+        if failures:
+            _report(runner, _stop_before_start(runner, members, failures))
+            return 1
+
+        def work(member: Member) -> int:
+            config = member.target.config
+            context = Context(member.target, member.connection, runner.reporter, masker=runner.masker, flow="once")
+            context.phase = "once"
+            script = (
+                f"cd {layout.q(config['current_path'])} || {{ echo 'no current release in {config['current_path']}' >&2; exit 1; }}\n"
+                "if [ -f .env ]; then set -a; . ./.env; set +a; fi\n"
+                + command
+            )
+            runner.emit("command", command, host=member.name, phase="once")
+            lines: list[str] = []
+
+            def show(stream: str, line: str) -> None:
+                lines.append(line)
+                runner.reporter.handle(Event("log", host=member.name, phase="once", message=runner.masker(line)))
+
+            result = member.connection.run(script, on_line=show)
+            member.status = "ok" if result.exit_code == 0 else "failed"
+            if result.exit_code != 0:
+                member.failed = FapError(f"exit {result.exit_code}")
+                runner.emit("error", f"{member.name}: command exited {result.exit_code}", host=member.name, phase="once")
+            member.ctx = context
+            return result.exit_code
+
+        codes: dict[str, int] = {}
+
+        def record(member: Member) -> None:
+            codes[key(member)] = work(member)
+
+        errors = runner.on_each(members, record)
+        for name, error in errors.items():
+            runner.emit("error", describe(error, name.split("/")[-1].split(":")[0]))
+        if errors:
+            return 1
+        failed = [code for code in codes.values() if code != 0]
+        if not failed:
+            return 0
+        return failed[0] if len(members) == 1 else 1
+    finally:
+        runner.close(members)
+
+
+def run_unlock(runner: Runner, members: list[Member]) -> int:
+    """``fap unlock``: show who holds each lock, then remove it."""
+    try:
+        failures = runner.connect(members) or runner.probe(members, lock=False)
+        if failures:
+            _report(runner, _stop_before_start(runner, members, failures))
+            return 1
+        for member in members:
+            assert member.state is not None
+            if member.state.lock_owner:
+                runner.emit("log", f"removing lock held by {member.state.lock_owner}", host=member.name, phase="unlock")
+                member.locked = True
+            else:
+                runner.emit("log", "not locked", host=member.name, phase="unlock")
+        if runner.dry_run:
+            return 0
+        runner.unlock(members)
+        return 1 if any(m.locked for m in members) else 0
+    finally:
+        runner.close(members)
+
+
+def shell_argv(member: Member) -> list[str]:
+    """The argv that opens an interactive login shell in the host's ``current_path``."""
+    config = member.target.config
+    inner = f"cd {layout.q(config['current_path'])} 2>/dev/null || cd {layout.q(config['path'])}; exec {config['shell_command']}"
+    if member.connection.is_local:
+        return ["sh", "-c", inner]
+    from fapistrano.remote import ssh_settings_from
+
+    ssh = ssh_settings_from(config, member.spec.name, member.spec.port, config["user"])
+    options = [o for o in ssh.base_options("none") if o not in ("BatchMode=yes",)]
+    return ["ssh", "-t", *options, ssh.host, inner]
+
+
+def _report(runner: Runner, outcome: Outcome) -> None:
+    for error in outcome.errors:
+        runner.emit("error", error)

@@ -1,0 +1,259 @@
+"""What the operator sees: a rich live view on a terminal, plain lines elsewhere, JSON events.
+
+The runner and each host's ``ctx`` emit :class:`Event` objects (already
+masked); reporters turn them into output. Nothing here reaches back into
+the run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened in a run.
+
+    ``kind`` is one of ``run`` (start), ``phase`` (``status`` start/ok/failed/skipped),
+    ``command``, ``output``, ``log``, ``warning``, ``error``, ``result`` (a host's end).
+    """
+
+    kind: str
+    host: str | None = None
+    phase: str | None = None
+    status: str | None = None
+    message: str = ""
+    duration: float | None = None
+    time: float = field(default_factory=time.time)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HostResult:
+    """How a host's run ended, for the summary."""
+
+    host: str
+    target: str
+    status: str  # "ok", "failed", "skipped", "reverted", "dropped"
+    release: str = ""
+    duration: float = 0.0
+    error: str = ""
+    commands: int = 0
+
+
+class Reporter:
+    """Receives events; subclasses print or write them."""
+
+    def handle(self, event: Event) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
+        """The run is over: show how each host ended."""
+
+    def close(self) -> None:
+        """Stop any live display."""
+
+
+class Fanout(Reporter):
+    """Sends every event to several reporters."""
+
+    def __init__(self, reporters: Iterable[Reporter]) -> None:
+        self.reporters = list(reporters)
+        self._lock = threading.Lock()
+
+    def handle(self, event: Event) -> None:
+        with self._lock:
+            for reporter in self.reporters:
+                reporter.handle(event)
+
+    def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
+        with self._lock:
+            for reporter in self.reporters:
+                reporter.summary(title, results, ok)
+
+    def close(self) -> None:
+        with self._lock:
+            for reporter in self.reporters:
+                reporter.close()
+
+
+def _summary_table(title: str, results: list[HostResult], ok: bool) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", expand=False)
+    for column in ("host", "target", "result", "release", "time", "error"):
+        table.add_column(column, overflow="fold")
+    styles = {"ok": "green", "failed": "bold red", "reverted": "yellow", "skipped": "dim", "dropped": "red"}
+    for result in results:
+        table.add_row(
+            result.host,
+            result.target,
+            f"[{styles.get(result.status, '')}]{result.status}[/]",
+            result.release,
+            f"{result.duration:.1f}s",
+            result.error,
+        )
+    return table
+
+
+class PlainReporter(Reporter):
+    """Greppable lines, ``host | phase | message``, for pipes and CI logs."""
+
+    def __init__(self, console: Any, verbosity: int = NORMAL) -> None:
+        self.console = console
+        self.verbosity = verbosity
+
+    def _line(self, host: str | None, phase: str | None, message: str, style: str = "") -> None:
+        parts = [p for p in (host, phase) if p]
+        prefix = " | ".join(parts)
+        text = f"{prefix} | {message}" if prefix else message
+        self.console.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
+
+    def handle(self, event: Event) -> None:
+        kind, verbose = event.kind, self.verbosity >= VERBOSE
+        if kind == "error" or (kind == "phase" and event.status == "failed"):
+            self._line(event.host, event.phase, f"FAILED: {event.message}" if kind == "phase" else event.message, "red")
+        elif self.verbosity <= QUIET:
+            return
+        elif kind == "warning":
+            self._line(event.host, event.phase, f"warning: {event.message}", "yellow")
+        elif kind == "phase" and event.status in ("ok", "skipped"):
+            self._line(event.host, event.phase, f"{event.status} ({event.duration or 0:.2f}s)")
+        elif kind == "log":
+            self._line(event.host, event.phase, event.message)
+        elif kind == "run":
+            self._line(None, None, event.message, "bold")
+        elif kind == "command" and (verbose or event.data.get("dry_run")):
+            prefix = "would run" if event.data.get("dry_run") else "$"
+            for index, line in enumerate(event.message.splitlines() or [""]):
+                self._line(event.host, event.phase, f"{prefix if index == 0 else ' ' * len(prefix)} {line}")
+        elif kind == "output" and verbose:
+            self._line(event.host, event.phase, f"  {event.message}")
+
+    def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
+        if results:
+            self.console.print(_summary_table(title, results, ok))
+
+
+class LiveReporter(Reporter):
+    """A rich live view: one row per host with phase, spinner, last output line, elapsed."""
+
+    def __init__(self, console: Any, verbosity: int = NORMAL) -> None:
+        from rich.live import Live
+
+        self.console = console
+        self.verbosity = verbosity
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._started = time.monotonic()
+        self._live = Live(get_renderable=self._render, console=console, refresh_per_second=10, transient=False)
+        self._live.start()
+
+    def _row(self, host: str) -> dict[str, Any]:
+        return self._rows.setdefault(host, {"phase": "connecting", "line": "", "status": "running", "start": time.monotonic(), "end": None})
+
+    def handle(self, event: Event) -> None:
+        if event.host:
+            row = self._row(event.host)
+            if event.kind == "phase":
+                row["phase"] = event.phase
+                if event.status == "failed":
+                    row["status"], row["line"], row["end"] = "failed", event.message, time.monotonic()
+            elif event.kind in ("output", "log") and event.message.strip():
+                row["line"] = event.message.strip()
+            elif event.kind == "command" and event.data.get("dry_run"):
+                row["line"] = "would run: " + event.message.splitlines()[0]
+            elif event.kind == "result":
+                row["status"], row["end"] = event.status, time.monotonic()
+                row["phase"] = "done" if event.status == "ok" else event.status
+        if event.kind == "error" or (event.kind == "phase" and event.status == "failed"):
+            where = " | ".join(p for p in (event.host, event.phase) if p)
+            self.console.print(f"[red]{where + ' | ' if where else ''}{_escape(event.message)}[/red]")
+        elif event.kind == "warning" and self.verbosity >= NORMAL:
+            self.console.print(f"[yellow]warning: {_escape(event.message)}[/yellow]")
+        elif event.kind == "command" and (self.verbosity >= VERBOSE or event.data.get("dry_run")):
+            label = "would run" if event.data.get("dry_run") else "$"
+            self.console.print(f"[dim]{event.host} | {event.phase} | {label} {_escape(event.message)}[/dim]")
+        elif event.kind == "output" and self.verbosity >= VERBOSE:
+            self.console.print(f"[dim]{event.host} | {event.phase} |   {_escape(event.message)}[/dim]")
+        elif event.kind == "log" and self.verbosity >= NORMAL:
+            self.console.print(f"{event.host} | {event.phase} | {_escape(event.message)}")
+
+    def _render(self) -> Any:
+        from rich.spinner import Spinner
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=None, show_header=True, header_style="bold", expand=False, pad_edge=False)
+        table.add_column("host", no_wrap=True)
+        table.add_column("", width=2)
+        table.add_column("phase", no_wrap=True)
+        table.add_column("elapsed", justify="right", no_wrap=True)
+        table.add_column("last output", no_wrap=True, overflow="ellipsis", max_width=max(20, self.console.width - 50))
+        now = time.monotonic()
+        for host, row in self._rows.items():
+            status = row["status"]
+            mark: Any = {"ok": Text("✓", style="green"), "failed": Text("✗", style="red"),
+                         "reverted": Text("↺", style="yellow"), "skipped": Text("-", style="dim"),
+                         "dropped": Text("✗", style="red")}.get(status) or Spinner("dots", style="cyan")
+            elapsed = (row["end"] or now) - row["start"]
+            table.add_row(host, mark, row["phase"], f"{elapsed:.1f}s", Text(row["line"], style="dim"))
+        return table
+
+    def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
+        self.close()
+        if results:
+            self.console.print(_summary_table(title, results, ok))
+
+    def close(self) -> None:
+        if self._live.is_started:
+            self._live.stop()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+class JsonLog(Reporter):
+    """``--log-json FILE``: one JSON object per line for every event but output lines."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def handle(self, event: Event) -> None:
+        if event.kind == "output":
+            return
+        record = {k: v for k, v in asdict(event).items() if v not in (None, "", {})}
+        self.stream.write(json.dumps(record, sort_keys=True) + "\n")
+        self.stream.flush()
+
+    def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
+        for result in results:
+            self.stream.write(json.dumps({"kind": "summary", **asdict(result)}, sort_keys=True) + "\n")
+        self.stream.write(json.dumps({"kind": "end", "ok": ok, "title": title}) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def make_console(stderr: bool = False) -> Any:
+    """The one console of a run."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def make_reporter(console: Any, verbosity: int, live: bool | None = None) -> Reporter:
+    """A live view on an interactive terminal, plain lines otherwise."""
+    if live is None:
+        live = console.is_interactive and not console.is_dumb_terminal
+    return LiveReporter(console, verbosity) if live else PlainReporter(console, verbosity)
