@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -82,12 +83,16 @@ class Plugins:
     def hook(self) -> Any:
         return self.manager.hook
 
-    def load(self, names: Iterable[tuple[str, str]]) -> None:
+    def load(self, names: Iterable[tuple[str, str]], search_path: str | None = None) -> None:
         """Load plugins by entry point name or dotted module path.
 
         ``names`` pairs each name with where deploy.yml lists it (``file:line``),
-        which every error names.
+        which every error names. A dotted module is also looked up in
+        ``search_path`` (deploy.yml's directory), as a project's own
+        ``deploy_hooks.py`` beside its deploy.yml would be.
         """
+        if search_path and search_path not in sys.path:
+            sys.path.append(search_path)
         entry_points = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
         for name, where in names:
             if name in self.loaded:

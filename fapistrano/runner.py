@@ -228,7 +228,11 @@ class Runner:
             active = [m for m in members if m.failed is None]
             if not active:
                 break
+            started = time.monotonic()
             failures = self.run_phase(flow, phase, active)
+            self.reporter.handle(Event("phase_done", phase=phase, status="failed" if failures else "ok",
+                                       duration=time.monotonic() - started,
+                                       message=f"{len(active) - len(failures)}/{len(active)} hosts ok"))
             if phase == flow.publish_phase:
                 for member in active:
                     member.switched = key(member) not in failures
@@ -403,7 +407,7 @@ def summarize(members: Sequence[Member]) -> list[Any]:
     results = []
     for member in members:
         if member.failed is None:
-            status = "ok"
+            status = "ok" if member.ctx is not None else "skipped"
         elif _collateral(member.failed) or isinstance(member.failed, Interrupted):
             status = "skipped"
         else:

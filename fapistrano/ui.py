@@ -124,8 +124,10 @@ class PlainReporter(Reporter):
             return
         elif kind == "warning":
             self._line(event.host, event.phase, f"warning: {event.message}", "yellow")
-        elif kind == "phase" and event.status in ("ok", "skipped"):
+        elif kind == "phase" and event.status in ("ok", "skipped") and verbose:
             self._line(event.host, event.phase, f"{event.status} ({event.duration or 0:.2f}s)")
+        elif kind == "phase_done":
+            self._line("all hosts", event.phase, f"{event.message} ({event.duration or 0:.2f}s)")
         elif kind == "log":
             self._line(event.host, event.phase, event.message)
         elif kind == "run":

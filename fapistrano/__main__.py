@@ -1,0 +1,5 @@
+"""``python -m fapistrano`` runs ``fap``."""
+
+from fapistrano.cli import main
+
+main()

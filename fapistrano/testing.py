@@ -1,0 +1,529 @@
+"""A pytest plugin for plugin authors: a real SSH fleet, and a way to run ``fap`` on it.
+
+Fixtures (enabled by installing fapistrano; entry point ``pytest11``):
+
+``fap_fleet``
+    A :class:`Fleet` of three SSH hosts for the test session: one ``sshd`` per
+    host on its own loopback address, each in its own mount namespace so that
+    every host has its own ``/home/deploy/www``; login as the real ``deploy``
+    user with a generated key. Needs root, ``sshd`` and ``unshare``; skipped
+    without them (a failure when ``CI=true``). Each test starts with empty
+    hosts.
+``fap_local``
+    A :class:`LocalTarget`: a temporary directory and a deploy.yml with
+    ``connection: local``; needs no root.
+``fap_run``
+    :func:`run_fap`: runs the real ``fap`` command and returns a :class:`FapResult`.
+
+Example::
+
+    def test_hello_writes_its_file(fap_fleet, fap_run, tmp_path):
+        deployfile = fap_fleet.write_deployfile(tmp_path, {"plugins": ["hello"]})
+        result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+        assert result.exit_code == 0, result.output
+        for host in fap_fleet.hosts:
+            assert (fap_fleet.current_dir(host) / "HELLO").read_text() == "hello\\n"
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEPLOY_USER = "deploy"
+DEPLOY_HOME = Path("/home/deploy")
+WWW = DEPLOY_HOME / "www"
+SSHD = "/usr/sbin/sshd"
+
+
+class FleetUnavailable(RuntimeError):
+    """This machine cannot run the fleet (not root, no sshd, no unshare)."""
+
+
+@dataclass(frozen=True)
+class FapResult:
+    """What a ``fap`` run left: its exit code and what it printed."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_fap(args: Sequence[str], cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
+            timeout: float = 300, input: str | None = None) -> FapResult:
+    """Run ``fap ARGS`` as a user would (a new process, output not a terminal)."""
+    environment = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
+    environment.pop("FAP_APP", None) if env is None or "FAP_APP" not in env else None
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "fapistrano", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        check=False,
+    )
+    return FapResult(completed.returncode, completed.stdout, completed.stderr, time.monotonic() - started)
+
+
+def _yaml_dump(data: Any) -> str:
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    stream = StringIO()
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.dump(data, stream)
+    return stream.getvalue()
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for name, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(name), Mapping):
+            merged[name] = _merge(dict(merged[name]), value)
+        else:
+            merged[name] = value
+    return merged
+
+
+# ---------------------------------------------------------------------------
+# The SSH fleet
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class FleetHost:
+    """One host of the fleet: its name, address, root directory here, and sshd."""
+
+    name: str
+    address: str
+    root: Path  # this machine's view of the host's own files
+    process: subprocess.Popen[bytes] | None = None
+    mounts: dict[str, str] = field(default_factory=dict)
+
+    def path(self, mounted: str | os.PathLike[str]) -> Path:
+        """This machine's path for ``mounted`` (a path the host sees under one of its mounts)."""
+        mounted = str(mounted)
+        for target, subdir in sorted(self.mounts.items(), key=lambda kv: -len(kv[0])):
+            if mounted == target or mounted.startswith(target.rstrip("/") + "/"):
+                return self.root / subdir / mounted[len(target):].lstrip("/")
+        raise ValueError(f"{mounted} is not under one of {self.name}'s own mounts ({', '.join(self.mounts)})")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+
+class Fleet:
+    """Real SSH hosts on loopback addresses, each with its own ``/home/deploy/www``.
+
+    ``Fleet(["web1", "web2"]).start()``; ``stop()`` kills every process of the
+    fleet. ``mounts`` maps a path the hosts see to a subdirectory of each
+    host's root (default: ``/home/deploy/www`` -> ``www``).
+    """
+
+    def __init__(self, names: Iterable[str] = ("host1", "host2", "host3"), mounts: Mapping[str, str] | None = None,
+                 app_name: str = "app") -> None:
+        self.names = list(names)
+        self.mounts = dict(mounts or {str(WWW): "www"})
+        self.app_name = app_name
+        self.dir = Path(tempfile.mkdtemp(prefix="fap-fleet-"))
+        self.dir.chmod(0o755)
+        self.hosts: dict[str, FleetHost] = {}
+        self.port = 0
+        self.ssh_config = self.dir / "ssh_config"
+        self.key = self.dir / "id_ed25519"
+
+    # -- lifecycle --------------------------------------------------------
+
+    @staticmethod
+    def check_machine() -> None:
+        """Raise :class:`FleetUnavailable` saying what is missing."""
+        if os.geteuid() != 0:
+            raise FleetUnavailable("the SSH fleet needs root (it starts sshd and makes mount namespaces)")
+        for tool in (SSHD, shutil.which("unshare"), shutil.which("ssh-keygen"), shutil.which("ssh")):
+            if not tool or not os.path.exists(tool):
+                raise FleetUnavailable("the SSH fleet needs openssh-server, openssh-client and util-linux (unshare)")
+
+    def start(self) -> Fleet:
+        self.check_machine()
+        ensure_deploy_user()
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        WWW.mkdir(exist_ok=True)
+        self._keys()
+        self.port = _free_port()
+        octet = random.randint(2, 250)
+        for index, name in enumerate(self.names, start=2):
+            address = f"127.{octet}.{index // 250}.{index % 250 + 1}"
+            host = FleetHost(name, address, self.dir / "hosts" / name, mounts=dict(self.mounts))
+            self.hosts[name] = host
+            for subdir in self.mounts.values():
+                (host.root / subdir).mkdir(parents=True, exist_ok=True)
+                _chown_deploy(host.root / subdir)
+            host.root.chmod(0o755)
+            self._write_sshd_config(host)
+        self._write_ssh_config()
+        for name in self.names:
+            self.start_host(name)
+        for name in self.names:
+            self.wait_ready(name)
+        return self
+
+    def stop(self) -> None:
+        for name in list(self.hosts):
+            self.kill_host(name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Fleet:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start_host(self, name: str) -> None:
+        """Start (or restart) the host's sshd in a new mount namespace."""
+        host = self.hosts[name]
+        binds = " && ".join(
+            f"mount --bind {_q(str(host.root / subdir))} {_q(target)}" for target, subdir in host.mounts.items()
+        )
+        script = f"mount --make-rprivate / && {binds} && exec {SSHD} -D -e -f {_q(str(self.dir / (name + '.sshd_config')))}"
+        log = open(self.dir / f"{name}.sshd.log", "ab")  # noqa: SIM115 - owned by the child
+        host.process = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )
+        log.close()
+
+    def wait_ready(self, name: str, timeout: float = 15) -> None:
+        host = self.hosts[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if host.process is not None and host.process.poll() is not None:
+                log = (self.dir / f"{name}.sshd.log").read_text(errors="replace")
+                raise FleetUnavailable(f"sshd for {name} exited: {log.strip()[-500:]}")
+            try:
+                with socket.create_connection((host.address, self.port), timeout=1) as sock:
+                    if sock.recv(4).startswith(b"SSH"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise FleetUnavailable(f"sshd for {name} did not answer on {host.address}:{self.port}")
+
+    def kill_host(self, name: str) -> None:
+        """Stop the host's sshd and every process in its namespace (sessions included)."""
+        host = self.hosts[name]
+        if host.process is None:
+            return
+        for pid in self.processes_of(name):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            host.process.kill()
+        except ProcessLookupError:
+            pass
+        host.process.wait(timeout=10)
+        host.process = None
+
+    def processes_of(self, name: str) -> list[int]:
+        """Pids of every process in the host's mount namespace."""
+        host = self.hosts[name]
+        if host.process is None or host.process.poll() is not None:
+            return []
+        try:
+            namespace = os.readlink(f"/proc/{host.pid}/ns/mnt")
+        except OSError:
+            return []
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.readlink(f"/proc/{entry}/ns/mnt") == namespace:
+                        pids.append(int(entry))
+                except OSError:
+                    continue
+        return pids
+
+    def in_host(self, name: str, argv: Sequence[str], user: str | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` on this machine inside the host's mount namespace (as root, or ``user``)."""
+        prefix = ["nsenter", "-t", str(self.hosts[name].pid), "-m", "--"]
+        if user:
+            prefix += ["runuser", "-u", user, "--"]
+        return subprocess.run([*prefix, *argv], capture_output=True, text=True, check=False, **kwargs)
+
+    def reset(self) -> None:
+        """Empty every host's own directories, as if freshly provisioned."""
+        for name, host in self.hosts.items():
+            if host.process is None or host.process.poll() is not None:
+                self.start_host(name)
+                self.wait_ready(name)
+            for subdir in host.mounts.values():
+                directory = host.root / subdir
+                if directory.exists():
+                    for child in directory.iterdir():
+                        if child.is_dir() and not child.is_symlink():
+                            shutil.rmtree(child, ignore_errors=True)
+                        else:
+                            child.unlink(missing_ok=True)
+            # A test may have mounted something over a host's directory (a full disk): undo it.
+            self.in_host(name, ["sh", "-c", f"while umount {_q(str(WWW))}/* 2>/dev/null; do :; done; true"])
+
+    # -- files ------------------------------------------------------------
+
+    def _keys(self) -> None:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
+        host_key = self.dir / "ssh_host_ed25519_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+        (self.dir / "authorized_keys").write_text(Path(f"{self.key}.pub").read_text())
+        (self.dir / "authorized_keys").chmod(0o644)
+        public = Path(f"{host_key}.pub").read_text().split()
+        (self.dir / "known_hosts").write_text(f"fap-fleet {public[0]} {public[1]}\n")
+
+    def _write_sshd_config(self, host: FleetHost) -> None:
+        (self.dir / f"{host.name}.sshd_config").write_text(
+            "\n".join(
+                [
+                    f"ListenAddress {host.address}:{self.port}",
+                    f"HostKey {self.dir / 'ssh_host_ed25519_key'}",
+                    f"PidFile {self.dir / (host.name + '.sshd.pid')}",
+                    f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
+                    "StrictModes no",
+                    "UsePAM no",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    f"AllowUsers {DEPLOY_USER}",
+                    "PermitRootLogin no",
+                    "MaxSessions 200",
+                    "MaxStartups 500",
+                    "LogLevel ERROR",
+                    "UseDNS no",
+                    "Subsystem sftp internal-sftp",
+                    "",
+                ]
+            )
+        )
+
+    def _write_ssh_config(self) -> None:
+        blocks = []
+        for host in self.hosts.values():
+            blocks.append(
+                "\n".join(
+                    [
+                        f"Host {host.name}",
+                        f"  HostName {host.address}",
+                        f"  Port {self.port}",
+                        f"  User {DEPLOY_USER}",
+                        f"  IdentityFile {self.key}",
+                        "  IdentitiesOnly yes",
+                        f"  UserKnownHostsFile {self.dir / 'known_hosts'}",
+                        "  StrictHostKeyChecking yes",
+                        "  HostKeyAlias fap-fleet",
+                        "  LogLevel ERROR",
+                    ]
+                )
+            )
+        self.ssh_config.write_text("\n\n".join(blocks) + "\n")
+
+    def deploy_settings(self, hosts: Iterable[str] | None = None) -> dict[str, Any]:
+        """Settings that make fap reach this fleet: ``ssh_config`` and ``hosts``."""
+        return {"ssh_config": str(self.ssh_config), "hosts": list(hosts or self.names)}
+
+    def deployfile(self, extra: Mapping[str, Any] | None = None, stage: str = "test", role: str = "web",
+                   hosts: Iterable[str] | None = None) -> dict[str, Any]:
+        """A deploy.yml (as data) targeting this fleet, merged with ``extra``."""
+        data: dict[str, Any] = {
+            "app_name": self.app_name,
+            "ssh_config": str(self.ssh_config),
+            "stage_role_configs": {stage: {role: {"hosts": list(hosts or self.names)}}},
+        }
+        return _merge(data, extra or {})
+
+    def write_deployfile(self, directory: str | os.PathLike[str], extra: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
+        """Write :meth:`deployfile` to ``directory/deploy.yml``; return its path."""
+        path = Path(directory) / "deploy.yml"
+        path.write_text(_yaml_dump(self.deployfile(extra, **kwargs)))
+        return path
+
+    # -- what a user would check -------------------------------------------
+
+    def app_dir(self, host: str, app_name: str | None = None) -> Path:
+        """This machine's path of the host's ``/home/deploy/www/<app>``."""
+        return self.hosts[host].path(WWW / (app_name or self.app_name))
+
+    def current(self, host: str, app_name: str | None = None) -> str | None:
+        """The release ``current`` points to on ``host`` (``None`` when there is none)."""
+        link = self.app_dir(host, app_name) / "current"
+        if not link.is_symlink():
+            return None
+        return os.path.basename(os.readlink(link).rstrip("/"))
+
+    def current_dir(self, host: str, app_name: str | None = None) -> Path:
+        """This machine's path of the host's current release."""
+        release = self.current(host, app_name)
+        assert release is not None, f"{host} has no current release"
+        return self.app_dir(host, app_name) / "releases" / release
+
+    def releases(self, host: str, app_name: str | None = None) -> list[str]:
+        """Release directories on ``host``, oldest first."""
+        releases = self.app_dir(host, app_name) / "releases"
+        if not releases.is_dir():
+            return []
+        return sorted(p.name for p in releases.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def tree(self, host: str, app_name: str | None = None) -> list[str]:
+        """Every path under the host's app directory, relative, sorted (symlinks shown as ``a -> b``)."""
+        root = self.app_dir(host, app_name)
+        out = []
+        for path in sorted(root.rglob("*")):
+            relative = str(path.relative_to(root))
+            if any(part in ("venv", "repo") for part in path.relative_to(root).parts[:3]) and path.parent != root:
+                continue
+            out.append(f"{relative} -> {os.readlink(path)}" if path.is_symlink() else relative)
+        return out
+
+    def locked(self, host: str, app_name: str | None = None) -> bool:
+        return (self.app_dir(host, app_name) / ".fap-lock").exists()
+
+
+def ensure_deploy_user() -> None:
+    """Create the ``deploy`` user (home ``/home/deploy``, unlocked for key login) if missing."""
+    try:
+        pwd.getpwnam(DEPLOY_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", DEPLOY_USER], check=True)
+    # UsePAM=no refuses locked accounts ('!'); '*' allows keys and no password.
+    subprocess.run(["usermod", "-p", "*", DEPLOY_USER], check=True)
+    DEPLOY_HOME.mkdir(exist_ok=True)
+    _chown_deploy(DEPLOY_HOME)
+
+
+def _chown_deploy(path: Path) -> None:
+    entry = pwd.getpwnam(DEPLOY_USER)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _free_port() -> int:
+    for _ in range(100):
+        port = random.randint(20000, 60000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise FleetUnavailable("no free port for the fleet")
+
+
+def _q(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+# ---------------------------------------------------------------------------
+# A local target (no root needed)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class LocalTarget:
+    """A directory on this machine deployed to with ``connection: local``."""
+
+    root: Path
+    app_name: str = "app"
+
+    @property
+    def path(self) -> Path:
+        return self.root / "srv" / self.app_name
+
+    def deployfile(self, extra: Mapping[str, Any] | None = None, stage: str = "test", role: str = "web") -> dict[str, Any]:
+        data = {
+            "app_name": self.app_name,
+            "connection": "local",
+            "path": str(self.path),
+            "stage_role_configs": {stage: {role: {"hosts": ["localhost"]}}},
+        }
+        return _merge(data, extra or {})
+
+    def write_deployfile(self, extra: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
+        path = self.root / "deploy.yml"
+        path.write_text(_yaml_dump(self.deployfile(extra, **kwargs)))
+        return path
+
+    def current(self) -> str | None:
+        link = self.path / "current"
+        return os.path.basename(os.readlink(link)) if link.is_symlink() else None
+
+    def releases(self) -> list[str]:
+        directory = self.path / "releases"
+        return sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")) if directory.is_dir() else []
+
+
+# ---------------------------------------------------------------------------
+# pytest fixtures
+# ---------------------------------------------------------------------------
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the module also serves bench/ scripts
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.fixture(scope="session")
+    def fap_fleet_session() -> Iterable[Fleet]:
+        try:
+            Fleet.check_machine()
+        except FleetUnavailable as reason:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI=true but {reason}")
+            pytest.skip(str(reason))
+        fleet = Fleet()
+        try:
+            fleet.start()
+        except FleetUnavailable as reason:
+            fleet.stop()
+            if os.environ.get("CI") == "true":
+                pytest.fail(str(reason))
+            pytest.skip(str(reason))
+        yield fleet
+        fleet.stop()
+
+    @pytest.fixture
+    def fap_fleet(fap_fleet_session: Fleet) -> Fleet:
+        """The session's three-host fleet, emptied for this test."""
+        fap_fleet_session.reset()
+        return fap_fleet_session
+
+    @pytest.fixture
+    def fap_local(tmp_path: Path) -> LocalTarget:
+        """A local deploy target in ``tmp_path`` (no SSH, no root)."""
+        return LocalTarget(tmp_path)
+
+    @pytest.fixture
+    def fap_run() -> Any:
+        """:func:`run_fap`."""
+        return run_fap
