@@ -19,9 +19,11 @@ untouched on every host and removes the new release everywhere.
 The core's own steps (directories, shared links, the switch, cleanup) are
 hookimpls too, in :mod:`fapistrano.builtin`; they are registered before
 third-party plugins, so pluggy calls plugin hookimpls first within a phase
-unless a hookimpl says ``tryfirst``/``trylast``. The core's linking of
-shared files runs ``trylast`` in ``fap_deploy_updating`` so it happens after
-plugins have put the code in place.
+unless a hookimpl says ``tryfirst``/``trylast``. Two core steps pin their
+place: making directories runs ``tryfirst`` in ``fap_deploy_starting`` (so
+plugins find ``path`` and the release directory there), and linking shared
+files runs ``trylast`` in ``fap_deploy_updating`` (after plugins have put the
+code in place, so an archive cannot clobber the links).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fapistrano import hookimpl, layout
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def fap_deploy_starting(ctx) -> None:
     config = ctx.config
     is_release = ctx.flow == "release"
