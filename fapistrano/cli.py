@@ -126,7 +126,7 @@ def deploy(options: Options, stage: str | None, role: str | None, overrides: lis
 
     with _fleet(options, stage, role, overrides, "deploy") as fleet:
         fleet.announce(f"deploying {fleet.app} to {fleet.describe()}")
-        outcome = execute(fleet.runner, flows.RELEASE, fleet.members, plan)
+        outcome = execute(fleet.runner, flows.RELEASE, fleet.members, plan, **fleet.run_policy)
         fleet.finish("deploy", outcome, success=f"deployed release {outcome.release}")
 
 
@@ -154,7 +154,7 @@ def rollback(options: Options, stage: str | None, role: str | None, overrides: l
 
     with _fleet(options, stage, role, overrides, "rollback") as fleet:
         fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
-        outcome = execute(fleet.runner, flows.ROLLBACK, fleet.members, plan)
+        outcome = execute(fleet.runner, flows.ROLLBACK, fleet.members, plan, **fleet.run_policy)
         fleet.finish("rollback", outcome, success="rolled back")
 
 
@@ -169,7 +169,7 @@ def restart(options: Options, stage: str | None, role: str | None, overrides: li
 
     with _fleet(options, stage, role, overrides, "restart") as fleet:
         fleet.announce(f"restarting {fleet.app} on {fleet.describe()}")
-        outcome = execute(fleet.runner, flows.RESTART, fleet.members, plan)
+        outcome = execute(fleet.runner, flows.RESTART, fleet.members, plan, **fleet.run_policy)
         fleet.finish("restart", outcome, success="restarted")
 
 
@@ -283,6 +283,9 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         self.runner = Runner(plugins, self.reporter, self.masker, dry_run=options.dry_run,
                              max_parallel=max_parallel, lock_text=lock_owner_text(f"fap {command}"))
         self.app = self.roles[0].values.get("app_name") or "the application"
+        first = members[0].target.config if members else {"batch_size": 0, "max_fail": "0"}
+        # Run-wide settings: one value for the whole fleet run (the top level or the command line sets them).
+        self.run_policy = {"batch_size": first["batch_size"], "max_fail": first["max_fail"]}
         self._closed = False
 
     def __enter__(self) -> _fleet:
@@ -314,7 +317,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         from fapistrano.runner import summarize
 
         ran = any(m.ctx is not None or m.failed is not None for m in self.members)
-        results = summarize(self.members) if ran else []
+        results = summarize(self.members, self.masker) if ran else []
         title = f"fap {command}: {'ok' if outcome.ok else 'FAILED'}"
         self.reporter.summary(title, results, outcome.ok)
         self.close()

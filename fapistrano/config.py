@@ -42,6 +42,8 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "ssh_options": ([], "Extra arguments for ssh, e.g. ['-o', 'ProxyJump=bastion']."),
     "ssh_connect_timeout": (10, "Seconds to wait for a host to accept the connection."),
     "max_parallel": (20, "How many hosts run a phase at once."),
+    "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once)."),
+    "max_fail": ("0", "Hosts that may fail before publishing and be dropped while the rest go on: N or P%."),
     "plugins": ([], "Plugins to enable: entry point names or dotted module paths."),
     "mask": ([], "Settings whose values are secrets, masked in all output."),
     "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path."),
@@ -571,6 +573,10 @@ def target_for_host(
     for name in ("keep_releases", "max_parallel", "ssh_connect_timeout"):
         if config[name] < 1:
             raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be at least 1, got {config[name]}")
+    if config["batch_size"] < 0:
+        raise ConfigError(f"{settings.origins['batch_size'].prefix()}batch_size: must be 0 (all at once) or more, got {config['batch_size']}")
+    if not re.fullmatch(r"\d+(\.\d+)?%|\d+", str(config["max_fail"]).strip()):
+        raise ConfigError(f"{settings.origins['max_fail'].prefix()}max_fail: expected a number of hosts or a percentage like 10%, got {config['max_fail']!r}")
     for name in ("linked_files", "linked_dirs"):
         for item in config[name]:
             if not item or item.startswith("/") or ".." in Path(item).parts:

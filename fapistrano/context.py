@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fapistrano.config import Target
-from fapistrano.errors import CommandFailed
+from fapistrano.errors import CommandFailed, Interrupted
 from fapistrano.masking import Masker
 from fapistrano.remote import Host
 from fapistrano.ui import Event, Reporter
@@ -56,6 +56,7 @@ class Context:
         rollback_from: str | None = None,
         previous_release: str | None = None,
         flow: str = "release",
+        stopping: Any = None,
     ) -> None:
         self.target = target
         self.config: Mapping[str, Any] = target.config
@@ -68,6 +69,7 @@ class Context:
         self.previous_release = previous_release
         self.dry_run = dry_run
         self.flow = flow
+        self.stopping = stopping  # a threading.Event set on Ctrl-C: start no new command
         self.phase = "connecting"
         self.state: dict[str, Any] = {}
         self.commands_run = 0
@@ -120,6 +122,8 @@ class Context:
         if cwd:
             script = f"cd {shlex.quote(cwd)} || exit 1\n{script}"
         shown = self.mask(command if not cwd else f"(cd {cwd}) {command}")
+        if self.stopping is not None and self.stopping.is_set():
+            raise Interrupted(f"{self.host}: interrupted before running: {shown}")
         if self.dry_run and not readonly:
             self._emit("command", shown, data={"dry_run": True})
             return ""

@@ -82,6 +82,7 @@ class Host:
         self._control_path: str | None = None
         self._machine: Any = None
         self._lock = threading.Lock()
+        self._running: Any = None
 
     @property
     def is_local(self) -> bool:
@@ -170,6 +171,15 @@ class Host:
 
     # -- running ----------------------------------------------------------
 
+    def cancel(self) -> None:
+        """Kill the command running now, if any (the run was interrupted)."""
+        process = self._running
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, 9)
+            except (ProcessLookupError, PermissionError):
+                process.kill()
+
     def argv(self, script: str) -> list[str]:
         """The local argv that runs ``script`` on the host (as ``sudo_user`` when set)."""
         inner = ["sh", "-c", script]
@@ -198,6 +208,7 @@ class Host:
             # Ctrl-C reaches fap, not the command: the runner decides when to stop.
             start_new_session=True,
         )
+        self._running = process
         if stdin is not None:
             feeder = threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True)
             feeder.start()
@@ -208,6 +219,9 @@ class Host:
         _read(process.stdout, stdout, "stdout", on_line)
         reader.join()
         exit_code = process.wait()
+        self._running = None
+        if exit_code < 0:
+            raise HostUnreachable(f"{self.name}: command killed (signal {-exit_code})")
         if self._ssh is not None and exit_code == 255 and _lost_connection("".join(stderr)):
             raise HostUnreachable(f"{self.name}: connection lost: {''.join(stderr).strip().splitlines()[-1]}")
         return Result(exit_code, "".join(stdout), "".join(stderr))

@@ -10,6 +10,7 @@ every exit path, Ctrl-C included.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -27,6 +28,9 @@ from fapistrano.flows import Flow
 from fapistrano.masking import Masker
 from fapistrano.plugins import Plugins, PluginFailure
 from fapistrano.remote import Host, ssh_settings_from
+
+#: Seconds a running command may go on after Ctrl-C before it is killed.
+INTERRUPT_GRACE = 10.0
 from fapistrano.ui import Event, Reporter
 
 
@@ -43,6 +47,7 @@ class Member:
     locked: bool = False
     switched: bool = False
     failed: BaseException | None = None
+    failed_phase: str = ""
     status: str = ""
     started: float = field(default_factory=time.monotonic)
 
@@ -100,6 +105,7 @@ class Runner:
         self.lock_text = lock_text
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="fap-host")
+        self._connections: list[Host] = []
 
     # -- plumbing ---------------------------------------------------------
 
@@ -124,14 +130,21 @@ class Runner:
                 failures[key(member)] = error
         return failures
 
-    def interrupt(self) -> None:
-        """First Ctrl-C: stop starting commands; running ones finish. Second: leave now."""
+    def interrupt(self, *_signal: Any) -> None:
+        """First Ctrl-C: start no new command, give running ones a grace period, clean up. Second: leave now."""
         if self.stopping.is_set():
             os._exit(130)
         self.stopping.set()
-        self.emit("error", "interrupted: letting running commands finish, then cleaning up (Ctrl-C again to quit at once)")
+        self.emit("error", f"interrupted: finishing running commands (killed after {INTERRUPT_GRACE:.0f} s), then cleaning up;"
+                           " Ctrl-C again to quit at once")
+        timer = threading.Timer(INTERRUPT_GRACE, self.cancel_running)
+        timer.daemon = True
+        timer.start()
 
     def connect(self, members: Sequence[Member]) -> dict[str, BaseException]:
+        """Open every member's connection, all at once."""
+        self._connections.extend(m.connection for m in members)
+
         def work(member: Member) -> None:
             member.connection.connect()
 
@@ -191,6 +204,7 @@ class Runner:
                 rollback_from=rollback_from,
                 previous_release=member.state.current if member.state else None,
                 flow=flow.name,
+                stopping=self.stopping,
             )
             ctx.state["fap.host_state"] = member.state
             member.ctx = ctx
@@ -211,6 +225,7 @@ class Runner:
             try:
                 self.plugins.caller(hook_name, member.target.plugins)(ctx=ctx)
             except BaseException as error:
+                member.failed_phase = phase
                 message = describe(error, member.name)
                 self.reporter.handle(Event("phase", host=member.name, phase=phase, status="failed",
                                            message=self.masker(message), duration=time.monotonic() - started))
@@ -221,13 +236,25 @@ class Runner:
 
         return self.on_each(members, work)
 
-    def run_flow(self, flow: Flow, members: list[Member]) -> bool:
-        """Run every phase in lockstep; on failure take the failure path. True when all went well."""
+    def run_flow(self, flow: Flow, members: list[Member], max_fail: int = 0) -> bool:
+        """Run every phase in lockstep; on failure take the failure path. True when all went well.
+
+        Up to ``max_fail`` hosts (counting those already dropped) that fail before
+        publishing are dropped — their new release removed — while the rest go on.
+        """
         late_failures = False
         for phase in flow.phases:
             active = [m for m in members if m.failed is None]
             if not active:
-                break
+                return False
+            all_or_nothing = flow.publish_phase is not None and (flow.before_publishing(phase) or phase == flow.publish_phase)
+            if self.stopping.is_set():
+                if all_or_nothing:
+                    self.fail_run(flow, members, {key(active[0]): Interrupted("interrupted")})
+                else:
+                    for member in active:
+                        member.failed = Interrupted("stopped: interrupted")
+                return False
             started = time.monotonic()
             failures = self.run_phase(flow, phase, active)
             self.reporter.handle(Event("phase_done", phase=phase, status="failed" if failures else "ok",
@@ -236,20 +263,33 @@ class Runner:
             if phase == flow.publish_phase:
                 for member in active:
                     member.switched = key(member) not in failures
-            if not failures and self.stopping.is_set() and flow.publish_phase and flow.before_publishing(phase):
-                failures = {key(m): Interrupted("interrupted") for m in active[:1]}
             if not failures:
                 continue
-            for member in active:
-                if key(member) in failures:
-                    member.failed = failures[key(member)]
-            if flow.publish_phase and (flow.before_publishing(phase) or phase == flow.publish_phase):
-                self.fail_run(flow, members, phase, failures)
+            failed = [m for m in active if key(m) in failures]
+            for member in failed:
+                member.failed = failures[key(member)]
+            dropped = sum(1 for m in members if m.status == "dropped") + len(failed)
+            interrupted = any(isinstance(e, Interrupted) for e in failures.values())
+            if flow.publish_phase and flow.before_publishing(phase) and dropped <= max_fail and not interrupted:
+                self.drop(flow, failed, next(iter(failures.values())))
+                continue
+            if all_or_nothing:
+                self.fail_run(flow, members, failures)
                 return False
             late_failures = True
         return not late_failures
 
-    def fail_run(self, flow: Flow, members: list[Member], phase: str, failures: dict[str, BaseException]) -> None:
+    def drop(self, flow: Flow, members: Sequence[Member], error: BaseException) -> None:
+        """Take failed hosts out of a tolerant run (``--max-fail``): clean them up, go on without them."""
+        for member in members:
+            member.status = "dropped"
+            self.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed or error, member.name)}",
+                      host=member.name, phase=member.ctx.phase if member.ctx else None)
+        self.tell_plugins_failed(members, error)
+        if flow.creates_release and not self.dry_run:
+            self.remove_new_release(members)
+
+    def fail_run(self, flow: Flow, members: list[Member], failures: dict[str, BaseException]) -> None:
         """All-or-nothing: undo switches, tell plugins, remove the new release everywhere."""
         first = next(iter(failures.values()))
         switched = [m for m in members if m.switched]
@@ -258,21 +298,28 @@ class Runner:
         for member in members:
             if member.failed is None:
                 member.failed = Interrupted("stopped: another host failed") if not isinstance(first, Interrupted) else first
-                member.status = "skipped"
+        live = [m for m in members if m.status != "dropped" and m.ctx is not None]
+        self.tell_plugins_failed(live, first)
+        if flow.creates_release and not self.dry_run:
+            self.remove_new_release(live)
 
-        def tell_plugins(member: Member) -> None:
+    def tell_plugins_failed(self, members: Sequence[Member], error: BaseException) -> None:
+        """``fap_deploy_failed`` on each member; a failing cleanup does not stop the others."""
+
+        def work(member: Member) -> None:
             assert member.ctx is not None
             member.ctx.phase = "failed"
+            member.ctx.stopping = None  # cleanup must run even after Ctrl-C
             try:
-                self.plugins.caller("fap_deploy_failed", member.target.plugins)(ctx=member.ctx, error=first)
-            except Exception as error:  # noqa: BLE001 - a failing cleanup must not stop the others
-                self.emit("error", f"fap_deploy_failed: {describe(error, member.name)}", host=member.name, phase="failed")
+                self.plugins.caller("fap_deploy_failed", member.target.plugins)(ctx=member.ctx, error=error)
+            except Exception as failure:  # noqa: BLE001 - reported, then the next plugin/host goes on
+                self.emit("error", f"fap_deploy_failed: {describe(failure, member.name)}", host=member.name, phase="failed")
 
-        self.on_each(members, tell_plugins)
-        if flow.creates_release and not self.dry_run:
-            self.remove_new_release(members)
+        self.on_each(members, work)
 
     def switch_back(self, members: Sequence[Member]) -> None:
+        """Point ``current`` back where it was on hosts that had already switched."""
+
         def work(member: Member) -> None:
             ctx = member.ctx
             assert ctx is not None
@@ -285,21 +332,33 @@ class Runner:
             result = member.connection.run(script)
             if result.exit_code == 0:
                 member.switched = False
-                self.emit("warning", f"switched back to {previous or 'nothing (first deploy)'}", host=member.name, phase="publishing")
+                member.status = "reverted"
+                self.emit("warning", f"switched back to {previous or 'no release (first deploy)'}", host=member.name, phase="publishing")
             else:
                 self.emit("error", f"could not switch back to {previous}: {result.stderr.strip()}", host=member.name, phase="publishing")
 
         self.on_each(members, work)
 
     def remove_new_release(self, members: Sequence[Member]) -> None:
+        """Remove this run's unfinished release (and its marker) from each member."""
+
         def work(member: Member) -> None:
             ctx = member.ctx
             assert ctx is not None and ctx.release
-            result = member.connection.run(layout.remove_releases_script(ctx.config["releases_path"], [ctx.release]))
+            try:
+                result = member.connection.run(layout.remove_releases_script(ctx.config["releases_path"], [ctx.release]))
+            except FapError as error:
+                self.emit("error", f"could not remove unfinished release {ctx.release}: {error}", host=member.name)
+                return
             if result.exit_code != 0:
                 self.emit("error", f"could not remove unfinished release {ctx.release}: {result.stderr.strip()}", host=member.name)
 
         self.on_each(members, work)
+
+    def cancel_running(self) -> None:
+        """After the grace period of a Ctrl-C: kill the commands still running."""
+        for connection in list(self._connections):
+            connection.cancel()
 
 
 def key(member: Member) -> str:
@@ -349,40 +408,112 @@ class Outcome:
     release: str | None = None
 
 
-def execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePlan, lock: bool = True) -> Outcome:
-    """Connect, lock, plan the release, run the phases, always unlock and disconnect."""
+def execute(
+    runner: Runner,
+    flow: Flow,
+    members: list[Member],
+    plan: ReleasePlan,
+    lock: bool = True,
+    batch_size: int = 0,
+    max_fail: str = "0",
+) -> Outcome:
+    """Connect, lock, plan the release, run the phases batch by batch; always unlock and disconnect.
+
+    Ctrl-C (SIGINT) is handled here: the first one stops the run cleanly
+    (exit 130), the second exits at once.
+    """
     take_lock = lock and not runner.dry_run
+    tolerated = allowed_failures(max_fail, len(members))
+    previous_handler = _install_sigint(runner)
     try:
         failures = runner.connect(members)
         if not failures:
             failures = runner.probe(members, lock=take_lock)
+        else:
+            reachable = [m for m in members if key(m) not in failures]
+            failures.update(runner.probe(reachable, lock=take_lock))
         if failures:
-            return _stop_before_start(runner, members, failures)
-        held = [m for m in members if m.state and m.state.lock_owner and not m.state.locked_by_us]
+            if len(failures) > tolerated or len(failures) == len(members):
+                return _stop_before_start(runner, members, failures)
+            for member in members:
+                if key(member) in failures:
+                    member.failed = failures[key(member)]
+                    member.status = "dropped"
+                    runner.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed, member.name)}", host=member.name)
+        live = [m for m in members if m.failed is None]
+        held = [m for m in live if m.state and m.state.lock_owner and not m.state.locked_by_us]
         if held:
-            for member in held:
-                member.failed = FapError(f"locked by {member.state.lock_owner}")  # type: ignore[union-attr]
             errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]
                       f" (run 'fap unlock' if that run is gone)" for m in held]
             return Outcome(False, 1, errors)
         try:
-            release_of = plan(members)
+            release_of = plan(live)
         except FapError as error:
             return Outcome(False, error.exit_code, [str(error)])
-        runner.make_contexts(members, release_of, flow)
-        ok = runner.run_flow(flow, members)
-        release = members[0].ctx.release if members and members[0].ctx else None
-        errors = [f"{m.name}: {m.ctx.phase if m.ctx else ''}: {describe(m.failed, m.name)}"
-                  for m in members if m.failed is not None and not _collateral(m.failed)]
-        interrupted = runner.stopping.is_set()
-        if interrupted:
-            return Outcome(False, 130, errors or ["interrupted"], release)
-        return Outcome(ok, 0 if ok else 1, errors, release)
+        runner.make_contexts(live, release_of, flow)
+        ok = True
+        batches = [live[i:i + batch_size] for i in range(0, len(live), batch_size)] if batch_size else [live]
+        for number, batch in enumerate(batches, start=1):
+            if len(batches) > 1:
+                runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
+            already_dropped = sum(1 for m in members if m.status == "dropped")
+            ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped) and ok
+            if any(m.failed is not None and m.status != "dropped" for m in batch):
+                for later in batches[number:]:
+                    for member in later:
+                        member.failed = Interrupted(f"stopped: batch {number} failed")
+                break
+        release = live[0].ctx.release if live and live[0].ctx else None
+        errors = [f"{m.name}: {m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}"
+                  for m in members if m.failed is not None and not _collateral(m.failed) and not isinstance(m.failed, Interrupted)]
+        if runner.stopping.is_set():
+            phases = sorted({m.failed_phase for m in members if m.failed_phase}) or ["the run"]
+            undone = "the new release was removed and current is unchanged" if flow.creates_release else "current is unchanged"
+            return Outcome(False, 130, [*errors, f"interrupted during {', '.join(phases)}: {undone}"], release)
+        dropped = [m for m in members if m.status == "dropped"]
+        if ok and not dropped:
+            return Outcome(True, 0, [], release)
+        if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
+            return Outcome(False, PARTIAL_EXIT, errors, release)
+        return Outcome(False, 1, errors, release)
     finally:
         try:
             runner.unlock(members)
         finally:
             runner.close(members)
+            _restore_sigint(previous_handler)
+
+
+#: Exit code when the run succeeded on every host but those dropped under ``--max-fail``.
+PARTIAL_EXIT = 3
+
+
+def allowed_failures(spec: str | int, total: int) -> int:
+    """How many hosts ``--max-fail`` lets fail: ``N`` or ``P%`` of ``total`` (rounded down)."""
+    text = str(spec).strip()
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if not 0 <= percent <= 100:
+                raise ValueError
+            return int(total * percent / 100)
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count
+    except ValueError:
+        raise FapError(f"max_fail: expected a number of hosts or a percentage like 10%, got {text!r}") from None
+
+
+def _install_sigint(runner: Runner) -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, runner.interrupt)
+
+
+def _restore_sigint(previous: Any) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, previous)
 
 
 def _collateral(error: BaseException) -> bool:
@@ -399,7 +530,7 @@ def _stop_before_start(runner: Runner, members: list[Member], failures: dict[str
     return Outcome(False, 1, errors)
 
 
-def summarize(members: Sequence[Member]) -> list[Any]:
+def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[Any]:
     """A :class:`~fapistrano.ui.HostResult` per member, for the summary table."""
     from fapistrano.ui import HostResult
 
@@ -412,8 +543,8 @@ def summarize(members: Sequence[Member]) -> list[Any]:
             status = "skipped"
         else:
             status = "failed"
-        if member.switched is False and member.failed is not None and member.status == "reverted":
-            status = "reverted"
+        if member.status in ("reverted", "dropped"):
+            status = member.status
         ctx = member.ctx
         error = "" if member.failed is None else describe(member.failed, member.name)
         results.append(
@@ -423,7 +554,7 @@ def summarize(members: Sequence[Member]) -> list[Any]:
                 status=status,
                 release=(ctx.release or "") if ctx else "",
                 duration=now - member.started,
-                error=error if status == "failed" else "",
+                error=(masker or Masker())(error) if status in ("failed", "dropped", "reverted") else "",
                 commands=ctx.commands_run if ctx else 0,
             )
         )

@@ -10,7 +10,9 @@ def fap_deploy_finishing(ctx) -> None:
     state: layout.HostState = ctx.state["fap.host_state"]
     releases = tuple(sorted({*state.releases, ctx.release}))
     after = layout.HostState(current=ctx.release, releases=releases)
-    outdated = layout.outdated_releases(after, ctx.config["keep_releases"])
+    # Never remove the release a rollback would return to, even with keep_releases: 1.
+    rollback_target = layout.previous_release(after)
+    outdated = layout.outdated_releases(after, ctx.config["keep_releases"], keep_also=[rollback_target] if rollback_target else [])
     # Unfinished releases of runs that died: we hold the lock, so none is in progress.
     stale = [r for r in state.unfinished if r != ctx.release]
     if outdated or stale:
