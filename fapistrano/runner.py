@@ -249,6 +249,8 @@ class Runner:
                 return False
             all_or_nothing = flow.publish_phase is not None and (flow.before_publishing(phase) or phase == flow.publish_phase)
             if self.stopping.is_set():
+                for member in active:
+                    member.failed_phase = f"before {phase}"
                 if all_or_nothing:
                     self.fail_run(flow, members, {key(active[0]): Interrupted("interrupted")})
                 else:
