@@ -82,8 +82,10 @@ def probe_script(
     if lock_info is not None:
         lines += [
             f"mkdir -p {q(path)} || exit 1",
-            f"if mkdir {q(lock)} 2>/dev/null; then printf '%s\\n' {q(lock_info)} > {q(lock + '/owner')} && echo 'lock=ours';"
-            f" else printf 'lock=%s\\n' \"$(tr '\\n' ' ' < {q(lock + '/owner')} 2>/dev/null || echo unknown)\"; fi",
+            f"if lock_error=$(mkdir {q(lock)} 2>&1); then printf '%s\\n' {q(lock_info)} > {q(lock + '/owner')} && echo 'lock=ours';"
+            f" elif [ -d {q(lock)} ]; then printf 'lock=%s\\n' \"$(tr '\\n' ' ' < {q(lock + '/owner')} 2>/dev/null || echo unknown)\";"
+            # No lock there and none made (permissions, full disk): say why, not "locked by unknown".
+            " else printf '%s\\n' \"$lock_error\" >&2; exit 1; fi",
         ]
     else:
         lines.append(
@@ -204,15 +206,14 @@ def link_script(
             + _fail(f"cannot link {name} into {release_path}")
         )
     if environment:
-        lines.append(f"cat > .env <<'FAP_ENV_EOF'\n{dotenv(environment)}FAP_ENV_EOF")
+        # One quoted printf argument, not a heredoc: a value may contain any line, a terminator included.
+        lines.append(f"printf '%s' {q(dotenv(environment))} > .env || " + _fail(f"cannot write .env in {release_path}"))
     return "\n".join(lines)
 
 
 def dotenv(environment: Mapping[str, str]) -> str:
     """``.env`` text: one ``NAME='value'`` line each, quoted so sourcing it runs nothing."""
-    text = "".join(f"{name}={q(str(value))}\n" for name, value in environment.items())
-    # A line equal to the heredoc terminator cannot appear: every line starts with NAME=.
-    return text
+    return "".join(f"{name}={q(str(value))}\n" for name, value in environment.items())
 
 
 def switch_script(current_path: str, release_path: str, tag: str) -> str:

@@ -644,7 +644,10 @@ def shell_argv(member: Member) -> list[str]:
     from fapistrano.remote import ssh_settings_from
 
     ssh = ssh_settings_from(config, member.spec.name, member.spec.port, config["user"])
-    options = [o for o in ssh.base_options("none") if o not in ("BatchMode=yes",)]
+    options = ssh.base_options("none")
+    # An interactive shell may prompt (passphrase, host key): drop the "-o BatchMode=yes" pair, not just its value.
+    batch = options.index("BatchMode=yes")
+    del options[batch - 1 : batch + 1]
     return ["ssh", "-t", *options, ssh.host, inner]
 
 
