@@ -561,6 +561,9 @@ def target_for_host(
     for name in RUN_NAMES:
         origins[name] = Origin("core")
     if release is None:
+        # Resolve the configured release_path once anyway: a bad reference in it must stop
+        # the run here, before any host is touched, not when the release is named.
+        interpolate(values, origins)
         values["release_path"] = "%(current_path)s"
     config = interpolate(values, origins)
     if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
