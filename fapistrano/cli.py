@@ -87,8 +87,12 @@ def cli(context: click.Context, **options: Any) -> None:
 
 
 def target_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    function = click.option("-r", "--role", metavar="ROLE", help="Role to act on (every stage that has it, without --stage).")(function)
-    function = click.option("-s", "--stage", metavar="STAGE", help="Stage to act on (every role of it, without --role).")(function)
+    from fapistrano.completion import complete_role, complete_stage
+
+    function = click.option("-r", "--role", metavar="ROLE", shell_complete=complete_role,
+                            help="Role to act on (every stage that has it, without --stage).")(function)
+    function = click.option("-s", "--stage", metavar="STAGE", shell_complete=complete_stage,
+                            help="Stage to act on (every role of it, without --role).")(function)
     return function
 
 
@@ -327,6 +331,189 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         for error in outcome.errors:
             self.errors.print(f"fap: error: {self.masker(error)}", style="red", markup=False, highlight=False, soft_wrap=True)
         sys.exit(outcome.exit_code)
+
+
+# ---------------------------------------------------------------------------
+# Operator commands: init, check, releases, config, plugins.
+# The logic lives in fapistrano.init and fapistrano.inspect; these only wire
+# options to it and print.
+# ---------------------------------------------------------------------------
+
+
+@cli.command("init", context_settings={"help_option_names": ["-h", "--help"]}, short_help="Write a commented deploy.yml.")
+@click.option("-d", "--deployfile", metavar="FILE", help="Where to write it (default: ./deploy.yml).")
+@click.option("-p", "--plugins", "plugin_option", multiple=True, metavar="NAMES",
+              help="Comma-separated plugins, e.g. git,virtualenv,supervisorctl (short for fapistrano.<name>).")
+@click.option("--app-name", metavar="NAME", help="The application's name (default: the directory's name).")
+@click.pass_context
+def init(context: click.Context, deployfile: str | None, plugin_option: tuple[str, ...], app_name: str | None) -> None:
+    """Write a commented deploy.yml: stages, roles, every setting with its default.
+
+    Refuses to overwrite an existing file.
+    """
+    from pathlib import Path
+
+    from fapistrano import init as scaffold
+
+    options: Options = context.find_object(Options) or Options()
+    path = Path(deployfile or options.deployfile or "deploy.yml")
+    if path.exists():
+        scaffold.write_new(path, "")  # raises the one-line refusal
+    names = scaffold.plugin_names(plugin_option)
+    chosen, docs, secrets = scaffold.load_plugins(names)
+    text = scaffold.render(app_name or scaffold.default_app_name(path.parent), chosen, docs, secrets)
+    scaffold.write_new(path, text)
+    listed = ", ".join(names) or "none"
+    click.echo(f"wrote {path} (plugins: {listed}); next: fill in hosts under stage_role_configs, then run 'fap check -s staging'")
+
+
+def _plain_output(options: Options) -> Options:
+    """Read-only reports print lines and tables, not the live deploy view (unless --live asks)."""
+    import dataclasses
+
+    return options if options.live else dataclasses.replace(options, live=False)
+
+
+@fleet_command("check", "Connect to every selected host and report what would make a deploy fail.",
+               short_help="Report, per host, what would make a deploy fail.")
+def check(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    from fapistrano.inspect import check_ok_line, check_summary, run_check
+
+    with _fleet(_plain_output(options), stage, role, overrides, "check") as fleet:
+        fleet.announce(f"checking {fleet.app} on {fleet.describe()}")
+        checks = run_check(fleet.runner, fleet.members)
+        for result in checks:
+            if result.ok:
+                fleet.runner.emit("log", check_ok_line(result), host=result.host, phase=result.target)
+            for problem in result.problems:
+                fleet.runner.emit("error", problem, host=result.host, phase=result.target)
+        fleet.close()
+    ok = all(c.ok for c in checks)
+    fleet.console.print(check_summary(checks), style="green" if ok else "bold red", markup=False, highlight=False)
+    if not ok:
+        sys.exit(1)
+
+
+@fleet_command("releases", "List each target's releases: revision, age, which is current; warn when hosts disagree.",
+               short_help="List releases: revision, age, which is current.")
+def releases(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from fapistrano.inspect import current_disagreement, release_rows, run_releases
+    from fapistrano.layout import now
+
+    with _fleet(_plain_output(options), stage, role, overrides, "releases") as fleet:
+        by_target, errors = run_releases(fleet.runner, fleet.members)
+        fleet.close()
+    moment = now()
+    for label, hosts in by_target.items():
+        count = sum(1 for m in fleet.members if m.label == label)
+        title = f"{label}: {len(hosts)} of {count} host{'s' if count != 1 else ''} answered" if len(hosts) < count else \
+            f"{label} ({count} host{'s' if count != 1 else ''})"
+        rows = release_rows(hosts, moment)
+        if not rows:
+            fleet.console.print(f"{title}: no releases yet", markup=False, highlight=False)
+            continue
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("release", "revision", "age", "status", "hosts"):
+            table.add_column(column, no_wrap=column != "hosts")
+        for row in rows:
+            style = "bold green" if row.status == "current" else ("yellow" if row.status else "")
+            table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
+        fleet.console.print(table)
+        warning = current_disagreement(label, hosts)
+        if warning:
+            fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    for error in errors:
+        fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if errors:
+        sys.exit(1)
+
+
+@fleet_command("config", "Show every resolved setting of a stage/role, its value (secrets masked) and where it came from."
+               " Connects to nothing.", short_help="Show resolved settings and where each came from.")
+@click.option("--host", "host", metavar="NAME", help="Resolve for this host (default: the first of each stage/role).")
+def config(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
+    from rich.text import Text
+
+    from fapistrano.inspect import setting_rows
+
+    # As 'fap deploy' resolves them (its plugins); nothing connects.
+    with _fleet(_plain_output(options), stage, role, overrides, "deploy", hosts=_host_filter(host, False)) as fleet:
+        secret_names = fleet.runner.plugins.secret_settings()
+        for index, member in enumerate(fleet.members):
+            rows = setting_rows(member.target, secret_names, fleet.masker)
+            if index:
+                fleet.console.print()
+            fleet.console.print(f"# {member.label} on {member.name}: the settings 'fap deploy' uses", style="bold",
+                                markup=False, highlight=False, soft_wrap=True)
+            name_width = max(len(r.name) for r in rows)
+            value_width = min(max(len(r.value) for r in rows), 48)
+            for row in rows:
+                line = Text(row.name.ljust(name_width + 2))
+                line.append(row.value.ljust(value_width + 2))
+                line.append(row.origin, style="dim")
+                fleet.console.print(line, soft_wrap=True)
+        fleet.runner.close([])
+        fleet.close()
+
+
+@cli.command("plugins", context_settings={"help_option_names": ["-h", "--help"]},
+             short_help="List installed plugins, their hooks and settings.")
+@click.option("-d", "--deployfile", metavar="FILE", help="The deploy file whose plugins: to compare (default: ./deploy.yml if any).")
+@click.pass_context
+def plugins_command(context: click.Context, deployfile: str | None) -> None:
+    """List installed plugins: distribution, version, entry point, enabled or not, hooks, settings.
+
+    Works without a deploy file; with one, also says whether it enables each
+    plugin and lists the modules it names that are not installed plugins.
+    """
+    from pathlib import Path
+
+    from rich.text import Text
+
+    from fapistrano import config as cfg
+    from fapistrano.init import yaml_line
+    from fapistrano.inspect import builtin_steps, plugin_infos
+    from fapistrano.ui import make_console
+
+    options: Options = context.find_object(Options) or Options()
+    explicit = deployfile or options.deployfile
+    path = cfg.find_deployfile(explicit) if explicit or os.environ.get("FAP_APP") else (
+        Path("deploy.yml") if Path("deploy.yml").is_file() else None)
+    document = cfg.DeployFile.load(path) if path else None
+    console = make_console()
+    infos = plugin_infos(document)
+    if not infos:
+        console.print("no fapistrano plugins installed (e.g. pip install fapistrano-git)", markup=False, highlight=False)
+    broken = False
+    for info in infos:
+        head = Text(info.name, style="bold")
+        head.append(f"  {info.distribution}" + (f" {info.version}" if info.version != "-" else ""))
+        if info.module != info.name:
+            head.append(f"  (module {info.module})", style="dim")
+        console.print(head, soft_wrap=True)
+        if document is not None:
+            console.print(f"  enabled:  {info.enabled}", markup=False, highlight=False, soft_wrap=True)
+        if info.error:
+            broken = broken or info.enabled.startswith("yes")
+            console.print(f"  error:    {info.error}", style="red", markup=False, highlight=False, soft_wrap=True)
+            continue
+        console.print(f"  hooks:    {', '.join(info.hooks) or 'none'}", markup=False, highlight=False, soft_wrap=True)
+        if not info.settings:
+            console.print("  settings: none", markup=False, highlight=False)
+        for index, (name, default) in enumerate(info.settings.items()):
+            line = Text("  settings: " if index == 0 else "            ")
+            line.append(yaml_line(name, default))
+            note = " ".join(n for n in (info.docs.get(name, ""), "[secret]" if name in info.secrets else "") if n)
+            if note:
+                line.append(f"  # {note}", style="dim")
+            console.print(line, soft_wrap=True)
+    steps = "; ".join(f"{name.rsplit('.', 1)[-1]} ({', '.join(hooks)})" for name, hooks in builtin_steps())
+    console.print(f"core steps, always on: {steps}", style="dim", markup=False, highlight=False, soft_wrap=True)
+    if broken:
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

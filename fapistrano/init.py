@@ -1,0 +1,175 @@
+"""``fap init``: write a commented deploy.yml for a new project.
+
+The file names the chosen plugins, lists every setting of the core and of
+those plugins with its default and description (commented out, so the
+defaults stay the plugins' to change), and declares the stages ``staging``
+and ``production`` with empty host lists to fill in. The descriptions come
+from ``CORE_SETTINGS`` and each plugin's ``fap_setting_docs``: nothing is
+typed twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import textwrap
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fapistrano import __version__
+from fapistrano.config import COMMANDS, CORE_SETTINGS
+from fapistrano.errors import FapError
+
+#: Core settings the template writes itself (or that belong in a stage/role block).
+_WRITTEN = {"app_name", "plugins", "hosts", *(f"{command}_plugins" for command in COMMANDS)}
+_RULE = "# " + "-" * 76
+
+
+def plugin_names(option: Iterable[str]) -> list[str]:
+    """``--plugins git,virtualenv`` -> ``['fapistrano.git', 'fapistrano.virtualenv']``.
+
+    A short name (no dot) is a bundled plugin's entry point ``fapistrano.<name>``;
+    a dotted name is used as written (another entry point, or a module path).
+    """
+    names: list[str] = []
+    for chunk in option:
+        for word in chunk.split(","):
+            word = word.strip()
+            if not word:
+                continue
+            name = word if "." in word else f"fapistrano.{word}"
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def default_app_name(directory: Path) -> str:
+    """The project directory's name, reduced to what is safe in a path."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", directory.resolve().name).strip("-.")
+    return name or "myapp"
+
+
+def yaml_line(name: str, value: Any) -> str:
+    """``name: value`` as YAML writes it (quoted where YAML needs it), on one line."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = True
+    yaml.width = 4096
+    stream = StringIO()
+    yaml.dump({name: value}, stream)
+    return stream.getvalue().strip()[1:-1]
+
+
+def _comment(text: str, indent: str = "") -> list[str]:
+    return textwrap.wrap(text, width=88 - len(indent), initial_indent=f"{indent}# ", subsequent_indent=f"{indent}# ") if text else []
+
+
+def _setting_block(name: str, default: Any, doc: str, secret: bool = False) -> list[str]:
+    lines = _comment(doc + (" Secret: masked in all output." if secret else ""))
+    lines.append(f"# {yaml_line(name, default)}")
+    return lines
+
+
+def render(
+    app_name: str,
+    plugins: list[tuple[str, str, Mapping[str, Any]]],
+    docs: Mapping[str, str],
+    secrets: Iterable[str] = (),
+) -> str:
+    """The text of a new deploy.yml.
+
+    :param plugins: ``(name, label, fap_defaults)`` of each chosen plugin, in order.
+    :param docs: every plugin's ``fap_setting_docs``, merged.
+    :param secrets: the plugins' ``fap_secret_settings``.
+    """
+    secret_names = set(secrets)
+    out = [
+        f"# deploy.yml for {app_name}: how fap ships it (written by 'fap init', fap {__version__}).",
+        "#",
+        "# Precedence, lowest first: core defaults, plugin defaults, the top level of this",
+        "# file, a stage/role block under stage_role_configs, the command line",
+        "# (fap deploy -s production --keep-releases 3). A value may use other settings as",
+        "# %(name)s, and %(stage)s, %(role)s, %(host)s, %(release)s of the run.",
+        "#",
+        "#   fap config -s staging -r web   every resolved setting and where it came from",
+        "#   fap check -s staging           what would make a deploy fail, host by host",
+        "#   fap deploy -s staging          ship a release; fap rollback -s staging undoes it",
+        "",
+        yaml_line("app_name", app_name),
+        "",
+    ]
+    if plugins:
+        out += ["# Plugins, in the order their hooks run within a phase.", "plugins:"]
+        out += [f"  - {name}" for name, _label, _defaults in plugins]
+    else:
+        out += [
+            "# Plugins fetch code, build environments and restart processes; without one a",
+            "# deploy only makes the release layout. 'fap plugins' lists the installed ones.",
+            "plugins: []",
+        ]
+    out += ["", _RULE, "# Core settings (defaults shown; uncomment a line to change it)", _RULE, ""]
+    for name, (default, doc) in CORE_SETTINGS.items():
+        if name in _WRITTEN:
+            continue
+        out += [*_setting_block(name, default, doc), ""]
+    commands = ", ".join(f"{command}_plugins" for command in COMMANDS)
+    out += [*_comment(f"A command can have its own plugin list, replacing plugins: {commands}."),
+            "# restart_plugins: [fapistrano.supervisorctl]", ""]
+    for _name, label, defaults in plugins:
+        out += [_RULE, f"# {label}", _RULE, ""]
+        if not defaults:
+            out += ["# (this plugin declares no settings)", ""]
+        for setting, default in defaults.items():
+            out += [*_setting_block(setting, default, docs.get(setting, ""), setting in secret_names), ""]
+    out += [
+        _RULE,
+        "# Stages and roles. Each block lists its hosts, [user@]host[:port], and may",
+        "# override any setting above for that stage/role only. Delete what you do not use.",
+        _RULE,
+        "stage_role_configs:",
+        "  staging:",
+        "    web:",
+        "      hosts: []              # e.g. [staging.example.com]",
+        "  production:",
+        "    web:",
+        "      hosts: []              # e.g. [web1.example.com, deploy@web2.example.com:2222]",
+        "      # keep_releases: 10",
+        "    worker:",
+        "      hosts: []              # e.g. [worker1.example.com]",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def load_plugins(names: list[str], where: str = "--plugins") -> tuple[list[tuple[str, str, Mapping[str, Any]]], dict[str, str], list[str]]:
+    """Load the chosen plugins; return ``(name, label, defaults)`` each, their docs and secrets.
+
+    An unknown name fails with the installed ones listed (the loader's own error).
+    """
+    from fapistrano.plugins import Plugins, installed_plugins
+
+    plugins = Plugins()
+    plugins.load([(name, where) for name in names], search_path=os.getcwd())
+    defaults = dict(plugins.defaults())
+    installed = {p.name: p for p in installed_plugins()}
+    chosen = []
+    for name in names:
+        dist = installed.get(name)
+        label = f"{name} ({dist.distribution} {dist.version})" if dist else f"{name} (module)"
+        chosen.append((name, label, defaults.get(name) or {}))
+    return chosen, plugins.docs(), plugins.secret_settings()
+
+
+def write_new(path: Path, text: str) -> None:
+    """Create ``path`` with ``text``; refuse, in one line, if it exists."""
+    try:
+        with open(path, "x", encoding="utf-8") as stream:
+            stream.write(text)
+    except FileExistsError:
+        raise FapError(f"{path}: already exists; not overwriting it (move it away, or write elsewhere with -d FILE)") from None
+    except OSError as error:
+        raise FapError(f"{path}: cannot write: {error.strerror}") from None
