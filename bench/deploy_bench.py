@@ -1,0 +1,605 @@
+#!/usr/bin/env python3
+"""Deploy benchmark: ``fap deploy`` on an N-host SSH fleet, against the connection floor and Capistrano.
+
+Starts the test fleet (:class:`fapistrano.testing.Fleet`: one real ``sshd``
+per host on loopback), generates a git application (a local repository the
+``deploy`` user reads; one linked file created beforehand in ``shared/`` on
+every host; ``keep_releases: 5``), then for each run makes a new commit and
+deploys it with ``fap deploy`` (the ``fapistrano.git`` plugin) and, with
+``--capistrano``, with Debian's ``cap`` on the same fleet and repository.
+In the same run it measures the floor: N parallel ``ssh -F <config> host
+true``, i.e. one fresh SSH connection per host and nothing else.
+
+Every deploy is checked afterwards (exit code, and ``current`` on every host
+holds the commit just made), so a fast failure never counts as a fast deploy.
+
+Printed: median wall time per tool, the ratios to the floor and to
+Capistrano, remote commands per host (counted from fap's own
+``--log-json`` events; from Capistrano's debug log), fap's peak memory, a
+per-phase breakdown, and ``fap --help`` / ``fap --version`` start-up times.
+
+Examples (root, on a machine with sshd; everything stays on loopback)::
+
+    python bench/deploy_bench.py --hosts 20 --runs 5 --capistrano
+    python bench/deploy_bench.py --hosts 5 --rtt-ms 20 --capistrano
+    python bench/deploy_bench.py --hosts 20 --hosts 100 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from delay_proxy import DelayProxy  # noqa: E402
+
+from fapistrano.testing import DEPLOY_USER, WWW, Fleet, FleetUnavailable  # noqa: E402
+
+FAP_APP = "app"
+CAP_APP = "cap"
+LINKED_FILE = "config/settings.ini"
+STAGE = "bench"
+#: Bounded waits: nothing here may hang a CI machine.
+DEPLOY_TIMEOUT = 900
+
+
+# ---------------------------------------------------------------------------
+# Measurements
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """One timed run of one tool."""
+
+    seconds: float
+    commands_per_host: float | None = None
+    peak_rss_mb: float | None = None
+    cpu_seconds: float | None = None  # user+system of the tool and the ssh clients it waited for
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    """Medians of one tool at one fleet size and latency."""
+
+    tool: str
+    hosts: int
+    rtt_ms: float
+    samples: list[Sample]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(s.seconds for s in self.samples)
+
+    def median_of(self, name: str) -> float | None:
+        values = [getattr(s, name) for s in self.samples if getattr(s, name) is not None]
+        return statistics.median(values) if values else None
+
+    def max_of(self, name: str) -> float | None:
+        values = [getattr(s, name) for s in self.samples if getattr(s, name) is not None]
+        return max(values) if values else None
+
+    def phase_medians(self) -> dict[str, float]:
+        names = [name for s in self.samples for name in s.phases]
+        ordered = list(dict.fromkeys(names))
+        return {name: statistics.median(s.phases.get(name, 0.0) for s in self.samples) for name in ordered}
+
+
+def timed(argv: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> tuple[int, float, Any]:
+    """Run ``argv``; return its exit code, wall seconds and resource usage (``os.wait4``)."""
+    with open(log, "wb") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
+        # A blocking wait (not polling); a timer kills a run that hangs.
+        watchdog = threading.Timer(DEPLOY_TIMEOUT, process.kill)
+        watchdog.start()
+        try:
+            _pid, status, usage = os.wait4(process.pid, 0)
+        finally:
+            watchdog.cancel()
+        seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, seconds, usage
+
+
+def parallel_ssh_floor(names: list[str], ssh_config: Path) -> float:
+    """Seconds for ``ssh -F config host true`` to every host at once: the connection floor."""
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(["ssh", "-F", str(ssh_config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", name, "true"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for name in names
+    ]
+    failed = []
+    for name, process in zip(names, processes):
+        _out, err = process.communicate(timeout=120)
+        if process.returncode != 0:
+            failed.append(f"{name}: {err.decode(errors='replace').strip()}")
+    seconds = time.perf_counter() - started
+    if failed:
+        raise SystemExit("bench: the floor's ssh failed: " + "; ".join(failed[:3]))
+    return seconds
+
+
+def startup_times(fap: list[str], runs: int) -> dict[str, float]:
+    """Median seconds of ``fap --help`` and ``fap --version`` (a fresh process each)."""
+    result = {}
+    for flag in ("--help", "--version"):
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([*fap, flag], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=60)
+            times.append(time.perf_counter() - started)
+        result[flag] = statistics.median(times)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# The application and the fleet's files
+# ---------------------------------------------------------------------------
+
+
+def as_deploy(argv: list[str], cwd: Path | None = None) -> str:
+    """Run ``argv`` as the deploy user (it owns the source repository); return stdout."""
+    home = pwd.getpwnam(DEPLOY_USER).pw_dir
+    env = {"HOME": home, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_AUTHOR_NAME": "bench",
+           "GIT_AUTHOR_EMAIL": "bench@example.invalid", "GIT_COMMITTER_NAME": "bench",
+           "GIT_COMMITTER_EMAIL": "bench@example.invalid", "LC_ALL": "C"}
+    completed = subprocess.run(["runuser", "-u", DEPLOY_USER, "--", *argv], cwd=cwd, env=env, capture_output=True,
+                               text=True, check=False, timeout=120)
+    if completed.returncode != 0:
+        raise SystemExit(f"bench: {shlex.join(argv)} failed: {completed.stderr.strip()}")
+    return completed.stdout
+
+
+class App:
+    """A small web application in a git repository; each :meth:`commit` changes ``VERSION``."""
+
+    def __init__(self, root: Path) -> None:
+        self.repo = root / "app-src"
+        self.version = 0
+
+    def create(self) -> None:
+        self.repo.mkdir(parents=True)
+        shutil.chown(self.repo, DEPLOY_USER, DEPLOY_USER)
+        as_deploy(["git", "init", "-q", "-b", "main", str(self.repo)])
+        files = {
+            "app/__init__.py": '"""The benchmark application."""\n',
+            "app/wsgi.py": "def application(environ, start_response):\n"
+                           "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                           "    return [open('VERSION', 'rb').read()]\n",
+            "requirements.txt": "",
+            "README.md": "# bench app\n",
+        }
+        for index in range(40):
+            files[f"app/views/view_{index:02d}.py"] = f"def view_{index}():\n    return {index}\n" * 20
+            files[f"static/css/style_{index:02d}.css"] = f".c{index} {{ color: #{index:06x}; }}\n" * 40
+        for name, text in files.items():
+            path = self.repo / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        subprocess.run(["chown", "-R", f"{DEPLOY_USER}:{DEPLOY_USER}", str(self.repo)], check=True)
+        self.commit()
+
+    def commit(self) -> str:
+        """A new commit with a new ``VERSION``; returns that version's text."""
+        self.version += 1
+        text = f"bench-{self.version}-{time.time_ns()}\n"
+        path = self.repo / "VERSION"
+        path.write_text(text)
+        shutil.chown(path, DEPLOY_USER, DEPLOY_USER)
+        as_deploy(["git", "-C", str(self.repo), "add", "-A"])
+        as_deploy(["git", "-C", str(self.repo), "commit", "-q", "-m", f"version {self.version}"])
+        return text
+
+
+def write_ssh_config(fleet: Fleet, path: Path, endpoints: dict[str, tuple[str, int]]) -> None:
+    """An ssh config like the fleet's, each host reached at ``endpoints[name]`` (the proxy, with RTT)."""
+    blocks = []
+    for name in fleet.names:
+        address, port = endpoints[name]
+        blocks.append("\n".join([
+            f"Host {name}",
+            f"  HostName {address}",
+            f"  Port {port}",
+            f"  User {DEPLOY_USER}",
+            f"  IdentityFile {fleet.key}",
+            "  IdentitiesOnly yes",
+            f"  UserKnownHostsFile {fleet.dir / 'known_hosts'}",
+            "  StrictHostKeyChecking yes",
+            "  HostKeyAlias fap-fleet",
+            "  LogLevel ERROR",
+        ]))
+    path.write_text("\n\n".join(blocks) + "\n")
+
+
+def prepare_hosts(fleet: Fleet) -> None:
+    """The linked file, created beforehand in ``shared/`` of both apps on every host."""
+    for name in fleet.names:
+        for app in (FAP_APP, CAP_APP):
+            target = fleet.hosts[name].path(WWW / app / "shared" / LINKED_FILE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("[app]\nsecret_key = bench\n")
+            subprocess.run(["chown", "-R", f"{DEPLOY_USER}:{DEPLOY_USER}", str(fleet.hosts[name].path(WWW / app))],
+                           check=True)
+
+
+def live_release(fleet: Fleet, name: str, app: str) -> Path:
+    """This machine's path of the release ``current`` points to on host ``name``.
+
+    Resolved by hand: an absolute link target (Capistrano's) names a path in
+    the host's own view, which :meth:`FleetHost.path` maps to ours.
+    """
+    link = WWW / app / "current"
+    target = os.readlink(fleet.hosts[name].path(link))
+    return fleet.hosts[name].path(target if os.path.isabs(target) else os.path.normpath(link.parent / target))
+
+
+def check_deployed(fleet: Fleet, names: list[str], app: str, version: str, tool: str) -> None:
+    """Refuse a run whose deploy did not put ``version`` live on every host, its file linked."""
+    for name in names:
+        try:
+            release = live_release(fleet, name, app)
+            text = (release / "VERSION").read_text()
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"bench: {tool}: {name}: no current release with a VERSION ({error})") from None
+        if text != version:
+            raise SystemExit(f"bench: {tool}: {name}: current VERSION is {text.strip()!r}, expected {version.strip()!r}")
+        if not (release / LINKED_FILE).is_symlink():
+            raise SystemExit(f"bench: {tool}: {name}: {LINKED_FILE} is not linked into the release")
+
+
+# ---------------------------------------------------------------------------
+# fap
+# ---------------------------------------------------------------------------
+
+
+def fap_command() -> list[str]:
+    """The ``fap`` console script of this Python (not a version manager's shim, which adds its own start-up)."""
+    beside = Path(sys.executable).with_name("fap")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("fap")
+    return [found] if found else [sys.executable, "-m", "fapistrano"]
+
+
+def write_fap_project(directory: Path, ssh_config: Path, repo: Path, names: list[str]) -> Path:
+    from fapistrano.testing import _yaml_dump
+
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {
+        "app_name": FAP_APP,
+        "ssh_config": str(ssh_config),
+        "keep_releases": 5,
+        "linked_files": [LINKED_FILE],
+        "plugins": ["fapistrano.git"],
+        "repo": str(repo),
+        "branch": "main",
+        "stage_role_configs": {STAGE: {"web": {"hosts": list(names)}}},
+    }
+    path = directory / "deploy.yml"
+    path.write_text(_yaml_dump(data))
+    return path
+
+
+def fap_deploy(fap: list[str], project: Path, names: list[str]) -> Sample:
+    events_path = project / "events.jsonl"
+    events_path.unlink(missing_ok=True)
+    argv = [*fap, "deploy", "-s", STAGE, "-q", "--log-json", str(events_path)]
+    code, seconds, usage = timed(argv, project, project / "fap.out", env={"COLUMNS": "200", "NO_COLOR": "1"})
+    if code != 0:
+        output = (project / "fap.out").read_text(errors="replace")
+        raise SystemExit(f"bench: fap deploy exited {code}:\n{output[-3000:]}")
+    commands: Counter[str] = Counter()
+    phases: dict[str, float] = {}
+    for line in events_path.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("kind") == "command" and event.get("host"):
+            commands[event["host"]] += 1
+        elif event.get("kind") == "phase_done":
+            phases[event["phase"]] = event.get("duration", 0.0)
+    missing = [n for n in names if commands[n] == 0]
+    if missing:
+        raise SystemExit(f"bench: fap's event log shows no command for {', '.join(missing[:5])}")
+    return Sample(
+        seconds=seconds,
+        commands_per_host=statistics.median(commands[n] for n in names),
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        phases=phases,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Capistrano
+# ---------------------------------------------------------------------------
+
+CAPFILE = """\
+require "capistrano/setup"
+require "capistrano/deploy"
+require "capistrano/scm/git"
+install_plugin Capistrano::SCM::Git
+"""
+
+
+def ruby(value: Any) -> str:
+    """A Ruby literal for a string or int (JSON strings are valid Ruby double-quoted strings, minus ``#{``)."""
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value)).replace("#", "\\#")
+
+
+def write_cap_project(directory: Path, fleet: Fleet, repo: Path, names: list[str],
+                      endpoints: dict[str, tuple[str, int]]) -> None:
+    """Capfile, config/deploy.rb and config/deploy/bench.rb for the same fleet and repository.
+
+    net-ssh reads no ``-F`` file, so the fleet's ssh settings are given as
+    ``ssh_options``: the key, the user, and a known_hosts file listing the
+    fleet's host key under every ``[address]:port`` it is reached at.
+    """
+    (directory / "config" / "deploy").mkdir(parents=True, exist_ok=True)
+    (directory / "Capfile").write_text(CAPFILE)
+    host_key = (fleet.dir / "known_hosts").read_text().split()[1:3]
+    known_hosts = directory / "known_hosts"
+    known_hosts.write_text("".join(f"[{address}]:{port} {host_key[0]} {host_key[1]}\n"
+                                   for address, port in (endpoints[n] for n in names)))
+    (directory / "config" / "deploy.rb").write_text("\n".join([
+        f"set :application, {ruby(CAP_APP)}",
+        f"set :repo_url, {ruby('file://' + str(repo))}",
+        "set :branch, \"main\"",
+        f"set :deploy_to, {ruby(str(WWW / CAP_APP))}",
+        f"set :tmp_dir, {ruby(str(WWW / (CAP_APP + '-tmp')))}",
+        "set :keep_releases, 5",
+        f"append :linked_files, {ruby(LINKED_FILE)}",
+        "set :pty, false",
+        "set :ssh_options, {",
+        f"  user: {ruby(DEPLOY_USER)},",
+        f"  keys: [{ruby(str(fleet.key))}],",
+        "  keys_only: true,",
+        "  auth_methods: %w[publickey],",
+        f"  user_known_hosts_file: {ruby(str(known_hosts))},",
+        "  global_known_hosts_file: \"/dev/null\",",
+        "  verify_host_key: :always,",
+        "  config: false,",
+        "  timeout: 20,",
+        "}",
+        "",
+    ]))
+    (directory / "config" / "deploy" / f"{STAGE}.rb").write_text("".join(
+        f"server {ruby(address)}, port: {port}, user: {ruby(DEPLOY_USER)}, roles: %w[app web]\n"
+        for address, port in (endpoints[n] for n in names)
+    ))
+
+
+def cap_deploy(project: Path, names: list[str], endpoints: dict[str, tuple[str, int]]) -> Sample:
+    log = project / "log" / "capistrano.log"
+    log.unlink(missing_ok=True)
+    code, seconds, usage = timed(["cap", STAGE, "deploy"], project, project / "cap.out")
+    if code != 0:
+        output = (project / "cap.out").read_text(errors="replace")
+        raise SystemExit(f"bench: cap deploy exited {code}:\n{output[-3000:]}")
+    # SSHKit's debug log (airbrussh writes it to log/capistrano.log): "Running <command> as deploy@<address>" per command.
+    commands: Counter[str] = Counter()
+    for match in re.finditer(r"Running .*? (?:as|on) \S*?@?([0-9.]+)\b", log.read_text(errors="replace")):
+        commands[match.group(1)] += 1
+    addresses = [endpoints[n][0] for n in names]
+    counted = [commands[a] for a in addresses]
+    return Sample(
+        seconds=seconds,
+        commands_per_host=statistics.median(counted) if any(counted) else None,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------
+
+
+def bench_size(fleet: Fleet, app: App, work: Path, hosts: int, args: argparse.Namespace,
+               endpoints: dict[str, tuple[str, int]], ssh_config: Path) -> list[Row]:
+    names = fleet.names[:hosts]
+    fap = fap_command()
+    fap_project = work / f"fap-{hosts}"
+    write_fap_project(fap_project, ssh_config, app.repo, names)
+    cap_project = work / f"cap-{hosts}"
+    if args.capistrano:
+        write_cap_project(cap_project, fleet, app.repo, names, endpoints)
+
+    # One deploy each first, not timed: it clones the mirror, as only a first deploy would.
+    version = app.commit()
+    fap_deploy(fap, fap_project, names)
+    check_deployed(fleet, names, FAP_APP, version, "fap")
+    if args.capistrano:
+        cap_deploy(cap_project, names, endpoints)
+        check_deployed(fleet, names, CAP_APP, version, "cap")
+
+    rows = {"floor": Row("ssh floor", hosts, args.rtt_ms, []), "fap": Row("fap", hosts, args.rtt_ms, [])}
+    if args.capistrano:
+        rows["cap"] = Row("capistrano", hosts, args.rtt_ms, [])
+    for run in range(args.runs):
+        rows["floor"].samples.append(Sample(parallel_ssh_floor(names, ssh_config)))
+        version = app.commit()
+        sample = fap_deploy(fap, fap_project, names)
+        check_deployed(fleet, names, FAP_APP, version, "fap")
+        rows["fap"].samples.append(sample)
+        line = f"  [{hosts} hosts, run {run + 1}/{args.runs}] floor {rows['floor'].samples[-1].seconds:.2f}s  fap {sample.seconds:.2f}s"
+        if args.capistrano:
+            cap = cap_deploy(cap_project, names, endpoints)
+            check_deployed(fleet, names, CAP_APP, version, "cap")
+            rows["cap"].samples.append(cap)
+            line += f"  cap {cap.seconds:.2f}s"
+        if not args.json:
+            print(line, file=sys.stderr, flush=True)
+    return list(rows.values())
+
+
+def table(rows: list[Row]) -> str:
+    by_size = {(r.hosts, r.rtt_ms, r.tool): r for r in rows}
+    header = ["tool", "N", "RTT ms", "median s", "x floor", "cap / tool", "commands/host", "peak RSS MB", "CPU s"]
+    lines = [header]
+    for row in rows:
+        floor = by_size.get((row.hosts, row.rtt_ms, "ssh floor"))
+        cap = by_size.get((row.hosts, row.rtt_ms, "capistrano"))
+        commands = row.median_of("commands_per_host")
+        rss = row.max_of("peak_rss_mb")
+        cpu = row.median_of("cpu_seconds")
+        lines.append([
+            row.tool, str(row.hosts), f"{row.rtt_ms:g}", f"{row.median:.2f}",
+            f"{row.median / floor.median:.2f}" if floor else "",
+            f"{cap.median / row.median:.2f}" if cap and row.tool != "ssh floor" else "",
+            f"{commands:g}" if commands is not None else ("1" if row.tool == "ssh floor" else ""),
+            f"{rss:.0f}" if rss is not None else "",
+            f"{cpu:.2f}" if cpu is not None else "",
+        ])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    out.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def targets(rows: list[Row], startup: dict[str, float]) -> list[tuple[str, bool, str]]:
+    """Issue 6's targets that this run's figures can judge."""
+    found = {(r.hosts, r.rtt_ms, r.tool): r for r in rows}
+    checks: list[tuple[str, bool, str]] = []
+    for (hosts, rtt, tool), row in found.items():
+        if tool != "fap":
+            continue
+        cap = found.get((hosts, rtt, "capistrano"))
+        floor = found.get((hosts, rtt, "ssh floor"))
+        where = f"{hosts} hosts, {rtt:g} ms RTT"
+        if cap:
+            ratio = cap.median / row.median
+            checks.append((f"{where}: >= 2.5x faster than Capistrano", ratio >= 2.5, f"{ratio:.2f}x"))
+        if floor and rtt == 0:
+            ratio = row.median / floor.median
+            checks.append((f"{where}: within 1.5x of the floor", ratio <= 1.5, f"{ratio:.2f}x"))
+        rss = row.max_of("peak_rss_mb")
+        if rss is not None:
+            checks.append((f"{where}: fap peak memory < 200 MB", rss < 200, f"{rss:.0f} MB"))
+    sizes = sorted(h for (h, _rtt, tool) in found if tool == "fap")
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
+        rtt = next(r for (h, r, t) in found if t == "fap" and h == small)
+        t_small, t_large = found[(small, rtt, "fap")].median, found[(large, rtt, "fap")].median
+        growth = t_large / t_small
+        checks.append((f"{small} -> {large} hosts: time grows no worse than linearly (x{large / small:g})",
+                       growth <= large / small, f"x{growth:.2f}"))
+    for flag, seconds in startup.items():
+        checks.append((f"fap {flag} < 0.3 s", seconds < 0.3, f"{seconds:.3f} s"))
+    return checks
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores{', ' + model if model else ''}; Python {sys.version.split()[0]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, action="append", metavar="N",
+                        help="Fleet size; repeat to measure several sizes on one fleet (default: 20).")
+    parser.add_argument("--runs", type=int, default=5, metavar="K", help="Timed deploys per tool and size (default: 5).")
+    parser.add_argument("--rtt-ms", type=float, default=0.0, metavar="M",
+                        help="Emulated round-trip time: a TCP proxy in front of each sshd delays each chunk M/2 ms each way.")
+    parser.add_argument("--capistrano", action="store_true", help="Also deploy with Capistrano (Debian's capistrano package).")
+    parser.add_argument("--startup-runs", type=int, default=7, metavar="K",
+                        help="Runs of fap --help and fap --version to take the median of (default: 7; 0 skips).")
+    parser.add_argument("--json", action="store_true", help="Print the figures as JSON instead of a table.")
+    args = parser.parse_args(argv)
+    sizes = sorted(set(args.hosts or [20]))
+    if min(sizes) < 1 or args.runs < 1:
+        parser.error("--hosts and --runs must be at least 1")
+    if args.capistrano and not shutil.which("cap"):
+        parser.error("--capistrano needs Capistrano's cap command (apt-get install -y capistrano)")
+
+    startup = startup_times(fap_command(), args.startup_runs) if args.startup_runs > 0 else {}
+    width = len(str(max(sizes)))
+    fleet = Fleet([f"web{index:0{width}d}" for index in range(1, max(sizes) + 1)], app_name=FAP_APP)
+    work = Path(tempfile.mkdtemp(prefix="fap-bench-"))
+    work.chmod(0o755)
+    proxy: DelayProxy | None = None
+    try:
+        try:
+            fleet.start()
+        except FleetUnavailable as reason:
+            print(f"bench: {reason}", file=sys.stderr)
+            return 2
+        endpoints = {name: (fleet.hosts[name].address, fleet.port) for name in fleet.names}
+        if args.rtt_ms > 0:
+            proxy = DelayProxy([(fleet.hosts[n].address, fleet.hosts[n].address, fleet.port) for n in fleet.names],
+                               one_way=args.rtt_ms / 2000).start()
+            endpoints = {name: (fleet.hosts[name].address, proxy.ports[fleet.hosts[name].address]) for name in fleet.names}
+        ssh_config = work / "ssh_config"
+        write_ssh_config(fleet, ssh_config, endpoints)
+        app = App(work)
+        app.create()
+        prepare_hosts(fleet)
+        rows: list[Row] = []
+        for hosts in sizes:
+            rows += bench_size(fleet, app, work, hosts, args, endpoints, ssh_config)
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        fleet.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    checks = targets(rows, startup)
+    if args.json:
+        print(json.dumps({
+            "machine": machine(),
+            "runs": args.runs,
+            "rows": [{"tool": r.tool, "hosts": r.hosts, "rtt_ms": r.rtt_ms, "median_s": r.median,
+                      "commands_per_host": r.median_of("commands_per_host"), "peak_rss_mb": r.max_of("peak_rss_mb"),
+                      "cpu_s": r.median_of("cpu_seconds"), "phases_s": r.phase_medians(),
+                      "samples": [asdict(s) for s in r.samples]} for r in rows],
+            "startup_s": startup,
+            "targets": [{"target": t, "met": ok, "measured": m} for t, ok, m in checks],
+        }, indent=2))
+        return 0
+    print(f"machine: {machine()}; {args.runs} timed runs per tool (medians); fleet on loopback sshd"
+          + (f"; {args.rtt_ms:g} ms RTT through a delay proxy" if args.rtt_ms else ""))
+    print()
+    print(table(rows))
+    for row in rows:
+        if row.tool == "fap":
+            phases = row.phase_medians()
+            print(f"\nfap phases, {row.hosts} hosts (median s, all hosts): "
+                  + ", ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items())
+                  + f"; outside phases {row.median - sum(phases.values()):.2f}")
+    if startup:
+        print("\nstart-up: " + ", ".join(f"fap {flag} {seconds:.3f} s" for flag, seconds in startup.items()))
+    print("\ntargets (issue 6):")
+    for text, ok, measured in checks:
+        print(f"  [{'met' if ok else 'MISSED'}] {text}: {measured}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
