@@ -135,11 +135,15 @@ class Runner:
         if self.stopping.is_set():
             os._exit(130)
         self.stopping.set()
-        self.emit("error", f"interrupted: finishing running commands (killed after {INTERRUPT_GRACE:.0f} s), then cleaning up;"
-                           " Ctrl-C again to quit at once")
+        # A signal handler may interrupt the main thread while it holds the reporter's lock: report from a thread.
+        threading.Thread(target=self._report_interrupt, daemon=True).start()
         timer = threading.Timer(INTERRUPT_GRACE, self.cancel_running)
         timer.daemon = True
         timer.start()
+
+    def _report_interrupt(self) -> None:
+        self.emit("error", f"interrupted: finishing running commands (killed after {INTERRUPT_GRACE:.0f} s), then cleaning up;"
+                           " Ctrl-C again to quit at once")
 
     def connect(self, members: Sequence[Member]) -> dict[str, BaseException]:
         """Open every member's connection, all at once."""

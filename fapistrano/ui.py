@@ -66,7 +66,7 @@ class Fanout(Reporter):
 
     def __init__(self, reporters: Iterable[Reporter]) -> None:
         self.reporters = list(reporters)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def handle(self, event: Event) -> None:
         with self._lock:
