@@ -50,7 +50,7 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
 }
 for _command in COMMANDS:
     CORE_SETTINGS[f"{_command}_plugins"] = (
-        None,
+        [],  # a list, so that deploy.yml's list type-checks; unset (not []) means "use plugins"
         f"Plugins for 'fap {_command}' only, replacing plugins.",
     )
 
@@ -373,7 +373,7 @@ def _text(value: Any) -> str:
 
 def _describe(value: Any) -> str:
     if isinstance(value, dict):
-        return "a mapping"
+        return "a mapping" if all(_scalar(v) for v in value.values()) else "a mapping with non-scalar values"
     if isinstance(value, list):
         return "a list" if all(_scalar(v) for v in value) else "a list of non-scalar items"
     return repr(value)

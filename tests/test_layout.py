@@ -1,0 +1,339 @@
+"""The Capistrano layout: release names, which releases go, and the scripts that change a host.
+
+Pure functions are checked directly; the shell scripts they build are run
+with the real ``sh`` against a temporary directory, as a host would run them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fapistrano import flows, layout
+from fapistrano.errors import FapError
+from fapistrano.layout import HostState
+
+NOON = dt.datetime(2024, 5, 17, 12, 0, 0)
+
+
+def sh(script: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+# ---------------------------------------------------------------------------
+# Release names
+# ---------------------------------------------------------------------------
+
+
+def test_release_name_is_the_time_as_fapistrano_09_wrote_it() -> None:
+    assert layout.release_name(NOON) == "240517-120000"
+    assert layout.is_release_name("240517-120000")
+
+
+def test_second_release_in_the_same_second_gets_a_suffix() -> None:
+    first = layout.release_name(NOON)
+    second = layout.release_name(NOON, [first])
+    third = layout.release_name(NOON, [first, second])
+    assert (first, second, third) == ("240517-120000", "240517-120000-01", "240517-120000-02")
+    assert sorted([third, first, second]) == [first, second, third]
+
+
+def test_release_name_sorts_after_a_later_name_left_by_a_clock_step_back() -> None:
+    taken = ["240517-120500"]
+    name = layout.release_name(NOON, taken)
+    assert name not in taken
+    assert name > "240517-120500"
+
+
+def test_names_that_are_not_releases_do_not_count() -> None:
+    assert layout.release_name(NOON, ["current", "shared", "999999-999999.bak"]) == "240517-120000"
+    for name in ("current", "240517-12000", "240517-120000-1", "240517-120000-001", "x240517-120000", ".240517-120000"):
+        assert not layout.is_release_name(name), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=-3, max_value=3), min_size=1, max_size=40))
+def test_release_names_stay_unique_and_ordered_whatever_the_clock_does(steps: list[int]) -> None:
+    # Each step moves the clock by -3..3 seconds: repeats and steps back included.
+    now = NOON
+    taken: list[str] = []
+    for step in steps:
+        now += dt.timedelta(seconds=step)
+        name = layout.release_name(now, taken)
+        assert layout.is_release_name(name), name
+        assert all(name > earlier for earlier in taken), (name, taken)
+        taken.append(name)
+
+
+def test_one_release_name_for_the_run_is_free_on_every_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(layout, "now", lambda: NOON)
+    states = [
+        HostState(current="240517-120000", releases=("240517-120000",)),
+        HostState(releases=(), unfinished=("240517-120000-01",)),
+        HostState(),
+    ]
+    assert flows.release_for_run(states) == "240517-120000-02"
+
+
+# ---------------------------------------------------------------------------
+# Which releases go, which one a rollback returns to
+# ---------------------------------------------------------------------------
+
+RELEASES = ("240101-000000", "240102-000000", "240103-000000", "240104-000000", "240105-000000")
+
+
+def test_cleanup_keeps_the_newest_keep_releases() -> None:
+    state = HostState(current=RELEASES[-1], releases=RELEASES)
+    assert layout.outdated_releases(state, 3) == list(RELEASES[:2])
+    assert layout.outdated_releases(state, 5) == []
+    assert layout.outdated_releases(state, 9) == []
+    assert layout.outdated_releases(state, 1) == list(RELEASES[:4])
+
+
+def test_cleanup_never_removes_current_even_when_it_is_old() -> None:
+    # After a rollback to the oldest release, current is outside the newest keep_releases.
+    state = HostState(current=RELEASES[0], releases=RELEASES)
+    outdated = layout.outdated_releases(state, 2)
+    assert RELEASES[0] not in outdated
+    assert outdated == list(RELEASES[1:3])
+
+
+def test_cleanup_keeps_what_it_is_told_to_keep_also() -> None:
+    state = HostState(current=RELEASES[-1], releases=RELEASES)
+    assert layout.outdated_releases(state, 1, keep_also=[RELEASES[1]]) == [RELEASES[0], RELEASES[2], RELEASES[3]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sets(st.sampled_from(RELEASES), min_size=1), st.integers(min_value=1, max_value=7), st.data())
+def test_cleanup_leaves_at_least_keep_releases_and_always_current(chosen: set[str], keep: int, data: st.DataObject) -> None:
+    releases = tuple(sorted(chosen))
+    current = data.draw(st.sampled_from(releases))
+    outdated = layout.outdated_releases(HostState(current=current, releases=releases), keep)
+    left = [r for r in releases if r not in outdated]
+    assert current in left
+    assert len(left) >= min(keep, len(releases))
+    assert set(releases[-keep:]) <= set(left)
+
+
+def test_previous_release_is_the_one_before_current() -> None:
+    assert layout.previous_release(HostState(current=RELEASES[2], releases=RELEASES)) == RELEASES[1]
+    assert layout.previous_release(HostState(current=RELEASES[-1], releases=RELEASES)) == RELEASES[-2]
+
+
+def test_no_previous_release_before_the_first_one() -> None:
+    assert layout.previous_release(HostState(current=RELEASES[0], releases=RELEASES)) is None
+    assert layout.previous_release(HostState(current=RELEASES[0], releases=RELEASES[:1])) is None
+
+
+def test_previous_release_when_current_points_at_a_removed_release() -> None:
+    state = HostState(current="240103-120000", releases=RELEASES)
+    assert layout.previous_release(state) == RELEASES[2]
+
+
+def test_rollback_refuses_clearly_when_there_is_nothing_to_return_to() -> None:
+    with pytest.raises(FapError, match=r"web1: nothing to roll back to: 240101-000000 is the only"):
+        flows.rollback_choice("web1", HostState(current=RELEASES[0], releases=RELEASES[:1]), None)
+    with pytest.raises(FapError, match=r"web1: nothing to roll back: no current release"):
+        flows.rollback_choice("web1", HostState(), None)
+
+
+def test_rollback_to_a_named_release() -> None:
+    state = HostState(current=RELEASES[-1], releases=RELEASES)
+    assert flows.rollback_choice("web1", state, RELEASES[0]) == (RELEASES[0], RELEASES[-1])
+    assert flows.rollback_choice("web1", state, None) == (RELEASES[-2], RELEASES[-1])
+    with pytest.raises(FapError, match=r"web1: cannot roll back to 231231-000000: no such finished release"):
+        flows.rollback_choice("web1", state, "231231-000000")
+    with pytest.raises(FapError, match=r"already current"):
+        flows.rollback_choice("web1", state, RELEASES[-1])
+
+
+# ---------------------------------------------------------------------------
+# Reading a host: parse_probe, and the probe script run for real
+# ---------------------------------------------------------------------------
+
+
+def test_parse_probe_reads_current_releases_unfinished_and_lock() -> None:
+    output = "\n".join(
+        [
+            "lock=deploy@ci pid 12 'fap deploy' since 2024-05-17 ",
+            "current=/srv/app/releases/240102-000000",
+            "release=240101-000000",
+            "release=240102-000000",
+            "release=240103-000000",
+            "release=not-a-release",
+            "release=*",
+            "unfinished=.240103-000000.unfinished",
+            "noise without equals",
+            "",
+        ]
+    )
+    state = layout.parse_probe(output)
+    assert state.current == "240102-000000"
+    assert state.releases == ("240101-000000", "240102-000000")
+    assert state.unfinished == ("240103-000000",)
+    assert state.lock_owner == "deploy@ci pid 12 'fap deploy' since 2024-05-17"
+    assert not state.locked_by_us
+    assert state.path_exists
+
+
+def test_parse_probe_of_an_empty_host() -> None:
+    state = layout.parse_probe("nopath=1\ncurrent=\n")
+    assert state == HostState(path_exists=False)
+    assert layout.parse_probe("lock=ours\ncurrent=\n").locked_by_us
+
+
+def test_parse_probe_current_with_trailing_slash() -> None:
+    assert layout.parse_probe("current=/srv/app/releases/240102-000000/\n").current == "240102-000000"
+
+
+def _make_host(tmp_path: Path) -> dict[str, str]:
+    path = tmp_path / "srv dir" / "app"  # a space: every path must be quoted
+    releases = path / "releases"
+    for name in RELEASES[:3]:
+        (releases / name).mkdir(parents=True)
+    (releases / f".{RELEASES[2]}.unfinished").touch()
+    (path / "current").symlink_to(releases / RELEASES[1])
+    return {"path": str(path), "current_path": str(path / "current"), "releases_path": str(releases)}
+
+
+def test_probe_script_run_by_sh_reports_the_directory(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    result = sh(layout.probe_script(paths["path"], paths["current_path"], paths["releases_path"], None))
+    assert result.returncode == 0, result.stderr
+    state = layout.parse_probe(result.stdout)
+    assert state.current == RELEASES[1]
+    assert state.releases == RELEASES[:2]
+    assert state.unfinished == (RELEASES[2],)
+    assert state.lock_owner is None and not state.locked_by_us
+
+
+def test_probe_script_takes_the_lock_once(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    first = layout.parse_probe(sh(layout.probe_script(paths["path"], paths["current_path"], paths["releases_path"], "run one")).stdout)
+    second = layout.parse_probe(sh(layout.probe_script(paths["path"], paths["current_path"], paths["releases_path"], "run two")).stdout)
+    assert first.locked_by_us and first.lock_owner is None
+    assert not second.locked_by_us and second.lock_owner == "run one"
+    assert sh(layout.unlock_script(paths["path"])).returncode == 0
+    third = layout.parse_probe(sh(layout.probe_script(paths["path"], paths["current_path"], paths["releases_path"], "run three")).stdout)
+    assert third.locked_by_us
+
+
+def test_probe_of_a_path_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "nothing"
+    result = sh(layout.probe_script(str(path), str(path / "current"), str(path / "releases"), None))
+    assert layout.parse_probe(result.stdout) == HostState(path_exists=False)
+    assert not path.exists()
+
+
+# ---------------------------------------------------------------------------
+# Scripts that change a host, run by sh
+# ---------------------------------------------------------------------------
+
+
+def test_switch_replaces_current_with_a_rename(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    target = f"{paths['releases_path']}/{RELEASES[0]}"
+    result = sh(layout.switch_script(paths["current_path"], target, tag="t1"))
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(paths["current_path"]) == target
+    assert sorted(os.listdir(paths["path"])) == ["current", "releases"]  # no temporary link left
+
+
+def test_switch_to_a_missing_release_fails_and_leaves_current(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    before = os.readlink(paths["current_path"])
+    result = sh(layout.switch_script(paths["current_path"], f"{paths['releases_path']}/991231-000000", tag="t2"))
+    assert result.returncode != 0
+    assert "991231-000000 is not there" in result.stderr
+    assert os.readlink(paths["current_path"]) == before
+
+
+def test_starting_script_names_every_missing_linked_file(tmp_path: Path) -> None:
+    base = tmp_path / "app"
+    (base / "shared" / "config").mkdir(parents=True)
+    (base / "shared" / "config" / "present.ini").touch()
+    script = layout.starting_script(
+        path=str(base),
+        releases_path=str(base / "releases"),
+        shared_path=str(base / "shared"),
+        linked_files=["config/present.ini", "config/absent.ini", ".env.local"],
+        linked_dirs=["log"],
+        release_path=str(base / "releases" / RELEASES[0]),
+        release_marker=layout.marker(str(base / "releases"), RELEASES[0]),
+    )
+    result = sh(script)
+    assert result.returncode == 1
+    assert f"missing linked file: {base}/shared/config/absent.ini" in result.stderr
+    assert f"missing linked file: {base}/shared/.env.local" in result.stderr
+    assert "present.ini" not in result.stderr
+    assert not (base / "releases" / RELEASES[0]).exists()
+
+
+def test_remove_releases_script_removes_releases_and_markers(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    result = sh(layout.remove_releases_script(paths["releases_path"], [RELEASES[0], RELEASES[2]]))
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(paths["releases_path"])) == [RELEASES[1]]
+
+
+def test_link_script_links_shared_paths_over_what_the_code_shipped(tmp_path: Path) -> None:
+    release = tmp_path / "releases" / RELEASES[0]
+    shared = tmp_path / "shared"
+    (release / "log").mkdir(parents=True)
+    (release / "log" / "shipped.log").touch()
+    (shared / "log").mkdir(parents=True)
+    (shared / "config").mkdir()
+    (shared / "config" / "settings.ini").write_text("[app]\n")
+    script = layout.link_script(str(release), str(shared), ["config/settings.ini"], ["log"], {"GREETING": "hi"})
+    result = sh(script)
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(release / "log") == str(shared / "log")
+    assert os.readlink(release / "config" / "settings.ini") == str(shared / "config" / "settings.ini")
+    assert (release / ".env").read_text() == "GREETING=hi\n"
+
+
+HOSTILE = [
+    "$(touch {marker})",
+    "`touch {marker}`",
+    "'; touch {marker}; echo '",
+    '"; touch {marker}; echo "',
+    "a;touch {marker}",
+    "x\nFAP_ENV_EOF\ntouch {marker} #",
+    "100% sure %(app_name)s \\n $HOME",
+]
+
+
+@pytest.mark.parametrize("template", HOSTILE)
+def test_env_file_written_and_sourced_runs_nothing(tmp_path: Path, template: str) -> None:
+    marker = tmp_path / "injected"
+    value = template.format(marker=marker)
+    release = tmp_path / "release"
+    release.mkdir()
+    written = sh(layout.link_script(str(release), str(tmp_path / "shared"), [], [], {"VALUE": value, "OTHER": "2"}))
+    assert written.returncode == 0, written.stderr
+    sourced = sh("set -a; . ./.env; set +a; printf '%s' \"$VALUE\"", cwd=release)
+    assert sourced.returncode == 0, sourced.stderr
+    assert sourced.stdout == value
+    assert not marker.exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(
+    st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30),
+    max_size=4,
+))
+def test_dotenv_round_trips_any_value_through_sh(environment: dict[str, str]) -> None:
+    text = layout.dotenv(environment)
+    names = " ".join(f'"${name}"' for name in environment) or ""
+    script = text + "for value in " + names + "; do printf '%s\\0' \"$value\"; done"
+    result = subprocess.run(["sh", "-c", script], capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr
+    values = result.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1] if environment else []
+    assert values == list(environment.values())
