@@ -1,0 +1,1 @@
+"""The application the artifact example ships."""
