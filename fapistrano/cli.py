@@ -452,7 +452,7 @@ def config(options: Options, stage: str | None, role: str | None, overrides: lis
             value_width = min(max(len(r.value) for r in rows), 48)
             for row in rows:
                 line = Text(row.name.ljust(name_width + 2))
-                line.append(row.value.ljust(value_width + 2))
+                line.append(row.value.ljust(value_width) + "  ")
                 line.append(row.origin, style="dim")
                 fleet.console.print(line, soft_wrap=True)
         fleet.runner.close([])

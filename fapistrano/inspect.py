@@ -80,10 +80,11 @@ def read_check(host: str, target: str, config: Mapping[str, Any], output: str) -
             result.problems.append(f"missing linked file: {value} (put it in shared_path before deploying)")
         elif key == "whoami":
             user = value
-    for directory, settings in blocked.items():
-        who = f" by {user}" if user else ""
-        needed = ", ".join(settings)
-        result.problems.insert(0, f"not writable{who}: {directory} (needed for {needed} = {config[settings[0]]})")
+    who = f" by {user}" if user else ""
+    result.problems[:0] = [
+        f"not writable{who}: {directory} (needed for {', '.join(settings)} = {config[settings[0]]})"
+        for directory, settings in blocked.items()
+    ]
     state = layout.parse_probe(output)
     if state.lock_owner:
         result.problems.append(f"locked by {state.lock_owner} (run 'fap unlock' if that run is gone)")

@@ -1,0 +1,127 @@
+"""``fap init``: a commented deploy.yml that fap loads once hosts are filled in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+from test_commands_support import config_rows, install_demo_plugin, one_error_line
+
+from fapistrano.config import CORE_SETTINGS
+from fapistrano.plugins import installed_plugins
+
+
+def _fill_hosts(path: Path, hosts: str) -> None:
+    """Do what the file asks: put hosts into the staging/web block (the first ``hosts: []``)."""
+    text = path.read_text()
+    start = text.index("hosts: []")
+    end = text.index("\n", start)
+    path.write_text(text[:start] + f"hosts: {hosts}" + text[end:])
+
+
+def test_init_writes_every_setting_of_the_chosen_plugins_commented_out(tmp_path, fap_run):
+    env = install_demo_plugin(tmp_path / "site")
+    project = tmp_path / "shop"
+    project.mkdir()
+
+    result = fap_run(["init", "--plugins", "demo"], cwd=project, env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "wrote deploy.yml" in result.stdout
+    text = (project / "deploy.yml").read_text()
+    data = YAML(typ="safe").load(text)
+    # Only the app, the plugins and the targets are set; every other setting stays a comment.
+    assert data == {
+        "app_name": "shop",
+        "plugins": ["fapistrano.demo"],
+        "stage_role_configs": {
+            "staging": {"web": {"hosts": []}},
+            "production": {"web": {"hosts": []}, "worker": {"hosts": []}},
+        },
+    }
+    lines = text.splitlines()
+    assert "# demo_greeting: hello from %(host)s" in lines
+    assert "# demo_token: ''" in lines
+    assert "# demo_check_crash: false" in lines
+    assert "# What the demo plugin writes into GREETING in each release." in lines
+    assert any(line.startswith("# API token of the demo service.") and "Secret" in line for line in lines)
+    assert "# fapistrano.demo (fap-demo-plugin 0.3)" in lines
+    for name in ("user", "keep_releases", "linked_files", "ssh_options", "mask"):
+        assert any(line.startswith(f"# {name}: ") for line in lines), name
+    assert "# keep_releases: 5" in lines
+    assert "# current_path: '%(path)s/current'" in lines
+    assert f"# {CORE_SETTINGS['keep_releases'][1]}" in lines
+
+
+def test_the_written_file_loads_once_hosts_are_filled_in(tmp_path, fap_run):
+    env = install_demo_plugin(tmp_path / "site")
+    project = tmp_path / "shop"
+    project.mkdir()
+    assert fap_run(["init", "-p", "demo"], cwd=project, env=env).exit_code == 0
+    deployfile = project / "deploy.yml"
+    _fill_hosts(deployfile, "[web1.example.com, web2.example.com]")
+    # Uncommenting a line is how a user changes a default.
+    text = deployfile.read_text().replace("# keep_releases: 5", "keep_releases: 7")
+    deployfile.write_text(text)
+    line = text.splitlines().index("keep_releases: 7") + 1
+
+    result = fap_run(["config", "-s", "staging", "-r", "web"], cwd=project, env=env)
+
+    assert result.exit_code == 0, result.output
+    rows = config_rows(result.stdout)
+    assert rows["keep_releases"] == ("7", f"deploy.yml (deploy.yml:{line})")
+    assert rows["demo_greeting"] == ("hello from web1.example.com", "plugin default (fapistrano.demo)")
+    assert rows["app_name"][0] == "shop"
+    assert rows["path"] == ("/home/deploy/www/shop", "core default")
+
+
+def test_init_refuses_to_overwrite_a_deploy_file(tmp_path, fap_run):
+    existing = tmp_path / "deploy.yml"
+    existing.write_text("app_name: mine\n")
+
+    result = fap_run(["init"], cwd=tmp_path)
+
+    error = one_error_line(result)
+    assert "deploy.yml: already exists; not overwriting it" in error
+    assert existing.read_text() == "app_name: mine\n"
+
+
+def test_init_with_an_unknown_plugin_names_it_and_writes_nothing(tmp_path, fap_run):
+    env = install_demo_plugin(tmp_path / "site")
+
+    result = fap_run(["init", "--plugins", "demo,dmeo"], cwd=tmp_path, env=env)
+
+    error = one_error_line(result)
+    assert "unknown plugin 'fapistrano.dmeo'" in error
+    assert "did you mean 'fapistrano.demo'" in error
+    assert not (tmp_path / "deploy.yml").exists()
+
+
+def test_init_writes_where_deployfile_says_with_the_given_app_name(tmp_path, fap_run):
+    result = fap_run(["init", "-d", "ops/fap.yml", "--app-name", "billing"], cwd=tmp_path)
+
+    assert result.exit_code != 0  # ops/ does not exist: a one-line error, not a traceback
+    assert "cannot write" in one_error_line(result)
+    (tmp_path / "ops").mkdir()
+    result = fap_run(["init", "-d", "ops/fap.yml", "--app-name", "billing"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert YAML(typ="safe").load((tmp_path / "ops" / "fap.yml").read_text())["app_name"] == "billing"
+    assert not (tmp_path / "deploy.yml").exists()
+
+
+BUNDLED = {"fapistrano.git", "fapistrano.virtualenv", "fapistrano.supervisorctl"}
+
+
+@pytest.mark.skipif(not BUNDLED <= {p.name for p in installed_plugins()}, reason="the bundled plugins are not installed")
+def test_init_with_the_bundled_plugins_lists_their_settings_and_loads(tmp_path, fap_run):
+    result = fap_run(["init", "--plugins", "git,virtualenv,supervisorctl"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "deploy.yml").read_text().splitlines()
+    for setting in ("repo", "branch", "git_shallow_clone", "virtualenv_requirements", "supervisor_program", "supervisorctl"):
+        assert any(line.startswith(f"# {setting}: ") for line in lines), setting
+    _fill_hosts(tmp_path / "deploy.yml", "[web1]")
+    config = fap_run(["config", "-s", "staging", "-r", "web"], cwd=tmp_path)
+    assert config.exit_code == 0, config.output
+    assert config_rows(config.stdout)["branch"] == ("master", "plugin default (fapistrano.git)")
