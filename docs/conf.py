@@ -1,0 +1,56 @@
+"""Sphinx configuration for the Fapistrano docs.
+
+Build: ``tox -e docs`` (or ``sphinx-build -W --keep-going -b html docs docs/_build/html``).
+The configuration, CLI and hook references are generated at build time by
+the extension in ``_ext/`` from the installed core and the bundled plugins
+(imported from ``fapistrano_plugins/`` when they are not installed).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE / "_ext"))
+# A bare checkout builds too: the core from the repository when it is not installed.
+try:
+    import fapistrano
+except ImportError:
+    sys.path.insert(0, str(REPO))
+    import fapistrano
+
+project = "Fapistrano"
+author = "The Fapistrano maintainers"
+copyright = "Fapistrano maintainers, MIT licence"
+release = fapistrano.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "myst_parser",
+    "fap_sphinx",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+templates_path: list[str] = []
+
+# The docs describe the current code; autodoc must not fall back to stale text.
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": False}
+
+# Headings of Markdown pages get anchors like the reST ones.
+myst_heading_anchors = 3
+
+html_theme = "alabaster"
+html_title = f"Fapistrano {release}"
+html_theme_options = {
+    "description": "Capistrano-style deploys for Python teams, extended with pluggy.",
+    "fixed_sidebar": True,
+    "show_relbars": True,
+}
+html_static_path: list[str] = []
+pygments_style = "sphinx"
