@@ -1,0 +1,154 @@
+"""The ``fap`` command as users type it: --version, --help, the release alias, run options
+before or after the command, overrides, and where the deploy file comes from.
+
+These deploy to a local target (``connection: local``): no root and no SSH needed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import fapistrano
+
+RELEASE = re.compile(r"deployed release (\d{6}-\d{6}(?:-\d{2})?)")
+
+
+def released(result: Any) -> str:
+    match = RELEASE.search(result.stdout)
+    assert match, result.output
+    return match.group(1)
+
+
+def test_version(fap_run: Any, tmp_path: Path) -> None:
+    for flag in ("--version", "-V"):
+        result = fap_run([flag], cwd=tmp_path)
+        assert result.exit_code == 0
+        assert result.stdout.strip() == f"fap {fapistrano.__version__}"
+
+
+def test_help_lists_the_commands_and_run_options(fap_run: Any, tmp_path: Path) -> None:
+    result = fap_run(["--help"], cwd=tmp_path)
+    assert result.exit_code == 0
+    for word in ("deploy", "rollback", "restart", "once", "shell", "--dry-run", "--verbose", "--quiet", "--parallel", "--deployfile"):
+        assert word in result.stdout, word
+
+
+def test_command_help_shows_target_options_and_overrides(fap_run: Any, tmp_path: Path) -> None:
+    result = fap_run(["deploy", "--help"], cwd=tmp_path)
+    assert result.exit_code == 0
+    for word in ("--stage", "--role", "--dry-run", "[--SETTING VALUE]"):
+        assert word in result.stdout, word
+    result = fap_run(["rollback", "-h"], cwd=tmp_path)
+    assert result.exit_code == 0 and "--to" in result.stdout
+
+
+def test_deploy_to_a_local_target(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"environment": {"GREETING": "hello %(stage)s"}, "linked_dirs": ["log"]})
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    name = released(result)
+    assert fap_local.current() == name
+    assert fap_local.releases() == [name]
+    release = fap_local.path / "releases" / name
+    assert (release / ".env").read_text() == "GREETING='hello test'\n"
+    assert (release / "log").resolve() == (fap_local.path / "shared" / "log").resolve()
+    assert not (fap_local.path / ".fap-lock").exists()
+
+
+def test_release_is_an_alias_of_deploy(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    result = fap_run(["release", "-s", "test"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert fap_local.current() == released(result)
+
+
+def test_run_options_after_the_command(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    result = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert "[dry run]" in result.stdout
+    assert re.search(r"^localhost \| starting \| would run mkdir -p ", result.stdout, re.M), result.stdout
+    assert re.search(r"^localhost \| starting \| ok \(", result.stdout, re.M), result.stdout  # -v: per-host phase lines
+    assert "nothing changed" in result.stdout
+    assert not fap_local.path.exists()
+
+
+def test_run_options_before_the_command(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    result = fap_run(["--dry-run", "-v", "deploy", "-s", "test"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert "would run" in result.stdout
+    assert not fap_local.path.exists()
+
+
+def test_quiet_shows_the_summary_but_no_progress(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    loud = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    quiet = fap_run(["deploy", "-s", "test", "-q"], cwd=fap_local.root)
+    assert loud.exit_code == 0 and quiet.exit_code == 0, quiet.output
+    assert "all hosts | publishing" in loud.stdout
+    assert "| publishing" not in quiet.stdout
+    assert "deploying app" not in quiet.stdout
+    assert "fap deploy: ok" in quiet.stdout
+    assert fap_local.current() == released(quiet)
+
+
+def test_verbose_shows_each_command(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    result = fap_run(["deploy", "-s", "test", "-v", "--parallel", "1"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^localhost \| publishing \| \$ rm -f .*\.unfinished$", result.stdout, re.M), result.stdout
+
+
+def test_overrides_after_the_command_reach_the_run(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"keep_releases": 5})
+    names = [released(fap_run(["deploy", "-s", "test", "-q"], cwd=fap_local.root)) for _ in range(3)]
+    assert fap_local.releases() == names
+    result = fap_run(["deploy", "-s", "test", "-q", "--keep-releases", "2"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert fap_local.releases() == [names[-1], released(result)]
+
+
+def test_override_with_equals_and_interpolation(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    result = fap_run(["deploy", "-s", "test", "-q", "--environment={WHO: '%(role)s on %(host)s'}"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert (fap_local.path / "current" / ".env").read_text() == "WHO='web on localhost'\n"
+
+
+def test_deployfile_option_from_another_directory(fap_local: Any, fap_run: Any, tmp_path_factory: Any) -> None:
+    deployfile = fap_local.write_deployfile()
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    result = fap_run(["deploy", "-d", str(deployfile), "-s", "test", "-q"], cwd=elsewhere)
+    assert result.exit_code == 0, result.output
+    assert fap_local.current() == released(result)
+
+
+def test_fap_app_picks_the_deploy_file_over_dash_d(fap_local: Any, fap_run: Any, tmp_path_factory: Any) -> None:
+    deployfile = fap_local.write_deployfile()
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "decoy.yml").write_text("this: [is not read\n")
+    result = fap_run(["deploy", "-s", "test", "-q", "-d", str(elsewhere / "decoy.yml")], cwd=elsewhere,
+                     env={"FAP_APP": "shop", "SHOP_DEPLOYFILE": str(deployfile)})
+    assert result.exit_code == 0, result.output
+    assert fap_local.current() == released(result)
+
+
+def test_a_plugin_beside_deploy_yml_is_imported_by_name(fap_local: Any, fap_run: Any, recorder: Any) -> None:
+    # The recorder fixture writes its module into tmp_path, fap_local's root.
+    fap_local.write_deployfile(recorder.settings())
+    result = fap_run(["deploy", "-s", "test", "-q"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert recorder.hooks() == [
+        "fap_deploy_starting", "fap_deploy_started", "fap_deploy_updating", "fap_deploy_updated",
+        "fap_deploy_publishing", "fap_deploy_published", "fap_deploy_finishing", "fap_deploy_finished",
+    ]
+
+
+def test_a_misspelt_setting_in_deploy_yml_warns(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"keep_release": 2})
+    result = fap_run(["deploy", "-s", "test", "-q"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"fap: warning: deploy.yml:\d+: keep_release is not a known setting \(did you mean 'keep_releases'\?\)", result.stderr)
