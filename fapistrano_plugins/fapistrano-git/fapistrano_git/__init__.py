@@ -1,0 +1,303 @@
+"""fapistrano.git: deploy the code of a git repository.
+
+Enable it in deploy.yml with ``plugins: [fapistrano.git]`` and set ``repo``.
+Per host and deploy it does the least work it can, in one round trip per
+phase:
+
+- ``started``: make sure the mirror (``repo_path``, a bare repository
+  reused across deploys) exists, fetch ``branch`` into it with ONE shallow
+  fetch — which is also the check that the repository is reachable — and
+  resolve it to a commit sha.
+- ``updating``: ``git archive`` that commit (or only ``git_archive_tree``)
+  straight into the release and write the sha to ``revision_file``.
+- ``published``: append a line to ``git_revision_log`` (release, sha,
+  branch, deployer, time), for deploys and rollbacks alike.
+- ``reverting`` (rollback): say which revision the rollback leaves and which
+  it returns to.
+
+It uses only Fapistrano's public plugin contract.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import posixpath
+import re
+import socket
+from typing import Any
+
+from fapistrano import FapError, hookimpl
+
+from fapistrano_git import scripts
+
+__version__ = "1.0.0"
+
+#: Settings and defaults. ``repo``, ``branch``, ``git_shallow_clone``,
+#: ``repo_path``, ``git_archive_tree`` and ``revision_file`` keep the names
+#: Fapistrano 0.9 gave them; settings new in this plugin start with ``git_``.
+DEFAULTS: dict[str, Any] = {
+    "repo": None,
+    "branch": "master",
+    "git_shallow_clone": 1,
+    "repo_path": "%(path)s/repo",
+    "git_archive_tree": None,
+    "revision_file": "REVISION",
+    "git_revision_log": "%(path)s/revisions.log",
+    "git_ssh_command": None,
+}
+
+SETTING_DOCS: dict[str, str] = {
+    "repo": "The git repository to deploy, as the hosts reach it: ssh://, git@host:path, https://, file:// or a path. Required for deploy.",
+    "branch": "What to deploy: a branch, a tag, or a commit sha (full, or abbreviated when the mirror's history holds it).",
+    "git_shallow_clone": "History depth fetched into the mirror (1: only the deployed commit); 0 fetches the whole history.",
+    "repo_path": "The bare mirror of repo on each host, reused across deploys so each deploy fetches only what changed.",
+    "git_archive_tree": "Deploy only this subdirectory of the repository, as the root of the release (e.g. 'app'); unset: the whole tree.",
+    "revision_file": "File in the release that receives the deployed commit's sha; empty to write none.",
+    "git_revision_log": "File on each host that gets one line per deploy and rollback (time, release, sha, branch, deployer); empty to keep none.",
+    "git_ssh_command": "ssh command git runs on the hosts to reach an ssh repo (GIT_SSH_COMMAND), e.g. 'ssh -i ~/.ssh/deploy_key'; unset: git's default.",
+}
+
+_STATE_SHA = "fapistrano.git.sha"
+_STATE_ROLLBACK = "fapistrano.git.rollback"
+
+# Characters git refuses in ref names, plus ':' (a refspec separator) and a
+# leading '-' (an option): a value with them is a typo, not a revision.
+_BAD_REVISION = re.compile(r"^-|[\s:~^?*\[\\]|\.\.|@\{|^$")
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
+
+
+# ---------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def fap_defaults() -> dict[str, Any]:
+    """The git plugin's settings and their defaults."""
+    return dict(DEFAULTS)
+
+
+@hookimpl
+def fap_setting_docs() -> dict[str, str]:
+    """One line per setting, for ``fap config`` and the reference."""
+    return dict(SETTING_DOCS)
+
+
+class _Settings:
+    """The plugin's settings for one host, checked and normalised."""
+
+    def __init__(self, ctx: Any) -> None:
+        config = ctx.config
+        self.host: str = ctx.host
+        self.repo: str = (config["repo"] or "").strip()
+        self.branch: str = str(config["branch"] or "").strip()
+        self.depth: int = config["git_shallow_clone"]
+        self.mirror: str = str(config["repo_path"]).rstrip("/") or "/"
+        self.tree: str = str(config["git_archive_tree"] or "").strip().strip("/")
+        if self.tree == ".":
+            self.tree = ""
+        self.revision_file: str = str(config["revision_file"] or "").strip()
+        self.revision_log: str = str(config["git_revision_log"] or "").strip()
+        self.ssh_command: str = str(config["git_ssh_command"] or "").strip()
+
+    def check(self) -> None:
+        """Raise :class:`FapError` naming the setting and host when a value cannot work."""
+        if not self.repo:
+            raise FapError(f"{self.host}: repo is not set: name the git repository to deploy (repo: in deploy.yml, or --repo URL)")
+        if _BAD_REVISION.search(self.branch):
+            raise FapError(f"{self.host}: branch {self.branch!r} is not a branch, tag or commit name")
+        if not isinstance(self.depth, int) or self.depth < 0:
+            raise FapError(f"{self.host}: git_shallow_clone must be 0 (full history) or a depth of at least 1, got {self.depth!r}")
+        if self.tree and (".." in self.tree.split("/") or _BAD_REVISION.search(self.tree.replace(" ", "_"))):
+            raise FapError(f"{self.host}: git_archive_tree {self.tree!r} must be a directory of the repository, without '..'")
+
+    @property
+    def env(self) -> dict[str, str] | None:
+        return {"GIT_SSH_COMMAND": self.ssh_command} if self.ssh_command else None
+
+
+# ---------------------------------------------------------------------------
+# Release
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def fap_deploy_starting(ctx: Any) -> None:
+    """Fail the deploy before anything remote happens when the settings cannot work."""
+    if ctx.flow == "release":
+        _Settings(ctx).check()
+
+
+@hookimpl
+def fap_deploy_started(ctx: Any) -> None:
+    """Make sure the mirror exists, fetch ``branch`` into it (one fetch) and resolve its sha."""
+    if ctx.flow != "release":
+        return
+    settings = _Settings(ctx)
+    settings.check()
+    script = scripts.fetch_script(
+        repo=settings.repo, mirror=settings.mirror, revision=settings.branch, depth=settings.depth, tree=settings.tree,
+    )
+    try:
+        output = ctx.run(script, env=settings.env)
+    except FapError as failure:
+        raise _explain(ctx, settings, failure) from None
+    sha = output.strip().splitlines()[-1] if output.strip() else ""
+    if ctx.dry_run and not sha:
+        sha = f"<sha of {settings.branch}>"
+    elif not _SHA.match(sha):
+        raise FapError(f"{ctx.host}: could not resolve branch {settings.branch!r} of {settings.repo}: git printed {output.strip()[-200:]!r}")
+    ctx.state[_STATE_SHA] = sha
+    where = f" ({settings.tree}/)" if settings.tree else ""
+    ctx.log(f"{settings.branch} is {sha}{where}")
+
+
+@hookimpl
+def fap_deploy_updating(ctx: Any) -> None:
+    """``git archive`` the resolved commit straight into the release; write ``revision_file``."""
+    if ctx.flow != "release":
+        return
+    settings = _Settings(ctx)
+    sha = ctx.state[_STATE_SHA]
+    revision_path = posixpath.join(ctx.release_path, settings.revision_file) if settings.revision_file else ""
+    ctx.run(
+        scripts.archive_script(
+            mirror=settings.mirror, sha=sha, tree=settings.tree, release_path=ctx.release_path, revision_path=revision_path,
+        )
+    )
+
+
+@hookimpl(tryfirst=True)
+def fap_deploy_published(ctx: Any) -> None:
+    """Append the release to ``git_revision_log`` as soon as ``current`` points to it.
+
+    ``tryfirst`` so the line is written even when a restart hook of another
+    plugin fails afterwards: the release is live either way.
+    """
+    settings = _Settings(ctx)
+    if not settings.revision_log:
+        return
+    fields = {"release": ctx.release}
+    if ctx.flow == "release":
+        fields.update(sha=ctx.state.get(_STATE_SHA, ""), branch=settings.branch)
+    elif ctx.flow == "rollback" and _STATE_ROLLBACK in ctx.state:
+        fields.update(sha=ctx.state[_STATE_ROLLBACK][1] or "unknown", rolled_back_from=ctx.rollback_from or "")
+    else:
+        return
+    fields["deployer"] = _deployer()
+    line = _now() + " " + " ".join(f"{name}={value}" for name, value in fields.items())
+    ctx.run(scripts.append_script(log_path=settings.revision_log, line=line))
+
+
+# ---------------------------------------------------------------------------
+# Rollback
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def fap_deploy_reverting(ctx: Any) -> None:
+    """Say which revision the rollback leaves and which it returns to (from each release's ``revision_file``)."""
+    settings = _Settings(ctx)
+    if not settings.revision_file or not ctx.rollback_from:
+        return
+    leaving_path = posixpath.join(ctx.config["releases_path"], ctx.rollback_from, settings.revision_file)
+    returning_path = posixpath.join(ctx.release_path, settings.revision_file)
+    output = ctx.run(scripts.read_revisions_script([leaving_path, returning_path]), readonly=True)
+    lines = (output.splitlines() + ["", ""])[:2]
+    leaving, returning = (line.strip() for line in lines)
+    ctx.state[_STATE_ROLLBACK] = (leaving, returning)
+    ctx.log(
+        f"leaving release {ctx.rollback_from} at revision {leaving or 'unknown'}, "
+        f"returning to release {ctx.release} at revision {returning or 'unknown'}"
+    )
+
+
+# ---------------------------------------------------------------------------
+# fap check
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def fap_check(ctx: Any) -> list[str] | None:
+    """Report, without changing anything, why a git deploy to this host would fail."""
+    settings = _Settings(ctx)
+    try:
+        settings.check()
+    except FapError as problem:
+        return [_without_host(str(problem), ctx.host)]
+    script = scripts.check_script(repo=settings.repo, mirror=settings.mirror, revision=settings.branch)
+    try:
+        refs = ctx.run(script, env=settings.env, readonly=True)
+    except FapError as failure:
+        return [_without_host(str(_explain(ctx, settings, failure)), ctx.host)]
+    if not refs.strip() and not re.fullmatch(r"[0-9a-f]{4,64}", settings.branch):
+        return [f"branch {settings.branch!r}: no such branch or tag in {ctx.mask(settings.repo)}"]
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def _explain(ctx: Any, settings: _Settings, failure: FapError) -> FapError:
+    """Turn a script's exit code into one line naming the host, the setting and the repository.
+
+    ``ctx.run`` raises a :class:`FapError` carrying the command's ``returncode``
+    and ``stderr``; any other failure (a lost connection) is returned as it is.
+    """
+    code = getattr(failure, "returncode", None)
+    detail = _reason(getattr(failure, "stderr", ""))
+    repo = ctx.mask(settings.repo)
+    host = ctx.host
+    if code == scripts.EXIT["no_git"]:
+        return FapError(f"{host}: git is not installed on this host (needed to fetch {repo})")
+    if code == scripts.EXIT["not_a_repository"]:
+        return FapError(f"{host}: repo_path {settings.mirror} exists but is not a git repository: move it away or set repo_path")
+    if code == scripts.EXIT["unreachable"]:
+        return FapError(f"{host}: repo {repo} is not reachable from {host}: {detail}")
+    if code == scripts.EXIT["no_revision"]:
+        hint = ""
+        if re.fullmatch(r"[0-9a-f]{4,39}", settings.branch) and settings.depth:
+            hint = f" (an abbreviated sha is found only within git_shallow_clone={settings.depth} commits of a branch or tag: give the full sha)"
+        return FapError(f"{host}: branch {settings.branch!r} is no branch, tag or commit of repo {repo}{hint}")
+    if code == scripts.EXIT["no_tree"]:
+        return FapError(f"{host}: git_archive_tree {settings.tree!r} is not a directory in {settings.branch} of repo {repo}")
+    return failure
+
+
+#: What git says after every failure to read a remote, and what our scripts add: no news.
+_BOILERPLATE = (
+    "fatal: Could not read from remote repository.",
+    "Please make sure you have the correct access rights",
+    "and the repository exists.",
+    "cannot read the repository",
+)
+
+
+def _reason(stderr: str, count: int = 2) -> str:
+    """The last lines of git's stderr that say why, without its boilerplate."""
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    telling = [line for line in lines if line not in _BOILERPLATE]
+    return " | ".join((telling or lines)[-count:])
+
+
+def _without_host(message: str, host: str) -> str:
+    prefix = f"{host}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _deployer() -> str:
+    """Who deploys: the local user and machine, as the deploy lock names them."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in a container: fall back to the uid
+        import os
+
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
