@@ -400,7 +400,7 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
     from rich import box
     from rich.table import Table
 
-    from fapistrano.inspect import current_disagreement, release_rows, run_releases
+    from fapistrano.inspect import broken_currents, current_disagreement, release_rows, run_releases
     from fapistrano.layout import now
 
     with _fleet(_plain_output(options), stage, role, overrides, "releases") as fleet:
@@ -422,8 +422,8 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
             style = "bold green" if row.status == "current" else ("yellow" if row.status else "")
             table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
         fleet.console.print(table)
-        warning = current_disagreement(label, hosts)
-        if warning:
+        disagreement = current_disagreement(label, hosts)
+        for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts)]:
             fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     for error in errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)

@@ -373,6 +373,17 @@ def current_disagreement(target: str, hosts: Sequence[HostReleases]) -> str | No
     return f"hosts of {target} disagree on current: {parts}"
 
 
+def broken_currents(hosts: Sequence[HostReleases]) -> list[str]:
+    """A warning for each host whose ``current`` points at a release it does not hold (finished)."""
+    warnings = []
+    for host in hosts:
+        current = host.state.current
+        if current and current not in host.state.releases:
+            what = "an unfinished release" if current in host.state.unfinished else "a release that is not there"
+            warnings.append(f"{host.host}: current points to {current}, {what}")
+    return warnings
+
+
 # ---------------------------------------------------------------------------
 # fap config
 # ---------------------------------------------------------------------------
@@ -549,6 +560,7 @@ __all__ = [
     "ReleaseRow",
     "SettingRow",
     "age_text",
+    "broken_currents",
     "builtin_steps",
     "check_script",
     "check_summary",

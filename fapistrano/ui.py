@@ -84,22 +84,44 @@ class Fanout(Reporter):
                 reporter.close()
 
 
-def _summary_table(title: str, results: list[HostResult], ok: bool) -> Any:
+def _summary_table(title: str, results: list[HostResult], ok: bool, width: int = 0) -> Any:
+    """host, target, result, release, time, error: one line per host.
+
+    ``width`` (the console's) keeps rows to one line: the error is cut to the
+    room left, or left out when under 20 columns remain — it is printed in full
+    above the table and as the last line anyway. Folded into a narrow column it
+    took ten lines per host and hid the other columns.
+    """
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, title_justify="left", expand=False)
-    for column in ("host", "target", "result", "release", "time", "error"):
-        table.add_column(column, overflow="fold")
+    cells = {
+        "host": [r.host for r in results], "target": [r.target for r in results], "result": [r.status for r in results],
+        "release": [r.release for r in results], "time": [f"{r.duration:.1f}s" for r in results],
+    }
+    widths = {column: max(len(column), *(len(v) for v in values)) for column, values in cells.items()}
+    used = sum(widths.values()) + 3 * len(widths) + 1  # each column: padding 2, border 1; plus the last border
+    fits = not width or used <= width
+    for column in cells:
+        table.add_column(column, no_wrap=fits, min_width=widths[column] if fits else None)
+    room = (width - used - 3) if width else 10_000
+    show_errors = fits and room >= 20 and any(r.error for r in results)
+    if show_errors:
+        table.add_column("error", no_wrap=True)
     styles = {"ok": "green", "failed": "bold red", "reverted": "yellow", "skipped": "dim", "dropped": "red"}
     for result in results:
-        table.add_row(
-            result.host,
-            result.target,
-            f"[{styles.get(result.status, '')}]{result.status}[/]",
-            result.release,
-            f"{result.duration:.1f}s",
-            result.error,
-        )
+        row = [
+            Text(result.host),
+            Text(result.target),
+            Text(result.status, style=styles.get(result.status, "")),
+            Text(result.release),
+            Text(f"{result.duration:.1f}s"),
+        ]
+        if show_errors:
+            # Text, not markup: an error may hold brackets ("[Errno 28]").
+            row.append(Text(result.error if len(result.error) <= room else result.error[:room - 1] + "…"))
+        table.add_row(*row)
     return table
 
 
@@ -141,7 +163,7 @@ class PlainReporter(Reporter):
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
         if results:
-            self.console.print(_summary_table(title, results, ok))
+            self.console.print(_summary_table(title, results, ok, self.console.width))
 
 
 class LiveReporter(Reporter):
@@ -154,11 +176,17 @@ class LiveReporter(Reporter):
         self.verbosity = verbosity
         self._rows: dict[str, dict[str, Any]] = {}
         self._started = time.monotonic()
+        self._waiting: Any = None
         self._live = Live(get_renderable=self._render, console=console, refresh_per_second=10, transient=False)
         self._live.start()
 
     def _row(self, host: str) -> dict[str, Any]:
-        return self._rows.setdefault(host, {"phase": "connecting", "line": "", "status": "running", "start": time.monotonic(), "end": None})
+        from rich.spinner import Spinner
+
+        # One spinner per row, kept: a Spinner made afresh at every refresh never leaves its first frame.
+        # Elapsed counts from the run's start, like the summary's time column.
+        return self._rows.setdefault(host, {"phase": "connecting", "line": "", "status": "running", "start": self._started,
+                                            "end": None, "spinner": Spinner("dots", style="cyan")})
 
     def handle(self, event: Event) -> None:
         if event.host:
@@ -174,7 +202,9 @@ class LiveReporter(Reporter):
             elif event.kind == "result":
                 row["status"], row["end"] = event.status, time.monotonic()
                 row["phase"] = "done" if event.status == "ok" else event.status
-        if event.kind == "error" or (event.kind == "phase" and event.status == "failed"):
+        if event.kind == "run":
+            self.console.print(event.message, style="bold", markup=False, highlight=False)
+        elif event.kind == "error" or (event.kind == "phase" and event.status == "failed"):
             where = " | ".join(p for p in (event.host, event.phase) if p)
             self.console.print(f"[red]{where + ' | ' if where else ''}{_escape(event.message)}[/red]")
         elif event.kind == "warning" and self.verbosity >= NORMAL:
@@ -192,10 +222,17 @@ class LiveReporter(Reporter):
         from rich.table import Table
         from rich.text import Text
 
+        if not self._rows:
+            # Before any host reports (connecting, taking the lock) a bare header looked like a hang.
+            if self._waiting is None:
+                self._waiting = Spinner("dots", style="cyan")
+            self._waiting.update(text=Text(f"connecting… {time.monotonic() - self._started:.1f}s", style="dim"))
+            return self._waiting
+
         table = Table(box=None, show_header=True, header_style="bold", expand=False, pad_edge=False)
         table.add_column("host", no_wrap=True)
         table.add_column("", width=2)
-        table.add_column("phase", no_wrap=True)
+        table.add_column("phase", no_wrap=True, min_width=10)  # steady width: rows do not jump as phases change
         table.add_column("elapsed", justify="right", no_wrap=True)
         table.add_column("last output", no_wrap=True, overflow="ellipsis", max_width=max(20, self.console.width - 50))
         now = time.monotonic()
@@ -203,19 +240,33 @@ class LiveReporter(Reporter):
             status = row["status"]
             mark: Any = {"ok": Text("✓", style="green"), "failed": Text("✗", style="red"),
                          "reverted": Text("↺", style="yellow"), "skipped": Text("-", style="dim"),
-                         "dropped": Text("✗", style="red")}.get(status) or Spinner("dots", style="cyan")
+                         "dropped": Text("✗", style="red")}.get(status) or row["spinner"]
             elapsed = (row["end"] or now) - row["start"]
             table.add_row(host, mark, row["phase"], f"{elapsed:.1f}s", Text(row["line"], style="dim"))
         return table
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
+        # Settle every row before the last frame is drawn: it stays on screen, and spinners
+        # still turning on hosts that finished (or were stopped) would say the opposite of the summary.
+        for result in results:
+            row = self._row(result.host)
+            row["status"] = result.status
+            row["end"] = row["start"] + result.duration
+            if result.status == "ok":
+                row["phase"] = "done"
+            elif result.status != "failed":
+                row["phase"] = result.status
         self.close()
         if results:
-            self.console.print(_summary_table(title, results, ok))
+            self.console.print(_summary_table(title, results, ok, self.console.width))
 
     def close(self) -> None:
         if self._live.is_started:
+            self._live.refresh()
             self._live.stop()
+            if not self.console.is_terminal:
+                # Off a terminal (--live into a pipe) rich leaves its one final frame without a newline.
+                self.console.line()
 
 
 def _escape(text: str) -> str:

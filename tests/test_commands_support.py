@@ -27,6 +27,7 @@ def fap_defaults():
         "demo_token": "",
         "demo_marker": "",
         "demo_check_crash": False,
+        "demo_fail_host": "",
     }
 
 
@@ -57,6 +58,8 @@ def fap_check(ctx):
 @hookimpl
 def fap_deploy_updating(ctx):
     ctx.run("printf '%s\\\\n' " + shlex.quote(ctx.config["demo_greeting"]) + " > GREETING", cwd=ctx.release_path)
+    if ctx.host == ctx.config["demo_fail_host"]:
+        ctx.run("echo 'no space left on device [Errno 28]' >&2; exit 1")
 '''
 
 BROKEN_SOURCE = '''\

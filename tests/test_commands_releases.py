@@ -1,0 +1,101 @@
+"""``fap releases``: per target, each release with its revision, age, and which one is current."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+OLD_SHA = "fedcba9876543210fedcba9876543210fedcba98"
+
+
+def _rows(output: str) -> dict[str, list[str]]:
+    """Table rows by release name: ``{release: [revision, age, status, hosts]}``."""
+    rows = {}
+    for line in output.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells and re.fullmatch(r"\d{6}-\d{6}(-\d{2})?", cells[0]):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def _deploy(fap_run, directory) -> str:
+    result = fap_run(["deploy", "-s", "test", "-q"], cwd=directory)
+    assert result.exit_code == 0, result.output
+    return re.search(r"deployed release (\S+)", result.stdout).group(1)
+
+
+def test_releases_shows_revision_age_and_current(fap_fleet, fap_run, tmp_path):
+    fap_fleet.write_deployfile(tmp_path)
+    release = _deploy(fap_run, tmp_path)
+    old = (dt.datetime.now() - dt.timedelta(days=3, minutes=1)).strftime("%y%m%d-%H%M%S")
+    for host in fap_fleet.hosts:
+        app = fap_fleet.app_dir(host)
+        # An older release written by the git plugin (REVISION in the release) ...
+        (app / "releases" / old).mkdir()
+        (app / "releases" / old / "REVISION").write_text(OLD_SHA + "\n")
+        # ... and the deployed one known only from the git plugin's revisions.log.
+        (app / "revisions.log").write_text(
+            f"2026-01-01T00:00:00+0000 release={old} sha={OLD_SHA} branch=main deployer=alice@laptop\n"
+            f"2026-01-02T00:00:00+0000 release={release} sha={SHA} branch=main deployer=bob@laptop\n"
+        )
+
+    result = fap_run(["releases", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "test/web (3 hosts)" in result.stdout
+    rows = _rows(result.stdout)
+    assert list(rows) == [release, old]  # newest first
+    assert rows[release][0] == SHA[:12]
+    assert rows[release][2:] == ["current", "all"]
+    assert rows[old][0] == OLD_SHA[:12]
+    assert rows[old][1] == "3d 0h"
+    assert rows[old][2:] == ["all"]
+    assert "warning" not in result.output
+
+
+def test_releases_warns_when_hosts_of_a_role_disagree_on_current(fap_fleet, fap_run, tmp_path):
+    fap_fleet.write_deployfile(tmp_path)
+    first = _deploy(fap_run, tmp_path)
+    second = _deploy(fap_run, tmp_path)
+    # Someone switched host2 back by hand.
+    link = fap_fleet.app_dir("host2") / "current"
+    link.unlink()
+    os.symlink(f"/home/deploy/www/app/releases/{first}", link)
+
+    result = fap_run(["releases", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    rows = _rows(result.stdout)
+    assert rows[second][2:] == ["current on host1, host3", "all"]
+    assert rows[first][2:] == ["current on host2", "all"]
+    assert rows[second][0] == "-"  # no revision recorded
+    assert f"warning: hosts of test/web disagree on current: host1, host3 -> {second}; host2 -> {first}" in result.stdout
+
+
+def test_releases_lists_what_answering_hosts_have_and_fails_for_the_rest(fap_fleet, fap_run, tmp_path):
+    fap_fleet.write_deployfile(tmp_path)
+    release = _deploy(fap_run, tmp_path)
+    subprocess.run(["rm", "-rf", str(fap_fleet.app_dir("host1") / "releases" / release)], check=True)
+    fap_fleet.kill_host("host3")
+
+    result = fap_run(["releases", "-s", "test", "--ssh-connect-timeout", "5"], cwd=tmp_path)
+
+    assert result.exit_code == 1, result.output
+    assert "test/web: 2 of 3 hosts answered" in result.stdout
+    # host1 lost the directory its current points to: only host2 holds the release.
+    assert _rows(result.stdout)[release][2:] == ["current", "host2"]
+    assert f"warning: host1: current points to {release}, a release that is not there" in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("fap: error:")]
+    assert len(errors) == 1 and errors[0].startswith("fap: error: host3: cannot connect: "), result.stderr
+
+
+def test_releases_of_a_target_never_deployed_to(fap_local, fap_run):
+    fap_local.write_deployfile()
+
+    result = fap_run(["releases", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "test/web (1 host): no releases yet"
