@@ -11,6 +11,7 @@ writes one next to its deploy.yml (fap puts deploy.yml's directory on
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ RECORDER_SOURCE = '''\
 """Test plugin: records each hook call (host, phase, release) and fails where told."""
 
 import json
+import re
 import os
 import shlex
 
@@ -136,3 +138,28 @@ def _assert_one_line_error(result: Any, *fragments: str) -> str:
 def assert_error() -> Any:
     """``assert_error(result, *fragments)``: a handled one-line error naming every fragment."""
     return _assert_one_line_error
+
+
+@pytest.fixture
+def released() -> Any:
+    """``released(result)``: the release name ``fap deploy`` reported."""
+
+    def find(result: Any) -> str:
+        match = re.search(r"deployed release (\d{6}-\d{6}(?:-\d{2})?)", result.stdout)
+        assert match, result.output
+        return match.group(1)
+
+    return find
+
+
+@pytest.fixture
+def on_host(fap_fleet: Any) -> Any:
+    """``on_host(host, script)``: run shell text on a fleet host as ``deploy``; return its stdout."""
+
+    def run(host: str, script: str, check: bool = True) -> str:
+        completed = fap_fleet.in_host(host, ["sh", "-c", script], user="deploy")
+        if check:
+            assert completed.returncode == 0, f"{host}: {script}: {completed.stderr}"
+        return completed.stdout
+
+    return run
