@@ -1,0 +1,187 @@
+"""fapistrano.virtualenv: a Python virtualenv per release, built from the release's requirements.
+
+In ``fap_deploy_updated`` (the code and the shared links are in place) every
+host creates ``virtualenv_venv_path`` with ``virtualenv_executive``,
+optionally upgrades pip, and installs ``virtualenv_requirements`` with the
+venv's own pip. The venv lives inside the release by default, so every
+release carries the exact environment it was tested with and a rollback
+returns to it with the same symlink switch as the code.
+
+Enable it in deploy.yml::
+
+    plugins:
+      - fapistrano.virtualenv
+    virtualenv_requirements: '%(release_path)s/production-requirements.txt'
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fapistrano import FapError, hookimpl
+from fapistrano.errors import CommandFailed
+
+__version__ = "1.0.0"
+
+DEFAULTS: dict[str, Any] = {
+    "virtualenv_venv_path": "%(release_path)s/venv",
+    "virtualenv_executive": "python3 -m venv",
+    "virtualenv_requirements": "%(release_path)s/requirements.txt",
+    "virtualenv_pip_upgrade": False,
+    "virtualenv_pip_options": [],
+}
+
+SETTING_DOCS: dict[str, str] = {
+    "virtualenv_venv_path": "Where each release's virtualenv is created (relative paths are inside the release).",
+    "virtualenv_executive": "The command that creates a virtualenv, given the venv path as its last argument, e.g. 'virtualenv -p python3.11'.",
+    "virtualenv_requirements": "The requirements file pip installs into the venv; the deploy fails if it is missing; '' installs nothing.",
+    "virtualenv_pip_upgrade": "Upgrade pip inside the new venv before installing the requirements.",
+    "virtualenv_pip_options": "Extra pip install arguments, e.g. '--no-index --find-links /srv/wheels'; each item is split like a shell word list.",
+}
+
+#: Environment for every pip run: unbuffered so each line reaches the live view
+#: as pip prints it (a piped Python is block-buffered), and never a prompt or a
+#: version check that would hang or chatter on an offline host.
+PIP_ENVIRONMENT: dict[str, str] = {
+    "PYTHONUNBUFFERED": "1",
+    "PIP_NO_INPUT": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
+
+#: How many of pip's lines a failed install reports.
+ERROR_LINES = 5
+
+
+@hookimpl
+def fap_defaults() -> dict[str, Any]:
+    """The plugin's settings and their defaults."""
+    return dict(DEFAULTS)
+
+
+@hookimpl
+def fap_setting_docs() -> dict[str, str]:
+    """One sentence per setting, for ``fap config``."""
+    return dict(SETTING_DOCS)
+
+
+@hookimpl
+def fap_check(ctx: Any) -> list[str]:
+    """Report a missing virtualenv command (or a Python without ensurepip) on the host."""
+    try:
+        executive = executive_argv(ctx.config["virtualenv_executive"])
+    except FapError as error:
+        return [str(error)]
+    program = executive[0]
+    if not ctx.test(f"command -v {shlex.quote(program)} >/dev/null 2>&1"):
+        return [f"virtualenv_executive: {program!r} is not found on the host's PATH"]
+    creates_pip = "--without-pip" not in executive
+    if executive[1:3] == ["-m", "venv"] and creates_pip and not ctx.test(f"{shlex.quote(program)} -c 'import ensurepip' >/dev/null 2>&1"):
+        # Debian and Ubuntu ship ensurepip separately: 'python3 -m venv' fails without it.
+        return [f"virtualenv_executive: {program} -m venv cannot install pip (no ensurepip; on Debian/Ubuntu install python3-venv)"]
+    return []
+
+
+@hookimpl
+def fap_deploy_updated(ctx: Any) -> None:
+    """Create the release's venv and install its requirements into it."""
+    config = ctx.config
+    release_path = ctx.release_path
+    venv = in_release(release_path, config["virtualenv_venv_path"])
+    requirements = in_release(release_path, config["virtualenv_requirements"]) if config["virtualenv_requirements"] else ""
+    executive = executive_argv(config["virtualenv_executive"])
+    pip_options = pip_options_argv(config["virtualenv_pip_options"])
+
+    # Check before spending seconds on a venv: the file comes from the code, and
+    # a deploy without its dependencies must not go live. Under --dry-run
+    # updating copied nothing, so there is nothing to look at.
+    if requirements and not ctx.dry_run and not ctx.test(f"test -f {shlex.quote(requirements)}"):
+        raise FapError(
+            f"{ctx.host}: virtualenv_requirements: {requirements} does not exist in the release "
+            "(set virtualenv_requirements to '' to create the venv without installing anything)"
+        )
+
+    ctx.log(f"creating virtualenv {venv}")
+    ctx.run(join([*executive, venv]), cwd=release_path)
+
+    # The venv's python runs pip, not bin/pip: a script's #! line breaks on
+    # paths with spaces or longer than the kernel's limit.
+    pip = [posixpath.join(venv, "bin", "python"), "-m", "pip"]
+    if config["virtualenv_pip_upgrade"]:
+        ctx.log("upgrading pip")
+        run_pip(ctx, [*pip, "install", "--upgrade", "pip", *pip_options], release_path)
+    if requirements:
+        ctx.log(f"installing {requirements}")
+        run_pip(ctx, [*pip, "install", *pip_options, "-r", requirements], release_path)
+    else:
+        ctx.log("virtualenv_requirements is empty: no requirements installed")
+
+
+# ---------------------------------------------------------------------------
+# Helpers (public for the tests and for plugins that build on this one)
+# ---------------------------------------------------------------------------
+
+
+def in_release(release_path: str, path: str) -> str:
+    """``path`` made absolute: a relative path is inside the release."""
+    return posixpath.normpath(posixpath.join(release_path, path))
+
+
+def executive_argv(value: str) -> list[str]:
+    """``virtualenv_executive`` split into words as a shell would; never empty."""
+    try:
+        words = shlex.split(value or "")
+    except ValueError as error:
+        raise FapError(f"virtualenv_executive: cannot split {value!r}: {error}") from None
+    if not words:
+        raise FapError("virtualenv_executive: is empty; write the command that creates a venv, e.g. 'python3 -m venv'")
+    return words
+
+
+def pip_options_argv(value: str | Iterable[str] | None) -> list[str]:
+    """``virtualenv_pip_options`` as pip arguments.
+
+    A string, or each item of a list, is split into words as a shell would
+    (``'--find-links "/srv/my wheels"'`` keeps the path whole), so a YAML
+    string and a YAML list mean the same thing.
+    """
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    words: list[str] = []
+    for item in items:
+        try:
+            words.extend(shlex.split(str(item)))
+        except ValueError as error:
+            raise FapError(f"virtualenv_pip_options: cannot split {item!r}: {error}") from None
+    return words
+
+
+def join(argv: Iterable[str]) -> str:
+    """Shell text running ``argv`` with every word quoted."""
+    return " ".join(shlex.quote(word) for word in argv)
+
+
+def run_pip(ctx: Any, argv: list[str], cwd: str, environment: Mapping[str, str] = PIP_ENVIRONMENT) -> str:
+    """Run pip; on failure raise one line with pip's own error lines in it."""
+    try:
+        return ctx.run(join(argv), cwd=cwd, env=dict(environment))
+    except CommandFailed as failure:
+        detail = pip_error_lines(failure.stderr)
+        message = f"{ctx.host}: pip failed (exit {failure.returncode}): {failure.command}"
+        raise FapError(f"{message}: {detail}" if detail else message) from None
+
+
+def pip_error_lines(output: str, count: int = ERROR_LINES) -> str:
+    """The lines of pip's output that say what went wrong, joined with `` | ``.
+
+    pip prefixes its own diagnosis with ``ERROR:``; a failed build ends with
+    generic notes instead ("This error originates from a subprocess"), so
+    lines naming the error come first and the last lines fill in.
+    """
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("ERROR:", "error:"))]
+    chosen = errors[-count:] if errors else lines[-count:]
+    return " | ".join(chosen)
