@@ -215,3 +215,22 @@ def test_an_archive_that_is_not_one_fails_with_a_clear_error(fap_fleet, fap_run,
     for host in fap_fleet.hosts:
         assert any(host in line and "cannot extract" in line and "tar.gz" in line for line in result.output.splitlines()), result.output
         assert fap_fleet.releases(host) == []
+
+
+def test_fap_check_reports_an_unreachable_artifact_before_any_deploy(fap_fleet, fap_run, tmp_path, artifact_server, archive):
+    artifact_server.credentials = ("ci-reader", "Check-Pa55")
+    artifact_server.files["/app.tar.gz"] = archive(APP_FILES)
+    write_shared_settings(fap_fleet)
+    fap_fleet.write_deployfile(tmp_path, settings(artifact_server.url("/app.tar.gz", "ci-reader", "Check-Pa55")))
+
+    ready = fap_run(["check", "-s", "test"], cwd=tmp_path)
+    assert ready.exit_code == 0, ready.output
+
+    fap_fleet.write_deployfile(tmp_path, settings(artifact_server.url("/app.tar.gz"), curl_user="ci-reader:Wrong-Pa55"))
+    result = fap_run(["check", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code != 0
+    for host in fap_fleet.hosts:
+        assert any(host in line and "cannot be downloaded" in line and "401" in line for line in result.output.splitlines()), result.output
+        assert fap_fleet.releases(host) == []
+    assert "Wrong-Pa55" not in result.output and "Check-Pa55" not in result.output
