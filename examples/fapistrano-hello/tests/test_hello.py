@@ -110,3 +110,19 @@ def test_every_host_of_the_fleet_gets_its_own_greeting(fap_fleet, fap_run, tmp_p
     for host in fap_fleet.hosts:
         assert (fap_fleet.current_dir(host) / "HELLO").read_text() == f"hello from {host}\n"
         assert log_lines(fap_fleet.app_dir(host)) == [f"published {fap_fleet.current(host)}"]
+
+
+def test_check_reports_a_log_the_deploy_user_cannot_write(fap_fleet, fap_run, tmp_path):
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["hello"]})
+    app = "/home/deploy/www/app"
+    fap_fleet.in_host("host2", ["mkdir", "-p", app], user="deploy")
+    # A log left behind by root, which the deploy user may read but not append to.
+    made = fap_fleet.in_host("host2", ["sh", "-c", f"touch {app}/hello.log && chmod 644 {app}/hello.log"])
+    assert made.returncode == 0, made.stderr
+
+    result = fap_run(["check", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code != 0, result.output
+    assert f"hello_log {app}/hello.log is not writable by deploy" in result.output
+    problem_lines = [line for line in result.output.splitlines() if "not writable" in line]
+    assert problem_lines and all("host2" in line for line in problem_lines), result.output
