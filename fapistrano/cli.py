@@ -340,9 +340,15 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
 # ---------------------------------------------------------------------------
 
 
+def _complete_plugins(context: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from fapistrano.completion import complete_plugins
+
+    return complete_plugins(context, param, incomplete)
+
+
 @cli.command("init", context_settings={"help_option_names": ["-h", "--help"]}, short_help="Write a commented deploy.yml.")
 @click.option("-d", "--deployfile", metavar="FILE", help="Where to write it (default: ./deploy.yml).")
-@click.option("-p", "--plugins", "plugin_option", multiple=True, metavar="NAMES",
+@click.option("-p", "--plugins", "plugin_option", multiple=True, metavar="NAMES", shell_complete=_complete_plugins,
               help="Comma-separated plugins, e.g. git,virtualenv,supervisorctl (short for fapistrano.<name>).")
 @click.option("--app-name", metavar="NAME", help="The application's name (default: the directory's name).")
 @click.pass_context
@@ -359,7 +365,9 @@ def init(context: click.Context, deployfile: str | None, plugin_option: tuple[st
     path = Path(deployfile or options.deployfile or "deploy.yml")
     if path.exists():
         scaffold.write_new(path, "")  # raises the one-line refusal
-    names = scaffold.plugin_names(plugin_option)
+    from fapistrano.plugins import installed_plugins
+
+    names = scaffold.plugin_names(plugin_option, [p.name for p in installed_plugins()])
     chosen, docs, secrets = scaffold.load_plugins(names)
     text = scaffold.render(app_name or scaffold.default_app_name(path.parent), chosen, docs, secrets)
     scaffold.write_new(path, text)

@@ -26,19 +26,21 @@ _WRITTEN = {"app_name", "plugins", "hosts", *(f"{command}_plugins" for command i
 _RULE = "# " + "-" * 76
 
 
-def plugin_names(option: Iterable[str]) -> list[str]:
+def plugin_names(option: Iterable[str], installed: Iterable[str] = ()) -> list[str]:
     """``--plugins git,virtualenv`` -> ``['fapistrano.git', 'fapistrano.virtualenv']``.
 
-    A short name (no dot) is a bundled plugin's entry point ``fapistrano.<name>``;
-    a dotted name is used as written (another entry point, or a module path).
+    A short name (no dot) is a bundled plugin's entry point ``fapistrano.<name>``,
+    unless an installed entry point has that very name (``hello``); a dotted
+    name is used as written (another entry point, or a module path).
     """
+    installed = set(installed)
     names: list[str] = []
     for chunk in option:
         for word in chunk.split(","):
             word = word.strip()
             if not word:
                 continue
-            name = word if "." in word else f"fapistrano.{word}"
+            name = word if "." in word or word in installed else f"fapistrano.{word}"
             if name not in names:
                 names.append(name)
     return names
