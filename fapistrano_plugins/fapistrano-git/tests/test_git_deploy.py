@@ -248,6 +248,16 @@ def test_unreachable_repository_fails_naming_repo_and_host(fap_fleet, fap_run, t
     _assert_untouched(fap_fleet, before)
 
 
+def test_credentials_in_the_repo_url_never_show(fap_fleet, fap_run, tmp_path):
+    repo = "https://deployer:s3cr3t-t0ken@127.0.0.1:1/shop.git"
+
+    result = deploy(fap_fleet, fap_run, tmp_path, {"repo": repo}, "-v")
+
+    assert result.exit_code != 0
+    assert "s3cr3t-t0ken" not in result.output
+    assert "repo https://deployer:***@127.0.0.1:1/shop.git is not reachable from host1" in result.output
+
+
 def test_unknown_branch_or_archive_tree_fails_before_anything_changes(fap_fleet, fap_run, tmp_path, git_repo):
     before = _deploy_good_release(fap_fleet, fap_run, tmp_path, git_repo)
     repo = str(git_repo.path)
