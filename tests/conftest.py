@@ -39,6 +39,7 @@ def fap_defaults():
         "recorder_fail_phase": "",
         "recorder_fail_host": "",
         "recorder_fail_stderr": "boom",
+        "recorder_fail_how": "command",
     }
 
 
@@ -73,6 +74,8 @@ def _phase(hook):
         _record(ctx, hook)
         config = ctx.config
         if config["recorder_fail_phase"] == ctx.phase and config["recorder_fail_host"] in ("", ctx.host):
+            if config["recorder_fail_how"] == "exception":
+                raise RuntimeError(config["recorder_fail_stderr"])
             ctx.run("echo " + shlex.quote(config["recorder_fail_stderr"]) + " >&2; exit 3")
 
     implementation.__name__ = hook

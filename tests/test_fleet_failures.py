@@ -1,0 +1,181 @@
+"""When something goes wrong on one host: no host publishes, every host is told, the new release
+goes, and the error names the host, the phase and the command with its stderr."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HOSTS = ("host1", "host2", "host3")
+WWW_APP = "/home/deploy/www/app"
+
+
+def release_entries(fleet: Any, host: str) -> list[str]:
+    """Everything in releases/, hidden markers included."""
+    directory = fleet.app_dir(host) / "releases"
+    return sorted(os.listdir(directory)) if directory.is_dir() else []
+
+
+@pytest.fixture
+def first_release(fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, recorder: Any) -> str:
+    """One good release on every host, the recorder enabled (its log emptied)."""
+    fap_fleet.write_deployfile(tmp_path, recorder.settings())
+    result = fap_run(["deploy", "-s", "test", "-q"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    recorder.log.unlink()
+    return released(result)
+
+
+@pytest.mark.parametrize(
+    ("phase", "host"),
+    [("starting", "host1"), ("started", "host2"), ("updating", "host3"), ("updated", "host2"), ("publishing", "host2")],
+)
+def test_a_failure_before_publishing_switches_no_host(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, recorder: Any, first_release: str, phase: str, host: str
+) -> None:
+    result = fap_run(["deploy", "-s", "test", "--recorder-fail-phase", phase, "--recorder-fail-host", host,
+                      "--recorder-fail-stderr", "disk on fire"], cwd=tmp_path)
+    assert result.exit_code == 1
+    error = assert_error(result, f"{host}: {phase}: fap_recorder: command failed (exit 3): ", "echo 'disk on fire' >&2; exit 3", ": disk on fire")
+    assert error.count("disk on fire") == 2  # in the command and as its stderr
+    for each in HOSTS:
+        assert fap_fleet.current(each) == first_release, each
+        assert release_entries(fap_fleet, each) == [first_release], each  # new release and its marker removed
+        assert not fap_fleet.locked(each), each
+    events = recorder.events()
+    failed = [e for e in events if e["hook"] == "fap_deploy_failed"]
+    assert sorted(e["host"] for e in failed) == list(HOSTS)
+    assert all("disk on fire" in e["error"] for e in failed)
+    later = ("published", "finishing", "finished")
+    assert not [e for e in events if e["phase"] in later]
+
+
+def test_a_failure_in_publishing_switches_the_other_hosts_back(
+    fap_fleet: Any, fap_run: Any, tmp_path: Path, recorder: Any, first_release: str
+) -> None:
+    # Plugins' publishing hooks run before the core's switch on their host, while other hosts switch.
+    result = fap_run(["deploy", "-s", "test", "--recorder-fail-phase", "publishing", "--recorder-fail-host", "host3"], cwd=tmp_path)
+    assert result.exit_code == 1
+    for host in HOSTS:
+        assert fap_fleet.current(host) == first_release
+        assert fap_fleet.releases(host) == [first_release]
+    assert "host3: publishing:" in result.stderr
+
+
+def test_a_failure_on_the_first_deploy_leaves_no_current(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, recorder: Any
+) -> None:
+    fap_fleet.write_deployfile(tmp_path, recorder.settings(recorder_fail_phase="updated", recorder_fail_host="host1"))
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert_error(result, "host1: updated:", "boom")
+    for host in HOSTS:
+        assert fap_fleet.current(host) is None
+        assert release_entries(fap_fleet, host) == []
+        assert not fap_fleet.locked(host)
+
+
+def test_a_plugin_exception_names_the_plugin_and_host(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, recorder: Any, first_release: str
+) -> None:
+    result = fap_run(["deploy", "-s", "test", "--recorder-fail-phase", "updating", "--recorder-fail-host", "host2",
+                      "--recorder-fail-how", "exception", "--recorder-fail-stderr", "bad state"], cwd=tmp_path)
+    assert_error(result, "host2: updating: fap_recorder: RuntimeError: bad state")
+    assert "Traceback" not in result.output
+    for host in HOSTS:
+        assert fap_fleet.current(host) == first_release
+
+
+def test_a_failure_on_every_host_names_every_host(
+    fap_fleet: Any, fap_run: Any, tmp_path: Path, recorder: Any, first_release: str
+) -> None:
+    result = fap_run(["deploy", "-s", "test", "--recorder-fail-phase", "updated"], cwd=tmp_path)
+    assert result.exit_code == 1
+    for host in HOSTS:
+        assert f"fap: error: {host}: updated: " in result.stderr
+        assert fap_fleet.current(host) == first_release
+
+
+def test_a_failure_after_publishing_keeps_the_new_release_live(
+    fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, recorder: Any, first_release: str
+) -> None:
+    result = fap_run(["deploy", "-s", "test", "--recorder-fail-phase", "published", "--recorder-fail-host", "host1"], cwd=tmp_path)
+    assert result.exit_code != 0
+    assert "host1: published:" in result.stderr
+    currents = {fap_fleet.current(host) for host in HOSTS}
+    assert len(currents) == 1 and currents != {first_release}
+    assert not any(fap_fleet.locked(host) for host in HOSTS)
+
+
+def test_a_missing_linked_file_names_host_and_path(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, on_host: Any, tmp_path: Path, recorder: Any, first_release: str
+) -> None:
+    for host in ("host1", "host3"):
+        on_host(host, f"mkdir -p {WWW_APP}/shared/config && echo x > {WWW_APP}/shared/config/settings.ini")
+    result = fap_run(["deploy", "-s", "test", "--linked-files", "config/settings.ini"], cwd=tmp_path)
+    assert_error(result, "host2", "starting", f"missing linked file: {WWW_APP}/shared/config/settings.ini")
+    for host in HOSTS:
+        assert fap_fleet.current(host) == first_release
+        assert release_entries(fap_fleet, host) == [first_release]
+        assert not fap_fleet.locked(host)
+    assert sorted(e["host"] for e in recorder.events() if e["hook"] == "fap_deploy_failed") == list(HOSTS)
+
+
+def test_an_unreachable_host_is_named_and_no_host_is_changed(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, recorder: Any, first_release: str
+) -> None:
+    before = {host: fap_fleet.tree(host) for host in HOSTS}
+    fap_fleet.kill_host("host2")
+    result = fap_run(["deploy", "-s", "test", "--ssh-connect-timeout", "3"], cwd=tmp_path, timeout=60)
+    assert_error(result, "host2: cannot connect", "Connection refused")
+    assert {host: fap_fleet.tree(host) for host in HOSTS} == before
+    assert recorder.hooks() == []
+
+
+def test_a_host_that_does_not_answer_fails_within_the_connect_timeout(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path
+) -> None:
+    # A frozen sshd accepts the TCP connection and never speaks: only ConnectTimeout ends the wait.
+    fap_fleet.write_deployfile(tmp_path, {"ssh_connect_timeout": 2})
+    frozen = fap_fleet.processes_of("host3")
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        # The subprocess timeout only keeps a hang from blocking the suite; fap must end on its own.
+        result = fap_run(["deploy", "-s", "test"], cwd=tmp_path, timeout=60)
+    finally:
+        fap_fleet.kill_host("host3")  # the next test's reset starts it afresh
+    assert_error(result, "host3: cannot connect")
+    for host in ("host1", "host2"):
+        assert fap_fleet.current(host) is None
+        assert not fap_fleet.locked(host)
+
+
+def test_a_path_the_deploy_user_cannot_write_is_named(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path
+) -> None:
+    fap_fleet.app_dir("host3").mkdir()  # made by root, as a careless provisioning would
+    fap_fleet.write_deployfile(tmp_path)
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert_error(result, "host3", "Permission denied", WWW_APP)
+    assert "locked" not in result.stderr
+    for host in HOSTS:
+        assert fap_fleet.current(host) is None
+        assert not fap_fleet.locked(host)
+
+
+def test_a_deploy_locked_by_another_run_changes_nothing(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, on_host: Any, tmp_path: Path, recorder: Any, first_release: str
+) -> None:
+    on_host("host1", f"mkdir {WWW_APP}/.fap-lock && echo 'alice@laptop pid 42' > {WWW_APP}/.fap-lock/owner")
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert_error(result, "host1", "locked by alice@laptop pid 42", "fap unlock")
+    assert fap_fleet.locked("host1")  # someone else's lock stays
+    assert not fap_fleet.locked("host2") and not fap_fleet.locked("host3")
+    for host in HOSTS:
+        assert fap_fleet.current(host) == first_release
+        assert fap_fleet.releases(host) == [first_release]
+    assert recorder.hooks() == []
