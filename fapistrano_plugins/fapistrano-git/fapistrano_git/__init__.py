@@ -134,8 +134,7 @@ def fap_deploy_started(ctx: Any) -> None:
     """Make sure the mirror exists, fetch ``branch`` into it (one fetch) and resolve its sha."""
     if ctx.flow != "release":
         return
-    settings = _Settings(ctx)
-    settings.check()
+    settings = _Settings(ctx)  # checked in starting
     script = scripts.fetch_script(
         repo=settings.repo, mirror=settings.mirror, revision=settings.branch, depth=settings.depth, tree=settings.tree,
     )
@@ -147,7 +146,8 @@ def fap_deploy_started(ctx: Any) -> None:
     if ctx.dry_run and not sha:
         sha = f"<sha of {settings.branch}>"
     elif not _SHA.match(sha):
-        raise FapError(f"{ctx.host}: could not resolve branch {settings.branch!r} of {settings.repo}: git printed {output.strip()[-200:]!r}")
+        raise FapError(f"{ctx.host}: could not resolve branch {settings.branch!r} of {ctx.mask(settings.repo)}: "
+                       f"git printed {output.strip()[-200:]!r}")
     ctx.state[_STATE_SHA] = sha
     where = f" ({settings.tree}/)" if settings.tree else ""
     ctx.log(f"{settings.branch} is {sha}{where}")
@@ -181,8 +181,9 @@ def fap_deploy_published(ctx: Any) -> None:
     fields = {"release": ctx.release}
     if ctx.flow == "release":
         fields.update(sha=ctx.state.get(_STATE_SHA, ""), branch=settings.branch)
-    elif ctx.flow == "rollback" and _STATE_ROLLBACK in ctx.state:
-        fields.update(sha=ctx.state[_STATE_ROLLBACK][1] or "unknown", rolled_back_from=ctx.rollback_from or "")
+    elif ctx.flow == "rollback":
+        _leaving, returning = ctx.state.get(_STATE_ROLLBACK, ("", ""))
+        fields.update(sha=returning or "unknown", rolled_back_from=ctx.rollback_from or "")
     else:
         return
     fields["deployer"] = _deployer()
