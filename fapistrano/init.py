@@ -118,7 +118,7 @@ def render(
         if name in _WRITTEN:
             continue
         out += [*_setting_block(name, default, doc), ""]
-    commands = ", ".join(f"{command}_plugins" for command in COMMANDS)
+    commands = ", ".join(f"{command}_plugins" for command in COMMANDS if command != "release")  # release: deploy's 0.9 name
     out += [*_comment(f"A command can have its own plugin list, replacing plugins: {commands}."),
             "# restart_plugins: [fapistrano.supervisorctl]", ""]
     for _name, label, defaults in plugins:
