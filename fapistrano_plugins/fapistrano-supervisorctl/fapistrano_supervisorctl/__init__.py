@@ -250,7 +250,7 @@ def _ctl(ctx: Any, *args: str, unknown_ok: bool = False) -> str | None:
         message += (f" (supervisord read no [program:{program}] or [group:{sctl.group_of(program)}]: "
                     f"is {ctx.config['supervisor_target']} in its [include] files?)")
     elif status is not None and status.processes:
-        message += f"; {program} is {status.describe()}"
+        message += f"; status: {status.describe()}"
     raise FapError(message)
 
 

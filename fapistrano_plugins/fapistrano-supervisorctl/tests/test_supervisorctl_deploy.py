@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SupervisedFleet, deploy_settings, ship_plugin
+from supervised_fleet import SupervisedFleet, deploy_settings, eventually, ship_plugin
 
 pytestmark = pytest.mark.fleet
 
@@ -67,9 +67,14 @@ def assert_runs_current_release(supervised: SupervisedFleet, process: str = "app
     for host in supervised.names:
         state, pid = supervised.status(host)[process]
         assert state == "RUNNING", f"{host}: {process} is {state}"
-        assert supervised.running_record(host, record) == (pid, release_dir(supervised, host))
+        expected = (pid, release_dir(supervised, host))
+        eventually(lambda host=host, expected=expected: _assert_equal(supervised.running_record(host, record), expected))
         pids[host] = pid
     return pids
+
+
+def _assert_equal(actual: object, expected: object) -> None:
+    assert actual == expected
 
 
 def test_deploy_and_rollback_restart_the_program_in_the_live_release(supervised, fap_run, tmp_path):
@@ -175,7 +180,7 @@ def test_refresh_rereads_a_changed_conf(supervised, fap_run, tmp_path):
     first = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
     assert first.exit_code == 0, first.output
     for host in supervised.names:
-        assert supervised.running_record_flavor(host) == "one"
+        eventually(lambda host=host: _assert_equal(supervised.running_record_flavor(host), "one"))
 
     (app / CONF).write_text(program("app", extra='environment=APP_FLAVOR="two"'))
     refreshed = fap_run(["deploy", "-s", "test", "--supervisor-refresh", "true"], cwd=tmp_path)
