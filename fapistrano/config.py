@@ -20,7 +20,7 @@ from typing import Any
 
 from fapistrano.errors import ConfigError
 
-COMMANDS = ("deploy", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
+COMMANDS = ("deploy", "release", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
 
 #: name -> (default, one-line description). The core's own settings.
 CORE_SETTINGS: dict[str, tuple[Any, str]] = {
@@ -246,7 +246,9 @@ class DeployFile:
         """Plugin names enabled for this target and command, each with its ``file:line``."""
         chosen: tuple[Any, Any, str] | None = None
         for layer in (self.data, self.block(stage, role)):
-            for key in ("plugins", f"{command}_plugins"):
+            # 'release' is the 0.9 name of 'deploy': release_plugins still works.
+            keys = ("plugins", "release_plugins", "deploy_plugins") if command in ("deploy", "release") else ("plugins", f"{command}_plugins")
+            for key in keys:
                 if key in layer and layer[key] is not None:
                     if chosen is None or key != "plugins" or chosen[2] == "plugins":
                         chosen = (layer, layer[key], key)
@@ -442,6 +444,21 @@ def parse_overrides(args: Iterable[str], declared: Mapping[str, Declared]) -> di
         overrides[name] = parse_cli_value(name, value, declared[name].default)
         index += 1
     return overrides
+
+
+def with_user_settings(deployfile: DeployFile, declared: Mapping[str, Declared]) -> dict[str, Declared]:
+    """``declared`` plus the settings deploy.yml invents for its own ``%(name)s`` references.
+
+    They can then be overridden on the command line like any other.
+    """
+    extended = dict(declared)
+    layers = [deployfile.data, *(block or {} for roles in deployfile.blocks.values() for block in roles.values())]
+    for layer in layers:
+        for key, value in layer.items():
+            if key not in extended and key not in _RESERVED and key not in RUN_NAMES and isinstance(key, str):
+                default = "" if _scalar(_plain(value)) else _plain(value)
+                extended[key] = Declared(default, Origin("file", deployfile.where(layer, key)), "Set in deploy.yml.")
+    return extended
 
 
 @dataclass(frozen=True)

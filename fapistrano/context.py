@@ -35,6 +35,9 @@ class Context:
         ``"release"``, ``"rollback"``, ``"restart"``, ``"check"`` or ``"once"``.
     ``phase``
         The phase running now (``"updating"``…).
+    ``failed_phase``
+        In ``fap_deploy_failed``: the phase the run failed in (on this host
+        or, for the hosts that did not fail, on another); else ``None``.
     ``dry_run``
         ``True`` under ``--dry-run``: :meth:`run` prints instead of running.
     ``state``
@@ -69,6 +72,7 @@ class Context:
         self.previous_release = previous_release
         self.dry_run = dry_run
         self.flow = flow
+        self.failed_phase: str | None = None
         self.stopping = stopping  # a threading.Event set on Ctrl-C: start no new command
         self.phase = "connecting"
         self.state: dict[str, Any] = {}

@@ -28,7 +28,7 @@ class CommandFailed(FapError):
         self.returncode = exit_code
         self.stderr = stderr
         detail = _last_lines(stderr)
-        message = f"{host}: command failed (exit {exit_code}): {command}"
+        message = f"{host}: command failed (exit {exit_code}): {one_line(command)}"
         if detail:
             message += f": {detail}"
         super().__init__(message)
@@ -47,3 +47,12 @@ class Interrupted(FapError):
 def _last_lines(text: str, count: int = 3) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-count:])
+
+
+def one_line(command: str, width: int = 160) -> str:
+    """A command as one line for an error: a multi-line script shows its first line and how many follow."""
+    lines = [line.strip() for line in command.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} … (+{len(lines) - 1} lines)"
+    return text if len(text) <= width else text[: width - 1] + "…"

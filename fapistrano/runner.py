@@ -312,8 +312,11 @@ class Runner:
     def tell_plugins_failed(self, members: Sequence[Member], error: BaseException) -> None:
         """``fap_deploy_failed`` on each member; a failing cleanup does not stop the others."""
 
+        stopped_in = next((m.failed_phase for m in members if m.failed_phase), "")
+
         def work(member: Member) -> None:
             assert member.ctx is not None
+            member.ctx.failed_phase = member.failed_phase or stopped_in
             member.ctx.phase = "failed"
             member.ctx.stopping = None  # cleanup must run even after Ctrl-C
             try:
