@@ -111,10 +111,11 @@ def fap_deploy_updated(ctx: Any) -> None:
     pip = [posixpath.join(venv, "bin", "python"), "-m", "pip"]
     if config["virtualenv_pip_upgrade"]:
         ctx.log("upgrading pip")
-        run_pip(ctx, [*pip, "install", "--upgrade", "pip", *pip_options], release_path)
+        run_pip(ctx, [*pip, "install", "--upgrade", "pip", *pip_options], release_path, "pip install --upgrade pip")
     if requirements:
         ctx.log(f"installing {requirements}")
-        run_pip(ctx, [*pip, "install", *pip_options, "-r", requirements], release_path)
+        shown = posixpath.relpath(requirements, release_path) if requirements.startswith(release_path.rstrip("/") + "/") else requirements
+        run_pip(ctx, [*pip, "install", *pip_options, "-r", requirements], release_path, f"pip install -r {shown}")
     else:
         ctx.log("virtualenv_requirements is empty: no requirements installed")
 
@@ -164,24 +165,39 @@ def join(argv: Iterable[str]) -> str:
     return " ".join(shlex.quote(word) for word in argv)
 
 
-def run_pip(ctx: Any, argv: list[str], cwd: str, environment: Mapping[str, str] = PIP_ENVIRONMENT) -> str:
-    """Run pip; on failure raise one line with pip's own error lines in it."""
+def run_pip(ctx: Any, argv: list[str], cwd: str, label: str, environment: Mapping[str, str] = PIP_ENVIRONMENT) -> str:
+    """Run pip; on failure raise one line: ``label``, the exit code, then pip's own error lines.
+
+    The short ``label`` (not the whole command, which ``-v`` shows) comes
+    first so that pip's diagnosis survives in narrow summaries.
+    """
     try:
         return ctx.run(join(argv), cwd=cwd, env=dict(environment))
     except CommandFailed as failure:
         detail = pip_error_lines(failure.stderr)
-        message = f"{ctx.host}: pip failed (exit {failure.returncode}): {failure.command}"
+        message = f"{ctx.host}: {ctx.mask(label)} failed (exit {failure.returncode})"
         raise FapError(f"{message}: {detail}" if detail else message) from None
 
 
 def pip_error_lines(output: str, count: int = ERROR_LINES) -> str:
     """The lines of pip's output that say what went wrong, joined with `` | ``.
 
-    pip prefixes its own diagnosis with ``ERROR:``; a failed build ends with
-    generic notes instead ("This error originates from a subprocess"), so
-    lines naming the error come first and the last lines fill in.
+    pip states its own diagnosis on ``ERROR:`` lines. When a package's build
+    fails, pip instead frames the build's output (``╰─> [N lines of
+    output]`` ... ``[end of output]``) and ends with generic notes ("This
+    error originates from a subprocess"): the build's last lines are the
+    useful ones, after pip's one-line heading (``× ... did not run
+    successfully.``). Anything else: the last lines.
     """
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("ERROR:", "error:"))]
-    chosen = errors[-count:] if errors else lines[-count:]
-    return " | ".join(chosen)
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    if errors:
+        return " | ".join(errors[-count:])
+    if "[end of output]" in lines:
+        end = len(lines) - 1 - lines[::-1].index("[end of output]")
+        opening = next((i for i in range(end - 1, -1, -1) if lines[i].startswith("╰─>")), -1)
+        heading = next((lines[i] for i in range(opening - 1, -1, -1) if lines[i].startswith("×")), "") if opening >= 0 else ""
+        built = lines[opening + 1:end][-(count - 1 if heading else count):]
+        if built:
+            return " | ".join(([heading.lstrip("× ").strip()] if heading else []) + built)
+    return " | ".join(lines[-count:])

@@ -78,18 +78,6 @@ def test_each_release_gets_its_own_venv_with_its_requirements(fap_fleet, fap_run
     assert greeting_version(fap_fleet, "host1", release_venv(first_release)) == "1.0"
 
 
-def test_seed_requirements_setting_reads_production_requirements(fap_fleet, fap_run, venv_deployfile, write_app, tmp_path):
-    # requirements.txt would install 2.0; the configured file asks for 1.0.
-    write_app("fapdemo-greeting==2.0\n", **{"production-requirements.txt": "fapdemo-greeting==1.0\n"})
-    deployfile = venv_deployfile(hosts=["host1"])
-    deployfile.write_text(deployfile.read_text() + "virtualenv_requirements: '%(release_path)s/production-requirements.txt'\n")
-
-    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
-
-    assert result.exit_code == 0, result.output
-    assert greeting_version(fap_fleet, "host1", release_venv(fap_fleet.current("host1"))) == "1.0"
-
-
 def test_custom_executive_venv_path_with_a_space_and_options_as_a_string(fap_fleet, fap_run, venv_deployfile, write_app, tmp_path, wheelhouse):
     write_app("fapdemo-greeting==1.0\n")
     venv_deployfile(
@@ -168,7 +156,7 @@ def test_missing_requirement_fails_the_deploy_and_keeps_current_everywhere(fap_f
     assert "Traceback" not in result.output
     for host in fap_fleet.hosts:
         # pip's diagnosis, not a generic "command failed", names what is missing.
-        assert re.search(rf"^{host} \| .*fapistrano\.virtualenv: pip failed \(exit 1\): .*No matching distribution found for fapdemo-missing==1\.0", result.stdout, re.M), result.output
+        assert re.search(rf"^{host} \| .*fapistrano\.virtualenv: pip install -r requirements\.txt failed \(exit 1\): ERROR: .*No matching distribution found for fapdemo-missing==1\.0$", result.stdout, re.M), result.output
         assert (fap_fleet.current(host), fap_fleet.releases(host)) == before[host]
         assert not fap_fleet.locked(host)
 
@@ -279,3 +267,39 @@ def test_plugin_declares_and_documents_every_setting():
     assert set(defaults) == set(docs)
     for name in defaults:
         assert f"`{name}`" in readme, name
+
+
+def test_pip_options_split_the_same_from_a_string_or_a_list():
+    expected = ["--no-index", "--find-links", "/srv/my wheels"]
+    assert fapistrano_virtualenv.pip_options_argv("--no-index --find-links '/srv/my wheels'") == expected
+    assert fapistrano_virtualenv.pip_options_argv(["--no-index", "--find-links '/srv/my wheels'"]) == expected
+    assert fapistrano_virtualenv.pip_options_argv([]) == []
+
+
+def test_failed_build_reports_the_build_output_not_pip_closing_notes():
+    output = """\
+Processing ./vendor/broken
+  error: subprocess-exited-with-error
+
+  × python setup.py egg_info did not run successfully.
+  │ exit code: 1
+  ╰─> [1 lines of output]
+      ModuleNotFoundError: No module named 'numpy'
+      [end of output]
+
+  note: This error originates from a subprocess, and is likely not a problem with pip.
+error: metadata-generation-failed
+
+× Encountered error while generating package metadata.
+╰─> See above for output.
+
+note: This is an issue with the package mentioned above, not pip.
+hint: See above for details.
+"""
+    assert fapistrano_virtualenv.pip_error_lines(output) == (
+        "python setup.py egg_info did not run successfully. | ModuleNotFoundError: No module named 'numpy'"
+    )
+    assert fapistrano_virtualenv.pip_error_lines("Collecting x\nERROR: No matching distribution found for x\n") == (
+        "ERROR: No matching distribution found for x"
+    )
+    assert fapistrano_virtualenv.pip_error_lines("one\ntwo\nthree\n", count=2) == "two | three"
