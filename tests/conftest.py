@@ -40,6 +40,7 @@ def fap_defaults():
         "recorder_fail_host": "",
         "recorder_fail_stderr": "boom",
         "recorder_fail_how": "command",
+        "recorder_run": "",
     }
 
 
@@ -71,8 +72,12 @@ def _record(ctx, hook, **extra):
 
 def _phase(hook):
     def implementation(ctx):
-        _record(ctx, hook)
         config = ctx.config
+        if hook == "fap_deploy_updated" and config["recorder_run"]:
+            # Run the setting exactly as resolved: what ctx.run does to it is what the test checks.
+            _record(ctx, hook, output=ctx.run(config["recorder_run"], cwd=ctx.release_path))
+        else:
+            _record(ctx, hook)
         if config["recorder_fail_phase"] == ctx.phase and config["recorder_fail_host"] in ("", ctx.host):
             if config["recorder_fail_how"] == "exception":
                 raise RuntimeError(config["recorder_fail_stderr"])

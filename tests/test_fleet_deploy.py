@@ -121,11 +121,11 @@ def test_environment_is_written_quoted_and_sourcing_it_runs_nothing(
 def test_keep_releases_removes_the_oldest(fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path) -> None:
     fap_fleet.write_deployfile(tmp_path, {"keep_releases": 2})
     names = []
-    for _ in range(4):
+    for _ in range(3):
         result = fap_run(["deploy", "-s", "test", "-q"], cwd=tmp_path)
         assert result.exit_code == 0, result.output
         names.append(released(result))
-    assert len(set(names)) == 4
+    assert len(set(names)) == 3
     for host in HOSTS:
         assert fap_fleet.releases(host) == names[-2:]
         assert fap_fleet.current(host) == names[-1]
@@ -230,3 +230,32 @@ def test_fewer_hosts_at_once_than_the_fleet(fap_fleet: Any, fap_run: Any, releas
     assert result.exit_code == 0, result.output
     name = released(result)
     assert [fap_fleet.current(host) for host in HOSTS] == [name] * 3
+
+
+def test_paths_with_spaces_and_quotes_are_quoted_everywhere(fap_fleet: Any, fap_run: Any, released: Any, on_host: Any, tmp_path: Path) -> None:
+    app = "it's my app"
+    fap_fleet.write_deployfile(tmp_path, {"app_name": app, "linked_dirs": ["log dir"], "environment": {"APP": "%(app_name)s"}})
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    name = released(result)
+    for host in HOSTS:
+        assert fap_fleet.tree(host, app) == [
+            f"current -> /home/deploy/www/{app}/releases/{name}",
+            "releases",
+            f"releases/{name}",
+            f"releases/{name}/.env",
+            f"releases/{name}/log dir -> /home/deploy/www/{app}/shared/log dir",
+            "shared",
+            "shared/log dir",
+        ]
+    assert on_host("host1", "cd \"/home/deploy/www/it's my app/current\" && . ./.env && printf '%s' \"$APP\"") == app
+
+
+def test_plugin_commands_run_exactly_as_given(fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, recorder: Any) -> None:
+    # %% in deploy.yml is a literal %: the command that reaches ctx.run holds "%(host)s" and "%s",
+    # and nothing formats it a second time.
+    fap_fleet.write_deployfile(tmp_path, recorder.settings(recorder_run="echo '%s|%%(host)s|%%%%|%(host)s'"))
+    result = fap_run(["deploy", "-s", "test", "-q"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    outputs = {e["host"]: e["output"] for e in recorder.events() if e["hook"] == "fap_deploy_updated"}
+    assert outputs == {host: f"%s|%(host)s|%%|{host}" for host in HOSTS}
