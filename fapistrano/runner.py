@@ -583,10 +583,15 @@ def run_once(runner: Runner, members: list[Member], command: str) -> int:
             context = Context(member.target, member.connection, runner.reporter, masker=runner.masker, flow="once")
             context.phase = "once"
             script = (
-                f"cd {layout.q(config['current_path'])} || {{ echo 'no current release in {config['current_path']}' >&2; exit 1; }}\n"
+                f"cd {layout.q(config['current_path'])} || {{ echo {layout.q('no current release in ' + config['current_path'])} >&2; exit 1; }}\n"
                 "if [ -f .env ]; then set -a; . ./.env; set +a; fi\n"
                 + command
             )
+            member.ctx = context
+            if runner.dry_run:
+                # --dry-run changes nothing on any host: show the command, do not run it.
+                runner.emit("command", command, host=member.name, phase="once", data={"dry_run": True})
+                return 0
             runner.emit("command", command, host=member.name, phase="once")
             lines: list[str] = []
 

@@ -86,3 +86,22 @@ def test_shell_opens_in_current_on_the_chosen_host(fap_fleet: Any, fap_run: Any,
     result = fap_run(["shell", "-s", "test", "--host", "host2"], cwd=tmp_path, input="pwd; cat WHO; exit 3\n")
     assert result.exit_code == 3, result.output
     assert "/home/deploy/www/app/current\ni-am-host2\n" in result.stdout
+
+
+def test_once_dry_run_prints_the_command_and_runs_nothing(
+    fap_fleet: Any, fap_run: Any, on_host: Any, tmp_path: Path, deployed_roles: str
+) -> None:
+    result = fap_run(["once", "-s", "test", "--all-hosts", "--dry-run", "-c", "touch RAN; echo ran"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    for host in HOSTS:
+        assert f"{host} | once | would run touch RAN; echo ran" in result.stdout
+        assert lines_of(result, host) == ["would run touch RAN; echo ran"]
+        assert not (fap_fleet.current_dir(host) / "RAN").exists()
+
+
+def test_once_without_a_release_in_a_path_with_a_quote(fap_fleet: Any, fap_run: Any, tmp_path: Path) -> None:
+    fap_fleet.write_deployfile(tmp_path, {"app_name": "it's app"})
+    result = fap_run(["once", "-s", "test", "-c", "echo should-not-run"], cwd=tmp_path)
+    assert result.exit_code != 0
+    assert "no current release in /home/deploy/www/it's app/current" in result.output
+    assert "should-not-run" not in result.stdout
