@@ -19,6 +19,12 @@ class Masker:
             secret = str(secret)
             if len(secret) >= 3:
                 values.add(secret)
+                # shlex.quote turns ' into '"'"': a secret quoted once (a command) or twice (.env
+                # text in a printf) no longer contains itself, so hide those spellings too.
+                quoted = secret
+                for _ in range(2):
+                    quoted = quoted.replace("'", "'\"'\"'")
+                    values.add(quoted)
                 # "user:password" also hides its password alone (curl -u prints neither).
                 if ":" in secret:
                     password = secret.split(":", 1)[1]

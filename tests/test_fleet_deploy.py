@@ -259,3 +259,21 @@ def test_plugin_commands_run_exactly_as_given(fap_fleet: Any, fap_run: Any, rele
     assert result.exit_code == 0, result.output
     outputs = {e["host"]: e["output"] for e in recorder.events() if e["hook"] == "fap_deploy_updated"}
     assert outputs == {host: f"%s|%(host)s|%%|{host}" for host in HOSTS}
+
+
+@pytest.mark.parametrize("secret", ["s3cret-value", "it's a $ecret \"quoted\""])
+def test_secrets_are_masked_in_output_but_written_to_env(
+    fap_fleet: Any, fap_run: Any, released: Any, on_host: Any, tmp_path: Path, secret: str
+) -> None:
+    fap_fleet.write_deployfile(tmp_path, {"mask": ["db_password"], "db_password": secret,
+                                          "environment": {"DB_PASSWORD": "%(db_password)s"}})
+    dry = fap_run(["deploy", "-s", "test", "--dry-run"], cwd=tmp_path)
+    real = fap_run(["deploy", "-s", "test", "-v"], cwd=tmp_path)
+    assert real.exit_code == 0, real.output
+    released(real)
+    for result in (dry, real):
+        assert "DB_PASSWORD=" in result.stdout  # the .env command was shown...
+        assert "***" in result.stdout  # ...with the secret hidden
+        for piece in ("s3cret", "$ecret", "quoted"):
+            assert piece not in result.output, result.output
+    assert on_host("host2", "cd /home/deploy/www/app/current && . ./.env && printf '%s' \"$DB_PASSWORD\"") == secret
