@@ -179,3 +179,17 @@ def test_a_deploy_locked_by_another_run_changes_nothing(
         assert fap_fleet.current(host) == first_release
         assert fap_fleet.releases(host) == [first_release]
     assert recorder.hooks() == []
+
+
+def test_a_failure_in_one_role_stops_every_role_of_the_run(
+    fap_fleet: Any, fap_run: Any, released: Any, assert_error: Any, tmp_path: Path, recorder: Any
+) -> None:
+    fap_fleet.write_deployfile(tmp_path, recorder.settings(stage_role_configs={
+        "test": {"web": {"hosts": ["host1", "host2"]}, "worker": {"hosts": ["host3"]}},
+    }))
+    first = released(fap_run(["deploy", "-s", "test", "-q"], cwd=tmp_path))
+    result = fap_run(["deploy", "-s", "test", "--recorder-fail-phase", "updated", "--recorder-fail-host", "host3"], cwd=tmp_path)
+    assert_error(result, "host3: updated:", "boom")
+    for host in HOSTS:
+        assert fap_fleet.current(host) == first
+        assert release_entries(fap_fleet, host) == [first]
