@@ -166,6 +166,10 @@ class PlainReporter(Reporter):
             self.console.print(_summary_table(title, results, ok, self.console.width))
 
 
+#: The phase each flow ends with (release and rollback: finished; restart: restarted).
+_LAST_PHASES = ("finished", "restarted")
+
+
 class LiveReporter(Reporter):
     """A rich live view: one row per host with phase, spinner, last output line, elapsed."""
 
@@ -195,6 +199,10 @@ class LiveReporter(Reporter):
                 row["phase"] = event.phase
                 if event.status == "failed":
                     row["status"], row["line"], row["end"] = "failed", event.message, time.monotonic()
+                elif event.status == "ok" and event.phase in _LAST_PHASES:
+                    # Done with its flow: with --batch-size the next batch runs on, and this
+                    # host's spinner and clock must not run with it.
+                    row["status"], row["phase"], row["end"] = "ok", "done", time.monotonic()
             elif event.kind in ("output", "log") and event.message.strip():
                 row["line"] = event.message.strip()
             elif event.kind == "command" and event.data.get("dry_run"):
@@ -251,7 +259,8 @@ class LiveReporter(Reporter):
         for result in results:
             row = self._row(result.host)
             row["status"] = result.status
-            row["end"] = row["start"] + result.duration
+            if row["end"] is None:  # a host that ended earlier (its batch) keeps its own time
+                row["end"] = row["start"] + result.duration
             if result.status == "ok":
                 row["phase"] = "done"
             elif result.status != "failed":
