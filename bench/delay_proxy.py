@@ -40,8 +40,10 @@ class DelayProxy:
         async def shutdown() -> None:
             for server in self._servers:
                 server.close()
-            for task in list(self._tasks):
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=30)
@@ -63,17 +65,19 @@ class DelayProxy:
     async def _connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
                           upstream: str, upstream_port: int) -> None:
         try:
+            # The connection request's trip to the server: a real TCP handshake costs a round
+            # trip before anything flows, and the server's first bytes come one way later.
+            await asyncio.sleep(self.one_way)
             server_reader, server_writer = await asyncio.open_connection(upstream, upstream_port)
-        except OSError:
+        except (OSError, asyncio.CancelledError):
             client_writer.close()
             return
+        pipes = asyncio.gather(self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer))
         try:
-            await asyncio.gather(
-                self._pipe(client_reader, server_writer),
-                self._pipe(server_reader, client_writer),
-            )
+            await pipes
         except (OSError, asyncio.CancelledError):
-            pass
+            pipes.cancel()
+            await asyncio.gather(pipes, return_exceptions=True)
         finally:
             for writer in (client_writer, server_writer):
                 writer.close()
