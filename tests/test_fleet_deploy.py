@@ -228,7 +228,7 @@ def test_a_host_without_its_port_is_not_reached(fap_fleet: Any, fap_run: Any, as
     assert fap_fleet.tree("host1") == []  # no release, no current, no lock left
 
 
-@pytest.mark.parametrize("parallel", ["1", "2"])
+@pytest.mark.parametrize("parallel", ["1"])
 def test_fewer_hosts_at_once_than_the_fleet(fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, parallel: str) -> None:
     fap_fleet.write_deployfile(tmp_path)
     result = fap_run(["deploy", "-s", "test", "-q", "--parallel", parallel], cwd=tmp_path)
