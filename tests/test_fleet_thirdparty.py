@@ -42,16 +42,11 @@ def thirdparty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    try:
-        metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        pass
-    else:
-        pytest.fail(f"{DISTRIBUTION} is already installed here; uninstall it first")
     # Build from a copy: the build leaves build/ and *.egg-info next to the sources.
     source = tmp_path_factory.mktemp("thirdparty") / SOURCE.name
     shutil.copytree(SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    installed = _pip("install", "--no-deps", "--no-build-isolation", "--quiet", str(source))
+    # --force-reinstall: a run killed before its teardown may have left it installed.
+    installed = _pip("install", "--no-deps", "--no-build-isolation", "--force-reinstall", "--quiet", str(source))
     assert installed.returncode == 0, installed.stdout + installed.stderr
     try:
         yield "thirdparty"
