@@ -246,7 +246,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         from fapistrano import config as cfg
         from fapistrano.masking import Masker
         from fapistrano.plugins import Plugins
-        from fapistrano.runner import Runner, build_members, control_directory, lock_owner_text
+        from fapistrano.runner import Runner, build_members, check_distinct_paths, control_directory, lock_owner_text
         from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter
 
         self.options = options
@@ -267,6 +267,8 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         members = build_members(self.roles, self._control_dir)
         if hosts is not None:
             members = hosts(members)
+        elif command not in ("releases", "check", "config", "unlock"):
+            check_distinct_paths(members)
         self.members = members
         secret_names = set(plugins.secret_settings())
         secrets = [

@@ -78,6 +78,25 @@ def build_members(roles: Sequence[RoleSettings], control_dir: str) -> list[Membe
     return members
 
 
+def check_distinct_paths(members: Sequence[Member]) -> None:
+    """Refuse two targets of one run that would deploy into the same directory of the same host.
+
+    Each (stage, role) has its own settings and plugins, so two of them sharing
+    ``path`` on one host would create two releases and fight over ``current``
+    and the lock. Give each role its own ``path`` (e.g. with ``%(role)s``), or
+    select one role with ``-r``.
+    """
+    seen: dict[tuple[str, int | None, str], Member] = {}
+    for member in members:
+        place = (member.spec.name, member.spec.port, member.target.config["path"])
+        other = seen.setdefault(place, member)
+        if other is not member:
+            raise FapError(
+                f"{member.name}: {other.label} and {member.label} both deploy to {place[2]} on this host in one run;"
+                " give each role its own path (e.g. path: /home/%(user)s/www/%(app_name)s-%(role)s) or select one role with -r"
+            )
+
+
 def lock_owner_text(command: str) -> str:
     """What the lock file says: who, where, which process, what, since when."""
     user = os.environ.get("USER") or os.environ.get("LOGNAME") or str(os.getuid())
