@@ -626,6 +626,14 @@ def targets(rows: list[Row], startup: dict[str, float]) -> list[tuple[str, bool,
     return checks
 
 
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine skews wall times (not CPU seconds)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def machine() -> str:
     model = ""
     try:
@@ -664,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="fap-bench-"))
     work.chmod(0o755)
     proxy: DelayProxy | None = None
+    load_before = load_average()
     try:
         startup = startup_times(fap_command(), args.startup_runs, fap_environment(work)) if args.startup_runs > 0 else {}
         try:
@@ -691,9 +700,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     checks = targets(rows, startup)
+    load = f"{load_before} before, {load_average()} after"
     if args.json:
         print(json.dumps({
             "machine": machine(),
+            "load_average": load,
             "runs": args.runs,
             "kex": args.kex,
             "rows": [{"tool": r.tool, "hosts": r.hosts, "rtt_ms": r.rtt_ms, "median_s": r.median,
@@ -707,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"machine: {machine()}; {args.runs} timed runs per tool (medians); fleet on loopback sshd"
           + (f"; {args.rtt_ms:g} ms RTT through a delay proxy" if args.rtt_ms else "")
-          + (f"; key exchange {args.kex} for every tool" if args.kex else "; each client's default key exchange"))
+          + (f"; key exchange {args.kex} for every tool" if args.kex else "; each client's default key exchange")
+          + f"; load average {load}")
     print()
     print(table(rows))
     for row in rows:
