@@ -50,6 +50,7 @@ class Member:
     failed_phase: str = ""
     status: str = ""
     started: float = field(default_factory=time.monotonic)
+    last_active: float | None = None  # when its last phase ended: its time in the summary
 
     @property
     def name(self) -> str:
@@ -248,11 +249,13 @@ class Runner:
             try:
                 self.plugins.caller(hook_name, member.target.plugins)(ctx=ctx)
             except BaseException as error:
+                member.last_active = time.monotonic()
                 member.failed_phase = phase
                 message = describe(error, member.name)
                 self.reporter.handle(Event("phase", host=member.name, phase=phase, status="failed",
                                            message=self.masker(message), duration=time.monotonic() - started))
                 raise
+            member.last_active = time.monotonic()
             self.reporter.handle(Event("phase", host=member.name, phase=phase, status="ok",
                                        duration=time.monotonic() - started,
                                        data={"commands": ctx.commands_run}))
@@ -580,8 +583,8 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
                 host=member.name,
                 target=member.label,
                 status=status,
-                release=(ctx.release or "") if ctx else "",
-                duration=now - member.started,
+                release=(ctx.release or "") if ctx and member.last_active is not None else "",
+                duration=(member.last_active or now) - member.started,
                 error=(masker or Masker())(error) if status in ("failed", "dropped", "reverted") else "",
                 commands=ctx.commands_run if ctx else 0,
             )
