@@ -76,6 +76,7 @@ class Sample:
     peak_rss_mb: float | None = None
     client_cpu: float | None = None  # CPU seconds on this side: the tool, its ssh clients, their masters
     server_cpu: float | None = None  # CPU seconds on the hosts' side: sshd and every command it ran
+    other_cpu: float | None = None  # CPU seconds everything else on the machine took meanwhile (interference)
     phases: dict[str, float] = field(default_factory=dict)
 
 
@@ -197,13 +198,28 @@ def _children(pid: int) -> set[int]:
 
 
 def measured(meter: CpuMeter, run: Any) -> Sample:
-    """Run ``run()`` (which returns a :class:`Sample`) and add the CPU both sides spent."""
+    """Run ``run()`` (which returns a :class:`Sample`) and add the CPU both sides spent, and everyone else."""
     client, server = meter.snapshot()
+    busy, own = machine_busy(), _own_cpu()
     sample = run()
     client_after, server_after = meter.snapshot()
     sample.client_cpu = client_after - client
     sample.server_cpu = server_after - server
+    sample.other_cpu = max(0.0, machine_busy() - busy - sample.client_cpu - sample.server_cpu - (_own_cpu() - own))
     return sample
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (``/proc/stat``: all but idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    guest = sum(fields[8:10]) if len(fields) > 9 else 0  # already counted in user and nice
+    return (sum(fields) - idle - guest) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parallel_ssh_floor(names: list[str], ssh_config: Path) -> float:
@@ -573,14 +589,14 @@ def bench_size(fleet: Fleet, app: App, work: Path, hosts: int, args: argparse.Na
 def table(rows: list[Row]) -> str:
     by_size = {(r.hosts, r.rtt_ms, r.tool): r for r in rows}
     header = ["tool", "N", "RTT ms", "median s", "x floor", "cap / tool", "commands/host", "peak RSS MB",
-              "CPU s here", "CPU s hosts"]
+              "CPU s here", "CPU s hosts", "CPU s others"]
     lines = [header]
     for row in rows:
         floor = by_size.get((row.hosts, row.rtt_ms, "ssh floor"))
         cap = by_size.get((row.hosts, row.rtt_ms, "capistrano"))
         commands = row.median_of("commands_per_host")
         rss = row.max_of("peak_rss_mb")
-        client, server = row.median_of("client_cpu"), row.median_of("server_cpu")
+        client, server, other = row.median_of("client_cpu"), row.median_of("server_cpu"), row.median_of("other_cpu")
         lines.append([
             row.tool, str(row.hosts), f"{row.rtt_ms:g}", f"{row.median:.2f}",
             f"{row.median / floor.median:.2f}" if floor else "",
@@ -589,6 +605,7 @@ def table(rows: list[Row]) -> str:
             f"{rss:.0f}" if rss is not None else "",
             f"{client:.2f}" if client is not None else "",
             f"{server:.2f}" if server is not None else "",
+            f"{other:.2f}" if other is not None else "",
         ])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
@@ -656,6 +673,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kex", metavar="ALGORITHM",
                         help="Pin the SSH key exchange for the floor, fap and Capistrano alike (e.g. ecdh-sha2-nistp521,"
                              " what Capistrano's net-ssh negotiates here; default: each client's own choice).")
+    parser.add_argument("--tmpfs", action="store_true",
+                        help="Keep the hosts' files in RAM (/dev/shm): on a VM whose disk makes each file creation cost"
+                             " ~1 ms of CPU, that is what every host's release unpacking costs otherwise, all on this"
+                             " machine's cores (real servers unpack on their own).")
     parser.add_argument("--capistrano", action="store_true", help="Also deploy with Capistrano (Debian's capistrano package).")
     parser.add_argument("--startup-runs", type=int, default=7, metavar="K",
                         help="Runs of fap --help and fap --version to take the median of (default: 7; 0 skips).")
@@ -667,6 +688,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.capistrano and not shutil.which("cap"):
         parser.error("--capistrano needs Capistrano's cap command (apt-get install -y capistrano)")
 
+    if args.tmpfs:
+        if not os.path.isdir("/dev/shm"):
+            parser.error("--tmpfs needs /dev/shm")
+        tempfile.tempdir = "/dev/shm"  # the fleet's and the app's directories: tempfile.mkdtemp
     width = len(str(max(sizes)))
     fleet = Fleet([f"web{index:0{width}d}" for index in range(1, max(sizes) + 1)], app_name=FAP_APP)
     work = Path(tempfile.mkdtemp(prefix="fap-bench-"))
@@ -707,9 +732,11 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": load,
             "runs": args.runs,
             "kex": args.kex,
+            "tmpfs": args.tmpfs,
             "rows": [{"tool": r.tool, "hosts": r.hosts, "rtt_ms": r.rtt_ms, "median_s": r.median,
                       "commands_per_host": r.median_of("commands_per_host"), "peak_rss_mb": r.max_of("peak_rss_mb"),
                       "client_cpu_s": r.median_of("client_cpu"), "server_cpu_s": r.median_of("server_cpu"),
+                      "other_cpu_s": r.median_of("other_cpu"),
                       "phases_s": r.phase_medians(),
                       "samples": [asdict(s) for s in r.samples]} for r in rows],
             "startup_s": startup,
@@ -719,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}; {args.runs} timed runs per tool (medians); fleet on loopback sshd"
           + (f"; {args.rtt_ms:g} ms RTT through a delay proxy" if args.rtt_ms else "")
           + (f"; key exchange {args.kex} for every tool" if args.kex else "; each client's default key exchange")
+          + ("; hosts' files on tmpfs" if args.tmpfs else "; hosts' files on this machine's disk")
           + f"; load average {load}")
     print()
     print(table(rows))
