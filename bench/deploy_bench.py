@@ -14,15 +14,25 @@ Every deploy is checked afterwards (exit code, and ``current`` on every host
 holds the commit just made), so a fast failure never counts as a fast deploy.
 
 Printed: median wall time per tool, the ratios to the floor and to
-Capistrano, remote commands per host (counted from fap's own
-``--log-json`` events; from Capistrano's debug log), fap's peak memory, a
-per-phase breakdown, and ``fap --help`` / ``fap --version`` start-up times.
+Capistrano, remote commands per host (from fap's own ``--log-json``
+events of kind ``command``, which count the plugins' and the core's phase
+scripts but not the runner's probe-and-lock and unlock round trips; from
+Capistrano's debug log), fap's peak memory, where fap's time goes (start-up,
+connecting, each phase, the end), the CPU seconds each run cost on this
+machine's side, on the hosts' side and to everything else running meanwhile
+(wall times on a shared 2-core machine swing with its load; CPU seconds
+show whether they did), and ``fap --help`` / ``fap --version`` start-up.
+
+``--kex`` pins the SSH key exchange for all three (OpenSSH 9's default,
+sntrup761x25519, costs ~8x the client CPU of the ecdh-sha2-nistp521 that
+Capistrano's net-ssh negotiates); ``--tmpfs`` keeps the hosts' files in RAM.
 
 Examples (root, on a machine with sshd; everything stays on loopback)::
 
-    python bench/deploy_bench.py --hosts 20 --runs 5 --capistrano
-    python bench/deploy_bench.py --hosts 5 --rtt-ms 20 --capistrano
+    python bench/deploy_bench.py --hosts 20 --runs 7 --capistrano
+    python bench/deploy_bench.py --hosts 5 --rtt-ms 20 --runs 7 --capistrano
     python bench/deploy_bench.py --hosts 20 --hosts 100 --runs 3
+    python bench/deploy_bench.py --hosts 20 --capistrano --kex ecdh-sha2-nistp521 --tmpfs
 """
 
 from __future__ import annotations
@@ -685,6 +695,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(set(args.hosts or [20]))
     if min(sizes) < 1 or args.runs < 1:
         parser.error("--hosts and --runs must be at least 1")
+    from importlib.metadata import entry_points
+
+    if "fapistrano.git" not in {entry.name for entry in entry_points(group="fapistrano")}:
+        parser.error("the fapistrano.git plugin is not installed (pip install ./fapistrano_plugins/fapistrano-git)")
     if args.capistrano and not shutil.which("cap"):
         parser.error("--capistrano needs Capistrano's cap command (apt-get install -y capistrano)")
 
