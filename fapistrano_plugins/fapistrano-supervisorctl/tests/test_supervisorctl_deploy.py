@@ -65,12 +65,18 @@ def assert_runs_current_release(supervised: SupervisedFleet, process: str = "app
     """Every host runs ``process`` from its current release; return each host's pid."""
     pids = {}
     for host in supervised.names:
-        state, pid = supervised.status(host)[process]
-        assert state == "RUNNING", f"{host}: {process} is {state}"
+        # Restarted processes count as RUNNING only after startsecs: wait for it, a loaded machine is slow.
+        pid = eventually(lambda host=host: _running_pid(supervised, host, process))
         expected = (pid, release_dir(supervised, host))
         eventually(lambda host=host, expected=expected: _assert_equal(supervised.running_record(host, record), expected))
         pids[host] = pid
     return pids
+
+
+def _running_pid(supervised: SupervisedFleet, host: str, process: str) -> int:
+    state, pid = supervised.status(host)[process]
+    assert state == "RUNNING", f"{host}: {process} is {state}"
+    return pid
 
 
 def _assert_equal(actual: object, expected: object) -> None:
