@@ -28,16 +28,20 @@ def running(supervised, host: str) -> dict[str, int]:
     """Each process's pid, after checking it is RUNNING and says (in its log) it runs the live release."""
     fleet = supervised.fleet
     release = f"/home/deploy/www/processes/releases/{fleet.current(host, 'processes')}"
-    status = supervised.status(host)
     pids = {}
     for process, role in PROCESSES.items():
-        state, pid = status[process]
-        assert state == "RUNNING", f"{host}: {process} is {state}"
+        pid = eventually(lambda process=process: _running_pid(supervised, host, process))
         log = fleet.app_dir(host, "processes") / "shared" / "log" / f"{role}.log"
         expected = f"{role} (pid {pid}) running release {release}"
         eventually(lambda log=log, expected=expected: _assert_last_line(log, expected))
         pids[process] = pid
     return pids
+
+
+def _running_pid(supervised, host: str, process: str) -> int:
+    state, pid = supervised.status(host)[process]
+    assert state == "RUNNING", f"{host}: {process} is {state}"
+    return pid
 
 
 def _assert_last_line(path: Path, expected: str) -> None:
