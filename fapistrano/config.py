@@ -585,7 +585,7 @@ def target_for_host(
     config = interpolate(values, origins)
     if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
         raise ConfigError(f"{_origin_text(settings, 'app_name')}app_name is not set (path uses it)")
-    for name, value in config["environment"].items():
+    for name in config["environment"]:
         if not _IDENT.match(name):
             raise ConfigError(f"{settings.origins['environment'].prefix()}environment: {name!r} is not a valid variable name")
     if config["connection"] not in ("ssh", "local"):

@@ -26,12 +26,12 @@ from fapistrano.context import Context
 from fapistrano.errors import CommandFailed, FapError, HostUnreachable, Interrupted
 from fapistrano.flows import Flow
 from fapistrano.masking import Masker
-from fapistrano.plugins import Plugins, PluginFailure
+from fapistrano.plugins import PluginFailure, Plugins
 from fapistrano.remote import Host, ssh_settings_from
+from fapistrano.ui import Event, Reporter
 
 #: Seconds a running command may go on after Ctrl-C before it is killed.
 INTERRUPT_GRACE = 10.0
-from fapistrano.ui import Event, Reporter
 
 
 @dataclass
