@@ -303,7 +303,8 @@ def declared_settings(
     return declared
 
 
-def _kind(default: Any) -> str:
+def setting_kind(default: Any) -> str:
+    """The kind of value a setting accepts, from its default: bool, int, float, list, dict or str."""
     if isinstance(default, bool):
         return "bool"
     if isinstance(default, int):
@@ -338,7 +339,7 @@ def _plain(value: Any) -> Any:
 
 def check_type(name: str, value: Any, default: Any, origin: Origin) -> Any:
     """Return ``value`` converted to the kind of ``default``, or raise naming where it came from."""
-    kind = _kind(default)
+    kind = setting_kind(default)
     value = _plain(value)
     if value is None:
         return None if kind == "str" else default
@@ -383,7 +384,7 @@ def _describe(value: Any) -> str:
 
 def parse_cli_value(name: str, text: str, default: Any) -> Any:
     """Convert a ``--key value`` string to the setting's kind."""
-    kind = _kind(default)
+    kind = setting_kind(default)
     origin = Origin("cli")
     if kind == "str":
         return text

@@ -177,17 +177,9 @@ def plugin_settings(plugins: Iterable[BundledPlugin] | None = None) -> list[Plug
 
 def _kind(default: Any) -> str:
     """The type a setting accepts, as ``fapistrano.config`` checks it (from its default)."""
-    if isinstance(default, bool):
-        return "bool"
-    if isinstance(default, int):
-        return "int"
-    if isinstance(default, float):
-        return "float"
-    if isinstance(default, (list, tuple)):
-        return "list"
-    if isinstance(default, Mapping):
-        return "mapping"
-    return "string"
+    from fapistrano.config import setting_kind
+
+    return {"dict": "mapping", "str": "string"}.get(setting_kind(default), setting_kind(default))
 
 
 def format_default(value: Any) -> str:
