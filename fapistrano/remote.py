@@ -1,9 +1,13 @@
 """One host: a connection opened once per run, and a way to run shell text on it.
 
-Over SSH the connection is an OpenSSH ControlMaster started with ``-f -N``
-when the run begins; every command is then a multiplexed channel on it
-(~12 ms instead of a ~260 ms handshake). ``connection: local`` runs the same
-shell text on this machine through plumbum's ``local``.
+Over SSH the connection is one ``ssh`` process per host that is both an
+OpenSSH ControlMaster (so plumbum's ``SshMachine`` multiplexes over it) and a
+session running ``sh`` on the host. Each command is a few lines written to
+that shell's stdin; a random per-connection marker, printed after the command
+with its exit status, says where its output ends. A command then costs one
+round trip and no new local process (a mux client ``ssh`` per command costs
+~13 ms of CPU). ``connection: local`` runs the same shell text on this
+machine through plumbum's ``local``.
 
 This module knows nothing of deploys: it runs text and reports what came
 back. Quoting of configured values is the caller's job (see ``layout``).
@@ -11,11 +15,16 @@ back. Quoting of configured values is the caller's job (see ``layout``).
 
 from __future__ import annotations
 
+import base64
 import os
+import queue
+import secrets
 import shlex
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +73,10 @@ class SshSettings:
 
 LineCallback = Callable[[str, str], None]
 
+# How long close() lets the session end by itself: a process the run left in
+# the background with the session's stdout open keeps ssh waiting for ever.
+CLOSE_WAIT = 3.0
+
 
 class Host:
     """A host that runs shell text; ``connect()`` before ``run()``, ``close()`` after."""
@@ -82,7 +95,12 @@ class Host:
         self._control_path: str | None = None
         self._machine: Any = None
         self._lock = threading.Lock()
+        # One command at a time on the session; separate from _lock, which guards the plumbum machine.
+        self._run_lock = threading.Lock()
         self._running: Any = None
+        self._session: Session | None = None
+        self._connects = 0
+        self._cancelled = False
 
     @property
     def is_local(self) -> bool:
@@ -94,56 +112,50 @@ class Host:
         """Open the run's one connection; raise :class:`HostUnreachable` naming the host."""
         if self._ssh is None:
             return
-        directory = self._control_dir or tempfile.mkdtemp(prefix="fap-")
-        # %C is a hash of host, port and user: short enough for a unix socket path.
-        self._control_path = os.path.join(directory, "%C")
+        if self._control_dir is None:
+            self._control_dir = tempfile.mkdtemp(prefix="fap-")
+        self._connects += 1
+        # %C is a hash of host, port and user: short enough for a unix socket path. A reconnect
+        # gets a new name: a master that was killed leaves its socket file behind.
+        suffix = "" if self._connects == 1 else f"-{self._connects}"
+        control_path = os.path.join(self._control_dir, f"%C{suffix}")
         argv = [
-            "ssh",
-            *self._ssh.base_options(self._control_path),
+            "ssh", "-T",
+            *self._ssh.base_options(control_path),
             "-o", "ControlMaster=yes",
-            "-o", "ControlPersist=yes",
-            "-f", "-N",
+            "-o", "ControlPersist=no",
             self._ssh.host,
+            "exec sh",
         ]
-        # The backgrounded master keeps stderr open: a file, not a pipe, or we would wait for it.
-        with tempfile.TemporaryFile(mode="w+") as errors:
-            try:
-                completed = subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=errors,
-                    timeout=self._ssh.connect_timeout + 20,
-                    start_new_session=True,
-                )
-            except subprocess.TimeoutExpired:
-                raise HostUnreachable(f"{self.name}: cannot connect: no answer in {self._ssh.connect_timeout} s") from None
-            except FileNotFoundError:
-                raise HostUnreachable(f"{self.name}: cannot connect: no ssh client on this machine") from None
-            errors.seek(0)
-            message = " | ".join(line.strip() for line in errors.read().splitlines() if line.strip() and not line.startswith("Warning: Permanently added"))
-        if completed.returncode != 0:
-            self._control_path = None
-            raise HostUnreachable(f"{self.name}: cannot connect: {message or f'ssh exited {completed.returncode}'}")
+        try:
+            session = Session(argv)
+        except FileNotFoundError:
+            raise HostUnreachable(f"{self.name}: cannot connect: no ssh client on this machine") from None
+        error = session.wait_ready(self._ssh.connect_timeout + 20)
+        if error is not None:
+            session.kill()
+            if error == "timeout":
+                error = f"no answer in {self._ssh.connect_timeout} s"
+            raise HostUnreachable(f"{self.name}: cannot connect: {error}")
+        self._session = session
+        self._control_path = control_path
 
     def close(self) -> None:
-        """Stop the ControlMaster (and plumbum's session, if one was opened)."""
-        if self._machine is not None:
-            try:
-                self._machine.close()
-            except Exception:  # noqa: BLE001 - closing a dead session must not hide the real error
-                pass
-            self._machine = None
-        if self._ssh is not None and self._control_path is not None:
-            subprocess.run(
-                ["ssh", *self._ssh.base_options(self._control_path), "-O", "exit", self._ssh.host],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=30,
-                check=False,
-            )
-            self._control_path = None
+        """End the session (and plumbum's, if one was opened): EOF to the shell, then a kill if it lingers."""
+        self._close_machine()
+        if self._session is not None:
+            self._session.close(CLOSE_WAIT)
+            self._session = None
+        self._control_path = None
+
+    def _close_machine(self) -> None:
+        with self._lock:
+            if self._machine is not None:
+                try:
+                    self._machine.close()
+                except Exception:  # noqa: BLE001 - closing a dead session must not hide the real error
+                    pass
+                self._machine = None
 
     @property
     def machine(self) -> Any:
@@ -172,23 +184,36 @@ class Host:
     # -- running ----------------------------------------------------------
 
     def cancel(self) -> None:
-        """Kill the command running now, if any (the run was interrupted)."""
+        """Kill the command running now, if any (the run was interrupted).
+
+        Over ssh the command runs in the host's one session, so the session
+        goes with it; the next :meth:`run` opens a new one, so that the
+        runner can still clean up on this host.
+        """
         process = self._running
         if process is not None and process.poll() is None:
             try:
-                os.killpg(process.pid, 9)
+                os.killpg(process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 process.kill()
+        session = self._session
+        if session is not None and session.busy:
+            self._cancelled = True
+            session.kill()
 
-    def argv(self, script: str) -> list[str]:
-        """The local argv that runs ``script`` on the host (as ``sudo_user`` when set)."""
+    def _inner(self, script: str) -> list[str]:
         inner = ["sh", "-c", script]
         if self._sudo_user:
             inner = ["sudo", "-n", "-H", "-u", self._sudo_user, "--", *inner]
+        return inner
+
+    def argv(self, script: str) -> list[str]:
+        """A local argv that runs ``script`` on the host (as ``sudo_user`` when set), e.g. for a terminal."""
+        inner = self._inner(script)
         if self._ssh is None:
             return inner
         # ssh joins its arguments with spaces for the remote shell: quote each word.
-        return ["ssh", *self._client_options(), self._ssh.host, " ".join(shlex.quote(word) for word in inner)]
+        return ["ssh", *self._client_options(), self._ssh.host, quote_all(inner)]
 
     def run(
         self,
@@ -197,6 +222,8 @@ class Host:
         stdin: str | None = None,
     ) -> Result:
         """Run ``script`` with ``sh -c``; stream lines to ``on_line(stream, line)``."""
+        if self._ssh is not None:
+            return self._run_in_session(script, on_line, stdin)
         from plumbum import local
 
         argv = self.argv(script)
@@ -222,9 +249,26 @@ class Host:
         self._running = None
         if exit_code < 0:
             raise HostUnreachable(f"{self.name}: command killed (signal {-exit_code})")
-        if self._ssh is not None and exit_code == 255 and _lost_connection("".join(stderr)):
-            raise HostUnreachable(f"{self.name}: connection lost: {''.join(stderr).strip().splitlines()[-1]}")
         return Result(exit_code, "".join(stdout), "".join(stderr))
+
+    def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: str | None) -> Result:
+        with self._run_lock:
+            if self._cancelled and (self._session is None or self._session.dead):
+                # Killed by cancel(), not lost: the failure path still has to clean up here.
+                self._cancelled = False
+                self._close_machine()
+                if self._session is not None:
+                    self._session.kill()
+                    self._session = None
+                self.connect()
+            if self._session is None:
+                raise HostUnreachable(f"{self.name}: not connected")
+            try:
+                return self._session.run(quote_all(self._inner(script)), on_line, stdin)
+            except SessionLost as lost:
+                if self._cancelled:
+                    raise HostUnreachable(f"{self.name}: command killed (signal {signal.SIGKILL.value})") from None
+                raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
 
 
 def _feed(pipe: Any, text: str) -> None:
@@ -244,10 +288,218 @@ def _read(pipe: Any, sink: list[str], stream: str, on_line: LineCallback | None)
     pipe.close()
 
 
-def _lost_connection(stderr: str) -> bool:
-    markers = ("Control socket connect", "Connection refused", "Connection closed", "Broken pipe",
-               "Connection timed out", "mux_client", "No route to host", "Connection reset")
-    return any(marker in stderr for marker in markers)
+class SessionLost(Exception):
+    """The session's ssh process ended; the message is ssh's last word, if any."""
+
+
+class Session:
+    """One ``ssh`` process running ``sh`` on the host; each command is a few lines on its stdin.
+
+    Per command the shell reads::
+
+        sh -c '<script>' </dev/null
+        printf '\\n%s %s\\n' FAP-<token>-<n> "$?"
+        printf '\\n%s\\n' FAP-<token>-<n> >&2
+
+    The marker starts with a newline so that it begins a line even after
+    output without a trailing newline (that newline is ours and is removed
+    again). The command's stdin is ``/dev/null``, never the command stream;
+    text for its stdin travels as base64 in a here-document (see
+    :meth:`command_text`).
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self._token = "FAP-" + secrets.token_hex(12)
+        self._count = 0
+        self._lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
+        # A session of its own: Ctrl-C reaches fap, not ssh; the runner decides when to stop.
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )
+        self.dead = False
+        self.busy = False
+        self._ended: set[str] = set()
+        self._last_stderr = ""
+        for stream, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
+            threading.Thread(target=self._pump, args=(stream, pipe), daemon=True).start()
+
+    def _pump(self, stream: str, pipe: Any) -> None:
+        # readline, not iteration by size: lines of any length, binary output decoded with replacement.
+        for raw in iter(pipe.readline, b""):
+            self._lines.put((stream, raw.decode("utf-8", errors="replace")))
+        pipe.close()
+        self._lines.put((stream, None))
+
+    def _send(self, text: str) -> bool:
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(text.encode())
+            self.process.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def wait_ready(self, timeout: float) -> str | None:
+        """``None`` once the far shell answers; ``"timeout"``; else what ssh said."""
+        marker = f"{self._token}-ready"
+        errors: list[str] = []
+        if self._send(f"printf '%s\\n' {marker}\n"):
+            deadline = time.monotonic() + timeout
+            while len(self._ended) < 2:
+                try:
+                    stream, line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    return "timeout"
+                if line is None:
+                    self._ended.add(stream)
+                    continue
+                if stream == "stdout" and line.rstrip("\n") == marker:
+                    return None
+                if stream == "stderr" and line.strip() and not line.startswith("Warning: Permanently added"):
+                    errors.append(line.strip())
+        self.dead = True
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return " | ".join(errors) or f"ssh exited {self.process.returncode}"
+
+    @staticmethod
+    def command_text(command: str, stdin: str | None, terminator: str) -> str:
+        """The shell line that runs ``command`` with ``stdin`` (or ``/dev/null``) on its stdin.
+
+        The stdin text is never an argument of any process on either machine:
+        a here-document is read by the shell itself (POSIX), unlike ``printf
+        '%s' text |``, which keeps it out of ``ps`` only where printf happens to
+        be a builtin. It travels base64-encoded, so it cannot contain the
+        terminator (``-`` is not in base64's alphabet), keeps its exact bytes
+        (a here-document always ends with a newline) and may hold anything.
+        """
+        if stdin is None:
+            return f"{command} </dev/null\n"
+        encoded = base64.encodebytes(stdin.encode()).decode()
+        return f"base64 -d <<'{terminator}' | {command}\n{encoded}{terminator}\n"
+
+    def run(self, command: str, on_line: LineCallback | None, stdin: str | None) -> Result:
+        """Run one shell line; raise :class:`SessionLost` when the session ends first."""
+        if self.dead:
+            raise SessionLost(self._last_stderr)
+        # Lines between commands come from something the run left in the background: not this command's.
+        while True:
+            try:
+                stream, line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self._ended.add(stream)
+                self.dead = True
+        if self.dead:
+            raise SessionLost(self._last_stderr)
+        self._count += 1
+        marker = f"{self._token}-{self._count}"
+        text = (
+            self.command_text(command, stdin, f"{marker}-stdin")
+            + f"printf '\\n%s %s\\n' {marker} \"$?\"\n"
+            + f"printf '\\n%s\\n' {marker} >&2\n"
+        )
+        self.busy = True
+        try:
+            if not self._send(text):
+                self.dead = True
+                raise SessionLost(self._drain_stderr())
+            return self._collect(marker, on_line)
+        finally:
+            self.busy = False
+
+    def _collect(self, marker: str, on_line: LineCallback | None) -> Result:
+        sinks: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        held = {"stdout": False, "stderr": False}
+        code: int | None = None
+        stderr_done = False
+        failure: BaseException | None = None
+
+        def emit(stream: str, line: str) -> None:
+            nonlocal failure
+            sinks[stream].append(line)
+            if on_line is not None and failure is None:
+                try:
+                    on_line(stream, line.rstrip("\n"))
+                except BaseException as error:  # noqa: BLE001 - read up to the marker first, or the session desyncs
+                    failure = error
+
+        while code is None or not stderr_done:
+            stream, line = self._lines.get()
+            if line is None:
+                self._ended.add(stream)
+                self.dead = True
+                raise SessionLost(self._drain_stderr(sinks["stderr"]))
+            stripped = line.rstrip("\n")
+            if stream == "stdout" and stripped.startswith(marker + " ") and stripped[len(marker) + 1:].isdigit():
+                code = int(stripped[len(marker) + 1:])
+            elif stream == "stderr" and stripped == marker:
+                stderr_done = True
+            else:
+                if held[stream]:
+                    # An empty line held back: it was not the one our marker starts with.
+                    emit(stream, "\n")
+                    held[stream] = False
+                if line == "\n":
+                    held[stream] = True
+                else:
+                    emit(stream, line)
+                continue
+            sink = sinks[stream]
+            if held[stream]:
+                held[stream] = False  # the output ended with a newline; the held empty line was ours
+            elif sink and sink[-1].endswith("\n"):
+                sink[-1] = sink[-1][:-1]  # the output had no final newline: ours ended its last line
+        if failure is not None:
+            raise failure
+        return Result(code, "".join(sinks["stdout"]), "".join(sinks["stderr"]))
+
+    def _drain_stderr(self, seen: Sequence[str] = ()) -> str:
+        """ssh's last stderr line once the session ended (it says why)."""
+        lines = [line.strip() for line in seen if line.strip()]
+        deadline = time.monotonic() + 2.0
+        while "stderr" not in self._ended:
+            try:
+                stream, line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                self._ended.add(stream)
+            elif stream == "stderr" and line.strip():
+                lines.append(line.strip())
+        self._last_stderr = lines[-1] if lines else ""
+        return self._last_stderr
+
+    def close(self, wait: float) -> None:
+        """EOF to the shell; kill ssh if it has not ended after ``wait`` seconds."""
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.dead = True
+
+    def kill(self) -> None:
+        """End ssh now (its control socket and any multiplexed channel go with it)."""
+        self.dead = True
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def ssh_settings_from(config: dict[str, Any] | Any, host: str, port: int | None, user: str | None) -> SshSettings:

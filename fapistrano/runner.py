@@ -192,6 +192,8 @@ class Runner:
                 config["releases_path"],
                 self.lock_text if lock else None,
             )
+            # A ``command`` event like every other round trip, so that --log-json counts it.
+            self.emit("command", "(probe) reading releases and lock", host=member.name, phase="probe")
             result = member.connection.run(script)
             if result.exit_code != 0:
                 raise CommandFailed(member.name, "(probe) reading releases and lock", result.exit_code, self.masker(result.stderr))
@@ -205,6 +207,7 @@ class Runner:
 
         def work(member: Member) -> None:
             if member.locked:
+                self.emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
                 result = member.connection.run(layout.unlock_script(member.target.config["path"]))
                 if result.exit_code == 0:
                     member.locked = False

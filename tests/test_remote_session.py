@@ -1,0 +1,156 @@
+"""The ssh transport: one session per host, commands as lines on its shell's stdin.
+
+Against the real fleet: each test builds a :class:`fapistrano.remote.Host` the
+way the runner does and checks what a caller of ``run()`` sees.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fapistrano.errors import HostUnreachable
+from fapistrano.remote import Host, SshSettings
+
+
+def settings(fleet: Any, name: str = "host1", timeout: int = 10) -> SshSettings:
+    return SshSettings(host=name, user="deploy", port=None, ssh_config=str(fleet.ssh_config), ssh_options=(),
+                       connect_timeout=timeout)
+
+
+@pytest.fixture
+def host(fap_fleet: Any) -> Iterator[Host]:
+    connection = Host("host1", settings(fap_fleet), control_dir=tempfile.mkdtemp(prefix="fap-t-"))
+    connection.connect()
+    yield connection
+    connection.close()
+
+
+def test_output_exit_codes_and_edges_of_lines(host: Host) -> None:
+    lines: list[tuple[str, str]] = []
+    result = host.run("printf 'a\\n\\nb\\n\\n'; printf 'no newline' >&2; exit 3", on_line=lambda stream, line: lines.append((stream, line)))
+    assert (result.exit_code, result.stdout, result.stderr) == (3, "a\n\nb\n\n", "no newline")
+    assert ("stdout", "") in lines and ("stderr", "no newline") in lines
+    assert host.run("printf 'tail'").stdout == "tail"
+    assert host.run("true").stdout == "" and host.run("echo").stdout == "\n"
+    # The session is still in step after all of that.
+    assert host.run("echo $((6 * 7))").stdout == "42\n"
+
+
+def test_long_and_binary_output(host: Host) -> None:
+    result = host.run("head -c 300000 /dev/zero | tr '\\0' x; echo; head -c 4096 /dev/urandom; echo; echo done")
+    first = result.stdout.split("\n", 1)[0]
+    assert first == "x" * 300000
+    assert result.stdout.endswith("\ndone\n") and result.exit_code == 0
+    assert host.run("echo after").stdout == "after\n"
+
+
+def test_a_command_reading_stdin_gets_dev_null_not_the_session(host: Host) -> None:
+    result = host.run("cat; echo read-done")
+    assert result.stdout == "read-done\n"
+    assert host.run("echo still-here").stdout == "still-here\n"
+
+
+def test_stdin_text_is_fed_exactly_and_never_on_a_command_line(fap_fleet: Any, host: Host) -> None:
+    secret = "user:s3cret-'\"$HOME`x`\nFAP-end\n\\ no final newline"
+    seen: list[str] = []
+    processes = Path(fap_fleet.hosts["host1"].path("/home/deploy/www/ps.txt"))
+    received = Path(fap_fleet.hosts["host1"].path("/home/deploy/www/stdin.txt"))
+    script = "ps -eo args > /home/deploy/www/ps.txt; cat > /home/deploy/www/stdin.txt; echo fed"
+    result = host.run(script, on_line=lambda stream, line: seen.append(line), stdin=secret)
+    assert received.read_text() == secret and result.exit_code == 0
+    assert seen == ["fed"] and "s3cret" not in result.stdout + result.stderr
+    # Every process while the command ran (the fleet shares this machine's pid namespace): the text is in no argv.
+    table = processes.read_text()
+    assert "ps -eo args" in table and "s3cret" not in table
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                assert b"s3cret" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+    assert host.run("cat | wc -c", stdin="").stdout.strip() == "0"
+
+
+def test_background_process_keeping_stdout_open_does_not_hang(host: Host) -> None:
+    result = host.run("nohup sleep 30 & echo started")
+    assert result.stdout.startswith("started") and result.exit_code == 0
+    result = host.run("(sleep 0.2; printf 'late, no newline') & echo next")
+    assert result.stdout.startswith("next")
+    assert host.run("sleep 0.5; echo third").stdout.endswith("third\n")
+    assert host.run("echo $((1 + 1))").stdout == "2\n"
+
+
+def test_connect_errors_are_one_line(fap_fleet: Any) -> None:
+    fap_fleet.kill_host("host2")
+    try:
+        with pytest.raises(HostUnreachable) as caught:
+            Host("host2", settings(fap_fleet, "host2")).connect()
+        message = str(caught.value)
+        assert message.startswith("host2: cannot connect: ") and "\n" not in message
+        assert "Connection refused" in message
+    finally:
+        fap_fleet.start_host("host2")
+        fap_fleet.wait_ready("host2")
+
+
+def test_lost_connection_mid_command(fap_fleet: Any) -> None:
+    connection = Host("host2", settings(fap_fleet, "host2"))
+    connection.connect()
+    try:
+        killer = threading.Timer(1.0, fap_fleet.kill_host, args=("host2",))
+        killer.start()
+        with pytest.raises(HostUnreachable) as caught:
+            connection.run("echo begun; sleep 60")
+        killer.join()
+        assert str(caught.value).startswith("host2: connection lost")
+        with pytest.raises(HostUnreachable, match="connection lost"):
+            connection.run("true")  # no reconnect after a real loss
+    finally:
+        connection.close()
+        fap_fleet.start_host("host2")
+        fap_fleet.wait_ready("host2")
+
+
+def test_cancel_stops_the_command_and_the_next_run_reconnects(fap_fleet: Any, host: Host) -> None:
+    started = threading.Event()
+    outcome: dict[str, BaseException] = {}
+
+    def long_command() -> None:
+        try:
+            host.run("echo begun; sleep 60; touch /home/deploy/www/not-cancelled",
+                     on_line=lambda stream, line: started.set())
+        except HostUnreachable as error:
+            outcome["error"] = error
+
+    worker = threading.Thread(target=long_command)
+    worker.start()
+    assert started.wait(30)
+    host.cancel()
+    worker.join(30)
+    assert not worker.is_alive() and "killed" in str(outcome["error"])
+    # The failure path can still clean up on this host, and plumbum's session follows the new connection.
+    assert host.run("echo cleanup").stdout == "cleanup\n"
+    assert host.machine["echo"]("plumbum") == "plumbum\n"
+    assert not Path(fap_fleet.hosts["host1"].path("/home/deploy/www/not-cancelled")).exists()
+
+
+def test_plumbum_machine_multiplexes_over_the_session(host: Host) -> None:
+    assert host.machine["uname"]("-n").strip()
+    assert host.run("echo side by side").stdout == "side by side\n"
+
+
+def test_close_does_not_wait_for_a_background_process(fap_fleet: Any) -> None:
+    connection = Host("host3", settings(fap_fleet, "host3"))
+    connection.connect()
+    connection.run("nohup sleep 60 >/dev/null 2>&1 & sleep 100 &")
+    session = connection._session
+    assert session is not None
+    connection.close()
+    assert session.process.poll() is not None
