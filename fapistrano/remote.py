@@ -343,20 +343,21 @@ class Session:
         """``None`` once the far shell answers; ``"timeout"``; else what ssh said."""
         marker = f"{self._token}-ready"
         errors: list[str] = []
-        if self._send(f"printf '%s\\n' {marker}\n"):
-            deadline = time.monotonic() + timeout
-            while len(self._ended) < 2:
-                try:
-                    stream, line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    return "timeout"
-                if line is None:
-                    self._ended.add(stream)
-                    continue
-                if stream == "stdout" and line.rstrip("\n") == marker:
-                    return None
-                if stream == "stderr" and line.strip() and not line.startswith("Warning: Permanently added"):
-                    errors.append(line.strip())
+        # If ssh has already given up, the write fails: read what it said all the same.
+        self._send(f"printf '%s\\n' {marker}\n")
+        deadline = time.monotonic() + timeout
+        while len(self._ended) < 2:
+            try:
+                stream, line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return "timeout"
+            if line is None:
+                self._ended.add(stream)
+                continue
+            if stream == "stdout" and line.rstrip("\n") == marker:
+                return None
+            if stream == "stderr" and line.strip() and not line.startswith("Warning: Permanently added"):
+                errors.append(line.strip())
         self.dead = True
         try:
             self.process.wait(timeout=timeout)
