@@ -19,7 +19,8 @@ untouched on every host and removes the new release everywhere.
 The core's own steps (directories, shared links, the switch, cleanup) are
 hookimpls too, in :mod:`fapistrano.builtin`; they are registered before
 third-party plugins, so pluggy calls plugin hookimpls first within a phase
-unless a hookimpl says ``tryfirst``/``trylast``. Two core steps pin their
+unless a hookimpl says ``tryfirst``/``trylast``; plugins' hookimpls run in
+the order deploy.yml lists the plugins. Two core steps pin their
 place: making directories runs ``tryfirst`` in ``fap_deploy_starting`` (so
 plugins find ``path`` and the release directory there), and linking shared
 files runs ``trylast`` in ``fap_deploy_updating`` (after plugins have put the
