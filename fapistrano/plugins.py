@@ -94,9 +94,9 @@ class Plugins:
         if search_path and search_path not in sys.path:
             sys.path.append(search_path)
         entry_points = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-        modules: list[tuple[str, Any, str]] = []
+        modules: dict[str, tuple[Any, str]] = {}
         for name, where in names:
-            if name in self.loaded or any(name == seen for seen, _m, _w in modules):
+            if name in self.loaded or name in modules:
                 continue
             if name in entry_points:
                 try:
@@ -105,12 +105,12 @@ class Plugins:
                     raise ConfigError(f"{where}: plugin {name} failed to load: {type(error).__name__}: {error}") from None
             else:
                 module = self._import(name, where, entry_points)
-            modules.append((name, module, where))
+            modules[name] = (module, where)
         # pluggy calls the last registered first: register in reverse so that, within a
         # phase, hookimpls run in the order deploy.yml lists their plugins.
-        for name, module, where in reversed(modules):
+        for name, (module, where) in reversed(modules.items()):
             self._register(module, name, where)
-        self.loaded.extend(name for name, _module, _where in modules)
+        self.loaded.extend(modules)
         try:
             self.manager.check_pending()
         except pluggy.PluginValidationError as error:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fapistrano import layout
-from fapistrano.config import HostSpec, RoleSettings, Target, target_for_host
+from fapistrano.config import HostSpec, RoleSettings, Target, hosts_of, target_for_host
 from fapistrano.context import Context
 from fapistrano.errors import CommandFailed, FapError, HostUnreachable, Interrupted
 from fapistrano.flows import Flow
@@ -65,8 +65,6 @@ def build_members(roles: Sequence[RoleSettings], control_dir: str) -> list[Membe
     """A :class:`Member` per host of every selected stage/role (no release chosen yet)."""
     members = []
     for settings in roles:
-        from fapistrano.config import hosts_of
-
         for spec in hosts_of(settings):
             target = target_for_host(settings, spec, None)
             config = target.config
@@ -461,11 +459,7 @@ def execute(
     previous_handler = _install_sigint(runner)
     try:
         failures = runner.connect(members)
-        if not failures:
-            failures = runner.probe(members, lock=take_lock)
-        else:
-            reachable = [m for m in members if key(m) not in failures]
-            failures.update(runner.probe(reachable, lock=take_lock))
+        failures.update(runner.probe([m for m in members if key(m) not in failures], lock=take_lock))
         if failures:
             if len(failures) > tolerated or len(failures) == len(members):
                 return _stop_before_start(runner, members, failures)
