@@ -196,7 +196,7 @@ def once(options: Options, stage: str | None, role: str | None, overrides: list[
 def shell(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from fapistrano.runner import shell_argv
 
-    with _fleet(options, stage, role, overrides, "shell", hosts=_host_filter(host, False)) as fleet:
+    with _fleet(options, stage, role, overrides, "shell", hosts=_host_filter(host, False), connects=False) as fleet:
         member = fleet.members[0]
         argv = shell_argv(member)
         fleet.close()
@@ -242,16 +242,12 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
     """Resolve the targets, load plugins, make the runner; report at the end."""
 
     def __init__(self, options: Options, stage: str | None, role: str | None, overrides: list[str], command: str,
-                 hosts: Callable[[list[Any]], list[Any]] | None = None) -> None:
+                 hosts: Callable[[list[Any]], list[Any]] | None = None, connects: bool = True) -> None:
         from fapistrano import config as cfg
-        from fapistrano.masking import Masker
         from fapistrano.plugins import Plugins
-        from fapistrano.runner import Runner, build_members, check_distinct_paths, control_directory, lock_owner_text
-        from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter
+        from fapistrano.runner import build_members, check_distinct_paths, control_directory
 
         self.options = options
-        self.console = make_console()
-        self.errors = make_console(stderr=True)
         deployfile = cfg.DeployFile.load(cfg.find_deployfile(options.deployfile))
         pairs = deployfile.select(stage, role)
         plugins = Plugins()
@@ -260,9 +256,6 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         declared = cfg.declared_settings(plugins.defaults(), plugins.docs())
         parsed = cfg.parse_overrides(overrides, cfg.with_user_settings(deployfile, declared))
         self.roles = [cfg.merge(deployfile, s, r, declared, parsed, [n for n, _ in enabled[(s, r)]]) for s, r in pairs]
-        for role_settings in self.roles:
-            for warning in role_settings.warnings:
-                self.errors.print(f"fap: warning: {warning}", style="yellow", markup=False, highlight=False)
         self._control_dir = control_directory()
         members = build_members(self.roles, self._control_dir)
         if hosts is not None:
@@ -270,6 +263,28 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         elif command not in ("releases", "check", "config", "unlock"):
             check_distinct_paths(members)
         self.members = members
+        self._closed = False
+        if connects:
+            # The SSH handshakes (the bulk of a run's start on a fleet) run while the rest is set up.
+            for member in members:
+                member.connection.start()
+        try:
+            self._finish_setup(options, plugins, command)
+        except BaseException:
+            self.close()
+            raise
+
+    def _finish_setup(self, options: Options, plugins: Any, command: str) -> None:
+        from fapistrano.masking import Masker
+        from fapistrano.runner import Runner, lock_owner_text
+        from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter
+
+        self.console = make_console()
+        self.errors = make_console(stderr=True)
+        for role_settings in self.roles:
+            for warning in role_settings.warnings:
+                self.errors.print(f"fap: warning: {warning}", style="yellow", markup=False, highlight=False)
+        members = self.members
         secret_names = set(plugins.secret_settings())
         secrets = [
             member.target.config[name]
@@ -292,7 +307,6 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         first = members[0].target.config if members else {"batch_size": 0, "max_fail": "0"}
         # Run-wide settings: one value for the whole fleet run (the top level or the command line sets them).
         self.run_policy = {"batch_size": first["batch_size"], "max_fail": first["max_fail"]}
-        self._closed = False
 
     def __enter__(self) -> _fleet:
         return self
@@ -303,7 +317,10 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.reporter.close()
+            for member in self.members:
+                member.connection.close()  # a no-op once the runner has closed it
+            if hasattr(self, "reporter"):
+                self.reporter.close()
             try:
                 os.rmdir(self._control_dir)
             except OSError:
@@ -450,7 +467,8 @@ def config(options: Options, stage: str | None, role: str | None, overrides: lis
     from fapistrano.inspect import setting_rows
 
     # As 'fap deploy' resolves them (its plugins); nothing connects.
-    with _fleet(_plain_output(options), stage, role, overrides, "deploy", hosts=_host_filter(host, False)) as fleet:
+    with _fleet(_plain_output(options), stage, role, overrides, "deploy", hosts=_host_filter(host, False),
+                connects=False) as fleet:
         secret_names = fleet.runner.plugins.secret_settings()
         for index, member in enumerate(fleet.members):
             rows = setting_rows(member.target, secret_names, fleet.masker)

@@ -81,7 +81,7 @@ def probe_script(
     lines = ["cd / || exit 1"]
     if lock_info is not None:
         lines += [
-            f"mkdir -p {q(path)} || exit 1",
+            f"[ -d {q(path)} ] || mkdir -p {q(path)} || exit 1",
             f"if lock_error=$(mkdir {q(lock)} 2>&1); then printf '%s\\n' {q(lock_info)} > {q(lock + '/owner')} && echo 'lock=ours';"
             f" elif [ -d {q(lock)} ]; then printf 'lock=%s\\n' \"$(tr '\\n' ' ' < {q(lock + '/owner')} 2>/dev/null || echo unknown)\";"
             # No lock there and none made (permissions, full disk): say why, not "locked by unknown".
@@ -172,9 +172,9 @@ def starting_script(
     release_marker: str | None,
 ) -> str:
     """Make the directories, check linked files, create the release (marked unfinished)."""
-    lines = [f"mkdir -p {q(path)} {q(releases_path)} {q(shared_path)} || exit 1"]
-    for directory in linked_dirs:
-        lines.append(f"mkdir -p {q(posixpath.join(shared_path, directory))} || exit 1")
+    # A test is a shell builtin, mkdir a process: after the first deploy these directories exist.
+    directories = [path, releases_path, shared_path, *(posixpath.join(shared_path, d) for d in linked_dirs)]
+    lines = [f"for dir in {' '.join(q(d) for d in directories)}; do [ -d \"$dir\" ] || mkdir -p \"$dir\" || exit 1; done"]
     missing = []
     for name in linked_files:
         shared = posixpath.join(shared_path, name)
@@ -197,12 +197,16 @@ def link_script(
     environment: Mapping[str, str],
 ) -> str:
     """Link shared files and dirs into the release, replacing what the code shipped; write .env."""
-    lines = [f"cd {q(release_path)} || exit 1"]
+    lines = [
+        f"cd {q(release_path)} || exit 1",
+        # link PARENT SHARED TARGET: mkdir and rm only when needed (each is a process; tests are builtins).
+        'link() { [ -d "$1" ] || mkdir -p "$1" || return 1; if [ -e "$3" ] || [ -L "$3" ]; then rm -rf "$3" || return 1; fi;'
+        ' ln -s "$2" "$3"; }',
+    ]
     for name in [*linked_dirs, *linked_files]:
         target = posixpath.join(release_path, name)
-        parent = posixpath.dirname(target)
         lines.append(
-            f"mkdir -p {q(parent)} && rm -rf {q(target)} && ln -s {q(posixpath.join(shared_path, name))} {q(target)} || "
+            f"link {q(posixpath.dirname(target))} {q(posixpath.join(shared_path, name))} {q(target)} || "
             + _fail(f"cannot link {name} into {release_path}")
         )
     if environment:
@@ -222,7 +226,8 @@ def switch_script(current_path: str, release_path: str, tag: str) -> str:
     return "\n".join(
         [
             f"[ -d {q(release_path)} ] || " + _fail(f"release {release_path} is not there"),
-            f"rm -f {q(temporary)} && ln -s {q(release_path)} {q(temporary)} && mv -fT {q(temporary)} {q(current_path)} || "
+            f"{{ ! [ -L {q(temporary)} ] || rm -f {q(temporary)}; }} && ln -s {q(release_path)} {q(temporary)}"
+            f" && mv -fT {q(temporary)} {q(current_path)} || "
             + "{ rm -f " + q(temporary) + "; " + _fail(f"cannot switch {current_path}")[2:],
         ]
     )
@@ -235,10 +240,14 @@ def finish_release_script(releases_path: str, release: str) -> str:
 
 def remove_releases_script(releases_path: str, releases: Iterable[str]) -> str:
     """Remove releases and their markers."""
-    lines = []
-    for release in releases:
-        lines.append(f"rm -rf {q(posixpath.join(releases_path, release))} && rm -f {q(marker(releases_path, release))}")
-    return "\n".join(lines) or ":"
+    releases = list(releases)
+    if not releases:
+        return ":"
+    directories = " ".join(q(posixpath.join(releases_path, release)) for release in releases)
+    markers = " ".join(q(marker(releases_path, release)) for release in releases)
+    # Markers last, so that a release that could not be removed whole still reads as unfinished.
+    return (f"rm -rf {directories} || exit 1\n"
+            f"for marker in {markers}; do if [ -e \"$marker\" ]; then rm -f \"$marker\" || exit 1; fi; done")
 
 
 def unlock_script(path: str) -> str:

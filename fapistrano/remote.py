@@ -99,6 +99,9 @@ class Host:
         self._run_lock = threading.Lock()
         self._running: Any = None
         self._session: Session | None = None
+        # Started by start(), not yet answered: (session, its control path), or why it could not start.
+        self._pending: tuple[Session, str] | None = None
+        self._start_error: HostUnreachable | None = None
         self._connects = 0
         self._cancelled = False
 
@@ -108,9 +111,12 @@ class Host:
 
     # -- connection -------------------------------------------------------
 
-    def connect(self) -> None:
-        """Open the run's one connection; raise :class:`HostUnreachable` naming the host."""
-        if self._ssh is None:
+    def start(self) -> None:
+        """Begin connecting without waiting: ssh's handshake runs while the caller does other work.
+
+        :meth:`connect` waits for the answer (and starts first if nobody did).
+        """
+        if self._ssh is None or self._pending is not None or self._session is not None:
             return
         if self._control_dir is None:
             self._control_dir = tempfile.mkdtemp(prefix="fap-")
@@ -128,9 +134,19 @@ class Host:
             "exec sh",
         ]
         try:
-            session = Session(argv)
+            self._pending = (Session(argv), control_path)
         except FileNotFoundError:
-            raise HostUnreachable(f"{self.name}: cannot connect: no ssh client on this machine") from None
+            self._start_error = HostUnreachable(f"{self.name}: cannot connect: no ssh client on this machine")
+
+    def connect(self) -> None:
+        """Open the run's one connection; raise :class:`HostUnreachable` naming the host."""
+        if self._ssh is None:
+            return
+        self.start()
+        if self._pending is None:
+            error, self._start_error = self._start_error, None
+            raise error or HostUnreachable(f"{self.name}: cannot connect")
+        (session, control_path), self._pending = self._pending, None
         error = session.wait_ready(self._ssh.connect_timeout + 20)
         if error is not None:
             session.kill()
@@ -143,6 +159,10 @@ class Host:
     def close(self) -> None:
         """End the session (and plumbum's, if one was opened): EOF to the shell, then a kill if it lingers."""
         self._close_machine()
+        if self._pending is not None:
+            # Started, never used: nothing runs there yet, so there is nothing to wait for.
+            self._pending[0].kill()
+            self._pending = None
         if self._session is not None:
             self._session.close(CLOSE_WAIT)
             self._session = None
@@ -322,6 +342,9 @@ class Session:
         self._last_stderr = ""
         for stream, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
             threading.Thread(target=self._pump, args=(stream, pipe), daemon=True).start()
+        # Queued now, answered once the far shell runs: see wait_ready(). If ssh has already given up,
+        # the write fails; wait_ready() reads what it said all the same.
+        self._send(f"printf '%s\\n' {self._token}-ready\n")
 
     def _pump(self, stream: str, pipe: Any) -> None:
         # readline, not iteration by size: lines of any length, binary output decoded with replacement.
@@ -343,8 +366,6 @@ class Session:
         """``None`` once the far shell answers; ``"timeout"``; else what ssh said."""
         marker = f"{self._token}-ready"
         errors: list[str] = []
-        # If ssh has already given up, the write fails: read what it said all the same.
-        self._send(f"printf '%s\\n' {marker}\n")
         deadline = time.monotonic() + timeout
         while len(self._ended) < 2:
             try:

@@ -163,56 +163,59 @@ class Runner:
         self.emit("error", f"interrupted: finishing running commands (killed after {INTERRUPT_GRACE:.0f} s), then cleaning up;"
                            " Ctrl-C again to quit at once")
 
-    def connect(self, members: Sequence[Member]) -> dict[str, BaseException]:
-        """Open every member's connection, all at once."""
+    def connect(self, members: Sequence[Member], probe: bool = False, lock: bool = False) -> dict[str, BaseException]:
+        """Open every member's connection, all at once.
+
+        With ``probe``, each host is probed (and locked, with ``lock``) as
+        soon as it answers, not after the slowest host has answered.
+        """
         self._connections.extend(m.connection for m in members)
 
         def work(member: Member) -> None:
             member.connection.connect()
+            if probe:
+                self._probe(member, lock)
 
         return self.on_each(members, work)
 
     def close(self, members: Sequence[Member]) -> None:
+        """Release the locks this run holds and disconnect: on every exit path, each host on its own."""
+
         def work(member: Member) -> None:
-            member.connection.close()
+            try:
+                self._unlock(member)
+            finally:
+                member.connection.close()
 
         self.on_each(members, work)
         self._pool.shutdown(wait=True)
 
-    def probe(self, members: Sequence[Member], lock: bool) -> dict[str, BaseException]:
-        """One round trip per host: take the lock (when asked), read current and releases."""
+    def _probe(self, member: Member, lock: bool) -> None:
+        """One round trip: take the lock (when asked), read current and releases."""
+        config = member.target.config
+        script = layout.probe_script(
+            config["path"],
+            config["current_path"],
+            config["releases_path"],
+            self.lock_text if lock else None,
+        )
+        # A ``command`` event like every other round trip, so that --log-json counts it.
+        self.emit("command", "(probe) reading releases and lock", host=member.name, phase="probe")
+        result = member.connection.run(script)
+        if result.exit_code != 0:
+            raise CommandFailed(member.name, "(probe) reading releases and lock", result.exit_code, self.masker(result.stderr))
+        member.state = layout.parse_probe(result.stdout)
+        member.locked = member.state.locked_by_us
 
-        def work(member: Member) -> None:
-            config = member.target.config
-            script = layout.probe_script(
-                config["path"],
-                config["current_path"],
-                config["releases_path"],
-                self.lock_text if lock else None,
-            )
-            # A ``command`` event like every other round trip, so that --log-json counts it.
-            self.emit("command", "(probe) reading releases and lock", host=member.name, phase="probe")
-            result = member.connection.run(script)
-            if result.exit_code != 0:
-                raise CommandFailed(member.name, "(probe) reading releases and lock", result.exit_code, self.masker(result.stderr))
-            member.state = layout.parse_probe(result.stdout)
-            member.locked = member.state.locked_by_us
-
-        return self.on_each(members, work)
-
-    def unlock(self, members: Sequence[Member]) -> None:
-        """Release the locks this run holds (on every exit path)."""
-
-        def work(member: Member) -> None:
-            if member.locked:
-                self.emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
-                result = member.connection.run(layout.unlock_script(member.target.config["path"]))
-                if result.exit_code == 0:
-                    member.locked = False
-                else:
-                    self.emit("error", f"could not release the lock: {result.stderr.strip()}", host=member.name)
-
-        self.on_each([m for m in members if m.locked], work)
+    def _unlock(self, member: Member) -> None:
+        if not member.locked:
+            return
+        self.emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
+        result = member.connection.run(layout.unlock_script(member.target.config["path"]))
+        if result.exit_code == 0:
+            member.locked = False
+        else:
+            self.emit("error", f"could not release the lock: {result.stderr.strip()}", host=member.name)
 
     def make_contexts(self, members: Sequence[Member], release_of: Callable[[Member], tuple[str | None, str | None]], flow: Flow) -> None:
         """Resolve every member's settings for its release; build its ``ctx``."""
@@ -458,8 +461,7 @@ def execute(
     tolerated = allowed_failures(max_fail, len(members))
     previous_handler = _install_sigint(runner)
     try:
-        failures = runner.connect(members)
-        failures.update(runner.probe([m for m in members if key(m) not in failures], lock=take_lock))
+        failures = runner.connect(members, probe=True, lock=take_lock)
         if failures:
             if len(failures) > tolerated or len(failures) == len(members):
                 return _stop_before_start(runner, members, failures)
@@ -506,9 +508,8 @@ def execute(
         return Outcome(False, 1, errors, release)
     finally:
         try:
-            runner.unlock(members)
-        finally:
             runner.close(members)
+        finally:
             _restore_sigint(previous_handler)
 
 
@@ -647,7 +648,7 @@ def run_once(runner: Runner, members: list[Member], command: str) -> int:
 def run_unlock(runner: Runner, members: list[Member]) -> int:
     """``fap unlock``: show who holds each lock, then remove it."""
     try:
-        failures = runner.connect(members) or runner.probe(members, lock=False)
+        failures = runner.connect(members, probe=True)
         if failures:
             _report(runner, _stop_before_start(runner, members, failures))
             return 1
@@ -659,11 +660,12 @@ def run_unlock(runner: Runner, members: list[Member]) -> int:
             else:
                 runner.emit("log", "not locked", host=member.name, phase="unlock")
         if runner.dry_run:
-            return 0
-        runner.unlock(members)
-        return 1 if any(m.locked for m in members) else 0
+            for member in members:
+                member.locked = False  # shown, not removed
     finally:
+        # Removes the locks marked above, then disconnects.
         runner.close(members)
+    return 1 if any(m.locked for m in members) else 0
 
 
 def shell_argv(member: Member) -> list[str]:

@@ -140,7 +140,7 @@ def test_dry_run_on_fresh_hosts_prints_commands_and_creates_nothing(fap_fleet: A
     result = fap_run(["deploy", "-s", "test", "--dry-run"], cwd=tmp_path)
     assert result.exit_code == 0, result.output
     for host in HOSTS:
-        assert re.search(rf"^{host} \| starting \| would run mkdir -p {WWW_APP} ", result.stdout, re.M), result.stdout
+        assert re.search(rf"^{host} \| starting \| would run for dir in {WWW_APP} ", result.stdout, re.M), result.stdout
         assert re.search(rf"^{host} \| publishing \| would run ", result.stdout, re.M), result.stdout
         assert not fap_fleet.app_dir(host).exists(), host
     assert "nothing changed" in result.stdout

@@ -59,10 +59,7 @@ def fetch_script(*, repo: str, mirror: str, revision: str, depth: int, tree: str
         _assign(repo=repo, mirror=mirror, rev=revision, depth=depth, tree=tree, ref=DEPLOY_REF)
         + _prelude()
         + """\
-if [ -e "$mirror" ]; then
-  git --git-dir="$mirror" rev-parse --git-dir >/dev/null 2>&1 \\
-    || fail {not_a_repository} "repo_path $mirror exists but is not a git repository"
-else
+if [ ! -e "$mirror" ]; then
   mkdir -p "$(dirname -- "$mirror")" && git -c init.defaultBranch=master init -q --bare -- "$mirror" || exit 1
 fi
 # Depth: shallow by default; a full mirror that was shallow once is deepened.
@@ -70,7 +67,10 @@ if [ "$depth" -gt 0 ]; then set -- --depth "$depth"
 elif [ -f "$mirror/shallow" ]; then set -- --unshallow
 else set --
 fi
+# The happy path is this one fetch; only when it fails does the script find out why.
 if ! git --git-dir="$mirror" fetch -q --no-tags "$@" -- "$repo" "+$rev:$ref"; then
+  git --git-dir="$mirror" rev-parse --git-dir >/dev/null 2>&1 \\
+    || fail {not_a_repository} "repo_path $mirror exists but is not a git repository"
   git ls-remote -- "$repo" HEAD >/dev/null 2>&1 || fail {unreachable} "cannot read the repository"
   case "$rev" in
     *[!0-9a-f]*) fail {no_revision} "no such branch, tag or commit" ;;
