@@ -264,9 +264,11 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
             check_distinct_paths(members)
         self.members = members
         self._closed = False
+        self.max_parallel = options.parallel or min(r.values["max_parallel"] for r in self.roles)
         if connects:
-            # The SSH handshakes (the bulk of a run's start on a fleet) run while the rest is set up.
-            for member in members:
+            # The SSH handshakes (the bulk of a run's start on a fleet) run while the rest is set up;
+            # as many as the run will connect at once, the first hosts it will work on.
+            for member in members[:self.max_parallel]:
                 member.connection.start()
         try:
             self._finish_setup(options, plugins, command)
@@ -300,9 +302,8 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
             except OSError as error:
                 raise FapError(f"--log-json {options.log_json}: {error.strerror}") from None
         self.reporter = Fanout(reporters)
-        max_parallel = options.parallel or min(r.values["max_parallel"] for r in self.roles)
         self.runner = Runner(plugins, self.reporter, self.masker, dry_run=options.dry_run,
-                             max_parallel=max_parallel, lock_text=lock_owner_text(f"fap {command}"))
+                             max_parallel=self.max_parallel, lock_text=lock_owner_text(f"fap {command}"))
         self.app = self.roles[0].values.get("app_name") or "the application"
         first = members[0].target.config if members else {"batch_size": 0, "max_fail": "0"}
         # Run-wide settings: one value for the whole fleet run (the top level or the command line sets them).
