@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,21 @@ def test_a_host_that_does_not_answer_fails_within_the_connect_timeout(
     # ssh's own ConnectTimeout ended the wait (fap's last-resort process timeout says "no answer in").
     assert "no answer in" not in error
     for host in ("host1", "host2"):
+        assert fap_fleet.current(host) is None
+        assert not fap_fleet.locked(host)
+
+
+def test_a_setup_error_after_the_handshakes_began_leaves_no_ssh_running(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path
+) -> None:
+    # fap starts connecting as soon as deploy.yml is read; --log-json is opened afterwards.
+    fap_fleet.write_deployfile(tmp_path)
+    log = tmp_path / "no-such-dir" / "events.jsonl"
+    result = fap_run(["deploy", "-s", "test", "--log-json", str(log)], cwd=tmp_path)
+    assert_error(result, f"--log-json {log}", "No such file or directory")
+    stray = subprocess.run(["pgrep", "-f", f"ssh .*-F {fap_fleet.ssh_config}"], capture_output=True, text=True)
+    assert stray.stdout == "", stray.stdout
+    for host in HOSTS:
         assert fap_fleet.current(host) is None
         assert not fap_fleet.locked(host)
 
