@@ -41,7 +41,7 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "ssh_config": (None, "An ssh config file, passed to ssh as -F."),
     "ssh_options": ([], "Extra arguments for ssh, e.g. ['-o', 'ProxyJump=bastion']."),
     "ssh_connect_timeout": (10, "Seconds to wait for a host to accept the connection."),
-    "max_parallel": (20, "How many hosts run a phase at once."),
+    "max_parallel": (20, "How many hosts connect, and then run each phase, at once."),
     "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once)."),
     "max_fail": ("0", "Hosts that may fail before publishing and be dropped while the rest go on: N or P%."),
     "plugins": ([], "Plugins to enable: entry point names or dotted module paths."),
