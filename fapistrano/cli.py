@@ -245,6 +245,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
                  hosts: Callable[[list[Any]], list[Any]] | None = None, connects: bool = True) -> None:
         from fapistrano import config as cfg
         from fapistrano.plugins import Plugins
+        from fapistrano.remote import allow_open_files
         from fapistrano.runner import build_members, check_distinct_paths, control_directory
 
         self.options = options
@@ -266,6 +267,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         self._closed = False
         self.max_parallel = options.parallel or min(r.values["max_parallel"] for r in self.roles)
         if connects:
+            allow_open_files(len(members))
             # The SSH handshakes (the bulk of a run's start on a fleet) run while the rest is set up;
             # as many as the run will connect at once, the first hosts it will work on.
             for member in members[:self.max_parallel]:

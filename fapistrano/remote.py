@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fapistrano.errors import HostUnreachable
+from fapistrano.errors import FapError, HostUnreachable
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,8 @@ class Host:
             self._pending = (Session(argv), control_path)
         except FileNotFoundError:
             self._start_error = HostUnreachable(f"{self.name}: cannot connect: no ssh client on this machine")
+        except OSError as error:  # e.g. out of open files or processes
+            self._start_error = HostUnreachable(f"{self.name}: cannot connect: cannot start ssh: {error.strerror}")
 
     def connect(self) -> None:
         """Open the run's one connection; raise :class:`HostUnreachable` naming the host."""
@@ -522,6 +524,39 @@ class Session:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+
+
+#: Open files a run needs: some for itself, and per host its session's three pipes plus,
+#: when a plugin uses ``ctx.remote``, plumbum's.
+BASE_OPEN_FILES = 64
+OPEN_FILES_PER_HOST = 8
+#: Below this many per host a run cannot hold its sessions at all.
+MIN_OPEN_FILES_PER_HOST = 3
+
+
+def allow_open_files(hosts: int) -> None:
+    """Raise this process's open-file limit (up to the hard limit) to what a run on ``hosts`` hosts needs.
+
+    A soft limit of 1024 is common and ends a run on ~300 hosts; the hard
+    limit is usually far higher and any process may raise its soft limit
+    up to it. Raises :class:`FapError` when even the hard limit cannot hold
+    the sessions.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = BASE_OPEN_FILES + OPEN_FILES_PER_HOST * hosts
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+            soft = ceiling
+        except (ValueError, OSError):
+            pass
+    needed = BASE_OPEN_FILES + MIN_OPEN_FILES_PER_HOST * hosts
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raise FapError(f"{hosts} hosts need at least {needed} open files, but this process may open {soft}"
+                       " (ulimit -n): raise the limit, or deploy fewer hosts at a time (--role)")
 
 
 def ssh_settings_from(config: dict[str, Any] | Any, host: str, port: int | None, user: str | None) -> SshSettings:

@@ -4,12 +4,16 @@ goes, and the error names the host, the phase and the command with its stderr.""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from fapistrano.testing import FapResult
 
 HOSTS = ("host1", "host2", "host3")
 WWW_APP = "/home/deploy/www/app"
@@ -170,6 +174,33 @@ def test_a_setup_error_after_the_handshakes_began_leaves_no_ssh_running(
     for host in HOSTS:
         assert fap_fleet.current(host) is None
         assert not fap_fleet.locked(host)
+
+
+def run_with_open_file_limit(soft: int, hard: int, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``fap ARGS`` started with an open-file limit of ``soft`` (``ulimit -Sn``) and ``hard`` (``ulimit -Hn``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "fapistrano", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
+    )
+
+
+def test_a_low_open_file_limit_is_raised_for_the_run(fap_fleet: Any, released: Any, tmp_path: Path) -> None:
+    # A soft limit too low for three sessions; the hard limit lets any process raise it.
+    fap_fleet.write_deployfile(tmp_path)
+    result = run_with_open_file_limit(14, 4096, ["deploy", "-s", "test"], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for host in HOSTS:
+        assert fap_fleet.current(host) == released(result)
+
+
+def test_an_open_file_limit_too_low_for_the_fleet_is_one_line(fap_fleet: Any, assert_error: Any, tmp_path: Path) -> None:
+    fap_fleet.write_deployfile(tmp_path)
+    completed = run_with_open_file_limit(20, 20, ["deploy", "-s", "test"], tmp_path)
+    result = FapResult(completed.returncode, completed.stdout, completed.stderr, 0.0)
+    assert_error(result, "3 hosts need at least 73 open files", "may open 20 (ulimit -n)")
+    for host in HOSTS:
+        assert fap_fleet.current(host) is None
 
 
 def test_a_path_the_deploy_user_cannot_write_is_named(
