@@ -226,8 +226,9 @@ def switch_script(current_path: str, release_path: str, tag: str) -> str:
     return "\n".join(
         [
             f"[ -d {q(release_path)} ] || " + _fail(f"release {release_path} is not there"),
-            f"{{ ! [ -L {q(temporary)} ] || rm -f {q(temporary)}; }} && ln -s {q(release_path)} {q(temporary)}"
-            f" && mv -fT {q(temporary)} {q(current_path)} || "
+            # A leftover of an interrupted switch; rm is a process, the tests are builtins.
+            f"if [ -e {q(temporary)} ] || [ -L {q(temporary)} ]; then rm -f {q(temporary)}; fi",
+            f"ln -s {q(release_path)} {q(temporary)} && mv -fT {q(temporary)} {q(current_path)} || "
             + "{ rm -f " + q(temporary) + "; " + _fail(f"cannot switch {current_path}")[2:],
         ]
     )
