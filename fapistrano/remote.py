@@ -142,12 +142,14 @@ class Host:
 
     def connect(self) -> None:
         """Open the run's one connection; raise :class:`HostUnreachable` naming the host."""
-        if self._ssh is None:
+        if self._ssh is None or self._session is not None:
             return
         self.start()
         if self._pending is None:
+            # start() either left a session to wait for or said why it could not.
             error, self._start_error = self._start_error, None
-            raise error or HostUnreachable(f"{self.name}: cannot connect")
+            assert error is not None
+            raise error
         (session, control_path), self._pending = self._pending, None
         error = session.wait_ready(self._ssh.connect_timeout + 20)
         if error is not None:
