@@ -176,28 +176,29 @@ def test_a_setup_error_after_the_handshakes_began_leaves_no_ssh_running(
         assert not fap_fleet.locked(host)
 
 
-def run_with_open_file_limit(soft: int, hard: int, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``fap ARGS`` started with an open-file limit of ``soft`` (``ulimit -Sn``) and ``hard`` (``ulimit -Hn``)."""
-    return subprocess.run(
+def run_with_open_file_limit(soft: int, hard: int, args: list[str], cwd: Path) -> FapResult:
+    """``fap ARGS`` as :func:`fapistrano.testing.run_fap` runs it, started with an open-file limit of ``soft``
+    (``ulimit -Sn``) and ``hard`` (``ulimit -Hn``): a limit run_fap cannot set from outside the new process."""
+    completed = subprocess.run(
         [sys.executable, "-m", "fapistrano", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
     )
+    return FapResult(completed.returncode, completed.stdout, completed.stderr, 0.0)
 
 
 def test_a_low_open_file_limit_is_raised_for_the_run(fap_fleet: Any, released: Any, tmp_path: Path) -> None:
     # A soft limit too low for three sessions; the hard limit lets any process raise it.
     fap_fleet.write_deployfile(tmp_path)
     result = run_with_open_file_limit(14, 4096, ["deploy", "-s", "test"], tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.exit_code == 0, result.output
     for host in HOSTS:
         assert fap_fleet.current(host) == released(result)
 
 
 def test_an_open_file_limit_too_low_for_the_fleet_is_one_line(fap_fleet: Any, assert_error: Any, tmp_path: Path) -> None:
     fap_fleet.write_deployfile(tmp_path)
-    completed = run_with_open_file_limit(20, 20, ["deploy", "-s", "test"], tmp_path)
-    result = FapResult(completed.returncode, completed.stdout, completed.stderr, 0.0)
+    result = run_with_open_file_limit(20, 20, ["deploy", "-s", "test"], tmp_path)
     assert_error(result, "3 hosts need at least 73 open files", "may open 20 (ulimit -n)")
     for host in HOSTS:
         assert fap_fleet.current(host) is None
