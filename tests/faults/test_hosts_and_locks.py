@@ -6,6 +6,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 
 def test_host_down_before_the_run_fails_fast_and_changes_nothing(faulty):
     faulty.fleet.kill_host("host2")
@@ -148,8 +150,25 @@ def test_max_fail_drops_a_dead_host_and_deploys_the_rest(faulty):
         faulty.assert_clean(host)
 
 
-def test_max_fail_exceeded_is_all_or_nothing(faulty):
-    result = faulty.fap("deploy", "-s", "test", "--max-fail", "0", "--fault-phase", "updated", "--fault-host", "host1")
+@pytest.mark.parametrize("max_fail", ["1", "34%"])  # 34% of three hosts is one host
+def test_max_fail_drops_a_host_whose_hook_fails_and_deploys_the_rest(faulty, max_fail):
+    result = faulty.fap("deploy", "-s", "test", "--max-fail", max_fail, "--fault-phase", "updated", "--fault-host", "host2")
+
+    assert result.exit_code == 3, result.output
+    assert "host2 | updated | warning: dropped from the run (--max-fail): faultplugin" in result.stdout
+    assert "host2: updated: faultplugin: command failed (exit 7)" in result.stderr
+    new = faulty.fleet.current("host1")
+    assert new != faulty.good
+    for host in ("host1", "host3"):
+        assert faulty.fleet.current(host) == new
+        assert faulty.fleet.releases(host) == [faulty.good, new]
+        faulty.assert_clean(host)
+    faulty.assert_untouched(["host2"])  # its new release removed, its lock released
+
+
+@pytest.mark.parametrize("max_fail", ["0", "33%"])  # 33% of three hosts rounds down to none
+def test_max_fail_exceeded_is_all_or_nothing(faulty, max_fail):
+    result = faulty.fap("deploy", "-s", "test", "--max-fail", max_fail, "--fault-phase", "updated", "--fault-host", "host1")
     assert result.exit_code == 1
     faulty.assert_untouched()
 
