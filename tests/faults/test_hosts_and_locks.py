@@ -60,6 +60,11 @@ def test_second_run_on_the_same_target_fails_fast_naming_the_lock_holder(faulty)
     try:
         faulty.wait_blocked()
         second = faulty.fap("deploy", "-s", "test")
+        # The refused run leaves the first run's locks alone: every host is still held by it.
+        for host in faulty.fleet.names:
+            assert faulty.fleet.locked(host), f"the refused run removed {host}'s lock"
+            owner = faulty.fleet.app_dir(host) / ".fap-lock" / "owner"
+            assert f" pid {first.pid} 'fap deploy' since " in owner.read_text(), host
     finally:
         faulty.unblock()
         stdout, stderr = first.communicate(timeout=120)
