@@ -50,7 +50,9 @@ def test_disk_full_while_updating_fails_naming_the_host(faulty):
         for host in fleet.names:
             assert fleet.current(host) == faulty.good
         faulty.assert_untouched(["host1", "host2"])
-        assert fleet.in_host("host3", ["ls", releases]).stdout.split() == [faulty.good]
+        # host3's releases/ is the tmpfs only host3 sees: -A for a marker left behind.
+        assert fleet.in_host("host3", ["ls", "-A", releases]).stdout.split() == [faulty.good]
+        faulty.assert_clean("host3")  # lock released, shared/ intact
     finally:
         fleet.in_host("host3", ["umount", releases])
 
@@ -90,7 +92,12 @@ def test_stale_lock_refuses_deploys_until_fap_unlock(faulty):
     assert refused.exit_code == 1
     assert "host2: /home/deploy/www/app is locked by alice@laptop pid 4242 'fap deploy' since 2026-01-01" in refused.stderr
     assert faulty.currents() == {h: faulty.good for h in faulty.fleet.names}
-    assert not faulty.fleet.locked("host1") and not faulty.fleet.locked("host3")
+    faulty.assert_untouched(["host1", "host3"])
+    # host2: the stale lock is still alice's, nothing else moved.
+    assert (lock / "owner").read_text().startswith("alice@laptop pid 4242 ")
+    assert faulty.fleet.releases("host2") == [faulty.good]
+    secret = "shared/config/secret.yml"  # host1's was checked above
+    assert (faulty.fleet.app_dir("host2") / secret).read_text() == (faulty.fleet.app_dir("host1") / secret).read_text()
 
     unlocked = faulty.fap("unlock", "-s", "test")
     assert unlocked.exit_code == 0, unlocked.output
@@ -98,6 +105,12 @@ def test_stale_lock_refuses_deploys_until_fap_unlock(faulty):
     assert not lock.exists()
 
     assert faulty.fap("deploy", "-s", "test").exit_code == 0
+    new = faulty.fleet.current("host2")
+    assert new != faulty.good
+    for host in faulty.fleet.names:
+        assert faulty.fleet.current(host) == new
+        assert faulty.fleet.releases(host) == [faulty.good, new]
+        faulty.assert_clean(host)
 
 
 def test_ctrl_c_while_updating_cleans_up_and_exits_130(faulty):
