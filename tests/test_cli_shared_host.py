@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def test_two_roles_deploying_to_one_directory_are_refused_before_anything_changes(fap_local, fap_run):
     fap_local.write_deployfile({"stage_role_configs": {"test": {"worker": {"hosts": ["localhost"]}}}})
@@ -23,6 +25,12 @@ def test_two_roles_with_their_own_paths_deploy_in_one_run(fap_local, fap_run):
     result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
 
     assert result.exit_code == 0, result.output
-    web = (fap_local.root / "srv" / "app-web" / "current").resolve().name
-    worker = (fap_local.root / "srv" / "app-worker" / "current").resolve().name
-    assert web == worker
+    # Each role's own current points at the one release of this run, in that role's own releases/.
+    for role in ("web", "worker"):
+        app = fap_local.root / "srv" / f"app-{role}"
+        assert (app / "current").is_symlink(), f"{role} was never switched"
+        assert os.readlink(app / "current") == str(app / "releases" / sorted(os.listdir(app / "releases"))[0])
+        assert (app / "current").resolve().is_dir()
+    web = os.readlink(fap_local.root / "srv" / "app-web" / "current")
+    worker = os.readlink(fap_local.root / "srv" / "app-worker" / "current")
+    assert os.path.basename(web) == os.path.basename(worker)

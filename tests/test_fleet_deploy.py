@@ -3,6 +3,7 @@ dry runs, one run over several targets, and hosts written ``user@host:port``."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -228,13 +229,46 @@ def test_a_host_without_its_port_is_not_reached(fap_fleet: Any, fap_run: Any, as
     assert fap_fleet.tree("host1") == []  # no release, no current, no lock left
 
 
-@pytest.mark.parametrize("parallel", ["1"])
+# Notes when each host enters and leaves its updating hook (on this machine, one clock), and
+# holds each host there long enough that hosts running at once overlap for sure.
+PHASE_TIMER = """
+import json, os, time
+from fapistrano import hookimpl
+
+@hookimpl
+def fap_defaults():
+    return {"timer_file": ""}
+
+@hookimpl
+def fap_deploy_updating(ctx):
+    started = time.monotonic()
+    ctx.run("sleep 0.3")
+    line = json.dumps([ctx.host, started, time.monotonic()]) + "\\n"
+    fd = os.open(ctx.config["timer_file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, line.encode())
+    os.close(fd)
+"""
+
+
+def _overlapping(spans: list[list[Any]]) -> list[tuple[str, str]]:
+    return [(a[0], b[0]) for i, a in enumerate(spans) for b in spans[i + 1:] if a[1] < b[2] and b[1] < a[2]]
+
+
+@pytest.mark.parametrize("parallel", ["1", "3"])
 def test_fewer_hosts_at_once_than_the_fleet(fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, parallel: str) -> None:
-    fap_fleet.write_deployfile(tmp_path)
+    (tmp_path / "phase_timer.py").write_text(PHASE_TIMER)
+    timer = tmp_path / "timer.jsonl"
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["phase_timer"], "timer_file": str(timer)})
     result = fap_run(["deploy", "-s", "test", "-q", "--parallel", parallel], cwd=tmp_path)
     assert result.exit_code == 0, result.output
     name = released(result)
     assert [fap_fleet.current(host) for host in HOSTS] == [name] * 3
+    spans = [json.loads(line) for line in timer.read_text().splitlines()]
+    assert sorted(span[0] for span in spans) == list(HOSTS)
+    if parallel == "1":
+        assert _overlapping(spans) == [], "hosts ran the phase at once under --parallel 1"
+    else:  # the control: the timer does see hosts at work together
+        assert _overlapping(spans), "three hosts at once never overlapped: the timer sees nothing"
 
 
 def test_paths_with_spaces_and_quotes_are_quoted_everywhere(fap_fleet: Any, fap_run: Any, released: Any, on_host: Any, tmp_path: Path) -> None:

@@ -71,12 +71,18 @@ def test_a_failure_in_publishing_switches_the_other_hosts_back(
     assert "host3: publishing:" in result.stderr
 
 
+# In publishing, host3's hook fails while host1 and host2 switch: with no release to go back to,
+# switching them back removes the current they just got.
+@pytest.mark.parametrize(("phase", "host"), [("updated", "host1"), ("publishing", "host3")])
 def test_a_failure_on_the_first_deploy_leaves_no_current(
-    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, recorder: Any
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, recorder: Any, phase: str, host: str
 ) -> None:
-    fap_fleet.write_deployfile(tmp_path, recorder.settings(recorder_fail_phase="updated", recorder_fail_host="host1"))
+    fap_fleet.write_deployfile(tmp_path, recorder.settings(recorder_fail_phase=phase, recorder_fail_host=host))
     result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
-    assert_error(result, "host1: updated:", "boom")
+    assert_error(result, f"{host}: {phase}:", "boom")
+    if phase == "publishing":
+        for switched in ("host1", "host2"):
+            assert f"{switched} | publishing | warning: switched back to no release (first deploy)" in result.stdout
     for host in HOSTS:
         assert fap_fleet.current(host) is None
         assert release_entries(fap_fleet, host) == []

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -243,6 +245,53 @@ def test_switch_replaces_current_with_a_rename(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert os.readlink(paths["current_path"]) == target
     assert sorted(os.listdir(paths["path"])) == ["current", "releases"]  # no temporary link left
+
+
+# ``ln -f`` as POSIX words it and busybox does it: remove the destination, then link. GNU ln
+# happens to replace a link with a rename; a host's ln need not, so the switch must not rely on it.
+POSIX_LN = """#!/bin/sh
+for destination; do :; done
+case " $* " in *" -"*f*) rm -f "$destination" ;; esac
+exec {ln} "$@"
+"""
+
+
+@pytest.mark.parametrize("ln", ["system", "posix"])
+def test_a_reader_never_sees_current_missing_while_it_switches(tmp_path: Path, ln: str) -> None:
+    paths = _make_host(tmp_path)
+    current = paths["current_path"]
+    targets = [f"{paths['releases_path']}/{name}" for name in RELEASES[:2]]
+    environment = dict(os.environ)
+    if ln == "posix":
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "ln").write_text(POSIX_LN.format(ln=shutil.which("ln")))
+        (tmp_path / "bin" / "ln").chmod(0o755)
+        environment["PATH"] = f"{tmp_path / 'bin'}:{environment['PATH']}"
+    seen: set[str] = set()
+    reads = {"all": 0, "missing": 0}
+    done = threading.Event()
+
+    def read_current() -> None:
+        while not done.is_set():
+            reads["all"] += 1
+            try:
+                seen.add(os.readlink(current))
+            except FileNotFoundError:
+                reads["missing"] += 1
+
+    reader = threading.Thread(target=read_current)
+    reader.start()
+    try:
+        # 50 switches each way: a gap between removing and relinking current is a process
+        # start long, and the reader reads current hundreds of times per switch.
+        switches = "\n".join(layout.switch_script(current, target, tag="t3") for target in targets)
+        result = sh(f"for i in $(seq 50); do\n{switches}\ndone", env=environment)
+    finally:
+        done.set()
+        reader.join()
+    assert result.returncode == 0, result.stderr
+    assert reads["missing"] == 0, f"current was missing in {reads['missing']} of {reads['all']} reads"
+    assert seen == {*targets}
 
 
 def test_switch_to_a_missing_release_fails_and_leaves_current(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 
 def test_host_down_before_the_run_fails_fast_and_changes_nothing(faulty):
     faulty.fleet.kill_host("host2")
@@ -48,7 +50,9 @@ def test_disk_full_while_updating_fails_naming_the_host(faulty):
         for host in fleet.names:
             assert fleet.current(host) == faulty.good
         faulty.assert_untouched(["host1", "host2"])
-        assert fleet.in_host("host3", ["ls", releases]).stdout.split() == [faulty.good]
+        # host3's releases/ is the tmpfs only host3 sees: -A for a marker left behind.
+        assert fleet.in_host("host3", ["ls", "-A", releases]).stdout.split() == [faulty.good]
+        faulty.assert_clean("host3")  # lock released, shared/ intact
     finally:
         fleet.in_host("host3", ["umount", releases])
 
@@ -58,6 +62,11 @@ def test_second_run_on_the_same_target_fails_fast_naming_the_lock_holder(faulty)
     try:
         faulty.wait_blocked()
         second = faulty.fap("deploy", "-s", "test")
+        # The refused run leaves the first run's locks alone: every host is still held by it.
+        for host in faulty.fleet.names:
+            assert faulty.fleet.locked(host), f"the refused run removed {host}'s lock"
+            owner = faulty.fleet.app_dir(host) / ".fap-lock" / "owner"
+            assert f" pid {first.pid} 'fap deploy' since " in owner.read_text(), host
     finally:
         faulty.unblock()
         stdout, stderr = first.communicate(timeout=120)
@@ -83,7 +92,12 @@ def test_stale_lock_refuses_deploys_until_fap_unlock(faulty):
     assert refused.exit_code == 1
     assert "host2: /home/deploy/www/app is locked by alice@laptop pid 4242 'fap deploy' since 2026-01-01" in refused.stderr
     assert faulty.currents() == {h: faulty.good for h in faulty.fleet.names}
-    assert not faulty.fleet.locked("host1") and not faulty.fleet.locked("host3")
+    faulty.assert_untouched(["host1", "host3"])
+    # host2: the stale lock is still alice's, nothing else moved.
+    assert (lock / "owner").read_text().startswith("alice@laptop pid 4242 ")
+    assert faulty.fleet.releases("host2") == [faulty.good]
+    secret = "shared/config/secret.yml"  # host1's was checked above
+    assert (faulty.fleet.app_dir("host2") / secret).read_text() == (faulty.fleet.app_dir("host1") / secret).read_text()
 
     unlocked = faulty.fap("unlock", "-s", "test")
     assert unlocked.exit_code == 0, unlocked.output
@@ -91,6 +105,12 @@ def test_stale_lock_refuses_deploys_until_fap_unlock(faulty):
     assert not lock.exists()
 
     assert faulty.fap("deploy", "-s", "test").exit_code == 0
+    new = faulty.fleet.current("host2")
+    assert new != faulty.good
+    for host in faulty.fleet.names:
+        assert faulty.fleet.current(host) == new
+        assert faulty.fleet.releases(host) == [faulty.good, new]
+        faulty.assert_clean(host)
 
 
 def test_ctrl_c_while_updating_cleans_up_and_exits_130(faulty):
@@ -148,8 +168,25 @@ def test_max_fail_drops_a_dead_host_and_deploys_the_rest(faulty):
         faulty.assert_clean(host)
 
 
-def test_max_fail_exceeded_is_all_or_nothing(faulty):
-    result = faulty.fap("deploy", "-s", "test", "--max-fail", "0", "--fault-phase", "updated", "--fault-host", "host1")
+@pytest.mark.parametrize("max_fail", ["1", "34%"])  # 34% of three hosts is one host
+def test_max_fail_drops_a_host_whose_hook_fails_and_deploys_the_rest(faulty, max_fail):
+    result = faulty.fap("deploy", "-s", "test", "--max-fail", max_fail, "--fault-phase", "updated", "--fault-host", "host2")
+
+    assert result.exit_code == 3, result.output
+    assert "host2 | updated | warning: dropped from the run (--max-fail): faultplugin" in result.stdout
+    assert "host2: updated: faultplugin: command failed (exit 7)" in result.stderr
+    new = faulty.fleet.current("host1")
+    assert new != faulty.good
+    for host in ("host1", "host3"):
+        assert faulty.fleet.current(host) == new
+        assert faulty.fleet.releases(host) == [faulty.good, new]
+        faulty.assert_clean(host)
+    faulty.assert_untouched(["host2"])  # its new release removed, its lock released
+
+
+@pytest.mark.parametrize("max_fail", ["0", "33%"])  # 33% of three hosts rounds down to none
+def test_max_fail_exceeded_is_all_or_nothing(faulty, max_fail):
+    result = faulty.fap("deploy", "-s", "test", "--max-fail", max_fail, "--fault-phase", "updated", "--fault-host", "host1")
     assert result.exit_code == 1
     faulty.assert_untouched()
 
