@@ -45,12 +45,16 @@ autodoc_default_options = {"members": False}
 # Headings of Markdown pages get anchors like the reST ones.
 myst_heading_anchors = 3
 
-html_theme = "alabaster"
+# Options and addresses are copied from the docs into shells: keep ``--`` two
+# hyphens and quotes straight (Sphinx's smart quotes would turn ``--role`` into
+# an en dash and '...' into curly quotes, which no shell accepts).
+smartquotes = False
+
+# A plain ``::`` block is output or a file layout, not Python: no colours that
+# would pick out "for" and "while" in prose.
+highlight_language = "none"
+
+# furo, the theme of pip, black and attrs: responsive, a dark mode, a readable code width.
+html_theme = "furo"
 html_title = f"Fapistrano {release}"
-html_theme_options = {
-    "description": "Capistrano-style deploys for Python teams, extended with pluggy.",
-    "fixed_sidebar": True,
-    "show_relbars": True,
-}
 html_static_path: list[str] = []
-pygments_style = "sphinx"

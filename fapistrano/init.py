@@ -19,7 +19,7 @@ from typing import Any
 
 from fapistrano import __version__
 from fapistrano.config import COMMANDS, CORE_SETTINGS
-from fapistrano.errors import FapError
+from fapistrano.errors import ConfigError, FapError
 
 #: Core settings the template writes itself (or that belong in a stage/role block).
 _WRITTEN = {"app_name", "plugins", "hosts", *(f"{command}_plugins" for command in COMMANDS)}
@@ -172,6 +172,7 @@ def write_new(path: Path, text: str) -> None:
         with open(path, "x", encoding="utf-8") as stream:
             stream.write(text)
     except FileExistsError:
-        raise FapError(f"{path}: already exists; not overwriting it (move it away, or write elsewhere with -d FILE)") from None
+        # Bad input (exit 2), like any other refusal of what the command line asked for.
+        raise ConfigError(f"{path}: already exists; not overwriting it (move it away, or write elsewhere with -d FILE)") from None
     except OSError as error:
         raise FapError(f"{path}: cannot write: {error.strerror}") from None

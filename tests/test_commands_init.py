@@ -84,6 +84,7 @@ def test_init_refuses_to_overwrite_a_deploy_file(tmp_path, fap_run):
 
     error = one_error_line(result)
     assert "deploy.yml: already exists; not overwriting it" in error
+    assert result.exit_code == 2  # bad input, like every other refusal of what was asked
     assert existing.read_text() == "app_name: mine\n"
 
 

@@ -31,7 +31,7 @@ BUNDLED_DIR = REPO / "fapistrano_plugins"
 # reStructuredText helpers
 # ---------------------------------------------------------------------------
 
-_INLINE_SPECIALS = re.compile(r"([\\*`|])")
+_INLINE_SPECIALS = re.compile(r"([\\*`|@])")
 _TRAILING_UNDERSCORE = re.compile(r"_(?=\W|$)")
 
 

@@ -12,7 +12,8 @@ from fapistrano import hookimpl
 
 @hookimpl
 def fap_defaults():
-    return {"quickstart_source": os.path.join(os.path.dirname(os.path.abspath(__file__)), "app")}
+    here = os.path.dirname(os.path.abspath(__file__))
+    return {"quickstart_source": os.path.join(here, "app")}
 
 
 @hookimpl

@@ -50,6 +50,9 @@ __version__ = "1.0.0"
 #: How long to wait between two ``supervisorctl status`` calls while a program starts.
 POLL_INTERVAL = 0.5
 
+#: Where a user learns how the deploy user gets at supervisord (what ``fap check`` points to).
+SETUP_DOCS = 'see "Supervisor on a real server" in the docs (docs/supervisor.rst)'
+
 DEFAULTS: dict[str, Any] = {
     "supervisor_program": "%(app_name)s",
     "supervisor_conf": "configs/supervisor_%(stage)s_%(role)s.conf",
@@ -101,11 +104,11 @@ def fap_check(ctx: Any) -> list[str]:
         status = _status(ctx)
         if not status.answered:
             # fap check names the host itself.
-            problems.append(_not_answering(ctx, status).removeprefix(f"{ctx.host}: "))
+            problems.append(f"{_not_answering(ctx, status).removeprefix(f'{ctx.host}: ')}; {SETUP_DOCS}")
     if config["supervisor_conf"]:
         directory = posixpath.dirname(config["supervisor_target"]) or "."
         if not ctx.test(f"test -d {_q(directory)} && test -w {_q(directory)}"):
-            problems.append(f"supervisor_target: {directory} is missing or not writable by {config['user']}")
+            problems.append(f"supervisor_target: {directory} is missing or not writable by {config['user']}; {SETUP_DOCS}")
     return problems
 
 
