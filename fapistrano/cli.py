@@ -254,7 +254,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         plugins = Plugins()
         enabled = {pair: deployfile.plugins_for(*pair, command if command != "release" else "deploy") for pair in pairs}
         plugins.load((entry for names in enabled.values() for entry in names), search_path=str(deployfile.path.parent.resolve()))
-        declared = cfg.declared_settings(plugins.defaults(), plugins.docs())
+        declared = cfg.declared_settings(plugins.settings())
         parsed = cfg.parse_overrides(overrides, cfg.with_user_settings(deployfile, declared))
         self.roles = [cfg.merge(deployfile, s, r, declared, parsed, [n for n, _ in enabled[(s, r)]]) for s, r in pairs]
         self._control_dir = control_directory()
