@@ -33,24 +33,6 @@ from fapistrano_git import scripts
 
 __version__ = "1.0.0"
 
-#: The plugin's settings. ``repo``, ``branch``, ``git_shallow_clone``,
-#: ``repo_path``, ``git_archive_tree`` and ``revision_file`` keep the names
-#: Fapistrano 0.9 gave them; settings new in this plugin start with ``git_``.
-SETTINGS = [
-    Setting("repo", None, "The git repository to deploy, as the hosts reach it: ssh://, git@host:path, https://, file:// or a path."
-            " Required for deploy."),
-    Setting("branch", "master", "What to deploy: a branch, a tag, or a commit sha (full, or abbreviated when the mirror's history holds it)."),
-    Setting("git_shallow_clone", 1, "History depth fetched into the mirror (1: only the deployed commit); 0 fetches the whole history."),
-    Setting("repo_path", "%(path)s/repo", "The bare mirror of repo on each host, reused across deploys so each deploy fetches only what changed."),
-    Setting("git_archive_tree", None, "Deploy only this subdirectory of the repository, as the root of the release (e.g. 'app');"
-            " unset: the whole tree."),
-    Setting("revision_file", "REVISION", "File in the release that receives the deployed commit's sha; empty to write none."),
-    Setting("git_revision_log", "%(path)s/revisions.log", "File on each host that gets one line per deploy and rollback"
-            " (time, release, sha, branch, deployer); empty to keep none."),
-    Setting("git_ssh_command", None, "ssh command git runs on the hosts to reach an ssh repo (GIT_SSH_COMMAND),"
-            " e.g. 'ssh -i ~/.ssh/deploy_key'; unset: git's default."),
-]
-
 _STATE_SHA = "fapistrano.git.sha"
 _STATE_ROLLBACK = "fapistrano.git.rollback"
 _STATE_REVISIONS = "fapistrano.git.revisions"
@@ -70,8 +52,26 @@ _RELEASE_NAME = re.compile(r"\d{6}-\d{6}(-\d{2})?\Z")
 
 @hookimpl
 def fap_settings() -> list[Setting]:
-    """The git plugin's settings."""
-    return list(SETTINGS)
+    """The git plugin's settings.
+
+    ``repo``, ``branch``, ``git_shallow_clone``, ``repo_path``,
+    ``git_archive_tree`` and ``revision_file`` keep the names Fapistrano 0.9
+    gave them; settings new in this plugin start with ``git_``.
+    """
+    return [
+        Setting("repo", None, "The git repository to deploy, as the hosts reach it: ssh://, git@host:path, https://, file:// or a path."
+                " Required for deploy."),
+        Setting("branch", "master", "What to deploy: a branch, a tag, or a commit sha (full, or abbreviated when the mirror's history holds it)."),
+        Setting("git_shallow_clone", 1, "History depth fetched into the mirror (1: only the deployed commit); 0 fetches the whole history."),
+        Setting("repo_path", "%(path)s/repo", "The bare mirror of repo on each host, reused across deploys so each deploy fetches only what changed."),
+        Setting("git_archive_tree", None, "Deploy only this subdirectory of the repository, as the root of the release (e.g. 'app');"
+                " unset: the whole tree."),
+        Setting("revision_file", "REVISION", "File in the release that receives the deployed commit's sha; empty to write none."),
+        Setting("git_revision_log", "%(path)s/revisions.log", "File on each host that gets one line per deploy and rollback"
+                " (time, release, sha, branch, deployer); empty to keep none."),
+        Setting("git_ssh_command", None, "ssh command git runs on the hosts to reach an ssh repo (GIT_SSH_COMMAND),"
+                " e.g. 'ssh -i ~/.ssh/deploy_key'; unset: git's default."),
+    ]
 
 
 class _Settings:
