@@ -80,7 +80,10 @@ def kind_of_type(declared: Any) -> tuple[str, bool]:
 
 
 def _type_text(declared: Any) -> str:
-    return declared.__name__ if isinstance(declared, type) else str(declared).replace("typing.", "")
+    # A plain class by its name; list[int] is an instance of type too before Python 3.11.
+    if isinstance(declared, type) and typing.get_origin(declared) is None:
+        return declared.__name__
+    return str(declared).replace("typing.", "")
 
 
 def fits(kind: str, value: Any) -> bool:
