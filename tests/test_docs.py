@@ -223,7 +223,7 @@ FACTORS = ("Codebase", "Dependencies", "Config", "Build, release, run", "Process
 def test_every_factor_has_a_deploy_yml():
     text = (DOCS / "twelve-factor.rst").read_text()
     sections = re.split(r"^(.+)\n-+\n", text, flags=re.MULTILINE)
-    bodies = dict(zip(sections[1::2], sections[2::2]))
+    bodies = dict(zip(sections[1::2], sections[2::2], strict=True))
 
     for factor in FACTORS:
         assert factor in bodies, f"the Twelve-Factor guide has no section {factor!r}"
