@@ -11,7 +11,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -33,7 +33,6 @@ class Options:
     parallel: int | None = None
     log_json: str | None = None
     live: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def merged(self, **later: Any) -> Options:
         values = {**self.__dict__}

@@ -119,11 +119,6 @@ class Target:
     plugins: tuple[str, ...]
     secrets: tuple[str, ...] = ()
 
-    @property
-    def label(self) -> str:
-        """How output names this host: its name, or stage/role/name when ambiguous."""
-        return self.host.name
-
 
 # ---------------------------------------------------------------------------
 # Loading deploy.yml

@@ -18,7 +18,7 @@ from typing import Any
 
 from fapistrano import layout
 from fapistrano.config import COMMANDS, RUN_NAMES, DeployFile, Target
-from fapistrano.errors import ConfigError, FapError
+from fapistrano.errors import CommandFailed, ConfigError, FapError
 from fapistrano.masking import MASK, Masker
 
 q = shlex.quote
@@ -134,7 +134,6 @@ def run_check(runner: Any, members: Sequence[Any]) -> list[HostCheck]:
     checked. Connections are closed before returning.
     """
     from fapistrano.context import Context
-    from fapistrano.errors import CommandFailed
     from fapistrano.runner import describe, key
 
     results = {key(m): HostCheck(m.name, m.label) for m in members}
@@ -272,7 +271,6 @@ def run_releases(runner: Any, members: Sequence[Any]) -> tuple[dict[str, list[Ho
     Returns hosts by target and one error line per host that could not answer.
     """
     from fapistrano.context import Context
-    from fapistrano.errors import CommandFailed
     from fapistrano.runner import describe, key
 
     found: dict[str, HostReleases] = {}
