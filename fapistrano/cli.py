@@ -251,7 +251,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         deployfile = cfg.DeployFile.load(cfg.find_deployfile(options.deployfile))
         pairs = deployfile.select(stage, role)
         plugins = Plugins()
-        enabled = {pair: deployfile.plugins_for(*pair, command if command != "release" else "deploy") for pair in pairs}
+        enabled = {pair: deployfile.plugins_for(*pair, command) for pair in pairs}
         plugins.load((entry for names in enabled.values() for entry in names), search_path=str(deployfile.path.parent.resolve()))
         declared = cfg.declared_settings(plugins.settings())
         parsed = cfg.parse_overrides(overrides, cfg.with_user_settings(deployfile, declared))

@@ -21,7 +21,8 @@ from typing import Any
 from fapistrano.errors import ConfigError
 from fapistrano.settings import KIND_WORDS, Setting, from_legacy, kind_of_default
 
-COMMANDS = ("deploy", "release", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
+#: The commands whose plugins deploy.yml can choose with ``<command>_plugins``.
+COMMANDS = ("deploy", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
 
 #: name -> (default, one-line description). The core's own settings.
 CORE_SETTINGS: dict[str, tuple[Any, str]] = {
@@ -54,6 +55,8 @@ for _command in COMMANDS:
         [],  # a list, so that deploy.yml's list type-checks; unset (not []) means "use plugins"
         f"Plugins for 'fap {_command}' only, replacing plugins.",
     )
+# 'release' is Fapistrano 0.9's name of 'deploy' (fap release is its alias): release_plugins still works.
+CORE_SETTINGS["release_plugins"] = ([], "Fapistrano 0.9's name of deploy_plugins (deploy_plugins wins when both are set).")
 
 #: Names that interpolation knows besides settings; set per host and run.
 RUN_NAMES = ("stage", "role", "host", "release")
@@ -242,8 +245,7 @@ class DeployFile:
         """Plugin names enabled for this target and command, each with its ``file:line``."""
         chosen: tuple[Any, Any, str] | None = None
         for layer in (self.data, self.block(stage, role)):
-            # 'release' is the 0.9 name of 'deploy': release_plugins still works.
-            keys = ("plugins", "release_plugins", "deploy_plugins") if command in ("deploy", "release") else ("plugins", f"{command}_plugins")
+            keys = ("plugins", "release_plugins", "deploy_plugins") if command == "deploy" else ("plugins", f"{command}_plugins")
             for key in keys:
                 if key in layer and layer[key] is not None:
                     if chosen is None or key != "plugins" or chosen[2] == "plugins":

@@ -22,7 +22,7 @@ from fapistrano.config import COMMANDS, CORE_SETTINGS
 from fapistrano.errors import FapError
 
 #: Core settings the template writes itself (or that belong in a stage/role block).
-_WRITTEN = {"app_name", "plugins", "hosts", *(f"{command}_plugins" for command in COMMANDS)}
+_WRITTEN = {"app_name", "plugins", "hosts", "release_plugins", *(f"{command}_plugins" for command in COMMANDS)}
 _RULE = "# " + "-" * 76
 
 
@@ -118,7 +118,7 @@ def render(
         if name in _WRITTEN:
             continue
         out += [*_setting_block(name, default, doc), ""]
-    commands = ", ".join(f"{command}_plugins" for command in COMMANDS if command != "release")  # release: deploy's 0.9 name
+    commands = ", ".join(f"{command}_plugins" for command in COMMANDS)
     out += [*_comment(f"A command can have its own plugin list, replacing plugins: {commands}."),
             "# restart_plugins: [fapistrano.supervisorctl]", ""]
     for _name, label, defaults in plugins:

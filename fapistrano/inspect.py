@@ -401,10 +401,6 @@ def setting_rows(target: Target, secret_names: Iterable[str], masker: Masker) ->
 # ---------------------------------------------------------------------------
 
 
-#: The commands whose plugins deploy.yml can choose; 'release' is only the 0.9 name of 'deploy'.
-_COMMANDS = tuple(c for c in COMMANDS if c != "release")
-
-
 @dataclass
 class PluginInfo:
     """A plugin as ``fap plugins`` lists it."""
@@ -447,8 +443,8 @@ def enabled_text(name: str, uses: Mapping[str, set[tuple[str, str, str]]], every
     if mine == everywhere:
         return "yes"
     parts = []
-    commands = sorted({c for _, _, c in mine}, key=_COMMANDS.index)
-    if len(commands) < len(_COMMANDS):
+    commands = sorted({c for _, _, c in mine}, key=COMMANDS.index)
+    if len(commands) < len(COMMANDS):
         parts.append("fap " + ", ".join(commands))
     targets = sorted({(s, r) for s, r, _ in mine})
     if len(targets) < len({(s, r) for s, r, _ in everywhere}):
@@ -463,7 +459,7 @@ def plugin_uses(deployfile: DeployFile) -> tuple[dict[str, set[tuple[str, str, s
     listed: dict[str, str] = {}
     for stage, roles in deployfile.blocks.items():
         for role in roles:
-            for command in _COMMANDS:
+            for command in COMMANDS:
                 everywhere.add((stage, role, command))
                 for name, where in deployfile.plugins_for(stage, role, command):
                     uses.setdefault(name, set()).add((stage, role, command))
