@@ -7,12 +7,13 @@ shows that a plugin is just a module of ``@hookimpl`` functions.
 import os
 import shlex
 
-from fapistrano import hookimpl
+from fapistrano import Setting, hookimpl
 
 
 @hookimpl
-def fap_defaults():
-    return {"quickstart_source": os.path.join(os.path.dirname(os.path.abspath(__file__)), "app")}
+def fap_settings():
+    return [Setting("quickstart_source", os.path.join(os.path.dirname(os.path.abspath(__file__)), "app"),
+                    "The directory whose files every release gets (app/ beside this plugin).")]
 
 
 @hookimpl

@@ -16,6 +16,7 @@ setup.cfg).
 from __future__ import annotations
 
 import shlex
+
 from fapistrano import FapError, Setting, hookimpl
 
 __version__ = "1.0.0"
