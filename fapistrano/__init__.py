@@ -4,13 +4,15 @@ Writing a plugin
 ================
 
 A plugin is a module with functions marked ``@hookimpl``, one per deploy
-phase it cares about, and a ``fap_defaults`` that declares its settings::
+phase it cares about, and a ``fap_settings`` that declares its settings::
 
-    from fapistrano import hookimpl
+    import shlex
+
+    from fapistrano import Setting, hookimpl
 
     @hookimpl
-    def fap_defaults():
-        return {"hello_greeting": "hello from %(host)s"}
+    def fap_settings():
+        return [Setting("hello_greeting", "hello from %(host)s", "What HELLO says.")]
 
     @hookimpl
     def fap_deploy_updated(ctx):
@@ -25,7 +27,8 @@ Ship it as a distribution with an entry point in the ``fapistrano`` group::
 
 and list its entry point name under ``plugins:`` in deploy.yml. Every hook
 is documented in :mod:`fapistrano.hookspecs`; ``ctx`` is a
-:class:`fapistrano.context.Context`.
+:class:`fapistrano.Context`. What a plugin imports comes from here:
+``hookimpl``, ``Setting``, ``Context``, ``FapError``.
 """
 
 import pluggy
@@ -38,6 +41,9 @@ hookimpl = pluggy.HookimplMarker("fapistrano")
 #: Marks a function in :mod:`fapistrano.hookspecs` as a hook specification.
 hookspec = pluggy.HookspecMarker("fapistrano")
 
-from fapistrano.errors import FapError  # noqa: E402  (public, after the markers)
+# The public API, imported after the markers: these modules import them.
+from fapistrano.context import Context  # noqa: E402
+from fapistrano.errors import FapError  # noqa: E402
+from fapistrano.settings import Setting  # noqa: E402
 
-__all__ = ["FapError", "__version__", "hookimpl", "hookspec"]
+__all__ = ["Context", "FapError", "Setting", "__version__", "hookimpl", "hookspec"]

@@ -11,7 +11,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -33,7 +33,6 @@ class Options:
     parallel: int | None = None
     log_json: str | None = None
     live: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def merged(self, **later: Any) -> Options:
         values = {**self.__dict__}
@@ -252,9 +251,9 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         deployfile = cfg.DeployFile.load(cfg.find_deployfile(options.deployfile))
         pairs = deployfile.select(stage, role)
         plugins = Plugins()
-        enabled = {pair: deployfile.plugins_for(*pair, command if command != "release" else "deploy") for pair in pairs}
+        enabled = {pair: deployfile.plugins_for(*pair, command) for pair in pairs}
         plugins.load((entry for names in enabled.values() for entry in names), search_path=str(deployfile.path.parent.resolve()))
-        declared = cfg.declared_settings(plugins.defaults(), plugins.docs())
+        declared = cfg.declared_settings(plugins.settings())
         parsed = cfg.parse_overrides(overrides, cfg.with_user_settings(deployfile, declared))
         self.roles = [cfg.merge(deployfile, s, r, declared, parsed, [n for n, _ in enabled[(s, r)]]) for s, r in pairs]
         self._control_dir = control_directory()

@@ -19,8 +19,10 @@ from types import MappingProxyType
 from typing import Any
 
 from fapistrano.errors import ConfigError
+from fapistrano.settings import KIND_WORDS, Setting, from_legacy, kind_of_default
 
-COMMANDS = ("deploy", "release", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
+#: The commands whose plugins deploy.yml can choose with ``<command>_plugins``.
+COMMANDS = ("deploy", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
 
 #: name -> (default, one-line description). The core's own settings.
 CORE_SETTINGS: dict[str, tuple[Any, str]] = {
@@ -53,6 +55,8 @@ for _command in COMMANDS:
         [],  # a list, so that deploy.yml's list type-checks; unset (not []) means "use plugins"
         f"Plugins for 'fap {_command}' only, replacing plugins.",
     )
+# 'release' is Fapistrano 0.9's name of 'deploy' (fap release is its alias): release_plugins still works.
+CORE_SETTINGS["release_plugins"] = ([], "Fapistrano 0.9's name of deploy_plugins (deploy_plugins wins when both are set).")
 
 #: Names that interpolation knows besides settings; set per host and run.
 RUN_NAMES = ("stage", "role", "host", "release")
@@ -117,11 +121,6 @@ class Target:
     origins: Mapping[str, Origin]
     plugins: tuple[str, ...]
     secrets: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        """How output names this host: its name, or stage/role/name when ambiguous."""
-        return self.host.name
 
 
 # ---------------------------------------------------------------------------
@@ -246,8 +245,7 @@ class DeployFile:
         """Plugin names enabled for this target and command, each with its ``file:line``."""
         chosen: tuple[Any, Any, str] | None = None
         for layer in (self.data, self.block(stage, role)):
-            # 'release' is the 0.9 name of 'deploy': release_plugins still works.
-            keys = ("plugins", "release_plugins", "deploy_plugins") if command in ("deploy", "release") else ("plugins", f"{command}_plugins")
+            keys = ("plugins", "release_plugins", "deploy_plugins") if command == "deploy" else ("plugins", f"{command}_plugins")
             for key in keys:
                 if key in layer and layer[key] is not None:
                     if chosen is None or key != "plugins" or chosen[2] == "plugins":
@@ -277,55 +275,57 @@ class DeployFile:
 
 @dataclass(frozen=True)
 class Declared:
-    """A declared setting: its default, who declared it, and its description."""
+    """A declared setting: the :class:`~fapistrano.settings.Setting` and who declared it."""
 
-    default: Any
+    setting: Setting
     origin: Origin
-    doc: str = ""
+
+    @property
+    def default(self) -> Any:
+        return self.setting.default
+
+    @property
+    def doc(self) -> str:
+        return self.setting.doc
+
+
+def legacy_settings(plugin: str, defaults: Any, docs: Mapping[str, str] | None = None,
+                    secrets: Iterable[str] = (), where: str = "") -> list[Setting]:
+    """A 1.0 plugin's ``fap_defaults`` (with its ``fap_setting_docs`` and ``fap_secret_settings``) as settings."""
+    if not isinstance(defaults, Mapping):
+        raise ConfigError(f"plugin {plugin}: fap_defaults must return a mapping, got {type(defaults).__name__}")
+    for name in defaults:
+        if not isinstance(name, str) or not _IDENT.match(name):
+            raise ConfigError(f"plugin {plugin}: fap_defaults: {name!r} is not a valid setting name")
+    return from_legacy(defaults, docs or {}, list(secrets), where or f"plugin {plugin}")
 
 
 def declared_settings(
-    plugin_defaults: Iterable[tuple[str, Mapping[str, Any]]],
+    plugin_settings: Iterable[tuple[str, Any]],
     plugin_docs: Mapping[str, str] | None = None,
 ) -> dict[str, Declared]:
-    """Core settings plus each plugin's ``fap_defaults``; a clash is an error."""
-    docs = dict(plugin_docs or {})
-    declared = {name: Declared(default, Origin("core"), doc) for name, (default, doc) in CORE_SETTINGS.items()}
-    for plugin, defaults in plugin_defaults:
-        if not isinstance(defaults, Mapping):
-            raise ConfigError(f"plugin {plugin}: fap_defaults must return a mapping, got {type(defaults).__name__}")
-        for name, default in defaults.items():
-            if not isinstance(name, str) or not _IDENT.match(name):
-                raise ConfigError(f"plugin {plugin}: fap_defaults: {name!r} is not a valid setting name")
-            if name in declared:
-                raise ConfigError(f"plugin {plugin}: setting {name!r} is already declared by {declared[name].origin}")
-            declared[name] = Declared(default, Origin("plugin", plugin), docs.get(name, ""))
+    """Core settings plus each plugin's; a name declared twice is an error.
+
+    ``plugin_settings`` pairs a plugin's name with its :class:`Setting` list
+    (``fap_settings``), or with a ``fap_defaults`` mapping (the 1.0 form,
+    described by ``plugin_docs``).
+    """
+    declared = {name: Declared(Setting(name, default, doc, where="core"), Origin("core"))
+                for name, (default, doc) in CORE_SETTINGS.items()}
+    for plugin, settings in plugin_settings:
+        if isinstance(settings, Setting) or not isinstance(settings, Iterable) or isinstance(settings, (str, Mapping)) or \
+                not all(isinstance(s, Setting) for s in settings):
+            settings = legacy_settings(plugin, settings, plugin_docs)
+        for setting in settings:
+            if setting.name in declared:
+                raise ConfigError(f"plugin {plugin}: setting {setting.name!r} is already declared by {declared[setting.name].origin}")
+            declared[setting.name] = Declared(setting, Origin("plugin", plugin))
     return declared
 
 
 def setting_kind(default: Any) -> str:
     """The kind of value a setting accepts, from its default: bool, int, float, list, dict or str."""
-    if isinstance(default, bool):
-        return "bool"
-    if isinstance(default, int):
-        return "int"
-    if isinstance(default, float):
-        return "float"
-    if isinstance(default, (list, tuple)):
-        return "list"
-    if isinstance(default, Mapping):
-        return "dict"
-    return "str"
-
-
-_KIND_WORDS = {
-    "bool": "true or false",
-    "int": "an integer",
-    "float": "a number",
-    "list": "a list",
-    "dict": "a mapping",
-    "str": "a string",
-}
+    return kind_of_default(default)
 
 
 def _plain(value: Any) -> Any:
@@ -337,12 +337,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def check_type(name: str, value: Any, default: Any, origin: Origin) -> Any:
-    """Return ``value`` converted to the kind of ``default``, or raise naming where it came from."""
-    kind = setting_kind(default)
+def _declared(name: str, spec: Declared | Any) -> Setting:
+    """The setting ``spec`` declares; a bare default (a setting deploy.yml invents) says its own kind."""
+    return spec.setting if isinstance(spec, Declared) else Setting(name, spec, where="deploy.yml")
+
+
+def check_type(name: str, value: Any, spec: Declared | Any, origin: Origin) -> Any:
+    """Return ``value`` converted to the setting's declared kind, or raise naming where it came from.
+
+    ``spec`` is the :class:`Declared` setting, or a default whose type is the kind.
+    """
+    setting = _declared(name, spec)
+    kind = setting.kind
     value = _plain(value)
     if value is None:
-        return None if kind == "str" else default
+        return None if kind == "str" or setting.optional else setting.default
     ok = {
         "bool": isinstance(value, bool),
         "int": isinstance(value, int) and not isinstance(value, bool),
@@ -354,9 +363,12 @@ def check_type(name: str, value: Any, default: Any, origin: Origin) -> Any:
     if kind == "list" and isinstance(value, str):
         return [value]
     if not ok:
-        raise ConfigError(f"{origin.prefix()}{name}: expected {_KIND_WORDS[kind]}, got {_describe(value)}")
+        raise ConfigError(f"{origin.prefix()}{name}: expected {KIND_WORDS[kind]}, got {_describe(value)}")
     if kind == "str":
-        return _text(value)
+        text = _text(value)
+        if setting.choices and text not in setting.choices and "%(" not in text:
+            raise ConfigError(f"{origin.prefix()}{name}: expected one of {', '.join(setting.choices)}, got {text!r}")
+        return text
     if kind == "list":
         return [_text(v) for v in value]
     if kind == "dict":
@@ -382,16 +394,17 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
-def parse_cli_value(name: str, text: str, default: Any) -> Any:
+def parse_cli_value(name: str, text: str, spec: Declared | Any) -> Any:
     """Convert a ``--key value`` string to the setting's kind."""
-    kind = setting_kind(default)
+    setting = _declared(name, spec)
+    kind = setting.kind
     origin = Origin("cli")
     if kind == "str":
-        return text
+        return check_type(name, text, spec, origin)
     if kind == "list":
         text = text.strip()
         if text.startswith("["):
-            return check_type(name, _yaml_scalar(name, text), default, origin)
+            return check_type(name, _yaml_scalar(name, text), spec, origin)
         return [item.strip() for item in text.split(",") if item.strip()]
     if kind == "bool":
         lowered = text.strip().lower()
@@ -400,7 +413,7 @@ def parse_cli_value(name: str, text: str, default: Any) -> Any:
         if lowered in ("false", "no", "off", "0"):
             return False
         raise ConfigError(f"command line: --{_flag(name)}: expected true or false, got {text!r}")
-    return check_type(name, _yaml_scalar(name, text), default, origin)
+    return check_type(name, _yaml_scalar(name, text), spec, origin)
 
 
 def _yaml_scalar(name: str, text: str) -> Any:
@@ -442,7 +455,7 @@ def parse_overrides(args: Iterable[str], declared: Mapping[str, Declared]) -> di
             if index >= len(args):
                 raise ConfigError(f"command line: --{flag} needs a value")
             value = args[index]
-        overrides[name] = parse_cli_value(name, value, declared[name].default)
+        overrides[name] = parse_cli_value(name, value, declared[name])
         index += 1
     return overrides
 
@@ -458,7 +471,8 @@ def with_user_settings(deployfile: DeployFile, declared: Mapping[str, Declared])
         for key, value in layer.items():
             if key not in extended and key not in _RESERVED and key not in RUN_NAMES and isinstance(key, str):
                 default = "" if _scalar(_plain(value)) else _plain(value)
-                extended[key] = Declared(default, Origin("file", deployfile.where(layer, key)), "Set in deploy.yml.")
+                where = deployfile.where(layer, key)
+                extended[key] = Declared(Setting(key, default, "Set in deploy.yml.", where=where), Origin("file", where))
     return extended
 
 
@@ -498,7 +512,7 @@ def merge(
                 raise ConfigError(f"{deployfile.where(layer, key)}: {key!r} is set by fap for each run and cannot be configured")
             origin = Origin(kind, deployfile.where(layer, key))
             if key in declared:
-                values[key] = check_type(key, value, declared[key].default, origin)
+                values[key] = check_type(key, value, declared[key], origin)
             else:
                 # Undeclared names are the user's own, for %(name)s references.
                 values[key] = check_type(key, value, "" if _scalar(_plain(value)) else value, origin)

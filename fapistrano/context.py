@@ -32,7 +32,8 @@ class Context:
         The release ``current`` pointed to when the run started (``None`` on
         a first deploy).
     ``flow``
-        ``"release"``, ``"rollback"``, ``"restart"``, ``"check"`` or ``"once"``.
+        ``"release"``, ``"rollback"``, ``"restart"``, ``"check"``, ``"once"``
+        or ``"releases"`` (in ``fap_release_revision``, asked by ``fap releases``).
     ``phase``
         The phase running now (``"updating"``…).
     ``failed_phase``

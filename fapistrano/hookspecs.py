@@ -35,6 +35,7 @@ from fapistrano import hookspec
 
 if TYPE_CHECKING:
     from fapistrano.context import Context
+    from fapistrano.settings import Setting
 
 
 # ---------------------------------------------------------------------------
@@ -43,32 +44,53 @@ if TYPE_CHECKING:
 
 
 @hookspec
-def fap_defaults() -> dict[str, Any]:
-    """Declare the plugin's settings and their default values.
+def fap_settings() -> list[Setting]:
+    """Declare the plugin's settings: name, default, description, type, secrecy.
 
-    Called once per run, before deploy.yml is resolved, on every *installed*
-    plugin that deploy.yml enables. Every setting a plugin reads from
-    ``ctx.config`` must be declared here: it is how ``fap config`` shows where
-    a value came from, how ``--some-key value`` on the command line is
-    recognised, and how a value from deploy.yml is type-checked (a setting
-    whose default is an ``int`` accepts only integers, a ``bool`` only
-    booleans, a ``list`` only lists; ``None`` or a ``str`` accept a string).
+    Called once per run, before deploy.yml is resolved, on every plugin that
+    deploy.yml enables (and by ``fap plugins``, ``fap init`` and the
+    configuration reference). Every setting a plugin reads from
+    ``ctx.config`` must be declared here: it is how ``fap config`` shows the
+    value and where it came from, how ``--some-key value`` on the command
+    line is recognised, and how a value from deploy.yml is checked (an error
+    names the file, the line and the key).
 
-    Defaults may reference other settings as ``%(name)s``; they are
-    interpolated after deploy.yml and the command line are merged.
     Prefix setting names with the plugin's name (``git_``, ``curl_``).
+    Defaults may reference other settings as ``%(name)s``; they are
+    interpolated after deploy.yml and the command line are merged::
 
-    :return: a mapping of setting name to default value. Results of all
-        plugins are merged; two plugins declaring the same name is an error.
+        @hookimpl
+        def fap_settings():
+            return [
+                Setting("hello_greeting", "hello from %(host)s", "What HELLO says."),
+                Setting("hello_retries", None, "Retries (unset: none).", type=int | None),
+                Setting("hello_token", "", "Token of the greeting service.", secret=True),
+            ]
+
+    :return: a list of :class:`fapistrano.Setting`. Results of all plugins
+        are merged; a name declared twice (or a core setting's name) is an
+        error naming both declarers.
+    """
+
+
+@hookspec
+def fap_defaults() -> dict[str, Any]:
+    """The 1.0 form of :func:`fap_settings`: the plugin's settings and their defaults.
+
+    Still honoured, unchanged: a plugin written for 1.0 keeps working. Its
+    settings are typed by their default (an ``int`` accepts only integers, a
+    ``bool`` only booleans, a ``list`` only lists; ``None`` or a ``str``
+    accept a string), described by :func:`fap_setting_docs` and masked by
+    :func:`fap_secret_settings`. New plugins declare :class:`fapistrano.Setting`
+    objects in :func:`fap_settings` instead (docs/migrating.rst).
+
+    :return: a mapping of setting name to default value.
     """
 
 
 @hookspec
 def fap_setting_docs() -> dict[str, str]:
-    """Describe the plugin's settings in one sentence each.
-
-    Optional. Used by ``fap config``, ``fap init`` and the generated
-    configuration reference.
+    """The 1.0 form of ``Setting(doc=...)``: one sentence per setting of :func:`fap_defaults`.
 
     :return: a mapping of setting name to a one-line description.
     """
@@ -76,14 +98,14 @@ def fap_setting_docs() -> dict[str, str]:
 
 @hookspec
 def fap_secret_settings() -> list[str]:
-    """Name the plugin's settings whose values are secrets.
+    """The 1.0 form of ``Setting(secret=True)``: the settings whose values are secrets.
 
-    Optional. Their values (and the password part of ``user:password``
-    values) are replaced by ``***`` in every line fap prints, in the JSON
-    event log, in error messages and in ``fap config``. Passwords inside
-    URLs (``https://user:pass@host``) are masked whatever the setting.
+    Their values (and the password part of ``user:password`` values) are
+    replaced by ``***`` in every line fap prints, in the JSON event log, in
+    error messages and in ``fap config``. Passwords inside URLs
+    (``https://user:pass@host``) are masked whatever the setting.
 
-    :return: a list of setting names declared in the plugin's ``fap_defaults``.
+    :return: a list of setting names.
     """
 
 
@@ -103,6 +125,32 @@ def fap_check(ctx: Context) -> list[str] | None:
 
     :param ctx: the host's context; ``ctx.release`` is ``None``.
     :return: a list of problems, each one line; empty or ``None`` when fine.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Revisions (``fap releases``, and any plugin that reports a release)
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def fap_release_revision(ctx: Context, release: str) -> str | None:
+    """Say which revision (a commit, a version, an artifact's checksum) ``release`` holds on this host.
+
+    Answered by the plugin that put the code into the release (the git plugin
+    reads the sha it wrote at ``updating``). ``fap releases`` asks once per
+    release on every host, after reading the host's layout; a plugin may ask
+    too (a notification names the revision of ``ctx.previous_release`` and of
+    ``ctx.release``). Read only: use ``ctx.run(..., readonly=True)``; keep
+    what one command read in ``ctx.state`` to answer the next release from it.
+
+    Stops at the first non-``None`` result.
+
+    :param ctx: the host's context (in ``fap releases``, ``ctx.release`` is
+        ``None`` and ``ctx.flow`` is ``"releases"``).
+    :param release: the name of a release under ``releases_path``.
+    :return: the revision, one short line; ``None`` when this plugin did not
+        put that release there or cannot tell.
     """
 
 

@@ -4,7 +4,7 @@ The file names the chosen plugins, lists every setting of the core and of
 those plugins with its default and description (commented out, so the
 defaults stay the plugins' to change), and declares the stages ``staging``
 and ``production`` with empty host lists to fill in. The descriptions come
-from ``CORE_SETTINGS`` and each plugin's ``fap_setting_docs``: nothing is
+from ``CORE_SETTINGS`` and each plugin's declared settings: nothing is
 typed twice.
 """
 
@@ -22,7 +22,7 @@ from fapistrano.config import COMMANDS, CORE_SETTINGS
 from fapistrano.errors import ConfigError, FapError
 
 #: Core settings the template writes itself (or that belong in a stage/role block).
-_WRITTEN = {"app_name", "plugins", "hosts", *(f"{command}_plugins" for command in COMMANDS)}
+_WRITTEN = {"app_name", "plugins", "hosts", "release_plugins", *(f"{command}_plugins" for command in COMMANDS)}
 _RULE = "# " + "-" * 76
 
 
@@ -84,9 +84,9 @@ def render(
 ) -> str:
     """The text of a new deploy.yml.
 
-    :param plugins: ``(name, label, fap_defaults)`` of each chosen plugin, in order.
-    :param docs: every plugin's ``fap_setting_docs``, merged.
-    :param secrets: the plugins' ``fap_secret_settings``.
+    :param plugins: ``(name, label, {setting: default})`` of each chosen plugin, in order.
+    :param docs: every plugin setting's description.
+    :param secrets: the plugin settings declared secret.
     """
     secret_names = set(secrets)
     out = [
@@ -118,7 +118,7 @@ def render(
         if name in _WRITTEN:
             continue
         out += [*_setting_block(name, default, doc), ""]
-    commands = ", ".join(f"{command}_plugins" for command in COMMANDS if command != "release")  # release: deploy's 0.9 name
+    commands = ", ".join(f"{command}_plugins" for command in COMMANDS)
     out += [*_comment(f"A command can have its own plugin list, replacing plugins: {commands}."),
             "# restart_plugins: [fapistrano.supervisorctl]", ""]
     for _name, label, defaults in plugins:

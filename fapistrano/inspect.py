@@ -18,7 +18,7 @@ from typing import Any
 
 from fapistrano import layout
 from fapistrano.config import COMMANDS, RUN_NAMES, DeployFile, Target
-from fapistrano.errors import ConfigError, FapError
+from fapistrano.errors import CommandFailed, ConfigError, FapError
 from fapistrano.masking import MASK, Masker
 
 q = shlex.quote
@@ -134,7 +134,6 @@ def run_check(runner: Any, members: Sequence[Any]) -> list[HostCheck]:
     checked. Connections are closed before returning.
     """
     from fapistrano.context import Context
-    from fapistrano.errors import CommandFailed
     from fapistrano.runner import describe, key
 
     results = {key(m): HostCheck(m.name, m.label) for m in members}
@@ -191,36 +190,14 @@ def check_ok_line(check: HostCheck) -> str:
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}\Z")
 
 
-def revision_file(config: Mapping[str, Any]) -> str:
-    """The revision file's path inside a release (the git plugin's ``revision_file``, else REVISION)."""
-    name = str(config.get("revision_file") or "REVISION")
-    # Resolved without a release, %(release_path)s/REVISION reads current_path/REVISION.
-    for prefix in (config["current_path"], config["release_path"]):
-        if name.startswith(prefix.rstrip("/") + "/"):
-            return name[len(prefix.rstrip("/")) + 1:]
-    return name.lstrip("/")
-
-
 def releases_script(config: Mapping[str, Any]) -> str:
-    """One round trip: the read-only probe, each release's revision file, the tail of revisions.log."""
-    probe = layout.probe_script(config["path"], config["current_path"], config["releases_path"], None)
-    probe = probe.rsplit("\nexit 0", 1)[0]
-    # The git plugin's git_revision_log when it is enabled, else where Fapistrano 0.9 kept it.
-    log = str(config.get("git_revision_log") or posixpath.join(config["path"], "revisions.log"))
-    lines = [
-        probe,
-        f"if [ -d {q(config['releases_path'])} ]; then cd {q(config['releases_path'])} && for entry in *; do"
-        f" if [ -f \"$entry\"/{q(revision_file(config))} ]; then"
-        f" printf 'revision=%s %s\\n' \"$entry\" \"$(head -c 200 \"$entry\"/{q(revision_file(config))} | tr '\\n\\t' '  ')\"; fi; done; fi",
-        f"if [ -f {q(log)} ]; then tail -n 1000 {q(log)} | sed 's/^/revlog=/'; fi",
-        "exit 0",
-    ]
-    return "\n".join(lines)
+    """One round trip: the read-only probe (current, releases, the lock)."""
+    return layout.probe_script(config["path"], config["current_path"], config["releases_path"], None)
 
 
 @dataclass
 class HostReleases:
-    """One host's releases: the probe's state and a revision per release (when known)."""
+    """One host's releases: the probe's state and a revision per release (when a plugin knows it)."""
 
     host: str
     state: layout.HostState
@@ -228,37 +205,18 @@ class HostReleases:
 
 
 def read_releases(host: str, output: str) -> HostReleases:
-    """Turn what :func:`releases_script` printed into a :class:`HostReleases`."""
-    state = layout.parse_probe(output)
-    from_file: dict[str, str] = {}
-    from_log: dict[str, str] = {}
-    for line in output.splitlines():
-        key, _, value = line.partition("=")
-        if key == "revision":
-            release, _, revision = value.partition(" ")
-            if revision.strip():
-                from_file[release] = revision.strip()
-        elif key == "revlog":
-            release, revision = _revision_log_entry(value)
-            if release and revision:
-                from_log[release] = revision
-    return HostReleases(host, state, {**from_log, **from_file})
+    """Turn what :func:`releases_script` printed into a :class:`HostReleases` (revisions not asked yet)."""
+    return HostReleases(host, layout.parse_probe(output))
 
 
-def _revision_log_entry(line: str) -> tuple[str | None, str | None]:
-    """``(release, sha)`` of one revisions.log line.
-
-    The git plugin writes ``<time> release=NAME sha=SHA branch=B deployer=D``;
-    other writers' lines (``NAME SHA ...``, any separator) are read by shape:
-    the first release name and the first hex word that is not all digits.
-    """
-    words = re.split(r"[\s,;|]+", line.strip())
-    fields = dict(w.split("=", 1) for w in words if "=" in w)
-    if "release" in fields:
-        return fields.get("release"), fields.get("sha") or fields.get("revision")
-    names = [w for w in words if layout.is_release_name(w)]
-    shas = [w for w in words if _SHA.match(w) and not w.isdigit() and not layout.is_release_name(w)]
-    return (names[0] if names else None), (shas[0] if shas else None)
+def ask_revisions(caller: Any, ctx: Any, releases: Iterable[str]) -> dict[str, str]:
+    """Ask ``fap_release_revision`` (first answer wins) for each release; releases nobody answers for are left out."""
+    revisions = {}
+    for release in releases:
+        revision = caller(ctx=ctx, release=release)
+        if revision is not None and str(revision).strip():
+            revisions[release] = " ".join(str(revision).split())
+    return revisions
 
 
 def short_revision(revision: str) -> str:
@@ -308,8 +266,11 @@ class ReleaseRow:
 
 
 def run_releases(runner: Any, members: Sequence[Any]) -> tuple[dict[str, list[HostReleases]], list[str]]:
-    """``fap releases``: one round trip per member; returns hosts by target and one error line per unreachable host."""
-    from fapistrano.errors import CommandFailed
+    """``fap releases``: one round trip per member, then each release's revision from the plugins.
+
+    Returns hosts by target and one error line per host that could not answer.
+    """
+    from fapistrano.context import Context
     from fapistrano.runner import describe, key
 
     found: dict[str, HostReleases] = {}
@@ -320,7 +281,14 @@ def run_releases(runner: Any, members: Sequence[Any]) -> tuple[dict[str, list[Ho
             output = member.connection.run(releases_script(member.target.config))
             if output.exit_code != 0:
                 raise CommandFailed(member.name, "(releases) listing releases", output.exit_code, runner.masker(output.stderr))
-            found[key(member)] = read_releases(member.name, output.stdout)
+            host = read_releases(member.name, output.stdout)
+            ctx = Context(member.target, member.connection, runner.reporter, masker=runner.masker, flow="releases",
+                          previous_release=host.state.current)
+            ctx.phase = "releases"
+            ctx.state["fap.host_state"] = host.state
+            caller = runner.plugins.caller("fap_release_revision", member.target.plugins)
+            host.revisions = ask_revisions(caller, ctx, [*host.state.releases, *host.state.unfinished])
+            found[key(member)] = host
 
         failures.update(runner.on_each([m for m in members if key(m) not in failures], work))
     finally:
@@ -433,10 +401,6 @@ def setting_rows(target: Target, secret_names: Iterable[str], masker: Masker) ->
 # ---------------------------------------------------------------------------
 
 
-#: The commands whose plugins deploy.yml can choose; 'release' is only the 0.9 name of 'deploy'.
-_COMMANDS = tuple(c for c in COMMANDS if c != "release")
-
-
 @dataclass
 class PluginInfo:
     """A plugin as ``fap plugins`` lists it."""
@@ -479,8 +443,8 @@ def enabled_text(name: str, uses: Mapping[str, set[tuple[str, str, str]]], every
     if mine == everywhere:
         return "yes"
     parts = []
-    commands = sorted({c for _, _, c in mine}, key=_COMMANDS.index)
-    if len(commands) < len(_COMMANDS):
+    commands = sorted({c for _, _, c in mine}, key=COMMANDS.index)
+    if len(commands) < len(COMMANDS):
         parts.append("fap " + ", ".join(commands))
     targets = sorted({(s, r) for s, r, _ in mine})
     if len(targets) < len({(s, r) for s, r, _ in everywhere}):
@@ -495,7 +459,7 @@ def plugin_uses(deployfile: DeployFile) -> tuple[dict[str, set[tuple[str, str, s
     listed: dict[str, str] = {}
     for stage, roles in deployfile.blocks.items():
         for role in roles:
-            for command in _COMMANDS:
+            for command in COMMANDS:
                 everywhere.add((stage, role, command))
                 for name, where in deployfile.plugins_for(stage, role, command):
                     uses.setdefault(name, set()).add((stage, role, command))
@@ -577,6 +541,7 @@ __all__ = [
     "read_releases",
     "release_rows",
     "releases_script",
+    "ask_revisions",
     "setting_rows",
     "value_text",
 ]

@@ -19,7 +19,7 @@ import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 RELEASE_FORMAT = "%y%m%d-%H%M%S"
 LOCK_DIR = ".fap-lock"
@@ -64,7 +64,6 @@ class HostState:
     lock_owner: str | None = None  # someone else's lock, as its owner file reads
     locked_by_us: bool = False
     path_exists: bool = True
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 def probe_script(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import inspect
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from typing import Any
 import pluggy
 
 from fapistrano import hookspecs
+from fapistrano.config import legacy_settings
 from fapistrano.errors import ConfigError, FapError
+from fapistrano.settings import Setting
 
 ENTRY_POINT_GROUP = "fapistrano"
 
@@ -156,32 +159,56 @@ class Plugins:
             return hook
         return self.manager.subset_hook_caller(hook_name, remove_plugins=inactive)
 
+    def settings(self) -> list[tuple[str, list[Setting]]]:
+        """Every loaded plugin's settings, with the plugin's name, in load order.
+
+        A plugin declares them with ``fap_settings``; a plugin written for 1.0
+        with ``fap_defaults``, ``fap_setting_docs`` and ``fap_secret_settings``
+        gets the same :class:`Setting` objects from those three.
+        """
+        by_plugin: dict[str, list[Setting]] = {}
+        for name, declared, _where in self._per_plugin("fap_settings", []):
+            if isinstance(declared, Setting) or not isinstance(declared, Iterable) or \
+                    not all(isinstance(s, Setting) for s in declared):
+                raise ConfigError(f"plugin {name}: fap_settings must return a list of fapistrano.Setting")
+            by_plugin.setdefault(name, []).extend(declared)
+        docs = {name: result for name, result, _where in self._per_plugin("fap_setting_docs", {})}
+        secrets = {name: result for name, result, _where in self._per_plugin("fap_secret_settings", [])}
+        for name, defaults, where in self._per_plugin("fap_defaults", {}):
+            by_plugin.setdefault(name, []).extend(
+                legacy_settings(name, defaults, docs.get(name) or {}, secrets.get(name) or [], where)
+            )
+        order = {name: index for index, name in enumerate(self.loaded)}
+        return sorted(by_plugin.items(), key=lambda item: order.get(item[0], -1))
+
     def defaults(self) -> list[tuple[str, dict[str, Any]]]:
-        """``fap_defaults`` of each loaded plugin, with the plugin's name."""
-        return self._per_plugin("fap_defaults", {})
+        """Each loaded plugin's settings as ``{name: default}``, with the plugin's name."""
+        return [(name, {s.name: s.default for s in settings}) for name, settings in self.settings()]
 
     def docs(self) -> dict[str, str]:
-        """Every plugin's ``fap_setting_docs`` merged."""
-        merged: dict[str, str] = {}
-        for _name, docs in self._per_plugin("fap_setting_docs", {}):
-            merged.update(docs or {})
-        return merged
+        """Every plugin setting's one-line description."""
+        return {s.name: s.doc for _name, settings in self.settings() for s in settings if s.doc}
 
     def secret_settings(self) -> list[str]:
-        """Every setting a plugin declared secret."""
-        names: list[str] = []
-        for _name, secrets in self._per_plugin("fap_secret_settings", []):
-            names.extend(secrets or [])
+        """Every setting a plugin declared secret (``Setting(secret=True)`` or ``fap_secret_settings``)."""
+        names = [s.name for _name, settings in self.settings() for s in settings if s.secret]
+        # A 1.0 plugin may name a secret it does not declare itself (another plugin's, or a user's).
+        for _name, listed, _where in self._per_plugin("fap_secret_settings", []):
+            names.extend(n for n in listed or [] if n not in names)
         return names
 
-    def _per_plugin(self, hook_name: str, empty: Any) -> list[tuple[str, Any]]:
+    def _per_plugin(self, hook_name: str, empty: Any) -> list[tuple[str, Any, str]]:
+        """``(plugin, result, file:line of its hookimpl)`` of each plugin implementing ``hook_name``."""
         results = []
         for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
             try:
                 result = impl.function()
             except PluginFailure as failure:
+                if isinstance(failure.error, ConfigError):  # a Setting(...) naming its own file:line
+                    raise ConfigError(f"{failure} (plugin {failure.plugin})") from None
                 raise ConfigError(f"plugin {failure.plugin}: {hook_name} failed: {failure}") from None
-            results.append((impl.plugin_name, result if result is not None else empty))
+            code = inspect.unwrap(impl.function).__code__
+            results.append((impl.plugin_name, result if result is not None else empty, f"{code.co_filename}:{code.co_firstlineno}"))
         return list(reversed(results))
 
     def implemented_hooks(self, name: str) -> list[str]:

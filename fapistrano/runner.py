@@ -23,7 +23,7 @@ from typing import Any
 from fapistrano import layout
 from fapistrano.config import HostSpec, RoleSettings, Target, hosts_of, target_for_host
 from fapistrano.context import Context
-from fapistrano.errors import CommandFailed, FapError, HostUnreachable, Interrupted
+from fapistrano.errors import CommandFailed, FapError, Interrupted
 from fapistrano.flows import Flow
 from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
@@ -423,7 +423,7 @@ def control_directory() -> str:
     return tempfile.mkdtemp(prefix="fap-", dir=base)
 
 
-__all__ = ["HostUnreachable", "Member", "Runner", "build_members", "describe", "key"]
+__all__ = ["Member", "Runner", "build_members", "describe", "key"]
 
 
 # ---------------------------------------------------------------------------
@@ -674,8 +674,6 @@ def shell_argv(member: Member) -> list[str]:
     inner = f"cd {layout.q(config['current_path'])} 2>/dev/null || cd {layout.q(config['path'])}; exec {config['shell_command']}"
     if member.connection.is_local:
         return ["sh", "-c", inner]
-    from fapistrano.remote import ssh_settings_from
-
     ssh = ssh_settings_from(config, member.spec.name, member.spec.port, config["user"])
     options = ssh.base_options("none")
     # An interactive shell may prompt (passphrase, host key): drop the "-o BatchMode=yes" pair, not just its value.

@@ -27,20 +27,27 @@ def _deploy(fap_run, directory) -> str:
     return re.search(r"deployed release (\S+)", result.stdout).group(1)
 
 
+#: A project's own plugin (beside deploy.yml) that says which revision a release holds.
+REVISION_PLUGIN = """
+from fapistrano import hookimpl
+
+@hookimpl
+def fap_release_revision(ctx, release):
+    answer = ctx.run("cat " + ctx.config["releases_path"] + "/" + release + "/BUILD 2>/dev/null || true", readonly=True)
+    return answer or None
+"""
+
+
 def test_releases_shows_revision_age_and_current(fap_fleet, fap_run, tmp_path):
-    fap_fleet.write_deployfile(tmp_path)
+    (tmp_path / "build_revisions.py").write_text(REVISION_PLUGIN)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["build_revisions"]})
     release = _deploy(fap_run, tmp_path)
     old = (dt.datetime.now() - dt.timedelta(days=3, minutes=1)).strftime("%y%m%d-%H%M%S")
     for host in fap_fleet.hosts:
         app = fap_fleet.app_dir(host)
-        # An older release written by the git plugin (REVISION in the release) ...
         (app / "releases" / old).mkdir()
-        (app / "releases" / old / "REVISION").write_text(OLD_SHA + "\n")
-        # ... and the deployed one known only from the git plugin's revisions.log.
-        (app / "revisions.log").write_text(
-            f"2026-01-01T00:00:00+0000 release={old} sha={OLD_SHA} branch=main deployer=alice@laptop\n"
-            f"2026-01-02T00:00:00+0000 release={release} sha={SHA} branch=main deployer=bob@laptop\n"
-        )
+        (app / "releases" / old / "BUILD").write_text(OLD_SHA + "\n")
+        (app / "releases" / release / "BUILD").write_text(SHA + "\n")
 
     result = fap_run(["releases", "-s", "test"], cwd=tmp_path)
 
@@ -48,12 +55,27 @@ def test_releases_shows_revision_age_and_current(fap_fleet, fap_run, tmp_path):
     assert "test/web (3 hosts)" in result.stdout
     rows = _rows(result.stdout)
     assert list(rows) == [release, old]  # newest first
-    assert rows[release][0] == SHA[:12]
+    assert rows[release][0] == SHA[:12]  # what the plugin answered through fap_release_revision
     assert rows[release][2:] == ["current", "all"]
     assert rows[old][0] == OLD_SHA[:12]
     assert rows[old][1] == "3d 0h"
     assert rows[old][2:] == ["all"]
     assert "warning" not in result.output
+
+
+def test_the_core_reads_no_revision_itself(fap_fleet, fap_run, tmp_path):
+    """REVISION files and revisions.log belong to the git plugin: without it, no revision is shown."""
+    fap_fleet.write_deployfile(tmp_path)
+    release = _deploy(fap_run, tmp_path)
+    for host in fap_fleet.hosts:
+        app = fap_fleet.app_dir(host)
+        (app / "releases" / release / "REVISION").write_text(SHA + "\n")
+        (app / "revisions.log").write_text(f"2026-01-02T00:00:00Z release={release} sha={SHA} branch=main deployer=bob@laptop\n")
+
+    result = fap_run(["releases", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert _rows(result.stdout)[release][0] == "-"
 
 
 def test_releases_warns_when_hosts_of_a_role_disagree_on_current(fap_fleet, fap_run, tmp_path):

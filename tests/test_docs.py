@@ -139,9 +139,9 @@ def test_every_bundled_plugin_setting_is_in_the_configuration_reference():
         assert re.search(rf"^{re.escape(name)} \(fapistrano-\w+\)\n-+$", text, re.MULTILINE), f"no section for {name}"
     for name, module in modules.items():
         section = text.split(f"\n{name} (", 1)[1].split("\n.. _plugin-", 1)[0]
-        for setting, default in module.fap_defaults().items():
-            block = confval_block(section, setting)
-            assert f":default: {fap_reference.format_default(default)}" in block, f"{name}: {setting}"
+        for setting in module.fap_settings():
+            block = confval_block(section, setting.name)
+            assert f":default: {fap_reference.format_default(setting.default)}" in block, f"{name}: {setting.name}"
 
 
 def test_every_setting_has_a_description():
@@ -224,7 +224,7 @@ FACTORS = ("Codebase", "Dependencies", "Config", "Build, release, run", "Process
 def test_every_factor_has_a_deploy_yml():
     text = (DOCS / "twelve-factor.rst").read_text()
     sections = re.split(r"^(.+)\n-+\n", text, flags=re.MULTILINE)
-    bodies = dict(zip(sections[1::2], sections[2::2]))
+    bodies = dict(zip(sections[1::2], sections[2::2], strict=True))
 
     for factor in FACTORS:
         assert factor in bodies, f"the Twelve-Factor guide has no section {factor!r}"
@@ -257,7 +257,7 @@ def test_every_twelve_factor_deploy_yml_loads_with_the_bundled_plugins(path, tex
             for enabled in chosen:
                 plugins = Plugins()
                 plugins.load(enabled, search_path=str(deployfile_path.parent.resolve()))
-                declared = declared_settings(plugins.defaults(), plugins.docs())
+                declared = declared_settings(plugins.settings())
                 settings = merge(deployfile, stage, role, declared, {}, [name for name, _ in enabled])
                 assert not settings.warnings, settings.warnings
                 for host in hosts_of(settings):

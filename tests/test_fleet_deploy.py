@@ -115,7 +115,7 @@ def test_environment_is_written_quoted_and_sourcing_it_runs_nothing(
     for host in HOSTS:
         values = on_host(host, dump).split("\0")[:-1]
         expected = {**environment, "FROM_SETTINGS": f"app on {host}"}
-        assert dict(zip(environment, values)) == expected, host
+        assert dict(zip(environment, values, strict=True)) == expected, host
     assert list(Path("/tmp").glob(Path(marker).name + "*")) == []
 
 

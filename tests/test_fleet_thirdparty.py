@@ -100,6 +100,33 @@ def test_its_setting_is_overridden_from_the_command_line(fap_fleet: Any, fap_run
         assert greeting(fap_fleet, host) == "from the command line; $(not run)\n"
 
 
+def test_its_1_0_settings_show_in_fap_config_with_origin_and_the_secret_masked(
+        fap_fleet: Any, fap_run: Any, tmp_path: Path, thirdparty: str) -> None:
+    fap_fleet.write_deployfile(tmp_path, {"plugins": [thirdparty]})
+    result = fap_run(["config", "-s", "test", "--thirdparty-token", "s3cr3t-token"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in result.stdout.splitlines() if line.startswith("thirdparty_")}
+    assert rows["thirdparty_file"].split() == ["GREETING.txt", "plugin", "default", "(thirdparty)"]
+    assert rows["thirdparty_token"].split() == ["***", "command", "line"]
+    assert "s3cr3t-token" not in result.output
+
+
+def test_its_1_0_docs_and_secrets_show_in_fap_plugins(fap_fleet: Any, fap_run: Any, tmp_path: Path, thirdparty: str) -> None:
+    fap_fleet.write_deployfile(tmp_path, {"plugins": [thirdparty]})
+    result = fap_run(["plugins"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "thirdparty_file: GREETING.txt  # The file, in the release, that gets the greeting." in result.stdout
+    assert "thirdparty_token: ''  # Token of the greeting service. [secret]" in result.stdout
+
+
+def test_its_secret_is_masked_in_a_deploy(fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, thirdparty: str) -> None:
+    fap_fleet.write_deployfile(tmp_path, {"plugins": [thirdparty]})
+    result = fap_run(["deploy", "-s", "test", "--thirdparty-token", "s3cr3t-token"], cwd=tmp_path)
+    released(result)
+    assert "greeting service token: ***" in result.stdout
+    assert "s3cr3t-token" not in result.output
+
+
 def test_a_misspelt_plugin_setting_suggests_the_right_one(fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, thirdparty: str) -> None:
     fap_fleet.write_deployfile(tmp_path, {"plugins": [thirdparty]})
     result = fap_run(["deploy", "-s", "test", "--thirdparty-greting", "x"], cwd=tmp_path)

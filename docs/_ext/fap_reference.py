@@ -2,7 +2,7 @@
 
 The configuration reference, the CLI reference and the hook reference are
 never typed by hand: they are built from ``fapistrano.config.CORE_SETTINGS``
-and each bundled plugin's ``fap_defaults``/``fap_setting_docs``, from the
+and each bundled plugin's ``fap_settings``, from the
 click command tree in ``fapistrano.cli``, and from the hookspec docstrings in
 ``fapistrano.hookspecs``. This module imports no Sphinx, so the tests
 (``tests/test_docs.py``) call the same functions the docs build calls.
@@ -85,6 +85,9 @@ class Setting:
     doc: str
     owner: str  # "core" or the plugin's entry point name
     secret: bool = False
+    kind: str = ""  # as fapistrano.settings.Setting.kind; empty: from the default
+    optional: bool = False
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,22 +167,21 @@ def plugin_settings(plugins: Iterable[BundledPlugin] | None = None) -> list[Plug
                 sys.path.insert(0, str(source))
             importlib.invalidate_caches()
             manager.load([(plugin.module, str(plugin.directory))])
-        docs = manager.docs()
-        secrets = set(manager.secret_settings())
         settings = [
-            Setting(name, default, docs.get(name, ""), plugin.name, name in secrets)
-            for _owner, defaults in manager.defaults()
-            for name, default in (defaults or {}).items()
+            Setting(s.name, s.default, s.doc, plugin.name, s.secret, s.kind, s.optional and s.kind != "str", tuple(s.choices))
+            for _owner, declared in manager.settings()
+            for s in declared
         ]
         results.append(PluginSettings(plugin, settings))
     return results
 
 
-def _kind(default: Any) -> str:
-    """The type a setting accepts, as ``fapistrano.config`` checks it (from its default)."""
-    from fapistrano.config import setting_kind
+def _kind(setting: Setting) -> str:
+    """The type a setting accepts, as ``fapistrano.config`` checks it (declared, else from its default)."""
+    from fapistrano.settings import kind_of_default
 
-    return {"dict": "mapping", "str": "string"}.get(setting_kind(default), setting_kind(default))
+    kind = setting.kind or kind_of_default(setting.default)
+    return {"dict": "mapping", "str": "string"}.get(kind, kind)
 
 
 def format_default(value: Any) -> str:
@@ -200,17 +202,22 @@ def setting_rst(setting: Setting) -> str:
     body = escape(setting.doc) if setting.doc else "*(no description)*"
     flag = "--" + setting.name.replace("_", "-")
     value = {"bool": "true|false", "int": "N", "float": "N", "list": "A,B", "mapping": "'{KEY: VALUE}'"}.get(
-        _kind(setting.default), "VALUE"
+        _kind(setting), "VALUE"
     )
+    if setting.choices:
+        value = "|".join(setting.choices)
+    kind = _kind(setting) + (" or null" if setting.optional else "")
     lines = [
         f".. confval:: {setting.name}",
-        f"   :type: {literal(_kind(setting.default))}",
+        f"   :type: {literal(kind)}",
         f"   :default: {format_default(setting.default)}",
         "",
         indent(body),
         "",
         f"   On the command line: {literal(flag + ' ' + value)}.",
     ]
+    if setting.choices:
+        lines += ["", f"   One of {', '.join(literal(c) for c in setting.choices)}."]
     if setting.secret:
         lines += ["", "   A secret: its value is shown as ``***`` in all output."]
     return "\n".join(lines) + "\n"

@@ -7,12 +7,13 @@ copy runs on the target host, so ``app/`` must be readable there.
 import os
 import shlex
 
-from fapistrano import hookimpl
+from fapistrano import Setting, hookimpl
 
 
 @hookimpl
-def fap_defaults():
-    return {"dependencies_source": os.path.join(os.path.dirname(os.path.abspath(__file__)), "app")}
+def fap_settings():
+    return [Setting("dependencies_source", os.path.join(os.path.dirname(os.path.abspath(__file__)), "app"),
+                    "The directory whose files every release gets (app/ beside this plugin).")]
 
 
 @hookimpl

@@ -11,12 +11,13 @@ import os
 import shlex
 import tarfile
 
-from fapistrano import hookimpl
+from fapistrano import Setting, hookimpl
 
 
 @hookimpl
-def fap_defaults():
-    return {"upload_app_source": os.path.join(os.path.dirname(os.path.abspath(__file__)), "app")}
+def fap_settings():
+    return [Setting("upload_app_source", os.path.join(os.path.dirname(os.path.abspath(__file__)), "app"),
+                    "The directory uploaded into every release (app/ beside this plugin).")]
 
 
 @hookimpl

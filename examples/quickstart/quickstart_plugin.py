@@ -7,13 +7,14 @@ shows that a plugin is just a module of ``@hookimpl`` functions.
 import os
 import shlex
 
-from fapistrano import hookimpl
+from fapistrano import Setting, hookimpl
 
 
 @hookimpl
-def fap_defaults():
+def fap_settings():
     here = os.path.dirname(os.path.abspath(__file__))
-    return {"quickstart_source": os.path.join(here, "app")}
+    return [Setting("quickstart_source", os.path.join(here, "app"),
+                    "The directory every release gets (app/ here).")]
 
 
 @hookimpl

@@ -16,9 +16,8 @@ setup.cfg).
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
-from fapistrano import FapError, hookimpl
+from fapistrano import FapError, Setting, hookimpl
 
 __version__ = "1.0.0"
 
@@ -27,27 +26,18 @@ __version__ = "1.0.0"
 
 
 @hookimpl
-def fap_defaults() -> dict[str, Any]:
-    """Every setting this plugin reads, with its default.
+def fap_settings() -> list[Setting]:
+    """Every setting this plugin reads: name, default and one line of description.
 
     Declaring them here is what lets ``fap config`` show them and
     ``fap deploy --hello-greeting "..."`` override them.
     """
-    return {
-        "hello_greeting": "hello from %(host)s",
-        "hello_file": "HELLO",
-        "hello_log": "%(path)s/hello.log",
-    }
-
-
-@hookimpl
-def fap_setting_docs() -> dict[str, str]:
-    """One line per setting, shown by ``fap config`` and in the docs."""
-    return {
-        "hello_greeting": "The text written into every release; %(name)s references work.",
-        "hello_file": "The file, relative to the release, that holds the greeting.",
-        "hello_log": "A file outside the releases where every release, rollback, restart and failure is recorded.",
-    }
+    return [
+        Setting("hello_greeting", "hello from %(host)s", "The text written into every release; %(name)s references work."),
+        Setting("hello_file", "HELLO", "The file, relative to the release, that holds the greeting."),
+        Setting("hello_log", "%(path)s/hello.log",
+                "A file outside the releases where every release, rollback, restart and failure is recorded."),
+    ]
 
 
 # -- fap check ---------------------------------------------------------------

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fapistrano import FapError, hookimpl
+from fapistrano import FapError, Setting, hookimpl
 from fapistrano.errors import CommandFailed
 
 from fapistrano_curl import command
@@ -43,35 +43,26 @@ __version__ = "1.0.0"
 
 PLUGIN = "fapistrano.curl"
 
-#: name -> (default, one-line description). README.md documents each at length.
-SETTINGS: dict[str, tuple[Any, str]] = {
-    "curl_url": ("", "URL of the artifact to deploy (required); may hold user:password@, masked in all output."),
-    "curl_output": ("", "File the download is saved as, relative to the release (default: the last part of the URL's path)."),
-    "curl_options": ([], "Extra curl arguments; each item is split like a shell line, e.g. '--retry 3 --max-time 600'."),
-    "curl_user": ("", "user:password for HTTP authentication (a secret: masked, passed to curl on stdin)."),
-    "curl_extract_tar": (False, "Extract the download (a .tar) into the release, then remove it."),
-    "curl_extract_tgz": (False, "Extract the download (a .tar.gz) into the release, then remove it."),
-    "curl_postinstall_script": ("", "Shell command run in the release after download, links and builds; non-zero exit fails the deploy."),
-    "curl_postinstall_output": (True, "Show the post-install script's output (false: only when it fails)."),
-}
-
-
 @hookimpl
-def fap_defaults() -> dict[str, Any]:
-    """The ``curl_*`` settings and their defaults."""
-    return {name: default for name, (default, _doc) in SETTINGS.items()}
-
-
-@hookimpl
-def fap_setting_docs() -> dict[str, str]:
-    """One line per ``curl_*`` setting."""
-    return {name: doc for name, (_default, doc) in SETTINGS.items()}
-
-
-@hookimpl
-def fap_secret_settings() -> list[str]:
-    """``curl_user`` holds a password. Passwords inside ``curl_url`` are masked by the core anyway."""
-    return ["curl_user"]
+def fap_settings() -> list[Setting]:
+    """The ``curl_*`` settings. ``curl_user`` holds a password; passwords inside ``curl_url`` are masked by the core anyway."""
+    return [
+        Setting("curl_url", "", "URL of the artifact to deploy (required); may hold user:password@, masked in all output."),
+        Setting("curl_output", "", "File the download is saved as, relative to the release (default: the last part of the URL's path)."),
+        Setting(
+            "curl_options", [],
+            "Extra curl arguments; each item is split like a shell line, e.g. '--retry 3 --max-time 600'.",
+            type=list[str],
+        ),
+        Setting("curl_user", "", "user:password for HTTP authentication (a secret: masked, passed to curl on stdin).", secret=True),
+        Setting("curl_extract_tar", False, "Extract the download (a .tar) into the release, then remove it."),
+        Setting("curl_extract_tgz", False, "Extract the download (a .tar.gz) into the release, then remove it."),
+        Setting(
+            "curl_postinstall_script", "",
+            "Shell command run in the release after download, links and builds; non-zero exit fails the deploy.",
+        ),
+        Setting("curl_postinstall_output", True, "Show the post-install script's output (false: only when it fails)."),
+    ]
 
 
 @hookimpl

@@ -27,44 +27,22 @@ import re
 import socket
 from typing import Any
 
-from fapistrano import FapError, hookimpl
+from fapistrano import FapError, Setting, hookimpl
 
 from fapistrano_git import scripts
 
 __version__ = "1.0.0"
 
-#: Settings and defaults. ``repo``, ``branch``, ``git_shallow_clone``,
-#: ``repo_path``, ``git_archive_tree`` and ``revision_file`` keep the names
-#: Fapistrano 0.9 gave them; settings new in this plugin start with ``git_``.
-DEFAULTS: dict[str, Any] = {
-    "repo": None,
-    "branch": "master",
-    "git_shallow_clone": 1,
-    "repo_path": "%(path)s/repo",
-    "git_archive_tree": None,
-    "revision_file": "REVISION",
-    "git_revision_log": "%(path)s/revisions.log",
-    "git_ssh_command": None,
-}
-
-SETTING_DOCS: dict[str, str] = {
-    "repo": "The git repository to deploy, as the hosts reach it: ssh://, git@host:path, https://, file:// or a path. Required for deploy.",
-    "branch": "What to deploy: a branch, a tag, or a commit sha (full, or abbreviated when the mirror's history holds it).",
-    "git_shallow_clone": "History depth fetched into the mirror (1: only the deployed commit); 0 fetches the whole history.",
-    "repo_path": "The bare mirror of repo on each host, reused across deploys so each deploy fetches only what changed.",
-    "git_archive_tree": "Deploy only this subdirectory of the repository, as the root of the release (e.g. 'app'); unset: the whole tree.",
-    "revision_file": "File in the release that receives the deployed commit's sha; empty to write none.",
-    "git_revision_log": "File on each host that gets one line per deploy and rollback (time, release, sha, branch, deployer); empty to keep none.",
-    "git_ssh_command": "ssh command git runs on the hosts to reach an ssh repo (GIT_SSH_COMMAND), e.g. 'ssh -i ~/.ssh/deploy_key'; unset: git's default.",
-}
-
 _STATE_SHA = "fapistrano.git.sha"
 _STATE_ROLLBACK = "fapistrano.git.rollback"
+_STATE_REVISIONS = "fapistrano.git.revisions"
 
 # Characters git refuses in ref names, plus ':' (a refspec separator) and a
 # leading '-' (an option): a value with them is a typo, not a revision.
 _BAD_REVISION = re.compile(r"^-|[\s:~^?*\[\\]|\.\.|@\{|^$")
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
+_ANY_SHA = re.compile(r"[0-9a-fA-F]{7,64}\Z")
+_RELEASE_NAME = re.compile(r"\d{6}-\d{6}(-\d{2})?\Z")
 
 
 # ---------------------------------------------------------------------------
@@ -73,15 +51,27 @@ _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 
 
 @hookimpl
-def fap_defaults() -> dict[str, Any]:
-    """The git plugin's settings and their defaults."""
-    return dict(DEFAULTS)
+def fap_settings() -> list[Setting]:
+    """The git plugin's settings.
 
-
-@hookimpl
-def fap_setting_docs() -> dict[str, str]:
-    """One line per setting, for ``fap config`` and the reference."""
-    return dict(SETTING_DOCS)
+    ``repo``, ``branch``, ``git_shallow_clone``, ``repo_path``,
+    ``git_archive_tree`` and ``revision_file`` keep the names Fapistrano 0.9
+    gave them; settings new in this plugin start with ``git_``.
+    """
+    return [
+        Setting("repo", None, "The git repository to deploy, as the hosts reach it: ssh://, git@host:path, https://, file:// or a path."
+                " Required for deploy."),
+        Setting("branch", "master", "What to deploy: a branch, a tag, or a commit sha (full, or abbreviated when the mirror's history holds it)."),
+        Setting("git_shallow_clone", 1, "History depth fetched into the mirror (1: only the deployed commit); 0 fetches the whole history."),
+        Setting("repo_path", "%(path)s/repo", "The bare mirror of repo on each host, reused across deploys so each deploy fetches only what changed."),
+        Setting("git_archive_tree", None, "Deploy only this subdirectory of the repository, as the root of the release (e.g. 'app');"
+                " unset: the whole tree."),
+        Setting("revision_file", "REVISION", "File in the release that receives the deployed commit's sha; empty to write none."),
+        Setting("git_revision_log", "%(path)s/revisions.log", "File on each host that gets one line per deploy and rollback"
+                " (time, release, sha, branch, deployer); empty to keep none."),
+        Setting("git_ssh_command", None, "ssh command git runs on the hosts to reach an ssh repo (GIT_SSH_COMMAND),"
+                " e.g. 'ssh -i ~/.ssh/deploy_key'; unset: git's default."),
+    ]
 
 
 class _Settings:
@@ -212,6 +202,71 @@ def fap_deploy_reverting(ctx: Any) -> None:
         f"leaving release {ctx.rollback_from} at revision {leaving or 'unknown'}, "
         f"returning to release {ctx.release} at revision {returning or 'unknown'}"
     )
+
+
+# ---------------------------------------------------------------------------
+# Revisions (fap releases)
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def fap_release_revision(ctx: Any, release: str) -> str | None:
+    """The sha ``release`` holds: its ``revision_file``, else its line in ``git_revision_log``.
+
+    The first question on a host reads every release's answer in one round
+    trip; the others are answered from ``ctx.state``.
+    """
+    revisions = ctx.state.get(_STATE_REVISIONS)
+    if revisions is None:
+        settings = _Settings(ctx)
+        script = scripts.revisions_script(
+            releases_path=ctx.config["releases_path"],
+            revision_file=_in_release(settings.revision_file, ctx.config),
+            log_path=settings.revision_log,
+        )
+        revisions = ctx.state[_STATE_REVISIONS] = read_revisions(ctx.run(script, readonly=True))
+    return revisions.get(release)
+
+
+def read_revisions(output: str) -> dict[str, str]:
+    """``{release: sha}`` from what :func:`scripts.revisions_script` printed; a revision file wins over the log."""
+    from_file: dict[str, str] = {}
+    from_log: dict[str, str] = {}
+    for line in output.splitlines():
+        key, _, value = line.partition("=")
+        if key == "revision":
+            release, _, sha = value.partition(" ")
+            if sha.strip():
+                from_file[release] = sha.strip()
+        elif key == "log":
+            release, sha = revision_log_entry(value)
+            if release and sha:
+                from_log[release] = sha
+    return {**from_log, **from_file}
+
+
+def revision_log_entry(line: str) -> tuple[str | None, str | None]:
+    """``(release, sha)`` of one ``git_revision_log`` line, as :func:`fap_deploy_published` writes it.
+
+    ``<time> release=NAME sha=SHA branch=B deployer=D``; lines of Fapistrano
+    0.9's log (``NAME SHA ...``) are read by shape: the first release name and
+    the first hex word that is not all digits.
+    """
+    words = re.split(r"[\s,;|]+", line.strip())
+    fields = dict(word.split("=", 1) for word in words if "=" in word)
+    if "release" in fields:
+        return fields.get("release"), fields.get("sha") or None
+    names = [word for word in words if _RELEASE_NAME.match(word)]
+    shas = [word for word in words if _ANY_SHA.match(word) and not word.isdigit() and not _RELEASE_NAME.match(word)]
+    return (names[0] if names else None), (shas[0] if shas else None)
+
+
+def _in_release(revision_file: str, config: Any) -> str:
+    """``revision_file`` relative to a release (``%(release_path)s/REVISION`` resolves to ``current_path/REVISION`` here)."""
+    for prefix in (config["current_path"], config["release_path"]):
+        if revision_file.startswith(prefix.rstrip("/") + "/"):
+            return revision_file[len(prefix.rstrip("/")) + 1:]
+    return revision_file.lstrip("/")
 
 
 # ---------------------------------------------------------------------------

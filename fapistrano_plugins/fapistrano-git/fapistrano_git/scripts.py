@@ -124,6 +124,25 @@ def read_revisions_script(paths: list[str]) -> str:
     return f"""for file in {quoted}; do if [ -f "$file" ]; then head -n 1 "$file"; else echo; fi; done\n"""
 
 
+def revisions_script(*, releases_path: str, revision_file: str, log_path: str) -> str:
+    """fap releases (read only): ``revision=NAME SHA`` per release holding ``revision_file``, then the log's tail.
+
+    ``revision_file`` is relative to each release; empty reads none. Each log
+    line comes back prefixed with ``log=``; an empty ``log_path`` reads none.
+    """
+    return _assign(releases=releases_path, file=revision_file, log=log_path) + """\
+if [ -n "$file" ] && [ -d "$releases" ]; then
+  for entry in "$releases"/*; do
+    if [ -f "$entry/$file" ]; then
+      printf 'revision=%s %s\\n' "${entry##*/}" "$(head -c 200 "$entry/$file" | tr '\\n\\t' '  ')"
+    fi
+  done
+fi
+if [ -n "$log" ] && [ -f "$log" ]; then tail -n 1000 "$log" | sed 's/^/log=/'; fi
+exit 0
+"""
+
+
 def check_script(*, repo: str, mirror: str, revision: str) -> str:
     """fap check (read only): git installed, repo_path sane, repository reachable; list matching refs."""
     return (

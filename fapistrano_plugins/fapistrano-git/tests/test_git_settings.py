@@ -18,9 +18,10 @@ def test_entry_point_names_the_plugin_module():
 
 def test_every_setting_read_is_declared_documented_and_in_the_readme():
     source = (ROOT / "fapistrano_git" / "__init__.py").read_text()
-    read = set(re.findall(r'config\["(\w+)"\]', source)) - {"releases_path", "path"}
-    defaults = fapistrano_git.fap_defaults()
-    docs = fapistrano_git.fap_setting_docs()
+    read = set(re.findall(r'config\["(\w+)"\]', source)) - {"releases_path", "path", "current_path", "release_path"}
+    settings = fapistrano_git.fap_settings()
+    defaults = {s.name: s.default for s in settings}
+    docs = {s.name: s.doc for s in settings}
     assert read == set(defaults), read ^ set(defaults)
     assert set(docs) == set(defaults)
     assert all(docs[name].strip() for name in docs)

@@ -41,7 +41,7 @@ import shlex
 import time
 from typing import Any
 
-from fapistrano import FapError, hookimpl
+from fapistrano import FapError, Setting, hookimpl
 
 from fapistrano_supervisorctl import supervisorctl as sctl
 
@@ -53,41 +53,36 @@ POLL_INTERVAL = 0.5
 #: Where a user learns how the deploy user gets at supervisord (what ``fap check`` points to).
 SETUP_DOCS = 'see "Supervisor on a real server" in the docs (docs/supervisor.rst)'
 
-DEFAULTS: dict[str, Any] = {
-    "supervisor_program": "%(app_name)s",
-    "supervisor_conf": "configs/supervisor_%(stage)s_%(role)s.conf",
-    "supervisor_target": "/etc/supervisor/conf.d/%(supervisor_program)s.conf",
-    "supervisor_refresh": False,
-    "supervisor_restart": True,
-    "supervisor_check_status": False,
-    "supervisor_check_timeout": 60,
-    "supervisor_output": False,
-    "supervisorctl": "supervisorctl",
-}
-
-DOCS: dict[str, str] = {
-    "supervisor_program": "The supervisor program to restart; 'group:*' names every process of a group.",
-    "supervisor_conf": "The program's supervisor conf inside the release (relative to it, or absolute); empty: link nothing.",
-    "supervisor_target": "Where supervisord includes the conf from; linked to <current_path>/<supervisor_conf>.",
-    "supervisor_refresh": "Instead of a restart: stop, reread, update the group and start, so conf changes take effect.",
-    "supervisor_restart": "Restart the program after publishing, after a rollback and on 'fap restart'.",
-    "supervisor_check_status": "After the restart, wait until every process is RUNNING; otherwise fail with their status.",
-    "supervisor_check_timeout": "Seconds supervisor_check_status waits for RUNNING before failing.",
-    "supervisor_output": "Show supervisorctl's output (and the program's status) at normal verbosity.",
-    "supervisorctl": "The supervisorctl command, split like a shell does, e.g. 'supervisorctl -c /etc/supervisord.conf'.",
-}
-
 
 @hookimpl
-def fap_defaults() -> dict[str, Any]:
-    """The plugin's settings and their defaults."""
-    return dict(DEFAULTS)
-
-
-@hookimpl
-def fap_setting_docs() -> dict[str, str]:
-    """One line per setting, for ``fap config``."""
-    return dict(DOCS)
+def fap_settings() -> list[Setting]:
+    """The ``supervisor*`` settings."""
+    return [
+        Setting("supervisor_program", "%(app_name)s", "The supervisor program to restart; 'group:*' names every process of a group."),
+        Setting(
+            "supervisor_conf", "configs/supervisor_%(stage)s_%(role)s.conf",
+            "The program's supervisor conf inside the release (relative to it, or absolute); empty: link nothing.",
+        ),
+        Setting(
+            "supervisor_target", "/etc/supervisor/conf.d/%(supervisor_program)s.conf",
+            "Where supervisord includes the conf from; linked to <current_path>/<supervisor_conf>.",
+        ),
+        Setting(
+            "supervisor_refresh", False,
+            "Instead of a restart: stop, reread, update the group and start, so conf changes take effect.",
+        ),
+        Setting("supervisor_restart", True, "Restart the program after publishing, after a rollback and on 'fap restart'."),
+        Setting(
+            "supervisor_check_status", False,
+            "After the restart, wait until every process is RUNNING; otherwise fail with their status.",
+        ),
+        Setting("supervisor_check_timeout", 60, "Seconds supervisor_check_status waits for RUNNING before failing."),
+        Setting("supervisor_output", False, "Show supervisorctl's output (and the program's status) at normal verbosity."),
+        Setting(
+            "supervisorctl", "supervisorctl",
+            "The supervisorctl command, split like a shell does, e.g. 'supervisorctl -c /etc/supervisord.conf'.",
+        ),
+    ]
 
 
 # ---------------------------------------------------------------------------

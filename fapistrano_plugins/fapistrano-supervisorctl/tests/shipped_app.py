@@ -10,12 +10,12 @@ import io
 import shlex
 import tarfile
 
-from fapistrano import FapError, hookimpl
+from fapistrano import FapError, Setting, hookimpl
 
 
 @hookimpl
-def fap_defaults():
-    return {"shipped_app_dir": ""}
+def fap_settings():
+    return [Setting("shipped_app_dir", "", "The application's directory on the deployer, copied into each release.")]
 
 
 @hookimpl

@@ -21,26 +21,10 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fapistrano import FapError, hookimpl
+from fapistrano import FapError, Setting, hookimpl
 from fapistrano.errors import CommandFailed
 
 __version__ = "1.0.0"
-
-DEFAULTS: dict[str, Any] = {
-    "virtualenv_venv_path": "%(release_path)s/venv",
-    "virtualenv_executive": "python3 -m venv",
-    "virtualenv_requirements": "%(release_path)s/requirements.txt",
-    "virtualenv_pip_upgrade": False,
-    "virtualenv_pip_options": [],
-}
-
-SETTING_DOCS: dict[str, str] = {
-    "virtualenv_venv_path": "Where each release's virtualenv is created (relative paths are inside the release).",
-    "virtualenv_executive": "The command that creates a virtualenv, given the venv path as its last argument, e.g. 'virtualenv -p python3.11'.",
-    "virtualenv_requirements": "The requirements file pip installs into the venv; the deploy fails if it is missing; '' installs nothing.",
-    "virtualenv_pip_upgrade": "Upgrade pip inside the new venv before installing the requirements.",
-    "virtualenv_pip_options": "Extra pip install arguments, e.g. '--no-index --find-links /srv/wheels'; each item is split like a shell word list.",
-}
 
 #: Environment for every pip run: unbuffered so each line reaches the live view
 #: as pip prints it (a piped Python is block-buffered), and never a prompt or a
@@ -56,15 +40,28 @@ ERROR_LINES = 5
 
 
 @hookimpl
-def fap_defaults() -> dict[str, Any]:
-    """The plugin's settings and their defaults."""
-    return dict(DEFAULTS)
-
-
-@hookimpl
-def fap_setting_docs() -> dict[str, str]:
-    """One sentence per setting, for ``fap config``."""
-    return dict(SETTING_DOCS)
+def fap_settings() -> list[Setting]:
+    """The ``virtualenv_*`` settings."""
+    return [
+        Setting(
+            "virtualenv_venv_path", "%(release_path)s/venv",
+            "Where each release's virtualenv is created (relative paths are inside the release).",
+        ),
+        Setting(
+            "virtualenv_executive", "python3 -m venv",
+            "The command that creates a virtualenv, given the venv path as its last argument, e.g. 'virtualenv -p python3.11'.",
+        ),
+        Setting(
+            "virtualenv_requirements", "%(release_path)s/requirements.txt",
+            "The requirements file pip installs into the venv; the deploy fails if it is missing; '' installs nothing.",
+        ),
+        Setting("virtualenv_pip_upgrade", False, "Upgrade pip inside the new venv before installing the requirements."),
+        Setting(
+            "virtualenv_pip_options", [],
+            "Extra pip install arguments, e.g. '--no-index --find-links /srv/wheels'; each item is split like a shell word list.",
+            type=list[str],
+        ),
+    ]
 
 
 @hookimpl

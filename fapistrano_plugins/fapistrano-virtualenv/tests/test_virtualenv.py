@@ -261,11 +261,10 @@ def test_dependencies_example_deploys_a_venv_per_release_on_the_fleet(fap_fleet,
 
 
 def test_plugin_declares_and_documents_every_setting():
-    defaults = fapistrano_virtualenv.fap_defaults()
-    docs = fapistrano_virtualenv.fap_setting_docs()
+    settings = fapistrano_virtualenv.fap_settings()
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert set(defaults) == set(docs)
-    for name in defaults:
+    assert all(s.doc.strip() for s in settings)
+    for name in (s.name for s in settings):
         assert f"`{name}`" in readme, name
 
 

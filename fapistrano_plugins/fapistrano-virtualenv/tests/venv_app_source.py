@@ -8,12 +8,12 @@ machine's ``/tmp``, so the source is a world-readable directory there.
 
 import shlex
 
-from fapistrano import hookimpl
+from fapistrano import Setting, hookimpl
 
 
 @hookimpl
-def fap_defaults():
-    return {"venv_app_source": ""}
+def fap_settings():
+    return [Setting("venv_app_source", "", "A directory whose files (app.py, requirements.txt) each release gets.")]
 
 
 @hookimpl

@@ -1,4 +1,8 @@
-"""A third-party Fapistrano plugin, written only from the public plugin contract.
+"""A third-party Fapistrano plugin, written only from the public plugin contract of 1.0.
+
+It declares its settings the 1.0 way (``fap_defaults``, ``fap_setting_docs``,
+``fap_secret_settings``) and must keep working unchanged: that form is a
+promise to every plugin written against 1.0.
 
 It greets each release with a file, and keeps a log in ``shared/`` of every
 release it saw published and every run that failed.
@@ -22,7 +26,25 @@ def fap_defaults() -> dict[str, Any]:
         "thirdparty_greeting": "hello from %(host)s in %(stage)s",
         "thirdparty_file": "GREETING.txt",
         "thirdparty_log": "%(shared_path)s/thirdparty.log",
+        "thirdparty_token": "",
     }
+
+
+@hookimpl
+def fap_setting_docs() -> dict[str, str]:
+    """One line per setting."""
+    return {
+        "thirdparty_greeting": "What the plugin writes into every release.",
+        "thirdparty_file": "The file, in the release, that gets the greeting.",
+        "thirdparty_log": "The log of published releases and failed runs, on each host.",
+        "thirdparty_token": "Token of the greeting service.",
+    }
+
+
+@hookimpl
+def fap_secret_settings() -> list[str]:
+    """The token is a secret."""
+    return ["thirdparty_token"]
 
 
 @hookimpl
@@ -31,6 +53,8 @@ def fap_deploy_updated(ctx: Any) -> None:
     target = posixpath.join(ctx.release_path, ctx.config["thirdparty_file"])
     ctx.run(f"printf '%s\\n' {shlex.quote(ctx.config['thirdparty_greeting'])} > {shlex.quote(target)}")
     ctx.log(f"greeted {ctx.release}")
+    if ctx.config["thirdparty_token"]:
+        ctx.log(f"greeting service token: {ctx.config['thirdparty_token']}")
 
 
 @hookimpl

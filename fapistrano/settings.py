@@ -1,0 +1,180 @@
+"""``Setting``: how a plugin declares one setting — name, default, doc, type, secret — in one place.
+
+A plugin returns its settings from ``fap_settings()``::
+
+    from fapistrano import Setting, hookimpl
+
+    @hookimpl
+    def fap_settings():
+        return [
+            Setting("hello_greeting", "hello from %(host)s", "What HELLO says."),
+            Setting("hello_retries", None, "Retries; unset: none.", type=int | None),
+            Setting("hello_token", "", "API token.", secret=True),
+        ]
+
+The type is read from the default when the default can say it (``5`` is an
+int, ``[]`` a list of strings); say it with ``type=`` when it cannot (``None``
+for an int that may be unset). ``fapistrano.config`` checks every value from
+deploy.yml and the command line against it.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fapistrano.errors import ConfigError
+
+#: The kinds of value a setting can hold, and how an error message names them.
+KIND_WORDS = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "list": "a list",
+    "dict": "a mapping",
+    "str": "a string",
+}
+
+_SCALAR_KINDS = {bool: "bool", int: "int", float: "float", str: "str"}
+_SUPPORTED = "str, int, float, bool, list[str], dict[str, str], or one of them | None"
+
+
+def kind_of_default(default: Any) -> str:
+    """The kind a setting accepts when only its default says it: bool, int, float, list, dict or str."""
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, (list, tuple)):
+        return "list"
+    if isinstance(default, Mapping):
+        return "dict"
+    return "str"
+
+
+def kind_of_type(declared: Any) -> tuple[str, bool]:
+    """``(kind, accepts None)`` of a type written in a :class:`Setting` (``int | None``, ``list[str]``…).
+
+    Raises :class:`ValueError` naming the supported types for anything else.
+    """
+    origin = typing.get_origin(declared)
+    if origin is typing.Union or origin is types.UnionType:
+        others = [arg for arg in typing.get_args(declared) if arg is not type(None)]
+        if len(others) != 1 or len(others) == len(typing.get_args(declared)):
+            raise ValueError(f"type {_type_text(declared)} is not supported; use {_SUPPORTED}")
+        kind, _ = kind_of_type(others[0])
+        return kind, True
+    if declared in _SCALAR_KINDS:
+        return _SCALAR_KINDS[declared], False
+    if declared is list or (origin is list and typing.get_args(declared) == (str,)):
+        return "list", False
+    if declared is dict or (origin is dict and typing.get_args(declared) == (str, str)):
+        return "dict", False
+    raise ValueError(f"type {_type_text(declared)} is not supported; use {_SUPPORTED}")
+
+
+def _type_text(declared: Any) -> str:
+    # A plain class by its name; list[int] is an instance of type too before Python 3.11.
+    if isinstance(declared, type) and typing.get_origin(declared) is None:
+        return declared.__name__
+    return str(declared).replace("typing.", "")
+
+
+def fits(kind: str, value: Any) -> bool:
+    """Whether a Python value (a default) is of ``kind``."""
+    return {
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "list": isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
+        "dict": isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()),
+        "str": isinstance(value, str),
+    }[kind]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting a plugin declares in ``fap_settings()``.
+
+    :param name: the key in deploy.yml and ``ctx.config``; ``--name-with-dashes``
+        on the command line. Prefix it with the plugin's name (``git_``).
+    :param default: the value when deploy.yml and the command line say
+        nothing; may reference other settings as ``%(name)s``.
+    :param doc: one sentence for ``fap config``, ``fap plugins``, ``fap init``
+        and the configuration reference.
+    :param type: what a value must be, when the default cannot say it:
+        ``int | None`` (an integer, or unset), ``list[str]``, ``dict[str, str]``,
+        ``str``, ``int``, ``float``, ``bool``. Without it, the default's type
+        (``None`` means an optional string).
+    :param secret: the value is masked (``***``) in everything fap prints,
+        logs and reports.
+    :param choices: the only values a string setting accepts.
+    """
+
+    name: str
+    default: Any = None
+    doc: str = ""
+    type: Any = None
+    secret: bool = False
+    choices: Sequence[str] = ()
+    #: ``file:line`` of the ``Setting(...)`` call, for errors about the declaration.
+    where: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.where:
+            caller = sys._getframe(2)  # 0: here, 1: the dataclass __init__, 2: the plugin's code
+            object.__setattr__(self, "where", f"{caller.f_code.co_filename}:{caller.f_lineno}")
+        object.__setattr__(self, "choices", tuple(self.choices))
+        problem = self._problem()
+        if problem:
+            raise ConfigError(f"{self.where}: setting {self.name!r}: {problem}")
+
+    @property
+    def kind(self) -> str:
+        """What a value must be: ``bool``, ``int``, ``float``, ``list``, ``dict`` or ``str``."""
+        return kind_of_type(self.type)[0] if self.type is not None else kind_of_default(self.default)
+
+    @property
+    def optional(self) -> bool:
+        """Whether ``null`` (unset) is a value this setting accepts."""
+        if self.type is not None:
+            return kind_of_type(self.type)[1]
+        return self.default is None
+
+    def _problem(self) -> str:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            return "the name must be a Python identifier (letters, digits, _)"
+        if not isinstance(self.doc, str):
+            return "doc must be a string"
+        if self.type is not None:
+            try:
+                kind, optional = kind_of_type(self.type)
+            except ValueError as error:
+                return str(error)
+            if self.default is None and not optional and kind != "str":
+                return f"the default is None but the type is {_type_text(self.type)}; write type={_type_text(self.type)} | None"
+            if self.default is not None and not fits(kind, self.default):
+                return f"the default {self.default!r} is not {KIND_WORDS[kind]} (type {_type_text(self.type)})"
+        if self.choices:
+            if self.kind != "str" or not all(isinstance(c, str) for c in self.choices):
+                return "choices are strings, for a setting of type str"
+            if self.default is not None and self.default not in self.choices:
+                return f"the default {self.default!r} is not one of the choices {list(self.choices)}"
+        return ""
+
+
+def from_legacy(defaults: Mapping[str, Any], docs: Mapping[str, str], secrets: Sequence[str], where: str) -> list[Setting]:
+    """The 1.0 form (``fap_defaults``, ``fap_setting_docs``, ``fap_secret_settings``) as :class:`Setting` objects."""
+    return [
+        Setting(name, default, str(docs.get(name, "") or ""), secret=name in secrets, where=where)
+        for name, default in defaults.items()
+    ]
+
+
+__all__ = ["KIND_WORDS", "Setting", "fits", "from_legacy", "kind_of_default", "kind_of_type"]

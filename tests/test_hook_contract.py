@@ -1,0 +1,53 @@
+"""The plugin contract as a plugin author meets it: the public imports and the documented hooks."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import pytest
+
+import fapistrano
+from fapistrano import hookspecs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "_ext"))
+
+import fap_reference  # noqa: E402  (lives in docs/_ext)
+
+
+def test_a_plugin_imports_what_it_needs_from_the_package_root() -> None:
+    from fapistrano import Context, FapError, Setting, hookimpl  # noqa: F401
+
+    assert {"Context", "FapError", "Setting", "hookimpl"} <= set(fapistrano.__all__)
+    assert Setting.__module__ == "fapistrano.settings" and Context.__module__ == "fapistrano.context"
+
+
+def _firstresult_hooks() -> list[str]:
+    return [name for name, function in vars(hookspecs).items()
+            if inspect.isfunction(function) and getattr(function, "fapistrano_spec", {}).get("firstresult")]
+
+
+def test_fap_release_revision_is_a_first_answer_wins_hook() -> None:
+    assert _firstresult_hooks() == ["fap_release_revision"]
+
+
+@pytest.mark.parametrize("name", _firstresult_hooks())
+def test_a_first_answer_wins_hook_says_so_in_the_reference(name: str) -> None:
+    (hook,) = [h for h in fap_reference.hookspecs() if h.name == name]
+    text = fap_reference.hook_rst(hook, core={})
+    assert "Stops at the first non-``None`` result." in text
+
+
+@pytest.mark.parametrize("name", ["fap_settings", "fap_release_revision"])
+def test_the_new_hooks_are_in_the_reference_with_every_parameter_and_the_return_contract(name: str) -> None:
+    (hook,) = [h for h in fap_reference.hookspecs() if h.name == name]
+    text = fap_reference.hook_rst(hook, core={})
+    for parameter in inspect.signature(getattr(hookspecs, name)).parameters:
+        assert f":param {parameter}:" in text, parameter
+    assert ":return:" in text
+
+
+def test_the_1_0_settings_hooks_point_to_fap_settings() -> None:
+    for name in ("fap_defaults", "fap_setting_docs", "fap_secret_settings"):
+        assert "1.0 form" in inspect.getdoc(getattr(hookspecs, name)), name
