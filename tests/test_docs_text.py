@@ -43,7 +43,7 @@ def test_no_text_refers_to_an_issue_by_number():
 
 
 def test_the_quick_starts_trimmed_deploy_file_shows_the_defaults_it_keeps():
-    from fapistrano_git import DEFAULTS as GIT_DEFAULTS
+    from fapistrano_git import fap_settings as git_settings
 
     from fapistrano.config import CORE_SETTINGS
 
@@ -52,5 +52,5 @@ def test_the_quick_starts_trimmed_deploy_file_shows_the_defaults_it_keeps():
     assert block, "docs/quickstart.rst lost its trimmed deploy.yml"
     shown = YAML(typ="safe").load("\n".join(line[6:] for line in block.group(1).splitlines()))
 
-    assert shown["branch"] == GIT_DEFAULTS["branch"]
+    assert shown["branch"] == next(s.default for s in git_settings() if s.name == "branch")
     assert shown["keep_releases"] == CORE_SETTINGS["keep_releases"][0]

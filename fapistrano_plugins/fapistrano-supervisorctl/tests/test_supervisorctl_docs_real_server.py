@@ -229,8 +229,12 @@ def test_a_new_user_deploys_under_their_own_supervisord_following_the_docs(
     write_yaml(project / "deploy.yml", {**deployfile, **settings})
 
     assert_deployed_and_running(server, fap_run, project, USER_SUPERVISOR)
-    status = ssh(server, f"supervisorctl -c {USER_SUPERVISOR}/supervisord.conf status myapp")
-    assert re.search(r"^myapp +RUNNING", status.stdout, re.MULTILINE), status.stdout + status.stderr
+
+    def running() -> None:
+        status = ssh(server, f"supervisorctl -c {USER_SUPERVISOR}/supervisord.conf status myapp")
+        assert re.search(r"^myapp +RUNNING", status.stdout, re.MULTILINE), status.stdout + status.stderr
+
+    eventually(running)  # RUNNING comes startsecs after the start
 
 
 def test_a_new_user_deploys_under_the_system_supervisord_through_sudo_following_the_docs(
@@ -251,7 +255,11 @@ def test_a_new_user_deploys_under_the_system_supervisord_through_sudo_following_
     write_yaml(project / "deploy.yml", {**deployfile, **settings})
 
     assert_deployed_and_running(server, fap_run, project, SUPERVISOR_DIR)
-    assert debian_server.status("app1")["myapp"][0] == "RUNNING"
+
+    def running() -> None:
+        assert debian_server.status("app1")["myapp"][0] == "RUNNING"
+
+    eventually(running)  # RUNNING comes startsecs after the start
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
