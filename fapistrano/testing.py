@@ -493,6 +493,16 @@ except ImportError:  # pragma: no cover - the module also serves bench/ scripts
 
 if pytest is not None:
 
+    def pytest_configure(config: Any) -> None:
+        config.addinivalue_line("markers", "fleet: needs the real SSH test fleet (root, sshd, unshare)")
+
+    def pytest_collection_modifyitems(items: list[Any]) -> None:
+        # A test on the fleet is marked whichever fixture brought the fleet in, so that
+        # ``-m "not fleet"`` runs exactly the tests that need no root and no sshd.
+        for item in items:
+            if "fap_fleet_session" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.fleet)
+
     @pytest.fixture(scope="session")
     def fap_fleet_session() -> Iterable[Fleet]:
         try:
