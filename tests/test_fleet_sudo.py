@@ -98,3 +98,16 @@ def test_sudo_user_equal_to_user_runs_without_sudo(
     assert result.exit_code == 0, result.output
     released(result)
     assert fap_fleet.app_dir("host1").stat().st_uid == pwd.getpwnam("deploy").pw_uid
+
+
+def test_environment_value_over_the_argument_size_limit_as_sudo_user(
+    fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, app_user: pwd.struct_passwd, app_owned: None
+) -> None:
+    big = "v" * 300_000  # one argument may hold 128 KiB
+    fap_fleet.write_deployfile(tmp_path, {"sudo_user": "app", "environment": {"BIG": big}})
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    name = released(result)
+    dotenv = fap_fleet.app_dir("host1") / "releases" / name / ".env"
+    assert dotenv.read_text() == f"BIG={big}\n"
+    assert dotenv.stat().st_uid == app_user.pw_uid
