@@ -375,13 +375,18 @@ class Runner:
         self.on_each(members, work)
 
     def remove_new_release(self, members: Sequence[Member]) -> None:
-        """Remove this run's unfinished release (and its marker) from each member."""
+        """Remove this run's unfinished release (and its marker) from each member.
+
+        Only while its marker says it is unfinished: a directory this run did not
+        create is not its to remove, and the script refuses to remove ``current``.
+        """
 
         def work(member: Member) -> None:
             ctx = member.ctx
             assert ctx is not None and ctx.release
             try:
-                result = member.connection.run(layout.remove_releases_script(ctx.config["releases_path"], [ctx.release]))
+                script = layout.remove_unfinished_release_script(ctx.config["releases_path"], ctx.config["current_path"], ctx.release)
+                result = member.connection.run(script)
             except FapError as error:
                 self.emit("error", f"could not remove unfinished release {ctx.release}: {error}", host=member.name)
                 return
