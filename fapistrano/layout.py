@@ -195,8 +195,14 @@ def starting_script(
     linked_dirs: Sequence[str],
     release_path: str | None,
     release_marker: str | None,
+    current_path: str | None = None,
+    leftovers: Sequence[str] = (),
 ) -> str:
-    """Make the directories, check linked files, create the release (marked unfinished)."""
+    """Make the directories, check linked files, remove ``leftovers``, create the release (marked unfinished).
+
+    ``leftovers`` are unfinished releases of runs that died; only a run
+    holding the lock may pass them (see :func:`remove_releases_script`).
+    """
     # A test is a shell builtin, mkdir a process: after the first deploy these directories exist.
     directories = [path, releases_path, shared_path, *(posixpath.join(shared_path, d) for d in linked_dirs)]
     lines = [f"for dir in {' '.join(q(d) for d in directories)}; do [ -d \"$dir\" ] || mkdir -p \"$dir\" || exit 1; done"]
@@ -206,6 +212,10 @@ def starting_script(
         missing.append(f"[ -e {q(shared)} ] || {{ echo {q('missing linked file: ' + shared)} >&2; missing=1; }}")
     if missing:
         lines += ["missing=", *missing, '[ -z "$missing" ] || exit 1']
+    if leftovers:
+        if current_path is None:
+            raise ValueError("removing leftovers needs current_path")
+        lines.append(f"( {remove_releases_script(releases_path, current_path, leftovers)}\n) || exit 1")
     if release_path is not None and release_marker is not None:
         lines += [
             # Never mark as ours, nor later remove, a directory that was there before this run.
