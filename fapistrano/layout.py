@@ -331,12 +331,17 @@ def remove_releases_script(releases_path: str, current_path: str, releases: Iter
     )
 
 
-def remove_unfinished_release_script(releases_path: str, current_path: str, release: str) -> str:
-    """Remove ``release`` only while it is marked unfinished (this run made it), never ``current``."""
+def remove_new_release_script(releases_path: str, current_path: str, release: str, created: bool) -> str:
+    """Remove a run's new ``release`` (never ``current``).
+
+    ``created``: the run saw its starting step make the directory. Otherwise
+    the directory goes only while marked unfinished: a run that failed
+    before making it must not remove a directory of that name it did not make.
+    """
     (name,) = _checked([release])
     return "\n".join(
         [
-            f"[ -e {q(marker(releases_path, name))} ] || exit 0",
+            f"[ -d {q(releases_path)} ] || exit 0" if created else f"[ -e {q(marker(releases_path, name))} ] || exit 0",
             f"cd {q(releases_path)} || exit 1",
             *_refuse_current(current_path, [name]),
             f"rm -rf -- {name} || exit 1",

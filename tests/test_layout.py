@@ -339,17 +339,21 @@ def test_remove_releases_script_refuses_current_reached_through_a_symlink(tmp_pa
     assert (Path(paths["current_path"]) / ".").is_dir()
 
 
-def test_remove_unfinished_release_script_removes_only_a_marked_release_and_never_current(tmp_path: Path) -> None:
+def test_remove_new_release_script_removes_only_what_the_run_made_and_never_current(tmp_path: Path) -> None:
     paths = _make_host(tmp_path)
     releases = Path(paths["releases_path"])
-    unmarked = sh(layout.remove_unfinished_release_script(paths["releases_path"], paths["current_path"], RELEASES[0]))
+    unmarked = sh(layout.remove_new_release_script(paths["releases_path"], paths["current_path"], RELEASES[0], created=False))
     assert unmarked.returncode == 0 and (releases / RELEASES[0]).is_dir()
-    (releases / f".{RELEASES[1]}.unfinished").touch()
-    live = sh(layout.remove_unfinished_release_script(paths["releases_path"], paths["current_path"], RELEASES[1]))
-    assert live.returncode == 1 and "current points to it" in live.stderr and (releases / RELEASES[1]).is_dir()
-    marked = sh(layout.remove_unfinished_release_script(paths["releases_path"], paths["current_path"], RELEASES[2]))
+    for created in (False, True):
+        (releases / f".{RELEASES[1]}.unfinished").touch()
+        live = sh(layout.remove_new_release_script(paths["releases_path"], paths["current_path"], RELEASES[1], created))
+        assert live.returncode == 1 and "current points to it" in live.stderr and (releases / RELEASES[1]).is_dir()
+    marked = sh(layout.remove_new_release_script(paths["releases_path"], paths["current_path"], RELEASES[2], created=False))
     assert marked.returncode == 0, marked.stderr
     assert not (releases / RELEASES[2]).exists() and not (releases / f".{RELEASES[2]}.unfinished").exists()
+    made = sh(layout.remove_new_release_script(paths["releases_path"], paths["current_path"], RELEASES[0], created=True))
+    assert made.returncode == 0, made.stderr
+    assert sorted(os.listdir(releases)) == sorted([RELEASES[1], f".{RELEASES[1]}.unfinished"])
 
 
 def test_starting_script_never_marks_a_directory_that_is_already_there(tmp_path: Path) -> None:

@@ -26,5 +26,8 @@ def fap_deploy_starting(ctx) -> None:
             leftovers=leftovers,
         )
     )
+    if is_release:
+        # The failure path removes a release this run made, even once publishing has unmarked it.
+        ctx.state["fap.release_created"] = True
     for release in leftovers:
         ctx.log(f"removed unfinished release {release} (left by a run that did not finish)")
