@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from fapistrano.testing import LocalTarget
 
 # Over the 128 KiB a single argument may hold.
 BIG_VALUE = "v" * 300_000
 
 
-def test_cleanup_of_5000_old_releases_switches_and_finishes(fap_local: Any, fap_run: Any, released: Any) -> None:
+@pytest.fixture
+def memory_target() -> Iterator[LocalTarget]:
+    """A local target in memory when the machine has /dev/shm: the time measured is fap's, not the disk's."""
+    root = Path(tempfile.mkdtemp(prefix="fap-5000-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    yield LocalTarget(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_cleanup_of_5000_old_releases_switches_and_finishes(memory_target: LocalTarget, fap_run: Any, released: Any) -> None:
     # Capistrano's "Cleanup when there are more releases than arguments can handle".
+    fap_local = memory_target
     fap_local.write_deployfile({"keep_releases": 3})
     releases = fap_local.path / "releases"
     releases.mkdir(parents=True)
@@ -27,7 +44,8 @@ def test_cleanup_of_5000_old_releases_switches_and_finishes(fap_local: Any, fap_
     assert fap_local.current() == name
     assert fap_local.releases() == [*old[-2:], name]
     assert "removed 4998 old release(s)" in result.stdout
-    assert took < 30, took
+    # Removing 4998 directories takes a fraction of a second in memory; a process per release would take many.
+    assert took < 10, took
 
 
 def test_environment_value_of_300_kb_is_written_over_ssh(fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path) -> None:
