@@ -50,3 +50,28 @@ def test_cleanup_removes_the_oldest_by_counter(fap_local: Any, fap_run: Any, rel
     # 98 and 99 were the oldest: as strings they sort after 100 and 101 and would have been kept.
     assert fap_local.releases() == ["991231-235959-100", "991231-235959-101"]
     assert fap_local.current() == "991231-235959-101"
+
+
+def test_a_failed_deploy_never_removes_the_release_current_points_to(fap_local: Any, fap_run: Any, released: Any) -> None:
+    # Something outside the run (another tool, a person) points current at the new release, then the run fails:
+    # the failure path must leave the live release alone, checked on the host, not in fap's view of it.
+    (fap_local.root / "hijack.py").write_text(
+        "from fapistrano import hookimpl\n"
+        "@hookimpl\n"
+        "def fap_deploy_updated(ctx):\n"
+        "    if ctx.config.get('hijack'):\n"
+        "        ctx.run(f\"ln -sfn {ctx.release_path} {ctx.config['current_path']} && exit 7\")\n"
+        "@hookimpl\n"
+        "def fap_defaults():\n"
+        "    return {'hijack': ''}\n"
+    )
+    fap_local.write_deployfile({"plugins": ["hijack"]})
+    released(fap_run(["deploy", "-s", "test"], cwd=fap_local.root))
+
+    result = fap_run(["deploy", "-s", "test", "--hijack", "1"], cwd=fap_local.root)
+
+    assert result.exit_code == 1
+    live = fap_local.current()
+    assert live is not None and (fap_local.path / "releases" / live).is_dir()
+    assert f"could not remove unfinished release {live}: refusing to remove" in result.output
+    assert "current points to it" in result.output
