@@ -112,7 +112,8 @@ class Context:
     ) -> str:
         """Run shell text ``command`` on the host as the deploy user; return its stdout.
 
-        ``command`` is run exactly as given (``sh -c``); quote values you put in
+        ``command`` is run exactly as given, by a new ``sh``, and may be of any
+        size (it is never passed as an argument); quote values you put in
         it with :func:`shlex.quote`. ``cwd`` and ``env`` are quoted for you.
         Honours ``sudo_user``. Under ``--dry-run`` the command is printed and
         not run, unless ``readonly=True`` says it changes nothing. Output lines

@@ -170,9 +170,9 @@ def fap_deploy_starting(ctx: Context) -> None:
 
     The core has already taken the deploy lock on every host. Its own
     hookimpl creates ``path``, ``releases_path`` and ``shared_path``, checks
-    that every ``linked_files`` entry exists in ``shared_path`` and, in a
-    release, creates the new (unfinished) release directory
-    ``ctx.release_path``.
+    that every ``linked_files`` entry exists in ``shared_path``, removes the
+    unfinished releases of runs that died and, in a release, creates the new
+    (unfinished) release directory ``ctx.release_path``.
 
     :param ctx: the host's context.
     """

@@ -304,7 +304,7 @@ def run_releases(runner: Any, members: Sequence[Any]) -> tuple[dict[str, list[Ho
 
 def release_rows(hosts: Sequence[HostReleases], now: _dt.datetime) -> list[ReleaseRow]:
     """The table of one target: every release any host holds, newest first."""
-    names = sorted({r for h in hosts for r in (*h.state.releases, *h.state.unfinished)}, reverse=True)
+    names = sorted({r for h in hosts for r in (*h.state.releases, *h.state.unfinished)}, key=layout.release_key, reverse=True)
     everyone = [h.host for h in hosts]
     rows = []
     for name in names:

@@ -23,25 +23,48 @@ from dataclasses import dataclass
 
 RELEASE_FORMAT = "%y%m%d-%H%M%S"
 LOCK_DIR = ".fap-lock"
-_RELEASE_NAME = re.compile(r"\d{6}-\d{6}(-\d{2})?\Z")
+# A time, then, when that time (or a later one) is already taken, a counter: -01 ... -99, -100 ...
+# written in one way only (no "-1", no "-001"), so that every name has its own sort key.
+_RELEASE_NAME = re.compile(r"(\d{6}-\d{6})(?:-(0[1-9]|[1-9]\d+))?\Z")
 
 q = shlex.quote
 
 
-def release_name(now: _dt.datetime, taken: Iterable[str] = ()) -> str:
-    """A release name for ``now`` that sorts after every name in ``taken``.
+def release_key(name: str) -> tuple[str, int, str]:
+    """Sort key of a release name: its time, then its counter as a number (``-100`` after ``-99``).
 
-    ``%y%m%d-%H%M%S`` as Fapistrano 0.9 named releases; when that name (or a
-    later one, after a clock step back) is already on a host, a two-digit
-    suffix keeps names unique and in order.
+    Releases are ordered by this key everywhere (listing, rollback, cleanup),
+    never as strings. A name that is not a release sorts by its text, before
+    the releases of the same time.
+    """
+    match = _RELEASE_NAME.match(name)
+    if match is None:
+        return (name, -1, name)
+    return (match.group(1), int(match.group(2) or 0), name)
+
+
+def sort_releases(names: Iterable[str]) -> list[str]:
+    """``names`` oldest first, by :func:`release_key`."""
+    return sorted(names, key=release_key)
+
+
+def release_name(now: _dt.datetime, taken: Iterable[str] = ()) -> str:
+    """A release name for ``now`` that sorts after every release name in ``taken``.
+
+    ``%y%m%d-%H%M%S`` as Fapistrano 0.9 named releases. When that time, or a
+    later one (a clock that was ahead, a release copied from elsewhere), is
+    already taken, the latest time taken gets the next counter: ``-01``,
+    ``-02``, ... ``-99``, ``-100`` and on without limit. The name is always
+    one :func:`is_release_name` accepts and always new.
     """
     base = now.strftime(RELEASE_FORMAT)
-    names = sorted(n for n in taken if is_release_name(n))
-    if not names or base > names[-1][:13]:
+    names = [n for n in taken if is_release_name(n)]
+    if not names:
         return base
-    latest = names[-1]
-    suffix = int(latest[14:]) if len(latest) > 13 else 0
-    return f"{latest[:13]}-{suffix + 1:02d}"
+    latest_time, latest_counter, _ = max(release_key(n) for n in names)
+    if base > latest_time:
+        return base
+    return f"{latest_time}-{latest_counter + 1:02d}"
 
 
 def is_release_name(name: str) -> bool:
@@ -116,7 +139,9 @@ def parse_probe(output: str) -> HostState:
         elif key == "release" and is_release_name(value):
             releases.append(value)
         elif key == "unfinished" and value.startswith(".") and value.endswith(".unfinished"):
-            unfinished.append(value[1 : -len(".unfinished")])
+            name = value[1 : -len(".unfinished")]
+            if is_release_name(name):
+                unfinished.append(name)
         elif key == "lock":
             if value == "ours":
                 ours = True
@@ -124,11 +149,11 @@ def parse_probe(output: str) -> HostState:
                 lock_owner = value.strip() or "unknown"
         elif key == "nopath":
             path_exists = False
-    finished = tuple(sorted(r for r in releases if r not in unfinished))
+    finished = tuple(sort_releases(r for r in releases if r not in unfinished))
     return HostState(
         current=current,
         releases=finished,
-        unfinished=tuple(sorted(unfinished)),
+        unfinished=tuple(sort_releases(unfinished)),
         lock_owner=lock_owner,
         locked_by_us=ours,
         path_exists=path_exists,
@@ -138,7 +163,7 @@ def parse_probe(output: str) -> HostState:
 def previous_release(state: HostState) -> str | None:
     """The finished release just before ``current``; ``None`` when there is none."""
     if state.current not in state.releases:
-        older = [r for r in state.releases if state.current is None or r < state.current]
+        older = [r for r in state.releases if state.current is None or release_key(r) < release_key(state.current)]
         return older[-1] if older else None
     index = state.releases.index(state.current)
     return state.releases[index - 1] if index > 0 else None
@@ -169,8 +194,14 @@ def starting_script(
     linked_dirs: Sequence[str],
     release_path: str | None,
     release_marker: str | None,
+    current_path: str | None = None,
+    leftovers: Sequence[str] = (),
 ) -> str:
-    """Make the directories, check linked files, create the release (marked unfinished)."""
+    """Make the directories, check linked files, remove ``leftovers``, create the release (marked unfinished).
+
+    ``leftovers`` are unfinished releases of runs that died; only a run
+    holding the lock may pass them (see :func:`remove_releases_script`).
+    """
     # A test is a shell builtin, mkdir a process: after the first deploy these directories exist.
     directories = [path, releases_path, shared_path, *(posixpath.join(shared_path, d) for d in linked_dirs)]
     lines = [f"for dir in {' '.join(q(d) for d in directories)}; do [ -d \"$dir\" ] || mkdir -p \"$dir\" || exit 1; done"]
@@ -180,8 +211,15 @@ def starting_script(
         missing.append(f"[ -e {q(shared)} ] || {{ echo {q('missing linked file: ' + shared)} >&2; missing=1; }}")
     if missing:
         lines += ["missing=", *missing, '[ -z "$missing" ] || exit 1']
+    if leftovers:
+        if current_path is None:
+            raise ValueError("removing leftovers needs current_path")
+        lines.append(f"( {remove_releases_script(releases_path, current_path, leftovers)}\n) || exit 1")
     if release_path is not None and release_marker is not None:
         lines += [
+            # Never mark as ours, nor later remove, a directory that was there before this run.
+            f"if [ -e {q(release_path)} ] || [ -L {q(release_path)} ]; then "
+            + _fail(f"release directory {release_path} already exists") + "; fi",
             f": > {q(release_marker)} || exit 1",
             f"mkdir {q(release_path)} || " + _fail(f"cannot create release directory {release_path}"),
         ]
@@ -238,16 +276,77 @@ def finish_release_script(releases_path: str, release: str) -> str:
     return f"rm -f {q(marker(releases_path, release))}"
 
 
-def remove_releases_script(releases_path: str, releases: Iterable[str]) -> str:
-    """Remove releases and their markers."""
-    releases = list(releases)
-    if not releases:
+def _refuse_current(current_path: str, releases: Sequence[str]) -> list[str]:
+    """Lines (run in ``releases_path``) that exit 1 when ``current`` resolves to one of ``releases``.
+
+    The host decides, not the probe read earlier: ``current`` is compared
+    after resolving every symlink, and by the name it points to, so neither
+    a stale view nor a release reached through a symlink is ever removed.
+    """
+    return [
+        "here=$(pwd -P) || exit 1",
+        f"live=$(cd -P {q(current_path)} 2>/dev/null && pwd -P)",
+        f"link=$(readlink {q(current_path)} 2>/dev/null); link=${{link%/}}; link=${{link##*/}}",
+        "refused=",
+        # A loop of builtins over words of the script: no process per release, no argument list.
+        f"for name in {' '.join(releases)}; do"
+        ' if [ "$here/$name" = "$live" ] || [ "$name" = "$link" ]; then'
+        " printf 'refusing to remove %s: current points to it\\n' \"$here/$name\" >&2; refused=1; fi; done",
+        '[ -z "$refused" ] || exit 1',
+    ]
+
+
+def _checked(releases: Iterable[str]) -> list[str]:
+    names = list(releases)
+    for name in names:
+        if not is_release_name(name):
+            raise ValueError(f"not a release name: {name!r}")
+    return names
+
+
+def remove_releases_script(releases_path: str, current_path: str, releases: Iterable[str]) -> str:
+    """Remove releases and their markers; remove nothing if ``current`` points to one of them.
+
+    Any number of releases: the names reach ``rm`` through ``xargs``, which
+    splits them into argument lists the system accepts.
+    """
+    names = _checked(releases)
+    if not names:
         return ":"
-    directories = " ".join(q(posixpath.join(releases_path, release)) for release in releases)
-    markers = " ".join(q(marker(releases_path, release)) for release in releases)
-    # Markers last, so that a release that could not be removed whole still reads as unfinished.
-    return (f"rm -rf {directories} || exit 1\n"
-            f"for marker in {markers}; do if [ -e \"$marker\" ]; then rm -f \"$marker\" || exit 1; fi; done")
+    return "\n".join(
+        [
+            # No releases directory: nothing to remove (a run that failed before making it).
+            f"[ -d {q(releases_path)} ] || exit 0",
+            f"cd {q(releases_path)} || exit 1",
+            *_refuse_current(current_path, names),
+            # Release names are digits and dashes: nothing for xargs to unquote.
+            "xargs rm -rf -- <<'FAP-RELEASES' || exit 1",
+            *names,
+            "FAP-RELEASES",
+            # Markers last, so that a release that could not be removed whole still reads as unfinished.
+            f"for name in {' '.join(names)}; do"
+            ' if [ -e ".$name.unfinished" ]; then rm -f ".$name.unfinished" || exit 1; fi; done',
+        ]
+    )
+
+
+def remove_new_release_script(releases_path: str, current_path: str, release: str, created: bool) -> str:
+    """Remove a run's new ``release`` (never ``current``).
+
+    ``created``: the run saw its starting step make the directory. Otherwise
+    the directory goes only while marked unfinished: a run that failed
+    before making it must not remove a directory of that name it did not make.
+    """
+    (name,) = _checked([release])
+    return "\n".join(
+        [
+            f"[ -d {q(releases_path)} ] || exit 0" if created else f"[ -e {q(marker(releases_path, name))} ] || exit 0",
+            f"cd {q(releases_path)} || exit 1",
+            *_refuse_current(current_path, [name]),
+            f"rm -rf -- {name} || exit 1",
+            f"rm -f -- .{name}.unfinished",
+        ]
+    )
 
 
 def unlock_script(path: str) -> str:

@@ -225,44 +225,33 @@ class Host:
             self._cancelled = True
             session.kill()
 
-    def _inner(self, script: str) -> list[str]:
-        inner = ["sh", "-c", script]
-        if self._sudo_user:
-            inner = ["sudo", "-n", "-H", "-u", self._sudo_user, "--", *inner]
-        return inner
-
-    def argv(self, script: str) -> list[str]:
-        """A local argv that runs ``script`` on the host (as ``sudo_user`` when set), e.g. for a terminal."""
-        inner = self._inner(script)
-        if self._ssh is None:
-            return inner
-        # ssh joins its arguments with spaces for the remote shell: quote each word.
-        return ["ssh", *self._client_options(), self._ssh.host, quote_all(inner)]
-
     def run(
         self,
         script: str,
         on_line: LineCallback | None = None,
         stdin: str | None = None,
     ) -> Result:
-        """Run ``script`` with ``sh -c``; stream lines to ``on_line(stream, line)``."""
+        """Run ``script`` in a new ``sh`` (as ``sudo_user`` when set); stream lines to ``on_line(stream, line)``.
+
+        The script and ``stdin`` reach the host as here-documents of the
+        shell's input, never as an argument: a script of any size runs (see
+        :func:`command_text`).
+        """
         if self._ssh is not None:
             return self._run_in_session(script, on_line, stdin)
         from plumbum import local
 
-        argv = self.argv(script)
-        command = local[argv[0]][tuple(argv[1:])]
-        process = command.popen(
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        # The same shell text as over ssh, read by a local ``sh`` from its stdin: no argument carries the script.
+        program = command_text(script, stdin, self._sudo_user, "FAP-" + secrets.token_hex(12))
+        process = local["sh"].popen(
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             # Ctrl-C reaches fap, not the command: the runner decides when to stop.
             start_new_session=True,
         )
         self._running = process
-        if stdin is not None:
-            feeder = threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True)
-            feeder.start()
+        threading.Thread(target=_feed, args=(process.stdin, program), daemon=True).start()
         stdout: list[str] = []
         stderr: list[str] = []
         reader = threading.Thread(target=_read, args=(process.stderr, stderr, "stderr", on_line), daemon=True)
@@ -288,7 +277,7 @@ class Host:
             if self._session is None:
                 raise HostUnreachable(f"{self.name}: not connected")
             try:
-                return self._session.run(quote_all(self._inner(script)), on_line, stdin)
+                return self._session.run(script, on_line, stdin, self._sudo_user)
             except SessionLost as lost:
                 if self._cancelled:
                     raise HostUnreachable(f"{self.name}: command killed (signal {signal.SIGKILL.value})") from None
@@ -312,6 +301,38 @@ def _read(pipe: Any, sink: list[str], stream: str, on_line: LineCallback | None)
     pipe.close()
 
 
+def command_text(script: str, stdin: str | None, sudo_user: str | None, tag: str) -> str:
+    """Shell text that, read by a POSIX ``sh`` from its input, runs ``script`` in a new ``sh``.
+
+    No argument of any process carries the script or its stdin: Linux caps
+    one argument at 128 KiB (``Argument list too long``), and a script may
+    list thousands of releases or a 300 KB ``.env``. The script is a
+    here-document that the new shell reads as a file (``sh /dev/fd/3``), so
+    it stays opaque text: a syntax error in it fails it alone, and ``exit``
+    ends only it. Its stdin is ``/dev/null`` (never the stream of commands),
+    or ``stdin`` decoded from base64 in a second here-document: that keeps
+    its exact bytes and cannot contain the terminator (``-`` is not in
+    base64's alphabet). sudo closes every descriptor above 2, so with
+    ``sudo_user`` the same text is the program of ``sudo -u USER sh -s``,
+    read from a third here-document, whose shell makes descriptor 3 itself.
+    ``tag`` starts every terminator; one the script holds as a line is
+    made longer until it does not.
+    """
+    lines = set(script.splitlines())
+    end = f"{tag}-script"
+    while end in lines or f"{end}-sudo" in lines:
+        end += "-" + secrets.token_hex(4)
+    body = script if script.endswith("\n") else script + "\n"
+    if stdin is None:
+        text = f"sh /dev/fd/3 3<<'{end}' </dev/null\n{body}{end}\n"
+    else:
+        encoded = base64.encodebytes(stdin.encode()).decode()
+        text = f"base64 -d <<'{tag}-stdin' | sh /dev/fd/3 3<<'{end}'\n{encoded}{tag}-stdin\n{body}{end}\n"
+    if sudo_user:
+        text = f"{quote_all(['sudo', '-n', '-H', '-u', sudo_user, '--', 'sh', '-s'])} <<'{end}-sudo'\n{text}{end}-sudo\n"
+    return text
+
+
 class SessionLost(Exception):
     """The session's ssh process ended; the message is ssh's last word, if any."""
 
@@ -319,17 +340,14 @@ class SessionLost(Exception):
 class Session:
     """One ``ssh`` process running ``sh`` on the host; each command is a few lines on its stdin.
 
-    Per command the shell reads::
+    Per command the shell reads :func:`command_text`, then::
 
-        sh -c '<script>' </dev/null
         printf '\\n%s %s\\n' FAP-<token>-<n> "$?"
         printf '\\n%s\\n' FAP-<token>-<n> >&2
 
     The marker starts with a newline so that it begins a line even after
     output without a trailing newline (that newline is ours and is removed
-    again). The command's stdin is ``/dev/null``, never the command stream;
-    text for its stdin travels as base64 in a here-document (see
-    :meth:`command_text`).
+    again).
     """
 
     def __init__(self, argv: list[str]) -> None:
@@ -390,24 +408,8 @@ class Session:
             self.kill()
         return " | ".join(errors) or f"ssh exited {self.process.returncode}"
 
-    @staticmethod
-    def command_text(command: str, stdin: str | None, terminator: str) -> str:
-        """The shell line that runs ``command`` with ``stdin`` (or ``/dev/null``) on its stdin.
-
-        The stdin text is never an argument of any process on either machine:
-        a here-document is read by the shell itself (POSIX), unlike ``printf
-        '%s' text |``, which keeps it out of ``ps`` only where printf happens to
-        be a builtin. It travels base64-encoded, so it cannot contain the
-        terminator (``-`` is not in base64's alphabet), keeps its exact bytes
-        (a here-document always ends with a newline) and may hold anything.
-        """
-        if stdin is None:
-            return f"{command} </dev/null\n"
-        encoded = base64.encodebytes(stdin.encode()).decode()
-        return f"base64 -d <<'{terminator}' | {command}\n{encoded}{terminator}\n"
-
-    def run(self, command: str, on_line: LineCallback | None, stdin: str | None) -> Result:
-        """Run one shell line; raise :class:`SessionLost` when the session ends first."""
+    def run(self, script: str, on_line: LineCallback | None, stdin: str | None, sudo_user: str | None = None) -> Result:
+        """Run ``script`` (see :func:`command_text`); raise :class:`SessionLost` when the session ends first."""
         if self.dead:
             raise SessionLost(self._last_stderr)
         # Lines between commands come from something the run left in the background: not this command's.
@@ -424,7 +426,7 @@ class Session:
         self._count += 1
         marker = f"{self._token}-{self._count}"
         text = (
-            self.command_text(command, stdin, f"{marker}-stdin")
+            command_text(script, stdin, sudo_user, marker)
             + f"printf '\\n%s %s\\n' {marker} \"$?\"\n"
             + f"printf '\\n%s\\n' {marker} >&2\n"
         )

@@ -375,13 +375,19 @@ class Runner:
         self.on_each(members, work)
 
     def remove_new_release(self, members: Sequence[Member]) -> None:
-        """Remove this run's unfinished release (and its marker) from each member."""
+        """Remove this run's unfinished release (and its marker) from each member.
+
+        Only a directory this run made (see :func:`layout.remove_new_release_script`);
+        the script refuses to remove the release ``current`` points to.
+        """
 
         def work(member: Member) -> None:
             ctx = member.ctx
             assert ctx is not None and ctx.release
             try:
-                result = member.connection.run(layout.remove_releases_script(ctx.config["releases_path"], [ctx.release]))
+                created = bool(ctx.state.get("fap.release_created"))
+                script = layout.remove_new_release_script(ctx.config["releases_path"], ctx.config["current_path"], ctx.release, created)
+                result = member.connection.run(script)
             except FapError as error:
                 self.emit("error", f"could not remove unfinished release {ctx.release}: {error}", host=member.name)
                 return

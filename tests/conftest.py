@@ -153,7 +153,7 @@ def released() -> Any:
     """``released(result)``: the release name ``fap deploy`` reported."""
 
     def find(result: Any) -> str:
-        match = re.search(r"deployed release (\d{6}-\d{6}(?:-\d{2})?)", result.stdout)
+        match = re.search(r"deployed release (\d{6}-\d{6}(?:-\d{2,})?)", result.stdout)
         assert match, result.output
         return match.group(1)
 

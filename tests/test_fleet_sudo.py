@@ -98,3 +98,36 @@ def test_sudo_user_equal_to_user_runs_without_sudo(
     assert result.exit_code == 0, result.output
     released(result)
     assert fap_fleet.app_dir("host1").stat().st_uid == pwd.getpwnam("deploy").pw_uid
+
+
+def test_environment_value_over_the_argument_size_limit_as_sudo_user(
+    fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, app_user: pwd.struct_passwd, app_owned: None
+) -> None:
+    big = "v" * 300_000  # one argument may hold 128 KiB
+    fap_fleet.write_deployfile(tmp_path, {"sudo_user": "app", "environment": {"BIG": big}})
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    name = released(result)
+    dotenv = fap_fleet.app_dir("host1") / "releases" / name / ".env"
+    assert dotenv.read_text() == f"BIG={big}\n"
+    assert dotenv.stat().st_uid == app_user.pw_uid
+
+
+def test_a_script_over_the_argument_size_limit_with_stdin_runs_as_sudo_user(
+    fap_fleet: Any, app_user: pwd.struct_passwd
+) -> None:
+    import tempfile
+
+    from fapistrano.remote import Host, SshSettings
+
+    ssh = SshSettings(host="host1", user="deploy", port=None, ssh_config=str(fap_fleet.ssh_config), ssh_options=(),
+                      connect_timeout=10)
+    host = Host("host1", ssh, sudo_user="app", control_dir=tempfile.mkdtemp(prefix="fap-t-"))
+    host.connect()
+    try:
+        script = "".join(f": {'x' * 70}\n" for _ in range(3000)) + "id -un; cat; exit 4\n"
+        result = host.run(script, stdin="exactly this\n\nno final newline")
+        assert (result.exit_code, result.stdout, result.stderr) == (4, "app\nexactly this\n\nno final newline", "")
+        assert host.run("id -un").stdout == "app\n"
+    finally:
+        host.close()

@@ -59,6 +59,38 @@ def test_names_that_are_not_releases_do_not_count() -> None:
         assert not layout.is_release_name(name), name
 
 
+def test_release_names_after_a_name_from_the_future_count_on_past_99() -> None:
+    # A release copied from elsewhere, or made while the clock was ahead, sorts after "now" for ever.
+    taken = ["240517-120000", "991231-235959-99"]
+    name = layout.release_name(NOON, taken)
+    assert name == "991231-235959-100" and layout.is_release_name(name)
+    after = layout.release_name(NOON, [*taken, name])
+    assert after == "991231-235959-101"
+    assert layout.sort_releases([after, "991231-235959-99", name, "240517-120000"]) == [
+        "240517-120000", "991231-235959-99", name, after]
+
+
+def test_releases_are_listed_rolled_back_and_cleaned_by_their_counter_not_as_strings() -> None:
+    probe = "current=/srv/app/releases/991231-235959-100\n" + "".join(
+        f"release={name}\n" for name in ("991231-235959-100", "991231-235959-99", "991231-235959-101", "240517-120000"))
+    state = layout.parse_probe(probe)
+    assert state.releases == ("240517-120000", "991231-235959-99", "991231-235959-100", "991231-235959-101")
+    assert layout.previous_release(state) == "991231-235959-99"
+    assert layout.outdated_releases(state, keep=2) == ["240517-120000", "991231-235959-99"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["991231-235959", "991231-235959-98", "991231-235959-99", "240517-120000-05"]), max_size=3),
+       st.integers(min_value=1, max_value=130))
+def test_release_names_stay_valid_new_and_last_whatever_is_on_the_host(found: list[str], runs: int) -> None:
+    taken = list(found)
+    for _ in range(runs):
+        name = layout.release_name(NOON, taken)
+        assert layout.is_release_name(name) and name not in taken, name
+        assert layout.sort_releases([*taken, name])[-1] == name
+        taken.append(name)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(min_value=-3, max_value=3), min_size=1, max_size=40))
 def test_release_names_stay_unique_and_ordered_whatever_the_clock_does(steps: list[int]) -> None:
@@ -69,7 +101,7 @@ def test_release_names_stay_unique_and_ordered_whatever_the_clock_does(steps: li
         now += dt.timedelta(seconds=step)
         name = layout.release_name(now, taken)
         assert layout.is_release_name(name), name
-        assert all(name > earlier for earlier in taken), (name, taken)
+        assert all(layout.release_key(name) > layout.release_key(earlier) for earlier in taken), (name, taken)
         taken.append(name)
 
 
@@ -326,9 +358,60 @@ def test_starting_script_names_every_missing_linked_file(tmp_path: Path) -> None
 
 def test_remove_releases_script_removes_releases_and_markers(tmp_path: Path) -> None:
     paths = _make_host(tmp_path)
-    result = sh(layout.remove_releases_script(paths["releases_path"], [RELEASES[0], RELEASES[2]]))
+    result = sh(layout.remove_releases_script(paths["releases_path"], paths["current_path"], [RELEASES[0], RELEASES[2]]))
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(paths["releases_path"])) == [RELEASES[1]]
+
+
+def test_remove_releases_script_refuses_to_remove_what_current_points_to(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    live = RELEASES[1]
+    for asked in ([live], [RELEASES[0], live]):
+        result = sh(layout.remove_releases_script(paths["releases_path"], paths["current_path"], asked))
+        assert result.returncode == 1
+        assert f"refusing to remove {paths['releases_path']}/{live}: current points to it" in result.stderr
+        assert sorted(os.listdir(paths["releases_path"])) == sorted([*RELEASES[:3], f".{RELEASES[2]}.unfinished"])
+    assert os.readlink(paths["current_path"]).endswith(live)
+
+
+def test_remove_releases_script_refuses_current_reached_through_a_symlink(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    releases = Path(paths["releases_path"])
+    # current -> releases/<alias> -> releases/<RELEASES[0]>: neither the alias nor its target may go.
+    alias = "991231-235959-99"
+    (releases / alias).symlink_to(releases / RELEASES[0])
+    os.unlink(paths["current_path"])
+    os.symlink(releases / alias, paths["current_path"])
+    for asked in ([RELEASES[0]], [alias]):
+        result = sh(layout.remove_releases_script(paths["releases_path"], paths["current_path"], asked))
+        assert result.returncode == 1 and "current points to it" in result.stderr, asked
+    assert (Path(paths["current_path"]) / ".").is_dir()
+
+
+def test_remove_new_release_script_removes_only_what_the_run_made_and_never_current(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    releases = Path(paths["releases_path"])
+    unmarked = sh(layout.remove_new_release_script(paths["releases_path"], paths["current_path"], RELEASES[0], created=False))
+    assert unmarked.returncode == 0 and (releases / RELEASES[0]).is_dir()
+    for created in (False, True):
+        (releases / f".{RELEASES[1]}.unfinished").touch()
+        live = sh(layout.remove_new_release_script(paths["releases_path"], paths["current_path"], RELEASES[1], created))
+        assert live.returncode == 1 and "current points to it" in live.stderr and (releases / RELEASES[1]).is_dir()
+    marked = sh(layout.remove_new_release_script(paths["releases_path"], paths["current_path"], RELEASES[2], created=False))
+    assert marked.returncode == 0, marked.stderr
+    assert not (releases / RELEASES[2]).exists() and not (releases / f".{RELEASES[2]}.unfinished").exists()
+    made = sh(layout.remove_new_release_script(paths["releases_path"], paths["current_path"], RELEASES[0], created=True))
+    assert made.returncode == 0, made.stderr
+    assert sorted(os.listdir(releases)) == sorted([RELEASES[1], f".{RELEASES[1]}.unfinished"])
+
+
+def test_starting_script_never_marks_a_directory_that_is_already_there(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    existing = Path(paths["releases_path"]) / RELEASES[0]
+    marker = layout.marker(paths["releases_path"], RELEASES[0])
+    result = sh(layout.starting_script(paths["path"], paths["releases_path"], str(tmp_path / "shared"), [], [], str(existing), marker))
+    assert result.returncode == 1 and "already exists" in result.stderr
+    assert not os.path.exists(marker)
 
 
 def test_link_script_links_shared_paths_over_what_the_code_shipped(tmp_path: Path) -> None:

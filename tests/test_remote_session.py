@@ -154,3 +154,27 @@ def test_close_does_not_wait_for_a_background_process(fap_fleet: Any) -> None:
     assert session is not None
     connection.close()
     assert session.process.poll() is not None
+
+
+# A script of ~300 KB: over Linux's 128 KiB cap on one argument (MAX_ARG_STRLEN).
+BIG_SCRIPT = "".join(f"echo line-{n}-{'x' * 60} >/dev/null\n" for n in range(4000)) + "echo big-done; exit 5\n"
+
+
+def test_a_script_over_the_argument_size_limit_runs_over_ssh(host: Host) -> None:
+    assert len(BIG_SCRIPT) > 128 * 1024
+    result = host.run(BIG_SCRIPT, stdin="fed\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (5, "big-done\n", "")
+    result = host.run(BIG_SCRIPT.replace("echo big-done", "cat"), stdin="fed\n")
+    assert (result.exit_code, result.stdout) == (5, "fed\n")
+    assert host.run("echo after").stdout == "after\n"
+
+
+def test_a_script_over_the_argument_size_limit_runs_locally(tmp_path: Path) -> None:
+    local = Host("localhost", None)
+    result = local.run(BIG_SCRIPT.replace("echo big-done", "cat; echo big-done"), stdin="fed\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (5, "fed\nbig-done\n", "")
+    # A script that reads stdin without being given any gets end of file, as over ssh.
+    assert local.run("cat; echo read-done").stdout == "read-done\n"
+    # Lines that look like the end of a here-document are the script's own.
+    result = local.run("cat <<'EOF'\nEOF-not\nEOF\necho $((6 * 7))")
+    assert result.stdout == "EOF-not\n42\n"

@@ -8,21 +8,19 @@ from fapistrano import hookimpl, layout
 @hookimpl
 def fap_deploy_finishing(ctx) -> None:
     state: layout.HostState = ctx.state["fap.host_state"]
-    releases = tuple(sorted({*state.releases, ctx.release}))
+    releases = tuple(layout.sort_releases({*state.releases, ctx.release}))
     after = layout.HostState(current=ctx.release, releases=releases)
     # Never remove the release a rollback would return to, even with keep_releases: 1.
     rollback_target = layout.previous_release(after)
     outdated = layout.outdated_releases(after, ctx.config["keep_releases"], keep_also=[rollback_target] if rollback_target else [])
-    # Unfinished releases of runs that died: we hold the lock, so none is in progress.
-    stale = [r for r in state.unfinished if r != ctx.release]
-    if outdated or stale:
-        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], [*outdated, *stale]))
-        if outdated:
-            ctx.log(f"removed {len(outdated)} old release(s): {', '.join(outdated)}")
+    # Unfinished releases of runs that died went in starting (builtin.dirs).
+    if outdated:
+        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], outdated))
+        ctx.log(f"removed {len(outdated)} old release(s): {', '.join(outdated)}")
 
 
 @hookimpl
 def fap_deploy_finishing_rollback(ctx) -> None:
-    if ctx.rollback_from and ctx.rollback_from != ctx.release:
-        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], [ctx.rollback_from]))
+    if ctx.rollback_from and ctx.rollback_from != ctx.release and layout.is_release_name(ctx.rollback_from):
+        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], [ctx.rollback_from]))
         ctx.log(f"removed rolled-back release {ctx.rollback_from}")

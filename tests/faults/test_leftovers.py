@@ -1,0 +1,72 @@
+"""What a host that died mid-release leaves behind, and who may remove it."""
+
+from __future__ import annotations
+
+
+def _die_while_updating(faulty) -> str:
+    """Run a deploy, kill host2's sshd while it updates, bring host2 back: return the dead run's release."""
+    process = faulty.popen("deploy", "-s", "test", *faulty.block_args("updating"))
+    faulty.wait_blocked()
+    faulty.fleet.kill_host("host2")
+    faulty.unblock()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stdout + stderr
+    faulty.fleet.start_host("host2")
+    faulty.fleet.wait_ready("host2")
+    releases = faulty.fleet.app_dir("host2") / "releases"
+    leftovers = [p.name for p in releases.iterdir() if p.name != faulty.good and not p.name.startswith(".")]
+    assert len(leftovers) == 1, leftovers
+    assert (releases / f".{leftovers[0]}.unfinished").exists()
+    (signals := faulty.signals / "blocked").unlink()
+    (faulty.signals / "go").unlink()
+    assert not signals.exists()
+    return leftovers[0]
+
+
+def test_next_deploy_removes_the_unfinished_release_of_a_host_that_died(faulty):
+    dead = _die_while_updating(faulty)
+    # The dead run could not remove its lock on host2: it says so until someone checks and unlocks.
+    assert faulty.fleet.locked("host2")
+    assert faulty.fap("unlock", "-s", "test").exit_code == 0
+
+    result = faulty.fap("deploy", "-s", "test")
+
+    assert result.exit_code == 0, result.output
+    assert f"removed unfinished release {dead}" in result.stdout
+    new = faulty.fleet.current("host1")
+    for host in faulty.fleet.names:
+        assert faulty.fleet.current(host) == new
+        assert faulty.fleet.releases(host) == [faulty.good, new], host
+        faulty.assert_clean(host)
+
+
+def test_a_failed_next_run_still_removes_the_leftover(faulty):
+    dead = _die_while_updating(faulty)
+    assert faulty.fap("unlock", "-s", "test").exit_code == 0
+
+    result = faulty.fap("deploy", "-s", "test", "--fault-phase", "updated", "--fault-host", "host1")
+
+    assert result.exit_code == 1
+    assert f"removed unfinished release {dead}" in result.stdout
+    faulty.assert_untouched()
+
+
+def test_an_unfinished_release_is_left_alone_while_another_run_holds_the_lock(faulty):
+    first = faulty.popen("deploy", "-s", "test", *faulty.block_args("updated"))
+    try:
+        faulty.wait_blocked()
+        releases = faulty.fleet.app_dir("host1") / "releases"
+        running = [p.name for p in releases.iterdir() if p.name != faulty.good and not p.name.startswith(".")]
+        assert len(running) == 1 and (releases / f".{running[0]}.unfinished").exists()
+        for command in (["deploy", "-s", "test"], ["rollback", "-s", "test"]):
+            second = faulty.fap(*command)
+            assert second.exit_code == 1 and "is locked by" in second.stderr
+            for host in faulty.fleet.names:
+                assert (faulty.fleet.app_dir(host) / "releases" / running[0] / "app.txt").exists(), host
+    finally:
+        faulty.unblock()
+        stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stdout + stderr
+    for host in faulty.fleet.names:
+        assert faulty.fleet.current(host) == running[0]
+        faulty.assert_clean(host)
