@@ -238,6 +238,16 @@ def _host_filter(host: str | None, all_hosts: bool) -> Callable[[list[Any]], lis
 # ---------------------------------------------------------------------------
 
 
+def _deployfile_path(option: str | None) -> Any:
+    """The deploy file to use; one found in a parent directory is named on stderr, so nobody wonders which."""
+    from fapistrano.config import find_deployfile
+
+    path = find_deployfile(option)
+    if option is None and not os.environ.get("FAP_APP") and path.is_absolute():
+        click.echo(f"fap: using {path}", err=True)
+    return path
+
+
 class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fleet`
     """Resolve the targets, load plugins, make the runner; report at the end."""
 
@@ -249,7 +259,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         from fapistrano.runner import build_members, check_distinct_paths, control_directory
 
         self.options = options
-        deployfile = cfg.DeployFile.load(cfg.find_deployfile(options.deployfile))
+        deployfile = cfg.DeployFile.load(_deployfile_path(options.deployfile))
         pairs = deployfile.select(stage, role)
         plugins = Plugins()
         enabled = {pair: deployfile.plugins_for(*pair, command if command != "release" else "deploy") for pair in pairs}
@@ -258,11 +268,15 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         parsed = cfg.parse_overrides(overrides, cfg.with_user_settings(deployfile, declared))
         self.roles = [cfg.merge(deployfile, s, r, declared, parsed, [n for n, _ in enabled[(s, r)]]) for s, r in pairs]
         self._control_dir = control_directory()
-        members = build_members(self.roles, self._control_dir)
-        if hosts is not None:
-            members = hosts(members)
-        elif command not in ("releases", "check", "config", "unlock"):
-            check_distinct_paths(members)
+        try:
+            members = build_members(self.roles, self._control_dir)
+            if hosts is not None:
+                members = hosts(members)
+            elif command not in ("releases", "check", "config", "unlock"):
+                check_distinct_paths(members)
+        except BaseException:
+            os.rmdir(self._control_dir)  # nothing connected yet: it is still empty
+            raise
         self.members = members
         self._closed = False
         self.max_parallel = options.parallel or min(r.values["max_parallel"] for r in self.roles)
@@ -500,7 +514,6 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
     Works without a deploy file; with one, also says whether it enables each
     plugin and lists the modules it names that are not installed plugins.
     """
-    from pathlib import Path
 
     from rich.text import Text
 
@@ -511,8 +524,12 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
 
     options: Options = context.find_object(Options) or Options()
     explicit = deployfile or options.deployfile
-    path = cfg.find_deployfile(explicit) if explicit or os.environ.get("FAP_APP") else (
-        Path("deploy.yml") if Path("deploy.yml").is_file() else None)
+    try:
+        path = _deployfile_path(explicit)
+    except FapError:
+        if explicit or os.environ.get("FAP_APP"):
+            raise
+        path = None  # works without a deploy file
     document = cfg.DeployFile.load(path) if path else None
     console = make_console()
     infos = plugin_infos(document)
