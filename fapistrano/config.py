@@ -150,10 +150,12 @@ def find_deployfile(option: str | None, environ: Mapping[str, str] = os.environ,
         start = (here or Path.cwd()).resolve()
         for directory in (start, *start.parents):
             if (directory / "deploy.yml").is_file():
-                path = directory / "deploy.yml" if directory != start else path
+                # In the working directory it keeps the short name the user knows.
+                path = path if directory == start and here is None else directory / "deploy.yml"
                 break
     if not path.is_file():
-        raise ConfigError(f"{path}: no deploy file here (use -d FILE, or run 'fap init')")
+        where = "here" if app or option else "here or in any parent directory"
+        raise ConfigError(f"{path}: no deploy file {where} (use -d FILE, or run 'fap init')")
     return path
 
 
