@@ -177,3 +177,12 @@ def test_fap_in_the_deploy_file_directory_says_nothing_about_which_file(fap_loca
     result = fap_run(["config", "-s", "test"], cwd=fap_local.root)
     assert result.exit_code == 0, result.output
     assert "fap: using" not in result.stderr
+
+
+def test_shell_sees_the_release_env(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"environment": {"GREETING": "hello %(stage)s"}, "shell_command": "sh"})
+    assert fap_run(["deploy", "-s", "test"], cwd=fap_local.root).exit_code == 0
+    result = fap_run(["shell", "-s", "test"], cwd=fap_local.root, input='echo "got $GREETING in $(pwd -P)"\n')
+    assert result.exit_code == 0, result.output
+    release = (fap_local.path / "current").resolve()
+    assert f"got hello test in {release}\n" in result.stdout
