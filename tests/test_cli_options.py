@@ -186,3 +186,27 @@ def test_shell_sees_the_release_env(fap_local: Any, fap_run: Any) -> None:
     assert result.exit_code == 0, result.output
     release = (fap_local.path / "current").resolve()
     assert f"got hello test in {release}\n" in result.stdout
+
+
+def test_a_release_nothing_put_code_into_is_deployed_with_a_warning(fap_local: Any, fap_run: Any) -> None:
+    # Only what fap itself writes: .env and the shared links.
+    fap_local.write_deployfile({"environment": {"A": "1"}, "linked_dirs": ["log"], "linked_files": ["config/app.ini"]})
+    (fap_local.path / "shared" / "config").mkdir(parents=True)
+    (fap_local.path / "shared" / "config" / "app.ini").write_text("")
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    release = released(result)
+    assert f"warning: release {release} is empty: no plugin put code into it" in result.stdout
+    assert "plugins: [fapistrano.git]" in result.stdout
+
+
+def test_a_release_with_code_in_it_gets_no_empty_warning(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"plugins": ["fap_code"], "linked_dirs": ["log"]})
+    (fap_local.root / "fap_code.py").write_text(
+        "from fapistrano import hookimpl\n\n\n@hookimpl\ndef fap_deploy_updating(ctx):\n"
+        "    ctx.run('echo code > app.py', cwd=ctx.release_path)\n"
+    )
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert "is empty" not in result.output
+    assert (fap_local.path / "current" / "app.py").read_text() == "code\n"
