@@ -178,7 +178,7 @@ def load_yaml(text: str) -> Any:
         def construct_object(self, node: Any, deep: bool = False) -> Any:
             try:
                 return super().construct_object(node, deep=deep)
-            except (ValueError, TypeError, OverflowError) as error:
+            except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as error:
                 raise ConstructorError(None, None, f"cannot read {node.value!r} as {node.tag}: {error}",
                                        node.start_mark) from None
 
@@ -246,6 +246,7 @@ class DeployFile:
     @classmethod
     def load(cls, path: Path) -> DeployFile:
         """Read and parse ``path``; YAML errors name the file and line."""
+        from ruamel.yaml.constructor import ConstructorError
         from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
         try:
@@ -258,7 +259,8 @@ class DeployFile:
             mark = error.problem_mark or error.context_mark
             line = f":{mark.line + 1}" if mark else ""
             problem = error.problem or error.context or "invalid YAML"
-            raise ConfigError(f"{path}{line}: YAML syntax error: {problem}") from None
+            kind = "YAML value error" if isinstance(error, ConstructorError) else "YAML syntax error"
+            raise ConfigError(f"{path}{line}: {kind}: {problem}") from None
         except (YAMLError, ValueError, TypeError, RecursionError) as error:
             raise ConfigError(f"{path}: YAML error: {str(error).splitlines()[0]}") from None
         if data is None:
@@ -500,13 +502,13 @@ def parse_cli_value(name: str, text: str, default: Any) -> Any:
 
 
 def _yaml_scalar(name: str, text: str) -> Any:
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.constructor import ConstructorError
+    from ruamel.yaml.error import YAMLError
 
     try:
         value = load_yaml(text)
-    except MarkedYAMLError as error:
-        problem = error.problem or error.context or "invalid YAML"
-        raise ConfigError(f"command line: --{_flag(name)}: cannot read {text!r}: {problem}") from None
+    except ConstructorError as error:  # well-formed, but a value that cannot be built (a tag, a date)
+        raise ConfigError(f"command line: --{_flag(name)}: cannot read {text!r}: {error.problem}") from None
     except (YAMLError, ValueError, TypeError, RecursionError):
         raise ConfigError(f"command line: --{_flag(name)}: cannot read {text!r}") from None
     problem = oversized(value)
