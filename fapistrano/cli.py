@@ -54,7 +54,7 @@ class Options:
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command accepts, before or after its name."""
     decorators = [
-        click.option("-d", "--deployfile", metavar="FILE", help="The deploy file (default: $FAP_APP's, else ./deploy.yml)."),
+        click.option("-d", "--deployfile", metavar="FILE", help="The deploy file (default: $FAP_APP's, else deploy.yml here or in the nearest parent directory)."),
         click.option("--dry-run", is_flag=True, default=None, help="Connect and print what each phase would run; change nothing."),
         click.option("-v", "--verbose", count=True, help="Show every command and its output."),
         click.option("-q", "--quiet", is_flag=True, default=None, help="Show only errors and the summary."),
@@ -191,7 +191,7 @@ def once(options: Options, stage: str | None, role: str | None, overrides: list[
             sys.exit(exit_code)
 
 
-@fleet_command("shell", "Open an interactive shell in the current release of one host.")
+@fleet_command("shell", "Open an interactive shell in the current release of one host, with its .env loaded.")
 @click.option("--host", "host", metavar="NAME", help="Which host (default: the first one selected).")
 def shell(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from fapistrano.runner import shell_argv
@@ -506,7 +506,7 @@ def config(options: Options, stage: str | None, role: str | None, overrides: lis
 
 @cli.command("plugins", context_settings={"help_option_names": ["-h", "--help"]},
              short_help="List installed plugins, their hooks and settings.")
-@click.option("-d", "--deployfile", metavar="FILE", help="The deploy file whose plugins: to compare (default: ./deploy.yml if any).")
+@click.option("-d", "--deployfile", metavar="FILE", help="The deploy file whose plugins: to compare (default: deploy.yml here or in a parent directory, if any).")
 @click.pass_context
 def plugins_command(context: click.Context, deployfile: str | None) -> None:
     """List installed plugins: distribution, version, entry point, enabled or not, hooks, settings.

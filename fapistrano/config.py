@@ -46,7 +46,7 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "max_fail": ("0", "Hosts that may fail before publishing and be dropped while the rest go on: N or P%."),
     "plugins": ([], "Plugins to enable: entry point names or dotted module paths."),
     "mask": ([], "Settings whose values are secrets, masked in all output."),
-    "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path."),
+    "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path, the release's .env exported."),
 }
 for _command in COMMANDS:
     CORE_SETTINGS[f"{_command}_plugins"] = (
