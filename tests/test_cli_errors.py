@@ -165,6 +165,8 @@ FLEET_CASES = [
      ["host2:22:22"]),
     ("unknown-setting", {}, ["deploy", "-s", "test", "--linked-dir", "log"], ["--linked-dir", "did you mean '--linked-dirs'"]),
     ("rollback-unknown-stage", {}, ["rollback", "-s", "prod"], ["unknown stage 'prod'"]),
+    ("relative-path", {"path": "www/app"}, ["deploy", "-s", "test"], ["path: 'www/app' is not an absolute path"]),
+    ("home-path", {"path": "~/www/app"}, ["deploy", "-s", "test"], ["path: '~/www/app' is not an absolute path"]),
 ]
 
 
