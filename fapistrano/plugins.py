@@ -25,7 +25,6 @@ ENTRY_POINT_GROUP = "fapistrano"
 BUILTIN_PLUGINS = (
     "fapistrano.builtin.dirs",
     "fapistrano.builtin.shared",
-    "fapistrano.builtin.content",
     "fapistrano.builtin.switch",
     "fapistrano.builtin.cleanup",
 )
