@@ -22,12 +22,12 @@ EMPTY = "fap-empty-release"
 @hookimpl
 def fap_deploy_publishing(ctx) -> None:
     config = ctx.config
-    check = _empty_check(ctx.release_path, config) + "\n" if ctx.flow == "release" else ""
+    check = "\n" + _empty_check(ctx.release_path, config) if ctx.flow == "release" else ""
     output = ctx.run(
-        check
-        + layout.finish_release_script(config["releases_path"], ctx.release)
+        layout.finish_release_script(config["releases_path"], ctx.release)
         + "\n"
         + layout.switch_script(config["current_path"], ctx.release_path, tag=ctx.release)
+        + check
     )
     if EMPTY in output.splitlines():
         ctx.warn(f"release {ctx.release} is empty: no plugin put code into it"
