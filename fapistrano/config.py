@@ -704,8 +704,10 @@ def target_for_host(
     if release is None:
         # Resolve the configured release_path once anyway: a bad reference in it must stop
         # the run here, before any host is touched, not when the release is named.
-        interpolate(values, origins)
+        configured_release_path = interpolate(values, origins)["release_path"]
         values["release_path"] = "%(current_path)s"
+    else:
+        configured_release_path = None
     config = interpolate(values, origins)
     if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
         raise ConfigError(f"{_origin_text(settings, 'app_name')}app_name is not set (path uses it)")
@@ -718,6 +720,9 @@ def target_for_host(
                 f"{_origin_text(settings, name)}{name}: {place!r} is not an absolute path; write it from / "
                 "(fap expands neither '~' nor $HOME, and a relative path would depend on where each command runs)"
             )
+    if configured_release_path is not None and not str(configured_release_path).startswith("/"):
+        raise ConfigError(f"{_origin_text(settings, 'release_path')}release_path: {configured_release_path!r} is not an absolute path;"
+                          " write it from / (e.g. %(releases_path)s/%(release)s)")
     for name in config["environment"]:
         if not _IDENT.match(name):
             raise ConfigError(f"{settings.origins['environment'].prefix()}environment: {name!r} is not a valid variable name")

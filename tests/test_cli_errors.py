@@ -98,6 +98,8 @@ CASES = [
      ["deploy.yml:4:", "releases_path: 'releases' is not an absolute path"]),
     ("relative-current-path-in-block", HEAD + TARGETS + "      current_path: current\n", ["deploy", "-s", "test"],
      ["deploy.yml:8:", "current_path: 'current' is not an absolute path"]),
+    ("relative-release-path", HEAD + "release_path: '%(release)s'\n" + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:4:", "release_path: '' is not an absolute path"]),
     ("relative-path-cli", HEAD + TARGETS, ["deploy", "-s", "test", "--path", "srv/app"],
      ["command line", "path: 'srv/app' is not an absolute path"]),
 ]
