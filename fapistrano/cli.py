@@ -53,7 +53,7 @@ class Options:
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command accepts, before or after its name."""
     decorators = [
-        click.option("-d", "--deployfile", metavar="FILE", help="The deploy file (default: $FAP_APP's, else ./deploy.yml)."),
+        click.option("-d", "--deployfile", metavar="FILE", help="The deploy file (default: $FAP_APP's, else deploy.yml here or in the nearest parent directory)."),
         click.option("--dry-run", is_flag=True, default=None, help="Connect and print what each phase would run; change nothing."),
         click.option("-v", "--verbose", count=True, help="Show every command and its output."),
         click.option("-q", "--quiet", is_flag=True, default=None, help="Show only errors and the summary."),
@@ -190,7 +190,7 @@ def once(options: Options, stage: str | None, role: str | None, overrides: list[
             sys.exit(exit_code)
 
 
-@fleet_command("shell", "Open an interactive shell in the current release of one host.")
+@fleet_command("shell", "Open an interactive shell in the current release of one host, with its .env loaded.")
 @click.option("--host", "host", metavar="NAME", help="Which host (default: the first one selected).")
 def shell(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from fapistrano.runner import shell_argv
@@ -237,6 +237,16 @@ def _host_filter(host: str | None, all_hosts: bool) -> Callable[[list[Any]], lis
 # ---------------------------------------------------------------------------
 
 
+def _deployfile_path(option: str | None) -> Any:
+    """The deploy file to use; one found in a parent directory is named on stderr, so nobody wonders which."""
+    from fapistrano.config import find_deployfile
+
+    path = find_deployfile(option)
+    if option is None and not os.environ.get("FAP_APP") and path.is_absolute():
+        click.echo(f"fap: using {path}", err=True)
+    return path
+
+
 class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fleet`
     """Resolve the targets, load plugins, make the runner; report at the end."""
 
@@ -248,7 +258,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         from fapistrano.runner import build_members, check_distinct_paths, control_directory
 
         self.options = options
-        deployfile = cfg.DeployFile.load(cfg.find_deployfile(options.deployfile))
+        deployfile = cfg.DeployFile.load(_deployfile_path(options.deployfile))
         pairs = deployfile.select(stage, role)
         plugins = Plugins()
         enabled = {pair: deployfile.plugins_for(*pair, command) for pair in pairs}
@@ -257,11 +267,15 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         parsed = cfg.parse_overrides(overrides, cfg.with_user_settings(deployfile, declared))
         self.roles = [cfg.merge(deployfile, s, r, declared, parsed, [n for n, _ in enabled[(s, r)]]) for s, r in pairs]
         self._control_dir = control_directory()
-        members = build_members(self.roles, self._control_dir)
-        if hosts is not None:
-            members = hosts(members)
-        elif command not in ("releases", "check", "config", "unlock"):
-            check_distinct_paths(members)
+        try:
+            members = build_members(self.roles, self._control_dir)
+            if hosts is not None:
+                members = hosts(members)
+            elif command not in ("releases", "check", "config", "unlock"):
+                check_distinct_paths(members)
+        except BaseException:
+            os.rmdir(self._control_dir)  # nothing connected yet: it is still empty
+            raise
         self.members = members
         self._closed = False
         self.max_parallel = options.parallel or min(r.values["max_parallel"] for r in self.roles)
@@ -491,7 +505,7 @@ def config(options: Options, stage: str | None, role: str | None, overrides: lis
 
 @cli.command("plugins", context_settings={"help_option_names": ["-h", "--help"]},
              short_help="List installed plugins, their hooks and settings.")
-@click.option("-d", "--deployfile", metavar="FILE", help="The deploy file whose plugins: to compare (default: ./deploy.yml if any).")
+@click.option("-d", "--deployfile", metavar="FILE", help="The deploy file whose plugins: to compare (default: deploy.yml here or in a parent directory, if any).")
 @click.pass_context
 def plugins_command(context: click.Context, deployfile: str | None) -> None:
     """List installed plugins: distribution, version, entry point, enabled or not, hooks, settings.
@@ -499,7 +513,6 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
     Works without a deploy file; with one, also says whether it enables each
     plugin and lists the modules it names that are not installed plugins.
     """
-    from pathlib import Path
 
     from rich.text import Text
 
@@ -510,8 +523,12 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
 
     options: Options = context.find_object(Options) or Options()
     explicit = deployfile or options.deployfile
-    path = cfg.find_deployfile(explicit) if explicit or os.environ.get("FAP_APP") else (
-        Path("deploy.yml") if Path("deploy.yml").is_file() else None)
+    try:
+        path = _deployfile_path(explicit)
+    except FapError:
+        if explicit or os.environ.get("FAP_APP"):
+            raise
+        path = None  # works without a deploy file
     document = cfg.DeployFile.load(path) if path else None
     console = make_console()
     infos = plugin_infos(document)

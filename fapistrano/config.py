@@ -48,7 +48,7 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "max_fail": ("0", "Hosts that may fail before publishing and be dropped while the rest go on: N or P%."),
     "plugins": ([], "Plugins to enable: entry point names or dotted module paths."),
     "mask": ([], "Settings whose values are secrets, masked in all output."),
-    "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path."),
+    "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path, the release's .env exported."),
 }
 for _command in COMMANDS:
     CORE_SETTINGS[f"{_command}_plugins"] = (
@@ -128,11 +128,12 @@ class Target:
 # ---------------------------------------------------------------------------
 
 
-def find_deployfile(option: str | None, environ: Mapping[str, str] = os.environ) -> Path:
-    """Locate deploy.yml as Fapistrano 0.9 did.
+def find_deployfile(option: str | None, environ: Mapping[str, str] = os.environ, here: Path | None = None) -> Path:
+    """Locate deploy.yml.
 
     ``$FAP_APP`` names an app whose file is ``$<FAP_APP>_DEPLOYFILE``; else
-    ``-d/--deployfile``; else ``./deploy.yml``.
+    ``-d/--deployfile``; else ``deploy.yml`` in the working directory or the
+    nearest parent directory that has one (as Capistrano finds its Capfile).
     """
     app = environ.get("FAP_APP")
     if app:
@@ -145,9 +146,93 @@ def find_deployfile(option: str | None, environ: Mapping[str, str] = os.environ)
         path = Path(option)
     else:
         path = Path("deploy.yml")
+        start = (here or Path.cwd()).resolve()
+        for directory in (start, *start.parents):
+            if (directory / "deploy.yml").is_file():
+                # In the working directory it keeps the short name the user knows.
+                path = path if directory == start and here is None else directory / "deploy.yml"
+                break
     if not path.is_file():
-        raise ConfigError(f"{path}: no deploy file here (use -d FILE, or run 'fap init')")
+        where = "here" if app or option else "here or in any parent directory"
+        raise ConfigError(f"{path}: no deploy file {where} (use -d FILE, or run 'fap init')")
     return path
+
+
+#: The most values (scalars, lists and mappings, each alias counted again where it is used)
+#: one setting may hold. YAML aliases nest: nine levels of nine aliases hold 9**9 values
+#: in a few lines; far past this limit, fap refuses the file at once instead of expanding it.
+MAX_SETTING_VALUES = 100_000
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML as deploy.yml is read: round-trip (positions kept), dates left as text.
+
+    A value that cannot be built (``!!int x``, ``!!timestamp 2020-13-45``) raises a
+    ``MarkedYAMLError`` whose mark is the value's line, like a syntax error.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
+
+    class Constructor(RoundTripConstructor):  # type: ignore[misc]
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as error:
+                raise ConstructorError(None, None, f"cannot read {node.value!r} as {node.tag}: {error}",
+                                       node.start_mark) from None
+
+        def construct_text(self, node: Any) -> Any:
+            return self.construct_scalar(node)
+
+        def construct_unknown(self, node: Any) -> Any:
+            raise ConstructorError(None, None, f"unknown YAML tag {node.tag}", node.start_mark)
+
+    # A date-like value (2020-01-01) stays the text it is: no setting is a date, and
+    # an impossible one (2020-13-45) is then a typed error on its line, not a crash.
+    Constructor.add_constructor("tag:yaml.org,2002:timestamp", Constructor.construct_text)
+    Constructor.add_constructor(None, Constructor.construct_unknown)
+    yaml = YAML(typ="rt")
+    yaml.Constructor = Constructor
+    return yaml.load(text)
+
+
+def oversized(value: Any, limit: int = MAX_SETTING_VALUES) -> str | None:
+    """Why ``value`` is too big to expand (aliases counted where used, or one containing itself), else None.
+
+    Linear in the distinct nodes: a node reached again through an alias is counted
+    from memory, never walked twice.
+    """
+    sizes: dict[int, int] = {}
+    walking: set[int] = set()
+
+    class TooBig(Exception):
+        pass
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (Mapping, list, tuple)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in walking:
+            raise TooBig("a value contains itself (a YAML alias to an enclosing node)")
+        walking.add(key)
+        total = 1
+        for child in (node.values() if isinstance(node, Mapping) else node):
+            total += size(child)
+            if total > limit:
+                raise TooBig(f"expands to more than {limit} values (YAML aliases inside aliases?)")
+        walking.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(value)
+    except TooBig as problem:
+        return str(problem)
+    except RecursionError:
+        return "nested too deeply"
+    return None
 
 
 @dataclass(frozen=True)
@@ -160,27 +245,31 @@ class DeployFile:
     @classmethod
     def load(cls, path: Path) -> DeployFile:
         """Read and parse ``path``; YAML errors name the file and line."""
-        from ruamel.yaml import YAML
+        from ruamel.yaml.constructor import ConstructorError
         from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"{path}: cannot read: {error}") from None
-        yaml = YAML(typ="rt")
         try:
-            data = yaml.load(text)
+            data = load_yaml(text)
         except MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = f":{mark.line + 1}" if mark else ""
             problem = error.problem or error.context or "invalid YAML"
-            raise ConfigError(f"{path}{line}: YAML syntax error: {problem}") from None
+            kind = "YAML value error" if isinstance(error, ConstructorError) else "YAML syntax error"
+            raise ConfigError(f"{path}{line}: {kind}: {problem}") from None
         except (YAMLError, ValueError, TypeError, RecursionError) as error:
             raise ConfigError(f"{path}: YAML error: {str(error).splitlines()[0]}") from None
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
             raise ConfigError(f"{path}:1: the top level must be a mapping of settings")
+        for key, value in data.items():
+            problem = oversized(value)
+            if problem:
+                raise ConfigError(f"{cls._where(path, data, key)}: {key}: {problem}")
         for key in data:
             if not isinstance(key, str):
                 raise ConfigError(f"{cls._where(path, data, key)}: setting names must be strings, got {key!r}")
@@ -388,7 +477,10 @@ def _text(value: Any) -> str:
 
 def _describe(value: Any) -> str:
     if isinstance(value, dict):
-        return "a mapping" if all(_scalar(v) for v in value.values()) else "a mapping with non-scalar values"
+        wrong_keys = [k for k in value if not isinstance(k, str)]
+        if wrong_keys:
+            return f"a mapping with a name that is not a string ({wrong_keys[0]!r}; quote it)"
+        return "a mapping" if all(_scalar(v) or v is None for v in value.values()) else "a mapping with non-scalar values"
     if isinstance(value, list):
         return "a list" if all(_scalar(v) for v in value) else "a list of non-scalar items"
     return repr(value)
@@ -401,6 +493,12 @@ def parse_cli_value(name: str, text: str, spec: Declared | Any) -> Any:
     origin = Origin("cli")
     if kind == "str":
         return check_type(name, text, spec, origin)
+    if name in CORE_SETTINGS and (name == "plugins" or name.endswith("_plugins")):
+        # Plugins are loaded, and their settings declared, before the command line is read.
+        raise ConfigError(f"command line: --{_flag(name)}: plugins cannot be chosen on the command line;"
+                          f" list them in deploy.yml ({name}: [...])")
+    if not text.strip() and kind != "list":
+        raise ConfigError(f"command line: --{_flag(name)}: expected {KIND_WORDS[kind]}, got an empty value")
     if kind == "list":
         text = text.strip()
         if text.startswith("["):
@@ -417,13 +515,19 @@ def parse_cli_value(name: str, text: str, spec: Declared | Any) -> Any:
 
 
 def _yaml_scalar(name: str, text: str) -> Any:
-    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import ConstructorError
     from ruamel.yaml.error import YAMLError
 
     try:
-        return YAML(typ="safe").load(text)
-    except YAMLError:
+        value = load_yaml(text)
+    except ConstructorError as error:  # well-formed, but a value that cannot be built (a tag, a date)
+        raise ConfigError(f"command line: --{_flag(name)}: cannot read {text!r}: {error.problem}") from None
+    except (YAMLError, ValueError, TypeError, RecursionError):
         raise ConfigError(f"command line: --{_flag(name)}: cannot read {text!r}") from None
+    problem = oversized(value)
+    if problem:
+        raise ConfigError(f"command line: --{_flag(name)}: {problem}")
+    return value
 
 
 def _flag(name: str) -> str:
@@ -531,19 +635,34 @@ def merge(
 # ---------------------------------------------------------------------------
 
 
+#: How deep ``%(name)s`` references may chain (a -> b -> c ... counts one per arrow).
+MAX_REFERENCE_DEPTH = 50
+#: The longest text (in characters) a value may grow to by interpolation.
+MAX_INTERPOLATED_CHARS = 1_000_000
+
+
 def interpolate(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> dict[str, Any]:
-    """Resolve every ``%(name)s``; unknown names and cycles name the key and its origin."""
+    """Resolve every ``%(name)s``; unknown names, cycles and runaway values name the key and its origin."""
     resolved: dict[str, Any] = {}
     resolving: list[str] = []
 
     def text(value: str, key: str) -> str:
-        def replace(match: re.Match[str]) -> str:
+        pieces: list[str] = []
+        length = 0
+        start = 0
+        for match in _REF.finditer(value):
             ref = match.group(1)
-            if ref is None:
-                return "%"
-            return _stringify(resolve(ref, key))
-
-        return _REF.sub(replace, value)
+            piece = "%" if ref is None else _stringify(resolve(ref, key))
+            pieces += (value[start:match.start()], piece)
+            length += match.start() - start + len(piece)
+            start = match.end()
+            # Checked as the text grows: values that each double the one before would
+            # otherwise take all memory within a few levels.
+            if length > MAX_INTERPOLATED_CHARS:
+                raise ConfigError(f"{origins[key].prefix()}{key}: grows past {MAX_INTERPOLATED_CHARS} characters"
+                                  " once its %(name)s references are filled in")
+        pieces.append(value[start:])
+        return "".join(pieces)
 
     def resolve(name: str, referrer: str | None) -> Any:
         if name in resolved:
@@ -555,6 +674,10 @@ def interpolate(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> dic
         if name in resolving:
             cycle = " -> ".join(resolving[resolving.index(name):] + [name])
             raise ConfigError(f"{origins[name].prefix()}{name}: %(name)s references form a cycle: {cycle}")
+        if len(resolving) >= MAX_REFERENCE_DEPTH:
+            chain = " -> ".join([*resolving[:3], "...", name])
+            raise ConfigError(f"{origins[resolving[0]].prefix()}{resolving[0]}: %(name)s references nest deeper than"
+                              f" {MAX_REFERENCE_DEPTH} levels: {chain}")
         resolving.append(name)
         value = values[name]
         if isinstance(value, str):
@@ -595,11 +718,25 @@ def target_for_host(
     if release is None:
         # Resolve the configured release_path once anyway: a bad reference in it must stop
         # the run here, before any host is touched, not when the release is named.
-        interpolate(values, origins)
+        configured_release_path = interpolate(values, origins)["release_path"]
         values["release_path"] = "%(current_path)s"
+    else:
+        configured_release_path = None
     config = interpolate(values, origins)
     if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
         raise ConfigError(f"{_origin_text(settings, 'app_name')}app_name is not set (path uses it)")
+    for name in ("path", "releases_path", "shared_path", "current_path"):
+        place = config[name]
+        if not place:
+            raise ConfigError(f"{_origin_text(settings, name)}{name}: is not set (null or empty); set it to an absolute directory")
+        if not str(place).startswith("/"):
+            raise ConfigError(
+                f"{_origin_text(settings, name)}{name}: {place!r} is not an absolute path; write it from / "
+                "(fap expands neither '~' nor $HOME, and a relative path would depend on where each command runs)"
+            )
+    if configured_release_path is not None and not str(configured_release_path).startswith("/"):
+        raise ConfigError(f"{_origin_text(settings, 'release_path')}release_path: {configured_release_path!r} is not an absolute path;"
+                          " write it from / (e.g. %(releases_path)s/%(release)s)")
     for name in config["environment"]:
         if not _IDENT.match(name):
             raise ConfigError(f"{settings.origins['environment'].prefix()}environment: {name!r} is not a valid variable name")
@@ -610,8 +747,9 @@ def target_for_host(
             raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be at least 1, got {config[name]}")
     if config["batch_size"] < 0:
         raise ConfigError(f"{settings.origins['batch_size'].prefix()}batch_size: must be 0 (all at once) or more, got {config['batch_size']}")
-    if not re.fullmatch(r"\d+(\.\d+)?%|\d+", str(config["max_fail"]).strip()):
-        raise ConfigError(f"{settings.origins['max_fail'].prefix()}max_fail: expected a number of hosts or a percentage like 10%, got {config['max_fail']!r}")
+    max_fail = str(config["max_fail"]).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?%|\d+", max_fail) or (max_fail.endswith("%") and float(max_fail[:-1]) > 100):
+        raise ConfigError(f"{settings.origins['max_fail'].prefix()}max_fail: expected a number of hosts or a percentage up to 100%, got {config['max_fail']!r}")
     for name in ("linked_files", "linked_dirs"):
         for item in config[name]:
             if not item or item.startswith("/") or ".." in Path(item).parts:

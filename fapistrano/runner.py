@@ -675,9 +675,13 @@ def run_unlock(runner: Runner, members: list[Member]) -> int:
 
 
 def shell_argv(member: Member) -> list[str]:
-    """The argv that opens an interactive login shell in the host's ``current_path``."""
+    """The argv that opens an interactive login shell in the host's ``current_path``, its ``.env`` exported (as ``fap once``)."""
     config = member.target.config
-    inner = f"cd {layout.q(config['current_path'])} 2>/dev/null || cd {layout.q(config['path'])}; exec {config['shell_command']}"
+    inner = (
+        f"cd {layout.q(config['current_path'])} 2>/dev/null || cd {layout.q(config['path'])}; "
+        "if [ -f .env ]; then set -a; . ./.env; set +a; fi; "
+        f"exec {config['shell_command']}"
+    )
     if member.connection.is_local:
         return ["sh", "-c", inner]
     ssh = ssh_settings_from(config, member.spec.name, member.spec.port, config["user"])

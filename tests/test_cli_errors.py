@@ -58,6 +58,50 @@ CASES = [
      ["deploy.yml:4:", "keep_releases"]),
     ("once-wrong-type", HEAD + "max_parallel: [1]\n" + TARGETS, ["once", "-s", "test", "-c", "true"],
      ["deploy.yml:4:", "max_parallel: expected an integer"]),
+    # Values YAML would read as dates or tags, in the file and on the command line.
+    ("impossible-date", HEAD + "keep_releases: 2020-13-45\n" + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:4:", "keep_releases: expected an integer, got '2020-13-45'"]),
+    ("bad-int-tag", HEAD + "keep_releases: !!int x\n" + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:4:", "cannot read 'x'"]),
+    ("bad-timestamp-in-list", HEAD + "linked_dirs: [log, !!float 2020-13-45]\n" + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:4:", "cannot read '2020-13-45'"]),
+    ("unknown-tag", HEAD + "greeting: !vault abc\n" + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:4:", "unknown YAML tag"]),
+    ("cli-impossible-date", HEAD + TARGETS, ["deploy", "-s", "test", "--keep-releases", "2020-13-45"],
+     ["command line", "keep_releases", "'2020-13-45'"]),
+    ("cli-bad-int-tag", HEAD + TARGETS, ["deploy", "-s", "test", "--keep-releases", "!!int x"],
+     ["command line", "--keep-releases", "cannot read '!!int x'"]),
+    ("cli-bad-tag-in-mapping", HEAD + TARGETS, ["deploy", "-s", "test", "--environment", "{A: !!int x}"],
+     ["command line", "--environment", "cannot read"]),
+    ("cli-empty-integer", HEAD + TARGETS, ["deploy", "-s", "test", "--keep-releases", ""],
+     ["command line", "--keep-releases", "expected an integer, got an empty value"]),
+    ("cli-max-fail-over-100-percent", HEAD + TARGETS, ["deploy", "-s", "test", "--max-fail", "150%"],
+     ["command line", "max_fail", "'150%'"]),
+    ("cli-plugins", HEAD + "plugins: []\n" + TARGETS, ["deploy", "-s", "test", "--plugins", "fapistrano.git"],
+     ["command line", "--plugins", "cannot be chosen on the command line", "deploy.yml"]),
+    ("cli-command-plugins", HEAD + TARGETS, ["deploy", "-s", "test", "--deploy-plugins=fapistrano.git"],
+     ["command line", "--deploy-plugins", "cannot be chosen on the command line"]),
+    ("environment-number-name", HEAD + "environment: {{1: a}}\n" + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:4:", "environment: expected a mapping, got a mapping with a name that is not a string (1"]),
+    # Core paths: absolute, set, before anything is locked.
+    ("null-path", HEAD.replace("{path}", "~") + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:3:", "path: is not set"]),
+    ("null-shared-path", HEAD + "shared_path:\n" + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:4:", "shared_path: is not set"]),
+    ("relative-path", HEAD.replace("{path}", "srv/app") + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:3:", "path: 'srv/app' is not an absolute path"]),
+    ("home-path", HEAD.replace("{path}", "'~/srv/app'") + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:3:", "path: '~/srv/app' is not an absolute path", "'~'"]),
+    ("home-variable-path", HEAD.replace("{path}", "$HOME/srv/app") + TARGETS, ["unlock", "-s", "test"],
+     ["deploy.yml:3:", "path: '$HOME/srv/app' is not an absolute path"]),
+    ("relative-releases-path", HEAD + "releases_path: releases\n" + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:4:", "releases_path: 'releases' is not an absolute path"]),
+    ("relative-current-path-in-block", HEAD + TARGETS + "      current_path: current\n", ["deploy", "-s", "test"],
+     ["deploy.yml:8:", "current_path: 'current' is not an absolute path"]),
+    ("relative-release-path", HEAD + "release_path: '%(release)s'\n" + TARGETS, ["deploy", "-s", "test"],
+     ["deploy.yml:4:", "release_path: '' is not an absolute path"]),
+    ("relative-path-cli", HEAD + TARGETS, ["deploy", "-s", "test", "--path", "srv/app"],
+     ["command line", "path: 'srv/app' is not an absolute path"]),
 ]
 
 
@@ -123,6 +167,8 @@ FLEET_CASES = [
      ["host2:22:22"]),
     ("unknown-setting", {}, ["deploy", "-s", "test", "--linked-dir", "log"], ["--linked-dir", "did you mean '--linked-dirs'"]),
     ("rollback-unknown-stage", {}, ["rollback", "-s", "prod"], ["unknown stage 'prod'"]),
+    ("relative-path", {"path": "www/app"}, ["deploy", "-s", "test"], ["path: 'www/app' is not an absolute path"]),
+    ("home-path", {"path": "~/www/app"}, ["deploy", "-s", "test"], ["path: '~/www/app' is not an absolute path"]),
 ]
 
 
@@ -135,3 +181,95 @@ def test_bad_input_touches_no_host_of_the_fleet(
     assert_error(result, "deploy.yml" if "--linked-dir" not in args else "command line", *fragments)
     for host in fap_fleet.hosts:
         assert not fap_fleet.app_dir(host).exists(), host
+
+
+# -- inputs that would run away: refused at once, within a size limit ----------
+
+def _alias_bomb(levels: int) -> str:
+    lines = ["bomb0: &bomb0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"bomb{n}: &bomb{n} [{', '.join([f'*bomb{n - 1}'] * 9)}]" for n in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+RUNAWAY_CASES = [
+    # 9**10 values in eleven lines: expanding them took minutes before it was refused.
+    ("alias-bomb", _alias_bomb(9), ["deploy.yml:", "expands to more than 100000 values"]),
+    # a0 -> a1 -> ... -> a250: a RecursionError before the depth limit.
+    ("reference-chain", "".join(f'a{n}: "%(a{n + 1})s"\n' for n in range(250)) + 'a250: "x"\n',
+     ["deploy.yml:4:", "a0: %(name)s references nest deeper than 50 levels"]),
+    # Each value twice the one before, 15 levels: a MemoryError before the size limit.
+    ("doubling-values", 'd0: "' + "x" * 10_000 + '"\n' + "".join(f'd{n}: "%(d{n - 1})s%(d{n - 1})s"\n' for n in range(1, 16)),
+     ["deploy.yml:", "grows past 1000000 characters"]),
+]
+
+
+@pytest.mark.parametrize(("extra", "fragments"), [c[1:] for c in RUNAWAY_CASES], ids=[c[0] for c in RUNAWAY_CASES])
+def test_runaway_values_are_refused_at_once(
+    fap_local: Any, fap_run: Any, assert_error: Any, extra: str, fragments: list[str]
+) -> None:
+    (fap_local.root / "deploy.yml").write_text(HEAD.format(path=fap_local.path) + extra + TARGETS)
+    # The timeout is the failure: before the limits these ran for minutes or ran out of memory.
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root, timeout=30)
+    assert_error(result, *fragments)
+    assert result.exit_code == 2
+    assert not fap_local.path.exists()
+
+
+def test_the_same_runaway_values_on_the_command_line(fap_local: Any, fap_run: Any, assert_error: Any) -> None:
+    fap_local.write_deployfile()
+    bomb = "{" + ", ".join(f"A{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9) if n else 'x, x, x, x, x, x, x, x, x'}]"
+                           for n in range(10)) + "}"
+    result = fap_run(["config", "-s", "test", "--environment", bomb], cwd=fap_local.root, timeout=30)
+    assert_error(result, "command line", "--environment", "expands to more than")
+    assert result.exit_code == 2
+
+
+def test_a_date_like_value_is_kept_as_text(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    result = fap_run(["config", "-s", "test", "--environment", "{RELEASED: 2020-13-45, ON: 2020-01-05}"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert "{RELEASED: 2020-13-45, ON: 2020-01-05}" in result.stdout
+
+
+# -- a relative path is refused before anything is locked or created -----------
+
+def test_a_relative_path_is_refused_before_anything_is_created(fap_local: Any, fap_run: Any, assert_error: Any,
+                                                               tmp_path: Path) -> None:
+    fap_local.write_deployfile({"path": "srv/rel"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in (["deploy"], ["unlock"], ["once", "-c", "true"]):
+        result = fap_run([*command, "-s", "test", "-d", str(fap_local.root / "deploy.yml")], cwd=elsewhere)
+        assert_error(result, "deploy.yml:3:", "path: 'srv/rel' is not an absolute path")
+        assert result.exit_code == 2
+    assert os.listdir(elsewhere) == []
+    assert not Path("/srv/rel").exists()
+    assert not fap_local.root.joinpath("srv").exists()
+
+
+# -- a config error leaves no private directory behind -------------------------
+
+PRIVATE_TMP = """\
+mount -t tmpfs tmpfs /tmp && mkdir /tmp/work && cd /tmp/work && cat > deploy.yml &&
+"$0" -m fapistrano deploy -s test; code=$?; echo "left in /tmp: $(ls -A /tmp | grep -v '^work$')"; exit $code
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private /tmp (mount namespace)")
+@pytest.mark.parametrize("text", [
+    HEAD.format(path="/srv/app") + "keep_releases: many\n" + TARGETS,  # a bad value in a setting
+    HEAD.format(path="srv/app") + TARGETS,  # a relative path
+    HEAD.format(path="/srv/app") + TARGETS.replace("[localhost]", "['localhost:ssh']"),  # a bad host
+], ids=["wrong-type", "relative-path", "bad-host"])
+def test_a_config_error_leaves_no_directory_in_tmp(text: str, assert_error: Any) -> None:
+    import subprocess
+    import sys
+
+    from fapistrano.testing import FapResult
+
+    completed = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", PRIVATE_TMP, sys.executable],
+                               input=text, capture_output=True, text=True, timeout=60, check=False)
+    result = FapResult(completed.returncode, completed.stdout, completed.stderr, 0.0)
+    assert_error(result, "deploy.yml")
+    assert result.exit_code == 2
+    assert "left in /tmp: \n" in result.stdout, result.output

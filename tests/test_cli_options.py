@@ -152,3 +152,61 @@ def test_a_misspelt_setting_in_deploy_yml_warns(fap_local: Any, fap_run: Any) ->
     result = fap_run(["deploy", "-s", "test", "-q"], cwd=fap_local.root)
     assert result.exit_code == 0, result.output
     assert re.search(r"fap: warning: deploy.yml:\d+: keep_release is not a known setting \(did you mean 'keep_releases'\?\)", result.stderr)
+
+
+def test_fap_run_in_a_subdirectory_uses_the_nearest_deploy_file_and_says_so(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"plugins": ["fap_marker"]})
+    # A dotted plugin beside deploy.yml: found from the subdirectory too.
+    (fap_local.root / "fap_marker.py").write_text(
+        "from fapistrano import hookimpl\n\n\n@hookimpl\ndef fap_deploy_updated(ctx):\n"
+        "    ctx.run('echo marked > marker', cwd=ctx.release_path)\n"
+    )
+    subdirectory = fap_local.root / "config" / "deep"
+    subdirectory.mkdir(parents=True)
+    result = fap_run(["deploy", "-s", "test"], cwd=subdirectory)
+    assert result.exit_code == 0, result.output
+    assert f"fap: using {fap_local.root / 'deploy.yml'}" in result.stderr
+    assert (fap_local.path / "current" / "marker").read_text() == "marked\n"
+    assert list(subdirectory.iterdir()) == []
+    plugins = fap_run(["plugins"], cwd=subdirectory)
+    assert f"fap: using {fap_local.root / 'deploy.yml'}" in plugins.stderr
+
+
+def test_fap_in_the_deploy_file_directory_says_nothing_about_which_file(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    result = fap_run(["config", "-s", "test"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert "fap: using" not in result.stderr
+
+
+def test_shell_sees_the_release_env(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"environment": {"GREETING": "hello %(stage)s"}, "shell_command": "sh"})
+    assert fap_run(["deploy", "-s", "test"], cwd=fap_local.root).exit_code == 0
+    result = fap_run(["shell", "-s", "test"], cwd=fap_local.root, input='echo "got $GREETING in $(pwd -P)"\n')
+    assert result.exit_code == 0, result.output
+    release = (fap_local.path / "current").resolve()
+    assert f"got hello test in {release}\n" in result.stdout
+
+
+def test_a_release_nothing_put_code_into_is_deployed_with_a_warning(fap_local: Any, fap_run: Any) -> None:
+    # Only what fap itself writes: .env and the shared links.
+    fap_local.write_deployfile({"environment": {"A": "1"}, "linked_dirs": ["log"], "linked_files": ["config/app.ini"]})
+    (fap_local.path / "shared" / "config").mkdir(parents=True)
+    (fap_local.path / "shared" / "config" / "app.ini").write_text("")
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    release = released(result)
+    assert f"warning: release {release} is empty: no plugin put code into it" in result.stdout
+    assert "plugins: [fapistrano.git]" in result.stdout
+
+
+def test_a_release_with_code_in_it_gets_no_empty_warning(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"plugins": ["fap_code"], "linked_dirs": ["log"]})
+    (fap_local.root / "fap_code.py").write_text(
+        "from fapistrano import hookimpl\n\n\n@hookimpl\ndef fap_deploy_updating(ctx):\n"
+        "    ctx.run('echo code > app.py', cwd=ctx.release_path)\n"
+    )
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert "is empty" not in result.output
+    assert (fap_local.path / "current" / "app.py").read_text() == "code\n"

@@ -94,11 +94,12 @@ def test_config_of_a_whole_stage_shows_each_role(tmp_path, fap_run):
     assert [h.split(":")[0] for h in headers] == ["# production/web on web1.invalid", "# production/worker on worker1.invalid"]
 
 
-def test_config_errors_are_one_line(tmp_path, fap_run):
+def test_config_errors_are_one_line(tmp_path, tmp_path_factory, fap_run):
     env = _project(tmp_path)
 
     unknown = fap_run(["config", "-s", "production", "-r", "web", "--keep-relases", "2"], cwd=tmp_path, env=env)
     assert "unknown setting --keep-relases (did you mean '--keep-releases'?)" in one_error_line(unknown)
 
-    missing = fap_run(["config", "-s", "production"], cwd=tmp_path / "site")
+    # A subdirectory of the project finds ../deploy.yml; a directory outside it has none.
+    missing = fap_run(["config", "-s", "production"], cwd=tmp_path_factory.mktemp("elsewhere"))
     assert "no deploy file here" in one_error_line(missing)

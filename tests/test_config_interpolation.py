@@ -196,3 +196,35 @@ def test_interpolation_does_not_touch_the_merged_settings(tmp_path: Path) -> Non
     resolve(settings, "a")
     assert settings.values["greeting"] == "hello from %(host)s"
     assert resolve(settings, "b")["greeting"] == "hello from b"
+
+
+def test_references_may_chain_up_to_the_depth_limit(tmp_path: Path) -> None:
+    depth = cfg.MAX_REFERENCE_DEPTH - 1  # link0 -> ... -> link49 -> end: 50 names being resolved at once
+    chain = "".join(f'link{n}: "%(link{n + 1})s"\n' for n in range(depth)) + f'link{depth}: "end"\n'
+    settings = settings_of(tmp_path, "app_name: shop\n" + chain + "stage_role_configs: {prod: {web: {hosts: [web1]}}}\n")
+    assert resolve(settings)["link0"] == "end"
+
+
+def test_a_chain_deeper_than_the_limit_names_its_first_key_and_line(tmp_path: Path) -> None:
+    chain = "".join(f'link{n}: "%(link{n + 1})s"\n' for n in range(250)) + 'link250: "end"\n'
+    settings = settings_of(tmp_path, "app_name: shop\n" + chain + "stage_role_configs: {prod: {web: {hosts: [web1]}}}\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve(settings)
+    path = tmp_path / "deploy.yml"
+    assert str(caught.value) == (f"{path}:2: link0: %(name)s references nest deeper than 50 levels:"
+                                 " link0 -> link1 -> link2 -> ... -> link50")
+
+
+def test_a_value_that_grows_past_the_size_limit_names_its_key(tmp_path: Path) -> None:
+    # 10 000 characters doubled at each of 15 levels would be 327 MB; the limit stops it at d7 (1.28 MB).
+    doubling = 'd0: "' + "x" * 10_000 + '"\n' + "".join(f'd{n}: "%(d{n - 1})s%(d{n - 1})s"\n' for n in range(1, 16))
+    settings = settings_of(tmp_path, "app_name: shop\n" + doubling + "stage_role_configs: {prod: {web: {hosts: [web1]}}}\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve(settings)
+    path = tmp_path / "deploy.yml"
+    assert str(caught.value) == f"{path}:9: d7: grows past 1000000 characters once its %(name)s references are filled in"
+
+
+def test_a_large_value_within_the_limit_is_filled_in(tmp_path: Path) -> None:
+    text = 'big: "' + "x" * 400_000 + '"\ntwice: "%(big)s%(big)s"\nstage_role_configs: {prod: {web: {hosts: [web1]}}}\n'
+    assert len(resolve(settings_of(tmp_path, "app_name: shop\n" + text))["twice"]) == 800_000

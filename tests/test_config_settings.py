@@ -424,6 +424,24 @@ def test_deployfile_option_then_the_current_directory(tmp_path: Path, monkeypatc
     assert cfg.find_deployfile(None, {}) == Path("deploy.yml")
 
 
+def test_the_nearest_parent_directory_with_a_deploy_file_wins(tmp_path: Path) -> None:
+    (tmp_path / "deploy.yml").write_text(BASIC)
+    project = tmp_path / "project"
+    deep = project / "config" / "deep"
+    deep.mkdir(parents=True)
+    assert cfg.find_deployfile(None, {}, here=deep) == tmp_path / "deploy.yml"
+    (project / "deploy.yml").write_text(BASIC)
+    assert cfg.find_deployfile(None, {}, here=deep) == project / "deploy.yml"
+    assert cfg.find_deployfile(None, {}, here=project) == project / "deploy.yml"
+
+
+def test_a_deploy_file_named_by_option_is_not_looked_for_upwards(tmp_path: Path) -> None:
+    (tmp_path / "deploy.yml").write_text(BASIC)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ConfigError, match=r"other.yml: no deploy file here \("):
+        cfg.find_deployfile("other.yml", {}, here=tmp_path / "sub")
+
+
 def test_a_missing_deploy_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"^deploy.yml: no deploy file here"):

@@ -88,6 +88,13 @@ def test_shell_opens_in_current_on_the_chosen_host(fap_fleet: Any, fap_run: Any,
     assert "/home/deploy/www/app/current\ni-am-host2\n" in result.stdout
 
 
+def test_shell_loads_the_release_env_as_once_does(fap_run: Any, tmp_path: Path, deployed_roles: str) -> None:
+    result = fap_run(["shell", "-s", "test", "--host", "host2"], cwd=tmp_path,
+                     input='echo "got $GREETING"; echo "got $TRICKY"; sh -c \'echo "child $GREETING"\'\n')
+    assert result.exit_code == 0, result.output
+    assert "got hello from host2\ngot a b; $(echo no) `echo no` 'q'\nchild hello from host2\n" in result.stdout
+
+
 def test_once_dry_run_prints_the_command_and_runs_nothing(
     fap_fleet: Any, fap_run: Any, on_host: Any, tmp_path: Path, deployed_roles: str
 ) -> None:

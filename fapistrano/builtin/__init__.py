@@ -2,7 +2,7 @@
 
 - :mod:`~fapistrano.builtin.dirs`: directories, linked-file checks, the new release dir.
 - :mod:`~fapistrano.builtin.shared`: links shared files into the release, writes ``.env``.
-- :mod:`~fapistrano.builtin.switch`: the atomic switch of ``current``.
+- :mod:`~fapistrano.builtin.switch`: the atomic switch of ``current`` (warning when the release is empty).
 - :mod:`~fapistrano.builtin.cleanup`: old releases, and the release a rollback left.
 
 Each step is one remote script: one round trip per host per phase.

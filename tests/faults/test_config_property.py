@@ -66,3 +66,40 @@ def test_any_text_loads_or_fails_with_a_config_error(tmp_path_factory, text):
         _load_everything(path)
     except FapError as error:
         assert "\n" not in str(error)
+
+
+#: YAML that builds dates, tagged values, aliases and flow collections: what a typo or a paste can hold.
+TRICKY = st.sampled_from([
+    "2020-13-45", "2020-01-05", "2020-01-05 10:00:00", "!!int x", "!!float x", "!!bool maybe", "!!timestamp 2020-13-45",
+    "!!binary x", "!!set {a}", "!!omap [a: 1]", "!vault abc", "!!python/object:os.system x", "&a [*a]", "*nope", "{1: a}",
+    "{A: 2020-13-45}", "[2020-13-45]", "~", "", "[", "{", "0x1F", "1e400", "-.inf", "!!int 99999999999999999999999",
+])
+tricky_values = st.one_of(TRICKY, st.lists(TRICKY, max_size=3).map(" ".join), st.text(max_size=20))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(list(cfg.CORE_SETTINGS)), value=tricky_values)
+def test_any_command_line_value_is_taken_or_refused_in_one_line(tmp_path_factory, name, value):
+    path = tmp_path_factory.mktemp("cli") / "deploy.yml"
+    path.write_text("app_name: t\npath: /srv/t\nstage_role_configs:\n  s:\n    r:\n      hosts: [h]\n")
+    deployfile = cfg.DeployFile.load(path)
+    declared = cfg.declared_settings([])
+    try:
+        overrides = cfg.parse_overrides([f"--{name.replace('_', '-')}", value], declared)
+        merged = cfg.merge(deployfile, "s", "r", declared, overrides, [])
+        for host in cfg.hosts_of(merged):
+            cfg.target_for_host(merged, host, "261127-120000")
+    except FapError as error:
+        assert str(error) and "\n" not in str(error)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from([*cfg.CORE_SETTINGS, "custom"]), value=tricky_values)
+def test_any_tagged_or_date_like_value_in_deploy_yml_loads_or_names_its_line(tmp_path_factory, name, value):
+    path = tmp_path_factory.mktemp("tagged") / "deploy.yml"
+    path.write_text(f"app_name: t\npath: /srv/t\n{name}: {value}\nstage_role_configs:\n  s:\n    r:\n      hosts: [h]\n")
+    try:
+        _load_everything(path)
+    except FapError as error:
+        assert str(error) and "\n" not in str(error)
+        assert str(error).startswith(f"{path}:"), str(error)

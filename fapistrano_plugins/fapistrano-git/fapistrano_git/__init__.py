@@ -24,6 +24,7 @@ import datetime as _dt
 import getpass
 import posixpath
 import re
+import shlex
 import socket
 from typing import Any
 
@@ -289,6 +290,18 @@ def fap_check(ctx: Any) -> list[str] | None:
         return [_without_host(str(_explain(ctx, settings, failure)), ctx.host)]
     if not refs.strip() and not re.fullmatch(r"[0-9a-f]{4,64}", settings.branch):
         return [f"branch {settings.branch!r}: no such branch or tag in {ctx.mask(settings.repo)}"]
+    if settings.tree:
+        # Whether the directory exists needs the commit's trees: fetch them (no file contents) into a
+        # scratch repository that is removed again, so the check changes nothing. When that fetch
+        # fails the check cannot tell, and says nothing: the deploy will.
+        tree_script = (
+            f"repo={shlex.quote(settings.repo)}; rev={shlex.quote(settings.branch)}; tree={shlex.quote(settings.tree)}\n"
+            'export GIT_TERMINAL_PROMPT=0; scratch=$(mktemp -d) || exit 0; trap \'rm -rf "$scratch"\' EXIT\n'
+            'git init -q --bare "$scratch" && git --git-dir="$scratch" fetch -q --depth 1 --filter=blob:none -- "$repo" "$rev" 2>/dev/null || exit 0\n'
+            '[ "$(git --git-dir="$scratch" cat-file -t "FETCH_HEAD:$tree" 2>/dev/null)" = tree ] || echo missing\n'
+        )
+        if ctx.run(tree_script, env=settings.env, readonly=True).strip() == "missing":
+            return [f"git_archive_tree {settings.tree!r} is not a directory in {settings.branch} of repo {ctx.mask(settings.repo)}"]
     return None
 
 

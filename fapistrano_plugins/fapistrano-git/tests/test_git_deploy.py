@@ -352,3 +352,15 @@ def test_check_reports_an_unreachable_repository_and_an_unknown_branch(fap_fleet
     assert f"branch 'nope': no such branch or tag in {git_repo.path}" in branch.output
     for host in HOSTS:  # a check changes nothing
         assert not (fap_fleet.app_dir(host) / "repo").exists()
+
+
+def test_check_reports_a_git_archive_tree_the_branch_does_not_have(fap_fleet, fap_run, tmp_path, git_repo):
+    good = deploy(fap_fleet, fap_run, tmp_path, {"repo": str(git_repo.path), "git_archive_tree": "web"}, command="check")
+    assert good.exit_code == 0, good.output
+
+    missing = deploy(fap_fleet, fap_run, tmp_path, {"repo": str(git_repo.path), "git_archive_tree": "nope/"}, command="check")
+    assert missing.exit_code == 1, missing.output
+    assert f"git_archive_tree 'nope' is not a directory in master of repo {git_repo.path}" in missing.output
+    assert "ok" not in missing.stdout.splitlines()[-1]
+    for host in HOSTS:  # a check changes nothing
+        assert not fap_fleet.app_dir(host).exists()
