@@ -30,6 +30,8 @@ from fapistrano.testing import Fleet, FleetUnavailable
 from ruamel.yaml import YAML
 from supervised_fleet import SUPERVISOR_DIR, SupervisedFleet, eventually
 
+pytestmark = pytest.mark.fleet
+
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 WWW = "/home/deploy/www"
 #: The deploy user's supervisor directory the docs set up; each fleet host gets its own.
