@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from fapistrano.errors import ConfigError
+from fapistrano.masking import Masker, collect_secrets
 
 COMMANDS = ("deploy", "release", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
 
@@ -162,6 +163,7 @@ class DeployFile:
     def load(cls, path: Path) -> DeployFile:
         """Read and parse ``path``; YAML errors name the file and line."""
         from ruamel.yaml import YAML
+        from ruamel.yaml.constructor import DuplicateKeyError
         from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
         try:
@@ -171,6 +173,11 @@ class DeployFile:
         yaml = YAML(typ="rt")
         try:
             data = yaml.load(text)
+        except DuplicateKeyError as error:
+            # ruamel quotes both values; a key's value may be a secret, so name the key and lines only.
+            key = re.match(r'found duplicate key "(.*?)" with value', error.problem or "")
+            line = f":{error.problem_mark.line + 1}" if error.problem_mark else ""
+            raise ConfigError(f"{path}{line}: duplicate key{' ' + repr(key.group(1)) if key else ''}") from None
         except MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = f":{mark.line + 1}" if mark else ""
@@ -584,6 +591,32 @@ def target_for_host(
         interpolate(values, origins)
         values["release_path"] = "%(current_path)s"
     config = interpolate(values, origins)
+    try:
+        _validate(settings, config)
+    except ConfigError as error:
+        # A secret interpolated into a checked setting would otherwise be quoted by the error.
+        secrets = collect_secrets(config, config["mask"] if isinstance(config["mask"], list) else [], _prefixes(origins))
+        raise ConfigError(Masker(secrets)(str(error))) from None
+    secrets = tuple(s for s in config["mask"] if s in config)
+    return Target(
+        stage=settings.stage,
+        role=settings.role,
+        host=host,
+        release=release,
+        config=MappingProxyType(config),
+        origins=MappingProxyType(origins),
+        plugins=settings.plugins,
+        secrets=secrets,
+    )
+
+
+def _prefixes(origins: Mapping[str, Origin]) -> dict[str, str]:
+    return {name: origin.prefix() for name, origin in origins.items()}
+
+
+def _validate(settings: RoleSettings, config: Mapping[str, Any]) -> None:
+    """Check one host's interpolated settings; a secret too short to mask is an error too."""
+    collect_secrets(config, config["mask"], _prefixes(settings.origins))
     if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
         raise ConfigError(f"{_origin_text(settings, 'app_name')}app_name is not set (path uses it)")
     for name in config["environment"]:
@@ -602,17 +635,6 @@ def target_for_host(
         for item in config[name]:
             if not item or item.startswith("/") or ".." in Path(item).parts:
                 raise ConfigError(f"{settings.origins[name].prefix()}{name}: {item!r} must be a path relative to the release, without '..'")
-    secrets = tuple(s for s in config["mask"] if s in config)
-    return Target(
-        stage=settings.stage,
-        role=settings.role,
-        host=host,
-        release=release,
-        config=MappingProxyType(config),
-        origins=MappingProxyType(origins),
-        plugins=settings.plugins,
-        secrets=secrets,
-    )
 
 
 def _origin_text(settings: RoleSettings, name: str) -> str:
