@@ -116,6 +116,8 @@ def url_passwords(text: str) -> list[str]:
         user, colon, password = userinfo.partition(":")
         if colon and password and "/" not in user and not user.isspace():
             found.append(password)
+            # A client that splits at the first @ shows the rest of the password as the host or user.
+            found.extend(password.split("@")[1:])
     return found
 
 

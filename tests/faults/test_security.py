@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -177,12 +178,14 @@ def test_every_spelling_of_a_secret_is_masked(fap_local, fap_run, secret):
         "script": "./install --password %(db_password)s",
     })
 
-    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v"], ["deploy", "-s", "test", "--dry-run", "-v"],
-                     ["config", "-s", "test"], ["once", "-s", "test", "-c", "cat .env; printf '%s\\n' \"$DB_PASSWORD\""])
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v", "--script", ""],
+                     ["once", "-s", "test", "-c", "cat .env; printf '%s\\n' \"$DB_PASSWORD\""],
+                     ["deploy", "-s", "test", "-v"], ["deploy", "-s", "test", "--dry-run", "-v"], ["config", "-s", "test"])
 
     assert "Zq9" not in text and "Xw4" not in text, text
+    assert "--- fap deploy -s test -v --script  (exit 0)" in text and re.search(r"--- fap once .*\(exit 0\)", text), text
     assert "script './install --password ***' failed" in text or 'script "./install --password ***" failed' in text, text
-    assert "DB_PASSWORD=***" in text  # the .env text (-v, --dry-run) with the value hidden
+    assert re.search(r"DB_PASSWORD='?\*\*\*", text)  # the .env text (-v, --dry-run, once) with the value hidden
 
 
 def test_secrets_in_yaml_and_validation_errors_are_masked(fap_local, fap_run):
@@ -284,7 +287,7 @@ def test_env_is_readable_by_the_deploy_user_and_group_only(fap_fleet, fap_run, t
         dotenv = fap_fleet.current_dir(host) / ".env"
         assert stat.S_IMODE(dotenv.stat().st_mode) == 0o640, host
         assert dotenv.owner() == "deploy"
-        assert "DB_PASSWORD='Zq9secret'" in dotenv.read_text()
+        assert "DB_PASSWORD=Zq9secret" in dotenv.read_text()
         assert subprocess.run(["su", "-s", "/bin/sh", "nobody", "-c", f"cat {dotenv}"], capture_output=True).returncode != 0
 
 
@@ -292,7 +295,7 @@ def _outside(fap_fleet) -> dict[str, Path]:
     """On each host, files outside the app that a shipped link points at, owned by the deploy user."""
     found = {}
     for host in fap_fleet.names:
-        outside = fap_fleet.hosts[host].path("/home/deploy/outside")
+        outside = fap_fleet.hosts[host].path("/home/deploy/www/outside")
         shutil.rmtree(outside, ignore_errors=True)
         (outside / "conf").mkdir(parents=True)
         (outside / "env").write_text("original env\n")
@@ -305,7 +308,7 @@ def _outside(fap_fleet) -> dict[str, Path]:
 def test_a_shipped_env_symlink_is_replaced_never_followed(fap_fleet, fap_run, tmp_path):
     outside = _outside(fap_fleet)
     (tmp_path / "shipper.py").write_text(SHIPPER_PLUGIN)
-    fap_fleet.write_deployfile(tmp_path, {"plugins": ["shipper"], "ship_links": {".env": "/home/deploy/outside/env"},
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["shipper"], "ship_links": {".env": "/home/deploy/www/outside/env"},
                                           "environment": {"GREETING": "hello"}})
 
     result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
@@ -314,7 +317,7 @@ def test_a_shipped_env_symlink_is_replaced_never_followed(fap_fleet, fap_run, tm
     for host in fap_fleet.names:
         assert (outside[host] / "env").read_text() == "original env\n", host
         dotenv = fap_fleet.current_dir(host) / ".env"
-        assert not dotenv.is_symlink() and dotenv.read_text() == "GREETING='hello'\n"
+        assert not dotenv.is_symlink() and dotenv.read_text() == "GREETING=hello\n"
         assert stat.S_IMODE(dotenv.stat().st_mode) == 0o640
 
 
@@ -326,7 +329,7 @@ def test_a_shipped_directory_symlink_on_a_linked_path_fails_the_deploy(fap_fleet
         (shared / "app.yml").write_text("shared conf\n")
         subprocess.run(["chown", "-R", "deploy:deploy", str(fap_fleet.app_dir(host))], check=True)
     (tmp_path / "shipper.py").write_text(SHIPPER_PLUGIN)
-    fap_fleet.write_deployfile(tmp_path, {"plugins": ["shipper"], "ship_links": {"conf": "/home/deploy/outside/conf"},
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["shipper"], "ship_links": {"conf": "/home/deploy/www/outside/conf"},
                                           "linked_files": ["conf/app.yml"]})
 
     result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
