@@ -46,7 +46,7 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once)."),
     "max_fail": ("0", "Hosts that may fail before publishing and be dropped while the rest go on: N or P%."),
     "plugins": ([], "Plugins to enable: entry point names or dotted module paths."),
-    "mask": ([], "Settings whose values are secrets, masked in all output."),
+    "mask": ([], "Settings whose values are secrets, masked in all output (each item of a list, each value of a mapping; 4 characters at least)."),
     "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path."),
 }
 for _command in COMMANDS:

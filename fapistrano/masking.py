@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from fapistrano.errors import ConfigError
+from fapistrano.ui import Event, HostResult, Reporter
 
 MASK = "***"
 #: Shorter secrets cannot be hidden without garbling every line; configuring one is an error.
@@ -64,12 +65,6 @@ class Masker:
         for value in self._values:
             text = text.replace(value, MASK)
         return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-
-    def merged(self, other: Masker) -> Masker:
-        """A masker that hides both sets of secrets."""
-        combined = Masker()
-        combined._values = sorted(set(self._values) | set(other._values), key=len, reverse=True)
-        return combined
 
 
 # ---------------------------------------------------------------------------
@@ -150,20 +145,19 @@ def collect_secrets(config: Mapping[str, Any], names: Iterable[str], where: Mapp
     return secrets
 
 
-class MaskingReporter:
+class MaskingReporter(Reporter):
     """A reporter that masks every event and summary before passing them on: the output boundary."""
 
-    def __init__(self, reporter: Any, masker: Masker) -> None:
+    def __init__(self, reporter: Reporter, masker: Masker) -> None:
         self.reporter = reporter
         self.masker = masker
 
-    def handle(self, event: Any) -> None:
+    def handle(self, event: Event) -> None:
         data = {key: self.masker(value) if isinstance(value, str) else value for key, value in event.data.items()}
         self.reporter.handle(replace(event, message=self.masker(event.message), data=data))
 
-    def summary(self, title: str, results: list[Any], ok: bool) -> None:
-        masked = [replace(result, error=self.masker(result.error)) if getattr(result, "error", "") else result
-                  for result in results]
+    def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
+        masked = [replace(result, error=self.masker(result.error)) if result.error else result for result in results]
         self.reporter.summary(self.masker(title), masked, ok)
 
     def close(self) -> None:
