@@ -55,8 +55,8 @@ class Masker:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values: set[str] = set()
-        for secret in secrets:
-            values |= spellings(str(secret))
+        for secret in dict.fromkeys(str(secret) for secret in secrets):  # every host of a fleet repeats them
+            values |= spellings(secret)
         self._values = sorted(values, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
