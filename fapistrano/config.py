@@ -174,7 +174,7 @@ class DeployFile:
         try:
             data = yaml.load(text)
         except DuplicateKeyError as error:
-            # ruamel quotes both values; a key's value may be a secret, so name the key and lines only.
+            # ruamel quotes both values; a key's value may be a secret, so name the key and line only.
             key = re.match(r'found duplicate key "(.*?)" with value', error.problem or "")
             line = f":{error.problem_mark.line + 1}" if error.problem_mark else ""
             raise ConfigError(f"{path}{line}: duplicate key{' ' + repr(key.group(1)) if key else ''}") from None
@@ -576,7 +576,25 @@ def target_for_host(
     host: HostSpec,
     release: str | None,
 ) -> Target:
-    """Interpolate ``settings`` for one host and one release name."""
+    """Interpolate ``settings`` for one host and one release name; an error never quotes a secret."""
+    try:
+        return _target_for_host(settings, host, release)
+    except ConfigError as error:
+        # A masked value interpolated into a checked setting (connection, max_fail...) would be quoted.
+        values = {**settings.values, "stage": settings.stage, "role": settings.role, "host": host.name, "release": release or ""}
+        try:
+            values = interpolate(values, settings.origins)
+        except ConfigError:
+            pass
+        mask = values.get("mask") if isinstance(values.get("mask"), list) else []
+        raise ConfigError(Masker(collect_secrets(values, mask, _prefixes(settings.origins)))(str(error))) from None
+
+
+def _prefixes(origins: Mapping[str, Origin]) -> dict[str, str]:
+    return {name: origin.prefix() for name, origin in origins.items()}
+
+
+def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None) -> Target:
     values = dict(settings.values)
     origins = dict(settings.origins)
     if host.user:
@@ -591,32 +609,7 @@ def target_for_host(
         interpolate(values, origins)
         values["release_path"] = "%(current_path)s"
     config = interpolate(values, origins)
-    try:
-        _validate(settings, config)
-    except ConfigError as error:
-        # A secret interpolated into a checked setting would otherwise be quoted by the error.
-        secrets = collect_secrets(config, config["mask"] if isinstance(config["mask"], list) else [], _prefixes(origins))
-        raise ConfigError(Masker(secrets)(str(error))) from None
-    secrets = tuple(s for s in config["mask"] if s in config)
-    return Target(
-        stage=settings.stage,
-        role=settings.role,
-        host=host,
-        release=release,
-        config=MappingProxyType(config),
-        origins=MappingProxyType(origins),
-        plugins=settings.plugins,
-        secrets=secrets,
-    )
-
-
-def _prefixes(origins: Mapping[str, Origin]) -> dict[str, str]:
-    return {name: origin.prefix() for name, origin in origins.items()}
-
-
-def _validate(settings: RoleSettings, config: Mapping[str, Any]) -> None:
-    """Check one host's interpolated settings; a secret too short to mask is an error too."""
-    collect_secrets(config, config["mask"], _prefixes(settings.origins))
+    collect_secrets(config, config["mask"], _prefixes(origins))  # a masked value too short to hide is an error
     if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
         raise ConfigError(f"{_origin_text(settings, 'app_name')}app_name is not set (path uses it)")
     for name in config["environment"]:
@@ -635,6 +628,17 @@ def _validate(settings: RoleSettings, config: Mapping[str, Any]) -> None:
         for item in config[name]:
             if not item or item.startswith("/") or ".." in Path(item).parts:
                 raise ConfigError(f"{settings.origins[name].prefix()}{name}: {item!r} must be a path relative to the release, without '..'")
+    secrets = tuple(s for s in config["mask"] if s in config)
+    return Target(
+        stage=settings.stage,
+        role=settings.role,
+        host=host,
+        release=release,
+        config=MappingProxyType(config),
+        origins=MappingProxyType(origins),
+        plugins=settings.plugins,
+        secrets=secrets,
+    )
 
 
 def _origin_text(settings: RoleSettings, name: str) -> str:
