@@ -292,7 +292,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
             raise
 
     def _finish_setup(self, options: Options, plugins: Any, command: str) -> None:
-        from fapistrano.masking import Masker
+        from fapistrano.masking import Masker, MaskingReporter, collect_secrets
         from fapistrano.runner import Runner, lock_owner_text
         from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter
 
@@ -304,10 +304,10 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         members = self.members
         secret_names = set(plugins.secret_settings())
         secrets = [
-            member.target.config[name]
+            secret
             for member in members
-            for name in (*member.target.config["mask"], *secret_names)
-            if isinstance(member.target.config.get(name), str) and member.target.config.get(name)
+            for secret in collect_secrets(member.target.config, (*member.target.config["mask"], *secret_names),
+                                          {name: origin.prefix() for name, origin in member.target.origins.items()})
         ]
         self.masker = Masker(secrets)
         reporters = [make_reporter(self.console, options.verbosity, live=options.live)]
@@ -316,7 +316,8 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
                 reporters.append(JsonLog(open(options.log_json, "a", encoding="utf-8")))  # noqa: SIM115 - closed by the reporter
             except OSError as error:
                 raise FapError(f"--log-json {options.log_json}: {error.strerror}") from None
-        self.reporter = Fanout(reporters)
+        # Every event passes the masker on its way to any output: the one boundary secrets cannot cross.
+        self.reporter = MaskingReporter(Fanout(reporters), self.masker)
         self.runner = Runner(plugins, self.reporter, self.masker, dry_run=options.dry_run,
                              max_parallel=self.max_parallel, lock_text=lock_owner_text(f"fap {command}"))
         self.app = self.roles[0].values.get("app_name") or "the application"

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from fapistrano.errors import ConfigError
+from fapistrano.masking import Masker, collect_secrets
 from fapistrano.settings import KIND_WORDS, Setting, from_legacy, kind_of_default
 
 #: The commands whose plugins deploy.yml can choose with ``<command>_plugins``.
@@ -47,7 +48,7 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once)."),
     "max_fail": ("0", "Hosts that may fail before publishing and be dropped while the rest go on: N or P%."),
     "plugins": ([], "Plugins to enable: entry point names or dotted module paths."),
-    "mask": ([], "Settings whose values are secrets, masked in all output."),
+    "mask": ([], "Settings whose values are secrets, masked in all output (each item of a list, each value of a mapping; 4 characters at least)."),
     "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path, the release's .env exported."),
 }
 for _command in COMMANDS:
@@ -245,7 +246,7 @@ class DeployFile:
     @classmethod
     def load(cls, path: Path) -> DeployFile:
         """Read and parse ``path``; YAML errors name the file and line."""
-        from ruamel.yaml.constructor import ConstructorError
+        from ruamel.yaml.constructor import ConstructorError, DuplicateKeyError
         from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
         try:
@@ -254,6 +255,11 @@ class DeployFile:
             raise ConfigError(f"{path}: cannot read: {error}") from None
         try:
             data = load_yaml(text)
+        except DuplicateKeyError as error:
+            # ruamel quotes both values; a key's value may be a secret, so name the key and line only.
+            key = re.match(r'found duplicate key "(.*?)" with value', error.problem or "")
+            line = f":{error.problem_mark.line + 1}" if error.problem_mark else ""
+            raise ConfigError(f"{path}{line}: duplicate key{' ' + repr(key.group(1)) if key else ''}") from None
         except MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = f":{mark.line + 1}" if mark else ""
@@ -706,7 +712,25 @@ def target_for_host(
     host: HostSpec,
     release: str | None,
 ) -> Target:
-    """Interpolate ``settings`` for one host and one release name."""
+    """Interpolate ``settings`` for one host and one release name; an error never quotes a secret."""
+    try:
+        return _target_for_host(settings, host, release)
+    except ConfigError as error:
+        # A masked value interpolated into a checked setting (connection, max_fail...) would be quoted.
+        values = {**settings.values, "stage": settings.stage, "role": settings.role, "host": host.name, "release": release or ""}
+        try:
+            values = interpolate(values, settings.origins)
+        except ConfigError:
+            pass
+        mask = values.get("mask") if isinstance(values.get("mask"), list) else []
+        raise ConfigError(Masker(collect_secrets(values, mask, _prefixes(settings.origins)))(str(error))) from None
+
+
+def _prefixes(origins: Mapping[str, Origin]) -> dict[str, str]:
+    return {name: origin.prefix() for name, origin in origins.items()}
+
+
+def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None) -> Target:
     values = dict(settings.values)
     origins = dict(settings.origins)
     if host.user:
@@ -723,6 +747,7 @@ def target_for_host(
     else:
         configured_release_path = None
     config = interpolate(values, origins)
+    collect_secrets(config, config["mask"], _prefixes(origins))  # a masked value too short to hide is an error
     if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
         raise ConfigError(f"{_origin_text(settings, 'app_name')}app_name is not set (path uses it)")
     for name in ("path", "releases_path", "shared_path", "current_path"):

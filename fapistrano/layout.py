@@ -233,7 +233,14 @@ def link_script(
     linked_dirs: Sequence[str],
     environment: Mapping[str, str],
 ) -> str:
-    """Link shared files and dirs into the release, replacing what the code shipped; write .env."""
+    """Link shared files and dirs into the release, replacing what the code shipped; write .env.
+
+    Nothing is written or removed outside the release and ``shared/`` because of a symlink the
+    code ships: a linked path whose directory in the release is a symlink fails the deploy (mkdir,
+    rm and ln would act wherever it points); a shipped link at the linked path itself, or at
+    ``.env``, is replaced (rm and rename act on the link, never on its target). ``.env`` holds the
+    secrets: it is created 0640, readable by the deploy user and its group only.
+    """
     lines = [
         f"cd {q(release_path)} || exit 1",
         # link PARENT SHARED TARGET: mkdir and rm only when needed (each is a process; tests are builtins).
@@ -241,6 +248,12 @@ def link_script(
         ' ln -s "$2" "$3"; }',
     ]
     for name in [*linked_dirs, *linked_files]:
+        parts = [part for part in name.split("/") if part not in ("", ".")]
+        for depth in range(1, len(parts)):
+            directory = "/".join(parts[:depth])
+            lines.append(f"[ -L {q(directory)} ] && " + _fail(
+                f"cannot link {name} into {release_path}: {directory} in the release is a symlink; "
+                "fap does not write through links the code ships"))
         target = posixpath.join(release_path, name)
         lines.append(
             f"link {q(posixpath.dirname(target))} {q(posixpath.join(shared_path, name))} {q(target)} || "
@@ -248,8 +261,17 @@ def link_script(
         )
     if environment:
         # One quoted printf argument, not a heredoc: a value may contain any line, a terminator included.
-        lines.append(f"printf '%s' {q(dotenv(environment))} > .env || " + _fail(f"cannot write .env in {release_path}"))
+        # Written beside .env and renamed over it: a shipped .env symlink is replaced, never followed.
+        lines.append(
+            f"if [ -e {DOTENV_TEMPORARY} ] || [ -L {DOTENV_TEMPORARY} ]; then rm -f {DOTENV_TEMPORARY}; fi; "
+            f"( umask 027 && printf '%s' {q(dotenv(environment))} > {DOTENV_TEMPORARY} ) && mv -fT {DOTENV_TEMPORARY} .env || "
+            + _fail(f"cannot write .env in {release_path}")
+        )
     return "\n".join(lines)
+
+
+#: Where .env is written before it is renamed into place.
+DOTENV_TEMPORARY = ".env.fap-new"
 
 
 def dotenv(environment: Mapping[str, str]) -> str:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import stat
 import subprocess
 from pathlib import Path
+
+import pytest
 
 PAYLOADS = {
     "semicolon": "a; touch /tmp/fap-pwned-semicolon",
@@ -91,3 +96,247 @@ def test_secrets_are_masked_in_output_errors_and_the_json_log(fap_fleet, fap_run
     assert {e["host"] for e in failed} == set(fap_fleet.names)
     assert all(e["phase"] == "updated" for e in failed)
     assert events[-1] == {"kind": "end", "ok": False, "title": "fap deploy: FAILED"}
+
+
+# ---------------------------------------------------------------------------
+# Masking every shape and spelling of a secret, in every channel
+# ---------------------------------------------------------------------------
+
+LEAKY_PLUGIN = '''
+import shlex
+from fapistrano import FapError, hookimpl
+
+@hookimpl
+def fap_defaults():
+    return {"tokens": [], "banner": "", "db_password": "", "script": ""}
+
+@hookimpl
+def fap_deploy_updated(ctx):
+    ctx.run("echo using " + " ".join(shlex.quote(t) for t in ctx.config["tokens"]))
+    if ctx.config["db_password"]:
+        ctx.run("printf '%s\\\\n' " + shlex.quote(ctx.config["db_password"]))
+    ctx.log("banner: " + ctx.config["banner"])
+    if ctx.config["script"]:
+        raise FapError(f"script {ctx.config['script']!r} failed")
+'''
+
+
+def _channels(fap_run, directory: Path, *runs: list[str]) -> str:
+    """stdout, stderr and the JSON log of each run, one text; each run's exit code is checked by the caller."""
+    text = ""
+    for index, args in enumerate(runs):
+        log = directory / f"events-{index}.jsonl"
+        result = fap_run([*args, "--log-json", str(log)] if args[0] != "config" else args, cwd=directory)
+        text += f"\n--- fap {' '.join(args)} (exit {result.exit_code})\n{result.stdout}\n{result.stderr}"
+        if log.exists():
+            text += log.read_text()
+    return text
+
+
+def test_masked_mappings_and_lists_hide_each_value_everywhere(fap_local, fap_run):
+    (fap_local.root / "leaky.py").write_text(LEAKY_PLUGIN)
+    fap_local.write_deployfile({
+        "plugins": ["leaky"],
+        "mask": ["environment", "tokens"],
+        "environment": {"DB_PASSWORD": "Zq9envpass", "API_KEY": "Zq9apikey"},
+        "tokens": ["Zq9tokenA", "Zq9tokenB"],
+        "banner": "tokens are %(tokens)s",
+    })
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v"], ["deploy", "-s", "test"],
+                     ["deploy", "-s", "test", "--dry-run", "-v"], ["config", "-s", "test"],
+                     ["once", "-s", "test", "-c", "cat .env"])
+
+    assert "Zq9" not in text, text
+    assert "(exit 0)" in text and "(exit 1)" not in text and "(exit 2)" not in text, text
+    # What was masked was shown: the .env text, the list in a command, the interpolated banner.
+    assert "DB_PASSWORD=***" in text and "API_KEY=***" in text
+    assert "using *** ***" in text
+    assert "banner: tokens are *** ***" in text
+    assert '"kind": "command"' in text  # command events reached the JSON log, masked
+
+
+SPELLINGS = {
+    "single-quote": "Zq9one'Xw4two",
+    "double-quote": 'Zq9one"Xw4two',
+    "both-quotes": "Zq9one'Xw4\"two",
+    "backslash": "Zq9one\\Xw4two",
+    "tab": "Zq9one\tXw4two",
+    "all": "Zq9one\\'\t\"Xw4two",
+    "multi-line": "Zq9one-line\nXw4two-line",
+}
+
+
+@pytest.mark.parametrize("secret", SPELLINGS.values(), ids=SPELLINGS.keys())
+def test_every_spelling_of_a_secret_is_masked(fap_local, fap_run, secret):
+    (fap_local.root / "leaky.py").write_text(LEAKY_PLUGIN)
+    fap_local.write_deployfile({
+        "plugins": ["leaky"],
+        "mask": ["db_password"],
+        "db_password": secret,
+        "environment": {"DB_PASSWORD": "%(db_password)s"},
+        "script": "./install --password %(db_password)s",
+    })
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v", "--script", ""],
+                     ["once", "-s", "test", "-c", "cat .env; printf '%s\\n' \"$DB_PASSWORD\""],
+                     ["deploy", "-s", "test", "-v"], ["deploy", "-s", "test", "--dry-run", "-v"], ["config", "-s", "test"])
+
+    assert "Zq9" not in text and "Xw4" not in text, text
+    assert "--- fap deploy -s test -v --script  (exit 0)" in text and re.search(r"--- fap once .*\(exit 0\)", text), text
+    assert "script './install --password ***' failed" in text or 'script "./install --password ***" failed' in text, text
+    assert re.search(r"DB_PASSWORD='?\*\*\*", text)  # the .env text (-v, --dry-run, once) with the value hidden
+
+
+def test_secrets_in_yaml_and_validation_errors_are_masked(fap_local, fap_run):
+    deploy = fap_local.write_deployfile({"mask": ["db_password"], "db_password": "Zq9first"})
+    deploy.write_text(deploy.read_text() + "db_password: Zq9second\n")
+    duplicate = fap_run(["config", "-s", "test"], cwd=fap_local.root)
+    assert duplicate.exit_code == 2
+    assert "duplicate key 'db_password'" in duplicate.stderr
+    assert "Zq9" not in duplicate.output
+
+    for setting, value in (("connection", "%(db_password)s"), ("max_fail", "%(db_password)s"),
+                           ("linked_files", ["/%(db_password)s/app.yml"])):
+        fap_local.write_deployfile({"mask": ["db_password"], "db_password": "Zq9secret", setting: value})
+        result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+        assert result.exit_code == 2, (setting, result.output)
+        assert f"{setting}:" in result.stderr and "***" in result.stderr, result.stderr
+        assert "Zq9" not in result.output, result.output
+
+
+@pytest.mark.parametrize("value, label", [("abc", "db_password"), ("", None)])
+def test_a_secret_too_short_to_mask_is_a_config_error(fap_local, fap_run, value, label):
+    fap_local.write_deployfile({"mask": ["db_password", "environment"], "db_password": value,
+                                "environment": {"LONG_ENOUGH": "Zq9value"}})
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    if label is None:  # an empty setting holds no secret
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("fap: error: deploy.yml:")
+    assert f"{label}: a masked value must be at least 4 characters long" in result.stderr
+    assert "abc" not in result.output
+
+    fap_local.write_deployfile({"mask": ["environment"], "environment": {"DB_PASSWORD": "Zq9value", "PORT": "80"}})
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    assert result.exit_code == 2, result.output
+    assert "environment: PORT: a masked value must be at least 4 characters long" in result.stderr
+
+
+URL_PASSWORDS = {
+    "quote-in-password": "http://bob:pa'ss99@127.0.0.1:9/app.tgz",
+    "double-quote-in-password": 'http://bob:pa"ss99@127.0.0.1:9/app.tgz',
+    "quote-in-user": "http://bo'b:pass99@127.0.0.1:9/app.tgz",
+    "at-in-password": "http://bob:p@ss99@127.0.0.1:9/app.tgz",
+    "slash-in-password": "http://bob:pa/ss99@127.0.0.1:9/app.tgz",
+    "space-in-password": "http://bob:pa ss99@127.0.0.1:9/app.tgz",
+}
+
+
+@pytest.mark.parametrize("url", URL_PASSWORDS.values(), ids=URL_PASSWORDS.keys())
+@pytest.mark.parametrize("plugin, setting", [("fapistrano.curl", "curl_url"), ("fapistrano.git", "repo")])
+def test_url_credentials_are_masked_whatever_they_hold(fap_local, fap_run, url, plugin, setting):
+    fap_local.write_deployfile({"plugins": [plugin], setting: url})
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test"], ["deploy", "-s", "test", "-v"],
+                     ["config", "-s", "test"])
+
+    assert "ss99" not in text, text
+    assert "(exit 1)" in text or "(exit 2)" in text  # the host does not answer: the deploy fails, saying where
+
+
+def test_a_masked_curl_header_is_hidden_in_every_channel(fap_local, fap_run):
+    fap_local.write_deployfile({"plugins": ["fapistrano.curl"], "curl_url": "http://127.0.0.1:9/app.tgz",
+                                "mask": ["curl_options"],
+                                "curl_options": ["--retry 0", "-H 'Authorization: Bearer Zq9header'"]})
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v"], ["deploy", "-s", "test", "--dry-run", "-v"],
+                     ["config", "-s", "test"])
+
+    assert "Zq9" not in text, text
+    assert "(exit 1)" in text
+
+
+# ---------------------------------------------------------------------------
+# .env and links the code ships (on the fleet: what the host sees)
+# ---------------------------------------------------------------------------
+
+SHIPPER_PLUGIN = '''
+from fapistrano import hookimpl
+
+@hookimpl
+def fap_defaults():
+    return {"ship_links": {}}
+
+@hookimpl
+def fap_deploy_updating(ctx):
+    # The code of this release holds symlinks (as a checkout or an archive would).
+    for name, target in ctx.config["ship_links"].items():
+        ctx.run(f"mkdir -p \\"$(dirname {name})\\" && ln -s {target} {name}", cwd=ctx.release_path)
+'''
+
+
+def test_env_is_readable_by_the_deploy_user_and_group_only(fap_fleet, fap_run, tmp_path):
+    fap_fleet.write_deployfile(tmp_path, {"environment": {"DB_PASSWORD": "Zq9secret"}})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    for host in fap_fleet.names:
+        dotenv = fap_fleet.current_dir(host) / ".env"
+        assert stat.S_IMODE(dotenv.stat().st_mode) == 0o640, host
+        assert dotenv.owner() == "deploy"
+        assert "DB_PASSWORD=Zq9secret" in dotenv.read_text()
+        assert subprocess.run(["su", "-s", "/bin/sh", "nobody", "-c", f"cat {dotenv}"], capture_output=True).returncode != 0
+
+
+def _outside(fap_fleet) -> dict[str, Path]:
+    """On each host, files outside the app that a shipped link points at, owned by the deploy user."""
+    found = {}
+    for host in fap_fleet.names:
+        outside = fap_fleet.hosts[host].path("/home/deploy/www/outside")
+        shutil.rmtree(outside, ignore_errors=True)
+        (outside / "conf").mkdir(parents=True)
+        (outside / "env").write_text("original env\n")
+        (outside / "conf" / "app.yml").write_text("original conf\n")
+        subprocess.run(["chown", "-R", "deploy:deploy", str(outside)], check=True)
+        found[host] = outside
+    return found
+
+
+def test_a_shipped_env_symlink_is_replaced_never_followed(fap_fleet, fap_run, tmp_path):
+    outside = _outside(fap_fleet)
+    (tmp_path / "shipper.py").write_text(SHIPPER_PLUGIN)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["shipper"], "ship_links": {".env": "/home/deploy/www/outside/env"},
+                                          "environment": {"GREETING": "hello"}})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    for host in fap_fleet.names:
+        assert (outside[host] / "env").read_text() == "original env\n", host
+        dotenv = fap_fleet.current_dir(host) / ".env"
+        assert not dotenv.is_symlink() and dotenv.read_text() == "GREETING=hello\n"
+        assert stat.S_IMODE(dotenv.stat().st_mode) == 0o640
+
+
+def test_a_shipped_directory_symlink_on_a_linked_path_fails_the_deploy(fap_fleet, fap_run, tmp_path):
+    outside = _outside(fap_fleet)
+    for host in fap_fleet.names:
+        shared = fap_fleet.app_dir(host) / "shared" / "conf"
+        shared.mkdir(parents=True)
+        (shared / "app.yml").write_text("shared conf\n")
+        subprocess.run(["chown", "-R", "deploy:deploy", str(fap_fleet.app_dir(host))], check=True)
+    (tmp_path / "shipper.py").write_text(SHIPPER_PLUGIN)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["shipper"], "ship_links": {"conf": "/home/deploy/www/outside/conf"},
+                                          "linked_files": ["conf/app.yml"]})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 1, result.output
+    assert "conf in the release is a symlink; fap does not write through links the code ships" in result.stderr
+    for host in fap_fleet.names:
+        assert (outside[host] / "conf" / "app.yml").read_text() == "original conf\n", host
+        assert sorted(p.name for p in (outside[host] / "conf").iterdir()) == ["app.yml"], host
+        assert fap_fleet.current(host) is None

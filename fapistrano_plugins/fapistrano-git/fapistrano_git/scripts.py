@@ -108,7 +108,11 @@ def archive_script(*, mirror: str, sha: str, tree: str, release_path: str, revis
 set -e
 status=$( { { git --git-dir="$mirror" archive --format=tar "$spec"; echo $? >&3; } | tar -x -f - -C "$release"; } 3>&1 )
 [ "$status" = 0 ] || { echo "git archive $spec failed (exit $status)" >&2; exit 1; }
-if [ -n "$revision_file" ]; then printf '%s\\n' "$sha" > "$revision_file"; fi
+if [ -n "$revision_file" ]; then
+  # A link the repository ships at that path is replaced, never written through.
+  if [ -L "$revision_file" ]; then rm -f "$revision_file"; fi
+  printf '%s\\n' "$sha" > "$revision_file"
+fi
 """
     )
 

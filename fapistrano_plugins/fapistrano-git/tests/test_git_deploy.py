@@ -364,3 +364,46 @@ def test_check_reports_a_git_archive_tree_the_branch_does_not_have(fap_fleet, fa
     assert "ok" not in missing.stdout.splitlines()[-1]
     for host in HOSTS:  # a check changes nothing
         assert not fap_fleet.app_dir(host).exists()
+
+
+def test_symlinks_the_repository_ships_never_redirect_writes(fap_fleet, fap_run, tmp_path, git_repo):
+    # A repository whose .env, REVISION and conf/ are links out of the release.
+    for host in HOSTS:
+        outside = fap_fleet.hosts[host].path("/home/deploy/www/outside")
+        (outside / "conf").mkdir(parents=True, exist_ok=True)
+        for name in ("env", "revision", "conf/app.yml"):
+            (outside / name).write_text(f"original {name}\n")
+        subprocess.run(["chown", "-R", "deploy:deploy", str(outside)], check=True)
+    for name, target in ((".env", "env"), ("REVISION", "revision"), ("conf", "conf")):
+        (git_repo.path / name).symlink_to(f"/home/deploy/www/outside/{target}")
+    git_repo.git("add", "-A")
+    git_repo.git("commit", "-q", "-m", "links out of the release")
+    for host in HOSTS:
+        shared = fap_fleet.app_dir(host) / "shared" / "conf"
+        shared.mkdir(parents=True, exist_ok=True)
+        (shared / "app.yml").write_text("shared\n")
+        subprocess.run(["chown", "-R", "deploy:deploy", str(fap_fleet.app_dir(host))], check=True)
+
+    def untouched() -> None:
+        for host in HOSTS:
+            outside = fap_fleet.hosts[host].path("/home/deploy/www/outside")
+            for name in ("env", "revision", "conf/app.yml"):
+                assert (outside / name).read_text() == f"original {name}\n", (host, name)
+
+    failed = deploy(fap_fleet, fap_run, tmp_path, {"repo": str(git_repo.path), "environment": {"GREETING": "hello"},
+                                                   "linked_files": ["conf/app.yml"]})
+
+    assert failed.exit_code == 1, failed.output
+    assert "conf in the release is a symlink; fap does not write through links the code ships" in failed.stderr
+    assert all(fap_fleet.current(host) is None for host in HOSTS)
+    untouched()
+
+    result = deploy(fap_fleet, fap_run, tmp_path, {"repo": str(git_repo.path), "environment": {"GREETING": "hello"}})
+
+    assert result.exit_code == 0, result.output
+    untouched()
+    for host in HOSTS:
+        release = fap_fleet.current_dir(host)
+        assert (release / ".env").read_text() == "GREETING=hello\n" and not (release / ".env").is_symlink()
+        assert (release / "REVISION").read_text() == git_repo.head() + "\n" and not (release / "REVISION").is_symlink()
+        assert (release / "conf").is_symlink()  # the code's own link, left as shipped
