@@ -38,6 +38,6 @@ hookimpl = pluggy.HookimplMarker("fapistrano")
 #: Marks a function in :mod:`fapistrano.hookspecs` as a hook specification.
 hookspec = pluggy.HookspecMarker("fapistrano")
 
-from fapistrano.errors import FapError  # noqa: E402  (public, after the markers)
+from fapistrano.errors import CommandFailed as CommandFailed, FapError  # noqa: E402, I001  (public, after the markers)
 
 __all__ = ["FapError", "__version__", "hookimpl", "hookspec"]

@@ -13,3 +13,5 @@ def fap_deploy_publishing(ctx) -> None:
         + "\n"
         + layout.switch_script(config["current_path"], ctx.release_path, tag=ctx.release)
     )
+    # Read by the runner: a later publishing hook (trylast) that fails or is interrupted must switch this host back.
+    ctx.state["fap.switched"] = True
