@@ -34,11 +34,15 @@ class CommandFailed(FapError):
     """
 
     def __init__(self, host: str, command: str, exit_code: int, stderr: str, stdout: str = "") -> None:
+        #: The host the command ran on.
         self.host = host
+        #: The command as shown to the operator (masked).
         self.command = command
+        #: The command's own exit status (fap's process exit status is :attr:`exit_code`).
         self.status = exit_code
+        #: The last lines of the command's stdout (masked).
         self.stdout = tail(stdout)
-        # 1.0 kept one stream, stdout when stderr was empty; plugins that read .stderr still find the output.
+        #: The last lines of the command's stderr (masked); its stdout's when it wrote nothing on stderr, as in 1.0.
         self.stderr = tail(stderr) or self.stdout
         cause = _last_lines(self.stderr) or _last_lines(self.stdout)
         if cause:

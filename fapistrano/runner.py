@@ -3,8 +3,9 @@
 Every host finishes a phase before any host starts the next. A failure before
 publishing stops the run on every host: ``fap_deploy_failed`` runs, the new
 release is removed everywhere, ``current`` is untouched. A failure while
-publishing switches already-switched hosts back. The lock is released on
-every exit path, Ctrl-C included.
+publishing (or a signal while publishing) switches already-switched hosts
+back; after publishing the new release is kept and the outcome says so. The
+lock is released on every exit path, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
