@@ -361,6 +361,8 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
             return
         for error in outcome.errors:
             self.errors.print(f"fap: error: {self.masker(error)}", style="red", markup=False, highlight=False, soft_wrap=True)
+        if outcome.where:
+            self.errors.print(f"fap: {outcome.where}", style="red", markup=False, highlight=False, soft_wrap=True)
         if outcome.moved and command == "deploy":
             back = " ".join(p for p in ("fap rollback", self.selection) if p)
             self.errors.print(f"fap: to return to the previous release: {back}", style="red", markup=False, highlight=False,

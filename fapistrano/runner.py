@@ -508,6 +508,8 @@ class Outcome:
     release: str | None = None
     #: Hosts whose ``current`` this run moved and left moved (a failure after the switch leaves them so).
     moved: list[str] = field(default_factory=list)
+    #: After a failure or a stop: where ``current`` is ("nothing changed: …" or "current now points to …").
+    where: str = ""
 
 
 def execute(
@@ -570,14 +572,14 @@ def execute(
             phases = sorted({m.failed_phase for m in members if m.failed_phase})
             where = " and ".join(p if p.startswith("before ") else f"in {p}" for p in phases) or "before any phase"
             exit_code = SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
-            return Outcome(False, exit_code, [*errors, f"{stopped} {where}: {where_current_is(flow, members, release)}"],
-                           release, moved)
+            return Outcome(False, exit_code, [*errors, f"{stopped} {where}"], release, moved,
+                           where_current_is(flow, members, release))
         dropped = [m for m in members if m.status == "dropped"]
         if ok and not dropped:
             return Outcome(True, 0, [], release, moved)
         if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
             return Outcome(False, PARTIAL_EXIT, errors, release, moved)
-        return Outcome(False, 1, [*errors, where_current_is(flow, members, release)], release, moved)
+        return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
     finally:
         try:
             runner.close(members)

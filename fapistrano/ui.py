@@ -86,7 +86,7 @@ class Fanout(Reporter):
 
 
 def _summary_table(title: str, results: list[HostResult], ok: bool, width: int = 0) -> Any:
-    """host, target, result, release, current, time, error: one line per host.
+    """host, target, result, release, current (when the run failed), time, error: one line per host.
 
     ``width`` (the console's) keeps rows to one line: the error is cut to the
     room left, or left out when under 20 columns remain — it is printed in full
@@ -99,7 +99,9 @@ def _summary_table(title: str, results: list[HostResult], ok: bool, width: int =
     table = Table(title=title, title_justify="left", expand=False)
     cells = {
         "host": [r.host for r in results], "target": [r.target for r in results], "result": [r.status for r in results],
-        "release": [r.release for r in results], "current": [r.current for r in results],
+        "release": [r.release for r in results],
+        # Where current is matters when the run failed (after a success it is the release on every host).
+        **({} if ok else {"current": [r.current for r in results]}),
         "time": [f"{r.duration:.1f}s" for r in results],
     }
     widths = {column: max(len(column), *(len(v) for v in values)) for column, values in cells.items()}
@@ -118,7 +120,7 @@ def _summary_table(title: str, results: list[HostResult], ok: bool, width: int =
             Text(result.target),
             Text(result.status, style=styles.get(result.status, "")),
             Text(result.release),
-            Text(result.current),
+            *([] if ok else [Text(result.current)]),
             Text(f"{result.duration:.1f}s"),
         ]
         if show_errors:

@@ -184,6 +184,6 @@ def test_the_summary_says_current_is_unchanged_after_a_failure_before_the_switch
     assert fap_local.current() == good
     assert textwrap.dedent("""\
         fap: error: localhost: updated: step: pip: no matching distribution (command exited 1)
-        fap: error: nothing changed: the new release was removed, current is unchanged on every host
+        fap: nothing changed: the new release was removed, current is unchanged on every host
         """) == result.stderr
     assert "│ unchanged │" in result.stdout

@@ -23,7 +23,8 @@ def test_sigterm_kills_the_running_command_cleans_up_and_exits_143(faulty):
     stdout, stderr = process.communicate(timeout=60)
 
     assert process.returncode == 143, stdout + stderr
-    assert "terminated (SIGTERM) in updating: nothing changed: the new release was removed" in stderr
+    assert "fap: error: terminated (SIGTERM) in updating\n" \
+           "fap: nothing changed: the new release was removed, current is unchanged on every host\n" in stderr
     assert "Traceback" not in stdout + stderr
     faulty.assert_untouched()
     assert still_running(str(faulty.signals / "go")) == []
@@ -62,8 +63,8 @@ def test_signal_after_the_switch_keeps_the_new_release_and_says_so(faulty, sent,
         assert faulty.fleet.releases(host) == [faulty.good, new], stdout + stderr
         faulty.assert_clean(host)
     # After SIGINT the blocked command ends (unblocked) and the run stops before finishing; SIGTERM kills it in published.
-    assert re.search(rf"fap: error: {re.escape(word)} (in published|before finishing|before finishing and in published): "
-                     rf"current now points to {new} \(kept\) on every host", stderr), stderr
+    assert re.search(rf"fap: error: {re.escape(word)} (in published|before finishing|before finishing and in published)\n"
+                     rf"fap: current now points to {new} \(kept\) on every host\n", stderr), stderr
     assert "fap: to return to the previous release: fap rollback -s test" in stderr
     assert "unchanged" not in stderr
     assert "Traceback" not in stdout + stderr
@@ -79,7 +80,8 @@ def test_ctrl_c_in_a_publishing_hook_after_the_switch_switches_back(faulty):
     assert process.returncode == 130, stdout + stderr
     faulty.assert_untouched()
     assert "switched back to " + faulty.good in stdout
-    assert "interrupted in publishing: nothing changed: the new release was removed, current is unchanged on every host" in stderr
+    assert "fap: error: interrupted in publishing\n" \
+           "fap: nothing changed: the new release was removed, current is unchanged on every host\n" in stderr
     assert "fap rollback" not in stderr
 
 
