@@ -24,7 +24,7 @@ from typing import Any
 from fapistrano import layout
 from fapistrano.config import HostSpec, RoleSettings, Target, hosts_of, target_for_host
 from fapistrano.context import Context
-from fapistrano.errors import CommandFailed, CommandKilled, FapError, HostUnreachable, Interrupted
+from fapistrano.errors import CommandFailed, CommandKilled, FapError, HostUnreachable, Interrupted, Terminated
 from fapistrano.flows import Flow
 from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
@@ -149,8 +149,9 @@ class Runner:
         while pending:
             try:
                 _done, pending = wait(pending, timeout=0.5)
-            except KeyboardInterrupt:
-                self.interrupt()
+            except KeyboardInterrupt as stop:
+                # Outside execute() (fap once, unlock) the signal arrives as an exception: same handling.
+                self.interrupt(signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
                 continue
         for future, member in futures.items():
             error = future.exception()
@@ -748,6 +749,10 @@ def run_once(runner: Runner, members: list[Member], command: str) -> int:
             codes[key(member)] = work(member)
 
         errors = runner.on_each(members, record)
+        if runner.stopping.is_set():
+            stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
+            runner.emit("error", f"{stopped}: the command was stopped on {len(errors)} host(s)" if errors else stopped)
+            return SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
         for name, error in errors.items():
             runner.emit("error", describe(error, name.split("/")[-1].split(":")[0]))
         if errors:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +189,23 @@ def test_the_summary_says_current_is_unchanged_after_a_failure_before_the_switch
         fap: nothing changed: the new release was removed, current is unchanged on every host
         """) == result.stderr
     assert "│ unchanged │" in result.stdout
+
+
+def test_sigterm_during_fap_once_kills_the_command_and_exits_143(fap_local: Any, fap_run: Any, tmp_path: Path) -> None:
+    fap_local.write_deployfile()
+    assert fap_run(["deploy", "-s", "test"], cwd=fap_local.root).exit_code == 0
+    started = tmp_path / "started"
+    command = f"touch {started}; sleep 37.5"
+    process = subprocess.Popen([sys.executable, "-m", "fapistrano", "once", "-s", "test", "-c", command], cwd=fap_local.root,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert time.monotonic() < deadline and process.poll() is None, "the command never started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 143, stdout + stderr
+    assert "terminated (SIGTERM)" in stdout
+    assert "Traceback" not in stdout + stderr
+    assert subprocess.run(["pgrep", "-f", "sleep 37.5"], capture_output=True, check=False).returncode == 1
