@@ -591,6 +591,8 @@ def execute(
 def where_current_is(flow: Flow, members: Sequence[Member], release: str | None) -> str:
     """After a failed or stopped run: which hosts it left on the new ``current``, or that nothing changed."""
     moved = [m.name for m in members if m.switched and m.status != "reverted"]
+    if flow.publish_phase is None:
+        return "current is unchanged on every host"  # restart: no switch, but its hooks may have acted
     if not moved:
         removed = "the new release was removed, " if flow.creates_release and release else ""
         return f"nothing changed: {removed}current is unchanged on every host"
