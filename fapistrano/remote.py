@@ -232,8 +232,12 @@ class Host:
         """Kill the far shell's process group: ending ssh alone leaves the command running on the host."""
         if session.remote_group is None or self._ssh is None or self._control_path is None:
             return
+        kill = f"kill -KILL -- -{session.remote_group}"
+        if self._sudo_user:
+            # The command runs as sudo_user: the deploy user may not signal it, sudo_user may.
+            kill = f"{kill} 2>/dev/null; {quote_all(['sudo', '-n', '-u', self._sudo_user, '--', 'kill', '-KILL', '--', f'-{session.remote_group}'])}"
         try:
-            subprocess.run(["ssh", *self._client_options(), self._ssh.host, f"kill -KILL -- -{session.remote_group}"],
+            subprocess.run(["ssh", *self._client_options(), self._ssh.host, kill],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            timeout=CANCEL_WAIT, check=False, start_new_session=True)
         except (OSError, subprocess.TimeoutExpired):
