@@ -43,7 +43,7 @@ hookspec = pluggy.HookspecMarker("fapistrano")
 
 # The public API, imported after the markers: these modules import them.
 from fapistrano.context import Context  # noqa: E402
-from fapistrano.errors import FapError  # noqa: E402
+from fapistrano.errors import CommandFailed, FapError  # noqa: E402
 from fapistrano.settings import Setting  # noqa: E402
 
-__all__ = ["Context", "FapError", "Setting", "__version__", "hookimpl", "hookspec"]
+__all__ = ["CommandFailed", "Context", "FapError", "Setting", "__version__", "hookimpl", "hookspec"]

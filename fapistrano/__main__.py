@@ -1,5 +1,5 @@
 """``python -m fapistrano`` runs ``fap``."""
 
-from fapistrano.cli import main
+from fapistrano.launch import main
 
 main()

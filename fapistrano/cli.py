@@ -258,6 +258,8 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         from fapistrano.runner import build_members, check_distinct_paths, control_directory
 
         self.options = options
+        # How the operator selected these hosts, for the next command we suggest ("fap rollback -s production").
+        self.selection = " ".join(f"{flag} {value}" for flag, value in (("-s", stage), ("-r", role)) if value)
         deployfile = cfg.DeployFile.load(_deployfile_path(options.deployfile))
         pairs = deployfile.select(stage, role)
         plugins = Plugins()
@@ -313,9 +315,10 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         reporters = [make_reporter(self.console, options.verbosity, live=options.live)]
         if options.log_json:
             try:
-                reporters.append(JsonLog(open(options.log_json, "a", encoding="utf-8")))  # noqa: SIM115 - closed by the reporter
+                stream = open(options.log_json, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reporter
             except OSError as error:
                 raise FapError(f"--log-json {options.log_json}: {error.strerror}") from None
+            reporters.append(JsonLog(stream, on_error=functools.partial(self._log_json_failed, options.log_json)))
         # Every event passes the masker on its way to any output: the one boundary secrets cannot cross.
         self.reporter = MaskingReporter(Fanout(reporters), self.masker)
         self.runner = Runner(plugins, self.reporter, self.masker, dry_run=options.dry_run,
@@ -324,6 +327,12 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         first = members[0].target.config if members else {"batch_size": 0, "max_fail": "0"}
         # Run-wide settings: one value for the whole fleet run (the top level or the command line sets them).
         self.run_policy = {"batch_size": first["batch_size"], "max_fail": first["max_fail"]}
+
+    def _log_json_failed(self, path: str, error: OSError) -> None:
+        # The log is a side channel: a run half-way through a switch must not stop because a file cannot be written.
+        self.errors.print(f"fap: warning: --log-json {path}: cannot write: {error.strerror or error};"
+                          " the run goes on without the event log", style="yellow", markup=False, highlight=False,
+                          soft_wrap=True)
 
     def __enter__(self) -> _fleet:
         return self
@@ -366,6 +375,12 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
             return
         for error in outcome.errors:
             self.errors.print(f"fap: error: {self.masker(error)}", style="red", markup=False, highlight=False, soft_wrap=True)
+        if outcome.where:
+            self.errors.print(f"fap: {outcome.where}", style="red", markup=False, highlight=False, soft_wrap=True)
+        if outcome.moved and command == "deploy":
+            back = " ".join(p for p in ("fap rollback", self.selection) if p)
+            self.errors.print(f"fap: to return to the previous release: {back}", style="red", markup=False, highlight=False,
+                              soft_wrap=True)
         sys.exit(outcome.exit_code)
 
 
@@ -565,12 +580,25 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``fap`` command: user errors are one line, never a traceback."""
+    """Entry point of the ``fap`` command: user errors are one line, never a traceback.
+
+    SIGINT and SIGTERM unwind (connections closed) and exit 130 and 143; while
+    hosts run phases, the runner handles both (see :func:`fapistrano.runner.execute`).
+    """
+    from fapistrano.errors import Terminated
+
+    _unwind_on_signals()
     try:
         cli.main(args=argv, prog_name="fap", standalone_mode=False)
+    except Terminated:
+        click.echo("fap: terminated", err=True)
+        sys.exit(143)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
-    except click.Abort:
+    except click.Abort as abort:
+        if isinstance(abort.__context__, Terminated):
+            click.echo("fap: terminated", err=True)
+            sys.exit(143)
         click.echo("fap: aborted", err=True)
         sys.exit(130)
     except click.ClickException as error:
@@ -584,3 +612,25 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+
+
+def _unwind_on_signals() -> None:
+    """SIGINT raises KeyboardInterrupt, SIGTERM :class:`~fapistrano.errors.Terminated`: both unwind through ``finally``.
+
+    Replaces the launcher's handlers (which exit at once while nothing is started yet, see
+    :mod:`fapistrano.launch`): from here on ssh sessions may be open, and unwinding closes them.
+    """
+    import signal
+    import threading
+
+    from fapistrano.errors import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def terminate(*_: Any) -> None:
+        raise Terminated()
+
+    for number, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, terminate)):
+        if signal.getsignal(number) is not signal.SIG_IGN:  # ignored by whoever started fap (nohup): left ignored
+            signal.signal(number, handler)

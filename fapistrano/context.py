@@ -118,8 +118,8 @@ class Context:
         Honours ``sudo_user``. Under ``--dry-run`` the command is printed and
         not run, unless ``readonly=True`` says it changes nothing. Output lines
         stream to the live view. A non-zero exit raises
-        :class:`fapistrano.errors.CommandFailed` naming the host, the command
-        (masked) and its last stderr lines.
+        :class:`fapistrano.CommandFailed` with the host, the command's exit
+        status, the command (masked) and the tails of its stdout and stderr.
         """
         script = command
         if env:
@@ -137,7 +137,7 @@ class Context:
         self._emit("command", shown)
         result = self._connection.run(script, on_line=self._on_line, stdin=stdin)
         if result.exit_code != 0:
-            raise CommandFailed(self.host, shown, result.exit_code, self.mask(result.stderr or result.stdout))
+            raise CommandFailed(self.host, shown, result.exit_code, self.mask(result.stderr), self.mask(result.stdout))
         return result.stdout.rstrip("\n")
 
     def test(self, command: str) -> bool:

@@ -20,28 +20,69 @@ class ConfigError(FapError):
 
 
 class CommandFailed(FapError):
-    """A remote command exited non-zero."""
+    """A command on a host exited non-zero.
 
-    def __init__(self, host: str, command: str, exit_code: int, stderr: str) -> None:
+    The message leads with the cause (the last lines the command printed, on
+    stderr, else on stdout); the command itself is kept in :attr:`command`
+    (``fap -v`` prints it as it runs).
+
+    :attr:`status` is the command's own exit status (:attr:`returncode` is the
+    same, for plugins written against 1.0); :attr:`exit_code` stays fap's own
+    process exit status (1), like every :class:`FapError`. :attr:`stdout` and
+    :attr:`stderr` hold the last :data:`TAIL_LINES` lines of each stream (masked;
+    ``stderr`` holds stdout's when the command wrote nothing on stderr, as in 1.0).
+    """
+
+    def __init__(self, host: str, command: str, exit_code: int, stderr: str, stdout: str = "") -> None:
+        #: The host the command ran on.
         self.host = host
+        #: The command as shown to the operator (masked).
         self.command = command
-        self.returncode = exit_code
-        self.stderr = stderr
-        detail = _last_lines(stderr)
-        message = f"{host}: command failed (exit {exit_code}): {one_line(command)}"
-        if detail:
-            message += f": {detail}"
+        #: The command's own exit status (fap's process exit status is :attr:`exit_code`).
+        self.status = exit_code
+        #: The last lines of the command's stdout (masked).
+        self.stdout = tail(stdout)
+        #: The last lines of the command's stderr (masked); its stdout's when it wrote nothing on stderr, as in 1.0.
+        self.stderr = tail(stderr) or self.stdout
+        cause = _last_lines(self.stderr) or _last_lines(self.stdout)
+        if cause:
+            message = f"{host}: {cause} (command exited {exit_code})"
+        else:
+            message = f"{host}: command exited {exit_code} without output: {one_line(command)}"
         super().__init__(message)
+
+    @property
+    def returncode(self) -> int:
+        """The command's exit status, as in 1.0 (same as :attr:`status`)."""
+        return self.status
+
+
+#: How many of its last lines of stdout and of stderr a :class:`CommandFailed` keeps.
+TAIL_LINES = 50
+
+
+def tail(text: str, count: int = TAIL_LINES) -> str:
+    """The last ``count`` lines of ``text``."""
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-count:])
 
 
 class HostUnreachable(FapError):
     """A host could not be connected to."""
 
 
+class CommandKilled(HostUnreachable):
+    """fap killed the command itself: the run was stopped (Ctrl-C's grace period ended, SIGTERM)."""
+
+
 class Interrupted(FapError):
-    """The operator pressed Ctrl-C."""
+    """The operator pressed Ctrl-C (or the run was sent SIGTERM)."""
 
     exit_code = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived outside the phases (CI cancelling a job): unwind like Ctrl-C, exit 143."""
 
 
 def _last_lines(text: str, count: int = 3) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fapistrano.errors import FapError, HostUnreachable
+from fapistrano.errors import CommandKilled, FapError, HostUnreachable
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ LineCallback = Callable[[str, str], None]
 # How long close() lets the session end by itself: a process the run left in
 # the background with the session's stdout open keeps ssh waiting for ever.
 CLOSE_WAIT = 3.0
+#: Seconds to wait for a host to kill the command being cancelled.
+CANCEL_WAIT = 5.0
 
 
 class Host:
@@ -223,7 +225,23 @@ class Host:
         session = self._session
         if session is not None and session.busy:
             self._cancelled = True
+            self._kill_remote_group(session)
             session.kill()
+
+    def _kill_remote_group(self, session: Session) -> None:
+        """Kill the far shell's process group: ending ssh alone leaves the command running on the host."""
+        if session.remote_group is None or self._ssh is None or self._control_path is None:
+            return
+        kill = f"kill -KILL -- -{session.remote_group}"
+        if self._sudo_user:
+            # The command runs as sudo_user: the deploy user may not signal it, sudo_user may.
+            kill = f"{kill} 2>/dev/null; {quote_all(['sudo', '-n', '-u', self._sudo_user, '--', 'kill', '-KILL', '--', f'-{session.remote_group}'])}"
+        try:
+            subprocess.run(["ssh", *self._client_options(), self._ssh.host, kill],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=CANCEL_WAIT, check=False, start_new_session=True)
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # the host is gone or slow: killing ssh below is all that is left to do
 
     def run(
         self,
@@ -261,7 +279,7 @@ class Host:
         exit_code = process.wait()
         self._running = None
         if exit_code < 0:
-            raise HostUnreachable(f"{self.name}: command killed (signal {-exit_code})")
+            raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
         return Result(exit_code, "".join(stdout), "".join(stderr))
 
     def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: str | None) -> Result:
@@ -280,7 +298,7 @@ class Host:
                 return self._session.run(script, on_line, stdin, self._sudo_user)
             except SessionLost as lost:
                 if self._cancelled:
-                    raise HostUnreachable(f"{self.name}: command killed (signal {signal.SIGKILL.value})") from None
+                    raise CommandKilled(f"{self.name}: command killed (signal {signal.SIGKILL.value})") from None
                 raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
 
 
@@ -366,7 +384,9 @@ class Session:
             threading.Thread(target=self._pump, args=(stream, pipe), daemon=True).start()
         # Queued now, answered once the far shell runs: see wait_ready(). If ssh has already given up,
         # the write fails; wait_ready() reads what it said all the same.
-        self._send(f"printf '%s\\n' {self._token}-ready\n")
+        # With the far shell's pid: sshd made it a process group leader, and every command it runs is in that group.
+        self.remote_group: int | None = None
+        self._send(f"printf '%s %s\\n' {self._token}-ready \"$$\"\n")
 
     def _pump(self, stream: str, pipe: Any) -> None:
         # readline, not iteration by size: lines of any length, binary output decoded with replacement.
@@ -397,7 +417,8 @@ class Session:
             if line is None:
                 self._ended.add(stream)
                 continue
-            if stream == "stdout" and line.rstrip("\n") == marker:
+            if stream == "stdout" and line.startswith(marker + " ") and line[len(marker) + 1:].strip().isdigit():
+                self.remote_group = int(line[len(marker) + 1:])
                 return None
             if stream == "stderr" and line.strip() and not line.startswith("Warning: Permanently added"):
                 errors.append(line.strip())

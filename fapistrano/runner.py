@@ -3,8 +3,9 @@
 Every host finishes a phase before any host starts the next. A failure before
 publishing stops the run on every host: ``fap_deploy_failed`` runs, the new
 release is removed everywhere, ``current`` is untouched. A failure while
-publishing switches already-switched hosts back. The lock is released on
-every exit path, Ctrl-C included.
+publishing (or a signal while publishing) switches already-switched hosts
+back; after publishing the new release is kept and the outcome says so. The
+lock is released on every exit path, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from fapistrano import layout
 from fapistrano.config import HostSpec, RoleSettings, Target, hosts_of, target_for_host
 from fapistrano.context import Context
-from fapistrano.errors import CommandFailed, FapError, Interrupted
+from fapistrano.errors import CommandFailed, CommandKilled, FapError, Interrupted, Terminated
 from fapistrano.flows import Flow
 from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
@@ -31,7 +32,12 @@ from fapistrano.remote import Host, ssh_settings_from
 from fapistrano.ui import Event, Reporter
 
 #: Seconds a running command may go on after Ctrl-C before it is killed.
+#: After SIGTERM there is no grace: whoever sent it (a CI job being cancelled)
+#: sends SIGKILL soon, and the cleanup needs that time.
 INTERRUPT_GRACE = 10.0
+
+#: fap's exit status after a signal, once cleaned up: 128 + the signal's number, as shells report it.
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass
@@ -122,8 +128,12 @@ class Runner:
         self.max_parallel = max(1, max_parallel)
         self.lock_text = lock_text
         self.stopping = threading.Event()
+        self.stopped_by: signal.Signals | None = None  # the signal that stopped the run
         self._pool = ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="fap-host")
         self._connections: list[Host] = []
+        # The grace timer's kill and the cleanup must not overlap: a late kill would hit a cleanup command.
+        self._cancel_lock = threading.Lock()
+        self._cancelling_over = False
 
     # -- plumbing ---------------------------------------------------------
 
@@ -139,8 +149,9 @@ class Runner:
         while pending:
             try:
                 _done, pending = wait(pending, timeout=0.5)
-            except KeyboardInterrupt:
-                self.interrupt()
+            except KeyboardInterrupt as stop:
+                # Outside execute() (fap once, unlock) the signal arrives as an exception: same handling.
+                self.interrupt(signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
                 continue
         for future, member in futures.items():
             error = future.exception()
@@ -148,20 +159,42 @@ class Runner:
                 failures[key(member)] = error
         return failures
 
-    def interrupt(self, *_signal: Any) -> None:
-        """First Ctrl-C: start no new command, give running ones a grace period, clean up. Second: leave now."""
+    def interrupt(self, signum: int = signal.SIGINT, _frame: Any = None) -> None:
+        """First SIGINT/SIGTERM: start no new command, end running ones, clean up. Second: kill them, leave now.
+
+        After SIGINT running commands get a grace period; after SIGTERM they are killed at once.
+        """
+        received = signal.Signals(signum)
         if self.stopping.is_set():
-            os._exit(130)
+            # No cleanup, but no orphans either: the commands this run started die with it.
+            self.cancel_running()
+            os._exit(SIGNAL_EXIT.get(received, 130))
+        self.stopped_by = received
         self.stopping.set()
+        grace = 0.0 if received == signal.SIGTERM else INTERRUPT_GRACE
         # A signal handler may interrupt the main thread while it holds the reporter's lock: report from a thread.
-        threading.Thread(target=self._report_interrupt, daemon=True).start()
-        timer = threading.Timer(INTERRUPT_GRACE, self.cancel_running)
+        threading.Thread(target=self._report_interrupt, args=(received, grace), daemon=True).start()
+        timer = threading.Timer(grace, self._cancel_after_grace)
         timer.daemon = True
         timer.start()
 
-    def _report_interrupt(self) -> None:
-        self.emit("error", f"interrupted: finishing running commands (killed after {INTERRUPT_GRACE:.0f} s), then cleaning up;"
-                           " Ctrl-C again to quit at once")
+    def _cancel_after_grace(self) -> None:
+        with self._cancel_lock:
+            if not self._cancelling_over:
+                self.cancel_running()
+                self._cancelling_over = True
+
+    def stop_cancelling(self) -> None:
+        """Cleanup begins: the grace timer kills nothing from now on (waits for a kill already under way)."""
+        with self._cancel_lock:
+            self._cancelling_over = True
+
+    def _report_interrupt(self, received: signal.Signals, grace: float) -> None:
+        if received == signal.SIGTERM:
+            self.emit("error", "terminated (SIGTERM): killing running commands, then cleaning up; SIGTERM again to quit at once")
+        else:
+            self.emit("error", f"interrupted: finishing running commands (killed after {grace:.0f} s), then cleaning up;"
+                               " Ctrl-C again to quit at once")
 
     def connect(self, members: Sequence[Member], probe: bool = False, lock: bool = False) -> dict[str, BaseException]:
         """Open every member's connection, all at once.
@@ -181,13 +214,19 @@ class Runner:
     def close(self, members: Sequence[Member]) -> None:
         """Release the locks this run holds and disconnect: on every exit path, each host on its own."""
 
+        self.stop_cancelling()
+
         def work(member: Member) -> None:
             try:
                 self._unlock(member)
             finally:
                 member.connection.close()
 
-        self.on_each(members, work)
+        by_key = {key(m): m for m in members}
+        for name, error in self.on_each(members, work).items():
+            host = by_key[name].name
+            self.emit("error", f"could not release the lock (run 'fap unlock' when the host is back): {describe(error, host)}",
+                      host=host, phase="unlock")
         self._pool.shutdown(wait=True)
 
     def _probe(self, member: Member, lock: bool) -> None:
@@ -251,7 +290,13 @@ class Runner:
                 raise Interrupted("interrupted before this phase started")
             self.reporter.handle(Event("phase", host=member.name, phase=phase, status="start"))
             try:
-                self.plugins.caller(hook_name, member.target.plugins)(ctx=ctx)
+                try:
+                    self.plugins.caller(hook_name, member.target.plugins)(ctx=ctx)
+                except BaseException as error:
+                    if self.stopping.is_set() and isinstance(unwrapped(error), CommandKilled):
+                        # Killed by fap itself on the way out: the stop, not a failure of this host.
+                        raise Interrupted(f"interrupted: {describe(error, member.name)}") from error
+                    raise
             except BaseException as error:
                 member.last_active = time.monotonic()
                 member.failed_phase = phase
@@ -292,9 +337,16 @@ class Runner:
             self.reporter.handle(Event("phase_done", phase=phase, status="failed" if failures else "ok",
                                        duration=time.monotonic() - started,
                                        message=f"{len(active) - len(failures)}/{len(active)} hosts ok"))
+            if phase == flow.publish_phase and self.stopping.is_set():
+                # Stopped while switching: all or nothing, like a failure there; every switched host goes back.
+                for member in active:
+                    if key(member) not in failures:
+                        failures[key(member)] = Interrupted("interrupted while publishing")
+                        member.failed_phase = phase
             if phase == flow.publish_phase:
                 for member in active:
-                    member.switched = key(member) not in failures
+                    # A later publishing hook (trylast) may fail after this host's switch: it is switched all the same.
+                    member.switched = key(member) not in failures or bool(member.ctx and member.ctx.state.get("fap.switched"))
             if not failures:
                 continue
             failed = [m for m in active if key(m) in failures]
@@ -323,10 +375,13 @@ class Runner:
 
     def fail_run(self, flow: Flow, members: list[Member], failures: dict[str, BaseException]) -> None:
         """All-or-nothing: undo switches, tell plugins, remove the new release everywhere."""
+        self.stop_cancelling()
         first = next(iter(failures.values()))
         switched = [m for m in members if m.switched]
-        if switched:
-            self.switch_back(switched)
+        # Stopped inside the switch (killed after SIGTERM, a host lost mid-command): it may have switched; make sure.
+        unsure = [m for m in members if not m.switched and m.failed_phase == flow.publish_phase and m.ctx is not None]
+        if switched or unsure:
+            self.switch_back(switched, unsure)
         for member in members:
             if member.failed is None:
                 member.failed = Interrupted("stopped: another host failed") if not isinstance(first, Interrupted) else first
@@ -352,8 +407,9 @@ class Runner:
 
         self.on_each(members, work)
 
-    def switch_back(self, members: Sequence[Member]) -> None:
-        """Point ``current`` back where it was on hosts that had already switched."""
+    def switch_back(self, members: Sequence[Member], unsure: Sequence[Member] = ()) -> None:
+        """Point ``current`` back where it was on hosts that had already switched (and, quietly, on ``unsure`` ones)."""
+        quiet = {key(m) for m in unsure}
 
         def work(member: Member) -> None:
             ctx = member.ctx
@@ -365,6 +421,8 @@ class Runner:
             else:
                 script = f"rm -f {layout.q(config['current_path'])}"
             result = member.connection.run(script)
+            if result.exit_code == 0 and key(member) in quiet:
+                return
             if result.exit_code == 0:
                 member.switched = False
                 member.status = "reverted"
@@ -372,7 +430,7 @@ class Runner:
             else:
                 self.emit("error", f"could not switch back to {previous}: {result.stderr.strip()}", host=member.name, phase="publishing")
 
-        self.on_each(members, work)
+        self.on_each([*members, *unsure], work)
 
     def remove_new_release(self, members: Sequence[Member]) -> None:
         """Remove this run's unfinished release (and its marker) from each member.
@@ -397,14 +455,22 @@ class Runner:
         self.on_each(members, work)
 
     def cancel_running(self) -> None:
-        """After the grace period of a Ctrl-C: kill the commands still running."""
-        for connection in list(self._connections):
-            connection.cancel()
+        """After the grace period of a Ctrl-C (at once after SIGTERM): kill the commands still running, on every host at once."""
+        killers = [threading.Thread(target=connection.cancel, daemon=True) for connection in list(self._connections)]
+        for killer in killers:
+            killer.start()
+        for killer in killers:
+            killer.join(timeout=10)
 
 
 def key(member: Member) -> str:
     """A member's identity in this run: stage, role and host."""
     return f"{member.settings.stage}/{member.settings.role}/{member.spec.name}:{member.spec.port or ''}"
+
+
+def unwrapped(error: BaseException) -> BaseException:
+    """The error itself, out of the :class:`PluginFailure` that names its plugin."""
+    return error.error if isinstance(error, PluginFailure) else error
 
 
 def describe(error: BaseException, host: str) -> str:
@@ -447,6 +513,10 @@ class Outcome:
     exit_code: int
     errors: list[str]
     release: str | None = None
+    #: Hosts whose ``current`` this run moved and left moved (a failure after the switch leaves them so).
+    moved: list[str] = field(default_factory=list)
+    #: After a failure or a stop: where ``current`` is ("nothing changed: …" or "current now points to …").
+    where: str = ""
 
 
 def execute(
@@ -460,12 +530,12 @@ def execute(
 ) -> Outcome:
     """Connect, lock, plan the release, run the phases batch by batch; always unlock and disconnect.
 
-    Ctrl-C (SIGINT) is handled here: the first one stops the run cleanly
-    (exit 130), the second exits at once.
+    Ctrl-C (SIGINT) and SIGTERM are handled here: the first one stops the
+    run cleanly (exit 130, or 143 for SIGTERM), the second exits at once.
     """
     take_lock = lock and not runner.dry_run
     tolerated = allowed_failures(max_fail, len(members))
-    previous_handler = _install_sigint(runner)
+    previous_handlers = _install_signal_handlers(runner)
     try:
         failures = runner.connect(members, probe=True, lock=take_lock)
         if failures:
@@ -500,23 +570,55 @@ def execute(
                         member.failed = Interrupted(f"stopped: batch {number} failed")
                 break
         release = live[0].ctx.release if live and live[0].ctx else None
-        errors = [f"{m.name}: {m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}"
-                  for m in members if m.failed is not None and not _collateral(m.failed) and not isinstance(m.failed, Interrupted)]
+        errors = group_errors([(m.name, f"{m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}")
+                               for m in members
+                               if m.failed is not None and not _collateral(m.failed) and not isinstance(m.failed, Interrupted)])
+        moved = [m.name for m in members if m.switched and m.status != "reverted"]
         if runner.stopping.is_set():
-            phases = sorted({m.failed_phase for m in members if m.failed_phase}) or ["the run"]
-            undone = "the new release was removed and current is unchanged" if flow.creates_release else "current is unchanged"
-            return Outcome(False, 130, [*errors, f"interrupted during {', '.join(phases)}: {undone}"], release)
+            stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
+            phases = sorted({m.failed_phase for m in members if m.failed_phase})
+            where = " and ".join(p if p.startswith("before ") else f"in {p}" for p in phases) or "before any phase"
+            exit_code = SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
+            return Outcome(False, exit_code, [*errors, f"{stopped} {where}"], release, moved,
+                           where_current_is(flow, members, release))
         dropped = [m for m in members if m.status == "dropped"]
         if ok and not dropped:
-            return Outcome(True, 0, [], release)
+            return Outcome(True, 0, [], release, moved)
         if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
-            return Outcome(False, PARTIAL_EXIT, errors, release)
-        return Outcome(False, 1, errors, release)
+            return Outcome(False, PARTIAL_EXIT, errors, release, moved)
+        return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
     finally:
         try:
             runner.close(members)
         finally:
-            _restore_sigint(previous_handler)
+            _restore_signal_handlers(previous_handlers)
+
+
+def where_current_is(flow: Flow, members: Sequence[Member], release: str | None) -> str:
+    """After a failed or stopped run: which hosts it left on the new ``current``, or that nothing changed."""
+    moved = [m.name for m in members if m.switched and m.status != "reverted"]
+    if flow.publish_phase is None:
+        return "current is unchanged on every host"  # restart: no switch, but its hooks may have acted
+    if not moved:
+        removed = "the new release was removed, " if flow.creates_release and release else ""
+        return f"nothing changed: {removed}current is unchanged on every host"
+    hosts = "every host" if len(moved) == len(members) else ", ".join(moved)
+    kept = " (kept)" if flow.creates_release else ""
+    return f"current now points to {release}{kept} on {hosts}"
+
+
+def group_errors(errors: Sequence[tuple[str, str]], shown_hosts: int = 5) -> list[str]:
+    """``host: text`` lines, one per distinct text: the same failure on eight hosts is one line naming them."""
+    hosts_of_text: dict[str, list[str]] = {}
+    for host, text in errors:
+        hosts_of_text.setdefault(text, []).append(host)
+    lines = []
+    for text, hosts in hosts_of_text.items():
+        names = ", ".join(hosts[:shown_hosts])
+        if len(hosts) > shown_hosts:
+            names += f" and {len(hosts) - shown_hosts} more"
+        lines.append(f"{names}: {text}")
+    return lines
 
 
 #: Exit code when the run succeeded on every host but those dropped under ``--max-fail``.
@@ -540,15 +642,18 @@ def allowed_failures(spec: str | int, total: int) -> int:
         raise FapError(f"max_fail: expected a number of hosts or a percentage like 10%, got {text!r}") from None
 
 
-def _install_sigint(runner: Runner) -> Any:
+def _install_signal_handlers(runner: Runner) -> dict[signal.Signals, Any]:
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGINT, runner.interrupt)
+        return {}
+    # A signal ignored by whoever started fap (nohup) stays ignored.
+    return {number: signal.signal(number, runner.interrupt) for number in SIGNAL_EXIT
+            if signal.getsignal(number) is not signal.SIG_IGN}
 
 
-def _restore_sigint(previous: Any) -> None:
-    if previous is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, previous)
+def _restore_signal_handlers(previous: dict[signal.Signals, Any]) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _collateral(error: BaseException) -> bool:
@@ -582,6 +687,11 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
             status = member.status
         ctx = member.ctx
         error = "" if member.failed is None else describe(member.failed, member.name)
+        current = ""
+        if member.switched and member.status != "reverted" and ctx is not None:
+            current = f"now {ctx.release}"
+        elif ctx is not None or member.state is not None:
+            current = "unchanged"
         results.append(
             HostResult(
                 host=member.name,
@@ -591,13 +701,18 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
                 duration=(member.last_active or now) - member.started,
                 error=(masker or Masker())(error) if status in ("failed", "dropped", "reverted") else "",
                 commands=ctx.commands_run if ctx else 0,
+                current=current,
             )
         )
     return results
 
 
 def run_once(runner: Runner, members: list[Member], command: str) -> int:
-    """``fap once``: run ``command`` in ``current_path`` with the release's ``.env`` loaded."""
+    """``fap once``: run ``command`` in ``current_path`` with the release's ``.env`` loaded.
+
+    Returns fap's exit code: 0 when the command exited 0 on every host, 1 when
+    it failed on any (each host's own status is printed).
+    """
     try:
         failures = runner.connect(members)
         if failures:
@@ -627,9 +742,12 @@ def run_once(runner: Runner, members: list[Member], command: str) -> int:
 
             result = member.connection.run(script, on_line=show)
             member.status = "ok" if result.exit_code == 0 else "failed"
+            # Each host's own status, printed: fap's exit code is fap's (1 when any host failed), not the command's.
             if result.exit_code != 0:
                 member.failed = FapError(f"exit {result.exit_code}")
-                runner.emit("error", f"{member.name}: command exited {result.exit_code}", host=member.name, phase="once")
+                runner.emit("error", f"command exited {result.exit_code}", host=member.name, phase="once")
+            else:
+                runner.emit("log", "command exited 0", host=member.name, phase="once")
             member.ctx = context
             return result.exit_code
 
@@ -639,14 +757,15 @@ def run_once(runner: Runner, members: list[Member], command: str) -> int:
             codes[key(member)] = work(member)
 
         errors = runner.on_each(members, record)
+        if runner.stopping.is_set():
+            stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
+            runner.emit("error", f"{stopped}: the command was stopped on {len(errors)} host(s)" if errors else stopped)
+            return SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
         for name, error in errors.items():
             runner.emit("error", describe(error, name.split("/")[-1].split(":")[0]))
         if errors:
             return 1
-        failed = [code for code in codes.values() if code != 0]
-        if not failed:
-            return 0
-        return failed[0] if len(members) == 1 else 1
+        return 1 if any(code != 0 for code in codes.values()) else 0
     finally:
         runner.close(members)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -46,6 +46,7 @@ class HostResult:
     duration: float = 0.0
     error: str = ""
     commands: int = 0
+    current: str = ""  # where ``current`` is after the run: "unchanged", "now RELEASE", or "" (never reached)
 
 
 class Reporter:
@@ -85,7 +86,7 @@ class Fanout(Reporter):
 
 
 def _summary_table(title: str, results: list[HostResult], ok: bool, width: int = 0) -> Any:
-    """host, target, result, release, time, error: one line per host.
+    """host, target, result, release, current (when the run failed), time, error: one line per host.
 
     ``width`` (the console's) keeps rows to one line: the error is cut to the
     room left, or left out when under 20 columns remain — it is printed in full
@@ -98,7 +99,10 @@ def _summary_table(title: str, results: list[HostResult], ok: bool, width: int =
     table = Table(title=title, title_justify="left", expand=False)
     cells = {
         "host": [r.host for r in results], "target": [r.target for r in results], "result": [r.status for r in results],
-        "release": [r.release for r in results], "time": [f"{r.duration:.1f}s" for r in results],
+        "release": [r.release for r in results],
+        # Where current is matters when the run failed (after a success it is the release on every host).
+        **({} if ok else {"current": [r.current for r in results]}),
+        "time": [f"{r.duration:.1f}s" for r in results],
     }
     widths = {column: max(len(column), *(len(v) for v in values)) for column, values in cells.items()}
     used = sum(widths.values()) + 3 * len(widths) + 1  # each column: padding 2, border 1; plus the last border
@@ -116,6 +120,7 @@ def _summary_table(title: str, results: list[HostResult], ok: bool, width: int =
             Text(result.target),
             Text(result.status, style=styles.get(result.status, "")),
             Text(result.release),
+            *([] if ok else [Text(result.current)]),
             Text(f"{result.duration:.1f}s"),
         ]
         if show_errors:
@@ -285,26 +290,42 @@ def _escape(text: str) -> str:
 
 
 class JsonLog(Reporter):
-    """``--log-json FILE``: one JSON object per line for every event but output lines."""
+    """``--log-json FILE``: one JSON object per line for every event but output lines.
 
-    def __init__(self, stream: IO[str]) -> None:
+    A write that fails (a full disk, a pipe whose reader left) is told once to
+    ``on_error`` and ends the log; the run itself goes on.
+    """
+
+    def __init__(self, stream: IO[str], on_error: Callable[[OSError], None] | None = None) -> None:
         self.stream = stream
+        self.on_error = on_error
+        self.broken = False
+
+    def _write(self, lines: list[dict[str, Any]]) -> None:
+        if self.broken:
+            return
+        try:
+            for line in lines:
+                self.stream.write(json.dumps(line, sort_keys=True) + "\n")
+            self.stream.flush()
+        except OSError as error:
+            self.broken = True
+            if self.on_error is not None:
+                self.on_error(error)
 
     def handle(self, event: Event) -> None:
         if event.kind == "output":
             return
-        record = {k: v for k, v in asdict(event).items() if v not in (None, "", {})}
-        self.stream.write(json.dumps(record, sort_keys=True) + "\n")
-        self.stream.flush()
+        self._write([{k: v for k, v in asdict(event).items() if v not in (None, "", {})}])
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
-        for result in results:
-            self.stream.write(json.dumps({"kind": "summary", **asdict(result)}, sort_keys=True) + "\n")
-        self.stream.write(json.dumps({"kind": "end", "ok": ok, "title": title}) + "\n")
-        self.stream.flush()
+        self._write([*({"kind": "summary", **asdict(result)} for result in results), {"kind": "end", "ok": ok, "title": title}])
 
     def close(self) -> None:
-        self.stream.close()
+        try:
+            self.stream.close()
+        except OSError:
+            pass  # what was left in the buffer could not be written: said already, or nothing was left
 
 
 def make_console(stderr: bool = False) -> Any:

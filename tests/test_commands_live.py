@@ -62,6 +62,7 @@ def test_failed_run_shows_which_host_failed_and_keeps_rows_on_one_line(fap_fleet
     failed = _summary_row(result.stdout, "host2")
     assert failed[2] == "failed"
     # The error (with its brackets, not eaten as markup) is cut to one line; stderr has it whole.
-    assert failed[5].startswith("fapistrano.demo: command failed (exit 1)") and failed[5].endswith("…")
+    assert failed[4] == "unchanged"  # where current is, after a failed run
+    assert failed[6].startswith("fapistrano.demo: ") and failed[6].endswith("…")
     assert all(len(line) <= 100 for line in result.stdout.splitlines() if line.startswith("│"))
     assert "no space left on device [Errno 28]" in result.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,9 @@ def deployed_roles(fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path) 
 
 
 def lines_of(result: Any, host: str) -> list[str]:
-    return [line.split(" | ", 2)[2] for line in result.stdout.splitlines() if line.startswith(f"{host} | once | ")]
+    """What the command printed on ``host`` (without fap's closing "command exited N" line)."""
+    lines = [line.split(" | ", 2)[2] for line in result.stdout.splitlines() if line.startswith(f"{host} | once | ")]
+    return [line for line in lines if not line.startswith("command exited ")]
 
 
 def test_once_runs_in_current_with_env_on_the_first_host_of_each_role(
@@ -45,13 +46,22 @@ def test_once_on_all_hosts(fap_run: Any, tmp_path: Path, deployed_roles: str) ->
         assert lines_of(result, host) == [f"hello from {host}"]
 
 
-def test_once_on_one_named_host_passes_its_exit_code(fap_run: Any, tmp_path: Path, deployed_roles: str) -> None:
+def test_once_on_one_named_host_says_its_exit_status_and_exits_1(fap_run: Any, tmp_path: Path, deployed_roles: str) -> None:
     result = fap_run(["once", "-s", "test", "--host", "host2", "-c", 'echo "$GREETING" >&2; exit 7'], cwd=tmp_path)
-    assert result.exit_code == 7
+    # fap's own exit code: 1 when the command failed; the command's status is printed, not passed through.
+    assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert lines_of(result, "host2")[0] == "hello from host2"
     assert lines_of(result, "host1") == [] and lines_of(result, "host3") == []
-    assert re.search(r"host2.*exited 7", result.output), result.output
+    assert "host2 | once | command exited 7" in result.stdout
+
+
+def test_once_on_every_host_prints_each_hosts_status(fap_run: Any, tmp_path: Path, deployed_roles: str) -> None:
+    result = fap_run(["once", "-s", "test", "--all-hosts", "-c", '[ "$GREETING" != "hello from host2" ] || exit 2'],
+                     cwd=tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "host2 | once | command exited 2" in result.stdout
+    assert "host1 | once | command exited 0" in result.stdout
 
 
 def test_once_in_one_role(fap_run: Any, tmp_path: Path, deployed_roles: str) -> None:

@@ -29,6 +29,8 @@ def fap_deploy_publishing(ctx) -> None:
         + layout.switch_script(config["current_path"], ctx.release_path, tag=ctx.release)
         + check
     )
+    # Read by the runner: a later publishing hook (trylast) that fails or is interrupted must switch this host back.
+    ctx.state["fap.switched"] = True
     if EMPTY in output.splitlines():
         ctx.warn(f"release {ctx.release} is empty: no plugin put code into it"
                  " (enable one that does, e.g. plugins: [fapistrano.git])")

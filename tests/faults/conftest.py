@@ -48,6 +48,16 @@ class Faulty:
             assert time.monotonic() < deadline, "the run never reached the blocking phase"
             time.sleep(0.05)
 
+    def wait_reported(self, process: subprocess.Popen[str], word: str, timeout: float = 30) -> None:
+        """Read ``process``'s output until a line holding ``word``: the first signal has been handled."""
+        deadline = time.monotonic() + timeout
+        assert process.stdout is not None
+        for line in process.stdout:
+            if word in line:
+                return
+            assert time.monotonic() < deadline, f"fap never said {word!r}"
+        raise AssertionError(f"fap ended without saying {word!r}")
+
     def unblock(self) -> None:
         (self.signals / "go").touch()
 

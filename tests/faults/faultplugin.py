@@ -1,8 +1,9 @@
 """A plugin that fails, blocks or fills the disk on a chosen host in a chosen phase.
 
 Settings (all empty by default, so a plain deploy just works):
-``fault_phase``/``fault_host``: fail there with exit 7 and "boom" on stderr;
+``fault_phase``/``fault_host``: fail there with exit 7 and "boom" on stderr (``fault_host: "*"``: on every host);
 ``fault_block_phase``: in that phase, wait until ``fault_release_file`` exists (on this machine);
+the phase ``after-switch`` is a ``trylast`` publishing hook, run after the core has switched ``current``;
 ``fault_write_mb``: in updating, write that many MiB into the release.
 """
 
@@ -37,12 +38,17 @@ def _act(ctx, phase):
         if config["fault_block_file"]:
             open(config["fault_block_file"], "a").close()
         ctx.run(f"for i in $(seq 600); do [ -e {shlex.quote(config['fault_release_file'])} ] && exit 0; sleep 0.1; done; exit 9")
-    if config["fault_phase"] == phase and ctx.host == config["fault_host"]:
+    if config["fault_phase"] == phase and config["fault_host"] in ("*", ctx.host):
         ctx.run("echo boom >&2; exit 7")
 
 
 for _phase in PHASES:
     exec(f"@hookimpl\ndef fap_deploy_{_phase}(ctx):\n    _act(ctx, {_phase!r})\n")
+
+
+@hookimpl(trylast=True, specname="fap_deploy_publishing")
+def after_the_switch(ctx):
+    _act(ctx, "after-switch")
 
 
 @hookimpl

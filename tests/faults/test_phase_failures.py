@@ -10,10 +10,13 @@ def test_failure_before_publishing_switches_no_host(faulty, phase):
     result = faulty.fap("deploy", "-s", "test", "--fault-phase", phase, "--fault-host", "host2")
 
     assert result.exit_code == 1
-    assert f"host2: {phase}: faultplugin: command failed (exit 7)" in result.stderr
-    assert "boom" in result.stderr
+    assert f"fap: error: host2: {phase}: faultplugin: boom (command exited 7)\n" in result.stderr
+    assert "fap: nothing changed: the new release was removed, current is unchanged on every host" in result.stderr
+    assert "fap rollback" not in result.stderr
     assert "Traceback" not in result.output
     faulty.assert_untouched()
+    for host in faulty.fleet.names:
+        assert summary_row(result.stdout, host)["current"] == "unchanged"
     # fap_deploy_failed ran on every host, not only the one that failed.
     for host in faulty.fleet.names:
         assert (faulty.fleet.app_dir(host) / "shared" / "failed-hook.log").read_text() == "failed\n"
@@ -23,7 +26,7 @@ def test_failure_while_publishing_switches_the_others_back(faulty):
     result = faulty.fap("deploy", "-s", "test", "--fault-phase", "publishing", "--fault-host", "host2")
 
     assert result.exit_code == 1
-    assert "host2: publishing: faultplugin: command failed (exit 7)" in result.stderr
+    assert "host2: publishing: faultplugin: boom (command exited 7)" in result.stderr
     assert "switched back to " + faulty.good in result.stdout
     assert "reverted" in result.stdout
     faulty.assert_untouched()
@@ -33,16 +36,46 @@ def test_failure_after_publishing_is_reported_and_rollback_brings_the_fleet_back
     result = faulty.fap("deploy", "-s", "test", "--fault-phase", "published", "--fault-host", "host3")
 
     assert result.exit_code == 1
-    assert "host3: published: faultplugin: command failed (exit 7)" in result.stderr
+    assert "host3: published: faultplugin: boom (command exited 7)" in result.stderr
     new = faulty.fleet.current("host1")
     assert new != faulty.good
     assert faulty.currents() == {"host1": new, "host2": new, "host3": new}
+    # Unlike a failure before the switch, the report says where current now is, on each host, and what to run.
+    assert f"fap: current now points to {new} (kept) on every host" in result.stderr
+    assert "fap: to return to the previous release: fap rollback -s test" in result.stderr
+    assert "unchanged" not in result.output
+    for host in faulty.fleet.names:
+        assert summary_row(result.stdout, host)["current"] == f"now {new}"
     for host in faulty.fleet.names:
         faulty.assert_clean(host)
 
     rollback = faulty.fap("rollback", "-s", "test")
     assert rollback.exit_code == 0, rollback.output
     faulty.assert_untouched()
+
+
+def test_the_same_failure_on_every_host_is_one_line_leading_with_its_cause(faulty):
+    result = faulty.fap("deploy", "-s", "test", "--fault-phase", "updated", "--fault-host", "*")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "fap: error: host1, host2, host3: updated: faultplugin: boom (command exited 7)",
+        "fap: nothing changed: the new release was removed, current is unchanged on every host",
+    ]
+    # The command is shown with -v, as it runs, not in the error.
+    assert "echo boom" not in result.stderr
+    verbose = faulty.fap("deploy", "-s", "test", "-v", "--fault-phase", "updated", "--fault-host", "*")
+    assert "host2 | updated | $ echo boom >&2; exit 7" in verbose.stdout
+    faulty.assert_untouched()
+
+
+def summary_row(stdout: str, host: str) -> dict[str, str]:
+    """The summary table's row for ``host``, by column name."""
+    lines = stdout.splitlines()
+    header = next(line for line in lines if "┃ host" in line)
+    names = [cell.strip() for cell in header.strip("┃ ").split("┃")]
+    row = next(line for line in lines if line.startswith(f"│ {host} "))
+    return dict(zip(names, (cell.strip() for cell in row.strip("│ ").split("│")), strict=False))
 
 
 def test_unfinished_release_left_by_a_dead_run_never_counts(faulty):

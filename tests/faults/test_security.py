@@ -85,7 +85,7 @@ def test_secrets_are_masked_in_output_errors_and_the_json_log(fap_fleet, fap_run
     result = fap_run(["deploy", "-s", "test", "-v", "--log-json", str(log)], cwd=tmp_path)
 
     assert result.exit_code == 1
-    assert "host1: updated: leaky: command failed (exit 3)" in result.stderr
+    assert "host1, host2, host3: updated: leaky: *** | https://bob:***@example.invalid/app.tgz (command exited 3)" in result.stderr
     everything = result.output + log.read_text()
     assert "s3cr3t-t0ken" not in everything
     assert "hunter22" not in everything

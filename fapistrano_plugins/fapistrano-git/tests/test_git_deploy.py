@@ -264,12 +264,12 @@ def test_unknown_branch_or_archive_tree_fails_before_anything_changes(fap_fleet,
 
     branch = deploy(fap_fleet, fap_run, tmp_path, {"repo": repo, "branch": "no-such-branch"})
     assert branch.exit_code != 0
-    assert f"host2: started: fapistrano.git: branch 'no-such-branch' is no branch, tag or commit of repo {repo}" in branch.output
+    assert f"host1, host2, host3: started: fapistrano.git: branch 'no-such-branch' is no branch, tag or commit of repo {repo}" in branch.output
     _assert_untouched(fap_fleet, before)
 
     tree = deploy(fap_fleet, fap_run, tmp_path, {"repo": repo, "git_archive_tree": "nope"})
     assert tree.exit_code != 0
-    assert f"host3: started: fapistrano.git: git_archive_tree 'nope' is not a directory in master of repo {repo}" in tree.output
+    assert f"host1, host2, host3: started: fapistrano.git: git_archive_tree 'nope' is not a directory in master of repo {repo}" in tree.output
     _assert_untouched(fap_fleet, before)
 
     # The abbreviated sha of a commit never fetched, and no branch tip, is out of reach of a
@@ -287,7 +287,7 @@ def test_repo_not_set_is_a_clear_error(fap_fleet, fap_run, tmp_path):
 
     assert result.exit_code != 0
     assert "Traceback" not in result.output
-    assert "host1: starting: fapistrano.git: repo is not set" in result.output
+    assert "host1, host2, host3: starting: fapistrano.git: repo is not set" in result.output
     for host in HOSTS:
         assert fap_fleet.current(host) is None
         assert fap_fleet.releases(host) == []
