@@ -175,7 +175,7 @@ def test_max_fail_drops_a_host_whose_hook_fails_and_deploys_the_rest(faulty, max
 
     assert result.exit_code == 3, result.output
     assert "host2 | updated | warning: dropped from the run (--max-fail): faultplugin" in result.stdout
-    assert "host2: updated: faultplugin: command failed (exit 7)" in result.stderr
+    assert "host2: updated: faultplugin: boom (command exited 7)" in result.stderr
     new = faulty.fleet.current("host1")
     assert new != faulty.good
     for host in ("host1", "host3"):
