@@ -428,6 +428,8 @@ class Runner:
             else:
                 script = f"rm -f {layout.q(config['current_path'])}"
             result = member.connection.run(script)
+            if result.exit_code == 0:
+                ctx.current_release = previous  # what fap_deploy_failed then reads
             if result.exit_code == 0 and key(member) in quiet:
                 return
             if result.exit_code == 0:

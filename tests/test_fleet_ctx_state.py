@@ -45,6 +45,22 @@ def fap_deploy_published(ctx):
 @hookimpl
 def fap_deploy_finished(ctx):
     _show(ctx)
+
+
+@hookimpl
+def fap_deploy_failed(ctx, error):
+    _show(ctx)
+'''
+
+#: Fails on host2 in publishing, after the core's switch there (trylast).
+LATE_FAILURE = '''\
+from fapistrano import FapError, hookimpl
+
+
+@hookimpl(trylast=True)
+def fap_deploy_publishing(ctx):
+    if ctx.host == "host2":
+        raise FapError("the load balancer said no")
 '''
 
 
@@ -119,3 +135,22 @@ def test_a_dry_run_holds_no_lock_and_moves_nothing(
     assert seen["starting"]["locked"] is False
     assert seen["finished"]["current"] == one
     assert fap_fleet.current("host2") == one
+
+
+def test_after_a_switch_back_fap_deploy_failed_reads_where_current_is(
+    fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, deployfile: Path
+) -> None:
+    first = fap_run(["deploy", "-s", "test", "-q"], cwd=tmp_path)
+    assert first.exit_code == 0, first.output
+    one = released(first)
+    (tmp_path / "late_failure.py").write_text(LATE_FAILURE)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["state_plugin", "late_failure"]})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert result.exit_code == 1, result.output
+    for host in HOSTS:
+        # Every host had switched; each was switched back before fap_deploy_failed ran.
+        assert states(result.stdout, host)["failed"] == {
+            "current": one, "releases": [one], "previous": one, "unfinished": [], "locked": True,
+        }
+        assert fap_fleet.current(host) == one
