@@ -134,13 +134,17 @@ class Context:
         size (it is never passed as an argument); quote values you put in
         it with :func:`shlex.quote`. ``cwd`` and ``env`` are quoted for you.
         Honours ``sudo_user``. Under ``--dry-run`` the command is printed and
-        not run, unless ``readonly=True`` says it changes nothing. Output lines
-        stream to the live view, and are printed under the host with ``-v``;
-        ``show_output=True`` prints them at normal verbosity too, like
-        :meth:`log` lines (masked; not with ``-q``), for output the operator
-        should read: a migration's summary, a build's warnings. A non-zero exit raises
-        :class:`fapistrano.CommandFailed` with the host, the command's exit
-        status, the command (masked) and the tails of its stdout and stderr.
+        not run, unless ``readonly=True`` says it changes nothing.
+
+        Output lines stream to the live view and are printed under the host
+        with ``-v``. ``show_output=True`` is for output the operator should
+        read at every run (a migration's summary, a build's warnings): its
+        lines are shown like :meth:`log` lines — masked, printed at normal
+        verbosity, hidden by ``-q``, recorded by ``--log-json``.
+
+        A non-zero exit raises :class:`fapistrano.CommandFailed` with the
+        host, the command's exit status, the command (masked) and the tails
+        of its stdout and stderr.
         """
         script = command
         if env:
