@@ -158,19 +158,7 @@ class Plugins:
         hook = getattr(self.manager.hook, hook_name)
         if inactive:
             hook = self.manager.subset_hook_caller(hook_name, remove_plugins=inactive)
-
-        def call(**kwargs: Any) -> Any:
-            try:
-                return hook(**kwargs)
-            except PluginFailure:
-                raise
-            except Exception as error:  # noqa: BLE001 - re-raised with the plugin's name
-                plugin = raised_by(hook.get_hookimpls(), error.__traceback__)
-                if plugin is None:
-                    raise
-                raise PluginFailure(plugin, error) from error
-
-        return call
+        return _naming(hook)
 
     def one_by_one(self, hook_name: str, active: Iterable[str] | None = None) -> list[tuple[str, Callable[..., Any]]]:
         """Each plugin's own implementation of ``hook_name`` as ``(plugin, caller)``, in pluggy's call order.
@@ -189,7 +177,7 @@ class Plugins:
             if impl.wrapper or impl.hookwrapper or (allowed is not None and impl.plugin_name not in allowed):
                 continue
             alone = self.manager.subset_hook_caller(hook_name, remove_plugins=[p for p in everyone if p is not impl.plugin])
-            callers.append((impl.plugin_name, _naming(impl.plugin_name, alone)))
+            callers.append((impl.plugin_name, _naming(alone, impl.plugin_name)))
         return callers
 
     def settings(self) -> list[tuple[str, list[Setting]]]:
@@ -276,8 +264,13 @@ def raised_by(impls: Iterable[Any], traceback: TracebackType | None) -> str | No
     return None
 
 
-def _naming(plugin: str, hook: Callable[..., Any]) -> Callable[..., Any]:
-    """``hook``, with an exception it raises re-raised as a :class:`PluginFailure` naming ``plugin``."""
+def _naming(hook: Any, plugin: str | None = None) -> Callable[..., Any]:
+    """``hook``, with an exception a hookimpl raises re-raised as a :class:`PluginFailure` naming its plugin.
+
+    ``plugin`` when ``hook`` calls one plugin only; otherwise the plugin is
+    found from the traceback (:func:`raised_by`), only when something raised:
+    a call that succeeds costs one function call more than pluggy's own.
+    """
 
     def call(**kwargs: Any) -> Any:
         try:
@@ -285,7 +278,10 @@ def _naming(plugin: str, hook: Callable[..., Any]) -> Callable[..., Any]:
         except PluginFailure:
             raise
         except Exception as error:  # noqa: BLE001 - re-raised with the plugin's name
-            raise PluginFailure(plugin, error) from error
+            raiser = plugin or raised_by(hook.get_hookimpls(), error.__traceback__)
+            if raiser is None:  # raised by pluggy itself (a missing argument): nobody's to name
+                raise
+            raise PluginFailure(raiser, error) from error
 
     return call
 
