@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 PLUGIN = '''\
@@ -47,3 +48,12 @@ def test_quiet_hides_shown_output_and_verbose_shows_every_line_once(fap_local: A
     shown = [line for line in verbose.stdout.splitlines() if line.endswith("| migrated 3 tables")]
     assert shown == ["localhost | updated | migrated 3 tables"]
     assert "localhost | updated |   an ordinary line" in verbose.stdout
+
+
+def test_shown_output_is_in_the_json_log_as_log_events(fap_local: Any, fap_run: Any) -> None:
+    log = fap_local.root / "events.jsonl"
+    result = deploy(fap_local, fap_run, "-q", "--log-json", str(log))
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    shown = [e for e in events if e["kind"] == "log" and e.get("phase") == "updated"]
+    assert [e["message"] for e in shown] == ["migrated 3 tables", "token ***"]
