@@ -40,7 +40,10 @@ templates_path: list[str] = []
 # The docs describe the current code; autodoc must not fall back to stale text.
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": False}
+# No autodoc_default_options: a default of {"members": False} is not a fallback but an
+# override - Sphinx replaces every directive's own ``:members: run, test, …`` list with it,
+# and the members vanish without a warning. Each directive lists its members itself;
+# tests/test_docs_html.py fails when one of them is missing from the built page.
 
 # Headings of Markdown pages get anchors like the reST ones.
 myst_heading_anchors = 3

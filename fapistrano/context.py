@@ -8,6 +8,7 @@ from typing import Any
 
 from fapistrano.config import Target
 from fapistrano.errors import CommandFailed, Interrupted
+from fapistrano.layout import HostState
 from fapistrano.masking import Masker
 from fapistrano.remote import Host
 from fapistrano.ui import Event, Reporter
@@ -16,37 +17,10 @@ from fapistrano.ui import Event, Reporter
 class Context:
     """One host, one run. Hooks read settings from it and run commands through it.
 
-    Attributes a hook may read:
-
-    ``config``
-        The resolved settings (a read-only mapping; ``%(name)s`` already
-        interpolated for this host and release).
-    ``stage``, ``role``, ``host``
-        The target: stage and role names, and the host's name.
-    ``release``, ``release_path``
-        The release this run works on: the new one in a deploy, the one
-        returned to in a rollback, the current one in a restart.
-    ``rollback_from``
-        In a rollback, the release being left; otherwise ``None``.
-    ``previous_release``
-        The release ``current`` pointed to when the run started (``None`` on
-        a first deploy).
-    ``flow``
-        ``"release"``, ``"rollback"``, ``"restart"``, ``"check"``, ``"once"``
-        or ``"releases"`` (in ``fap_release_revision``, asked by ``fap releases``).
-    ``phase``
-        The phase running now (``"updating"``…).
-    ``failed_phase``
-        In ``fap_deploy_failed``: the phase the run failed in (on this host
-        or, for the hosts that did not fail, on another); else ``None``.
-    ``dry_run``
-        ``True`` under ``--dry-run``: :meth:`run` prints instead of running.
-    ``state``
-        A dict for a plugin's own per-host state across phases; prefix keys
-        with the plugin's name.
-    ``remote``
-        The plumbum machine (``SshMachine`` on the run's connection, or
-        ``plumbum.local``), for power users; prefer :meth:`run`.
+    Every attribute below may be read by any plugin; the core's own steps
+    (:mod:`fapistrano.builtin`) read nothing else. ``ctx.state`` is the one
+    a plugin writes, and :attr:`current_release` the one a plugin that moves
+    ``current`` itself updates.
     """
 
     def __init__(
@@ -61,22 +35,63 @@ class Context:
         previous_release: str | None = None,
         flow: str = "release",
         stopping: Any = None,
+        host_state: HostState | None = None,
+        locked: bool = False,
     ) -> None:
+        found = host_state or HostState()
         self.target = target
+        #: The resolved settings (a read-only mapping; ``%(name)s`` already
+        #: interpolated for this host and release).
         self.config: Mapping[str, Any] = target.config
+        #: The stage's name.
         self.stage = target.stage
+        #: The role's name.
         self.role = target.role
+        #: The host's name.
         self.host = target.host.name
+        #: The release this run works on: the new one in a deploy, the one
+        #: returned to in a rollback, the current one in a restart; ``None``
+        #: in ``fap check`` and ``fap releases``.
         self.release = target.release
+        #: The directory of :attr:`release`.
         self.release_path: str = target.config["release_path"]
+        #: In a rollback, the release being left; otherwise ``None``.
         self.rollback_from = rollback_from
+        #: The release ``current`` pointed to when the run started (``None`` on
+        #: a first deploy). It does not change during the run.
         self.previous_release = previous_release
-        self.dry_run = dry_run
+        #: The release ``current`` points to now: as the run found it, until
+        #: the switch in ``publishing`` moves it to :attr:`release` (in a
+        #: deploy and in a rollback; not under ``--dry-run``). ``None`` when
+        #: nothing is deployed. A plugin that moves ``current`` itself sets it,
+        #: so that a failure switches this host back.
+        self.current_release: str | None = found.current
+        #: The finished releases on the host when the run started, oldest
+        #: first (a deploy's new release is not among them).
+        self.releases: tuple[str, ...] = found.releases
+        #: Releases still marked unfinished when the run started: left by runs
+        #: that died before publishing them.
+        self.unfinished_releases: tuple[str, ...] = found.unfinished
+        #: ``True`` when this run holds the host's deploy lock (deploy,
+        #: rollback and restart, not under ``--dry-run``).
+        self.locked = locked
+        #: Who holds the host's lock when it is not this run (as the lock's
+        #: owner file reads), else ``None``.
+        self.lock_owner: str | None = found.lock_owner
+        #: ``"release"``, ``"rollback"``, ``"restart"``, ``"check"``, ``"once"``
+        #: or ``"releases"`` (in ``fap_release_revision``, asked by ``fap releases``).
         self.flow = flow
-        self.failed_phase: str | None = None
-        self.stopping = stopping  # a threading.Event set on Ctrl-C: start no new command
+        #: The phase running now (``"updating"``…; ``"failed"`` in ``fap_deploy_failed``).
         self.phase = "connecting"
+        #: In ``fap_deploy_failed``: the phase the run failed in (on this host
+        #: or, for the hosts that did not fail, on another); else ``None``.
+        self.failed_phase: str | None = None
+        #: ``True`` under ``--dry-run``: :meth:`run` prints instead of running.
+        self.dry_run = dry_run
+        #: A dict for a plugin's own per-host state across phases; prefix keys
+        #: with the plugin's name.
         self.state: dict[str, Any] = {}
+        self.stopping = stopping  # a threading.Event set on Ctrl-C: start no new command
         self.commands_run = 0
         self._connection = connection
         self._reporter = reporter
@@ -87,6 +102,8 @@ class Context:
 
     @property
     def remote(self) -> Any:
+        """The plumbum machine (``SshMachine`` on the run's connection, or
+        ``plumbum.local``), for power users; prefer :meth:`run`."""
         return self._connection.machine
 
     def mask(self, text: str) -> str:
@@ -109,6 +126,7 @@ class Context:
         env: Mapping[str, str] | None = None,
         readonly: bool = False,
         stdin: str | None = None,
+        show_output: bool = False,
     ) -> str:
         """Run shell text ``command`` on the host as the deploy user; return its stdout.
 
@@ -116,10 +134,17 @@ class Context:
         size (it is never passed as an argument); quote values you put in
         it with :func:`shlex.quote`. ``cwd`` and ``env`` are quoted for you.
         Honours ``sudo_user``. Under ``--dry-run`` the command is printed and
-        not run, unless ``readonly=True`` says it changes nothing. Output lines
-        stream to the live view. A non-zero exit raises
-        :class:`fapistrano.CommandFailed` with the host, the command's exit
-        status, the command (masked) and the tails of its stdout and stderr.
+        not run, unless ``readonly=True`` says it changes nothing.
+
+        Output lines stream to the live view and are printed under the host
+        with ``-v``. ``show_output=True`` is for output the operator should
+        read at every run (a migration's summary, a build's warnings): its
+        lines are shown like :meth:`log` lines — masked, printed at normal
+        verbosity, hidden by ``-q``, recorded by ``--log-json``.
+
+        A non-zero exit raises :class:`fapistrano.CommandFailed` with the
+        host, the command's exit status, the command (masked) and the tails
+        of its stdout and stderr.
         """
         script = command
         if env:
@@ -135,7 +160,7 @@ class Context:
             return ""
         self.commands_run += 1
         self._emit("command", shown)
-        result = self._connection.run(script, on_line=self._on_line, stdin=stdin)
+        result = self._connection.run(script, on_line=self._show_line if show_output else self._on_line, stdin=stdin)
         if result.exit_code != 0:
             raise CommandFailed(self.host, shown, result.exit_code, self.mask(result.stderr), self.mask(result.stdout))
         return result.stdout.rstrip("\n")
@@ -154,6 +179,9 @@ class Context:
 
     def _on_line(self, stream: str, line: str) -> None:
         self._emit("output", self.mask(line), data={"stream": stream})
+
+    def _show_line(self, stream: str, line: str) -> None:
+        self._emit("log", self.mask(line), data={"stream": stream})
 
     def _emit(self, kind: str, message: str, **fields: Any) -> None:
         self._reporter.handle(Event(kind=kind, host=self.host, phase=self.phase, message=message, **fields))

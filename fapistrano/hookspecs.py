@@ -17,10 +17,12 @@ plugin's name. A failure before ``fap_deploy_publishing`` leaves ``current``
 untouched on every host and removes the new release everywhere.
 
 The core's own steps (directories, shared links, the switch, cleanup) are
-hookimpls too, in :mod:`fapistrano.builtin`; they are registered before
-third-party plugins, so pluggy calls plugin hookimpls first within a phase
-unless a hookimpl says ``tryfirst``/``trylast``; plugins' hookimpls run in
-the order deploy.yml lists the plugins. Two core steps pin their
+hookimpls too, in :mod:`fapistrano.builtin`, and read about a host only what
+``ctx`` offers every plugin; a failure in one is named like a plugin's
+(``core.dirs``, ``core.shared``, ``core.switch``, ``core.cleanup``). They
+are registered before third-party plugins, so pluggy calls plugin hookimpls
+first within a phase unless a hookimpl says ``tryfirst``/``trylast``;
+plugins' hookimpls run in the order deploy.yml lists the plugins. Two core steps pin their
 place: making directories runs ``tryfirst`` in ``fap_deploy_starting`` (so
 plugins find ``path`` and the release directory there), and linking shared
 files runs ``trylast`` in ``fap_deploy_updating`` (after plugins have put the
@@ -288,14 +290,44 @@ def fap_deploy_finished(ctx: Context) -> None:
 
 @hookspec
 def fap_deploy_failed(ctx: Context, error: BaseException) -> None:
-    """The run failed; clean up after yourself on this host.
+    """The run failed as a whole; undo what this plugin did on this host.
 
-    Called on every host of the run (not only the one that failed) once the
-    run stops, before the core removes the unfinished release and releases
-    the lock. Exceptions raised here are reported but do not stop the
-    cleanup of other plugins or hosts.
+    When it is called:
 
-    :param ctx: the host's context.
+    - **release and rollback**, when any host fails (or the run is stopped
+      by Ctrl-C or SIGTERM) in any phase up to and including
+      ``publishing``: on **every host** of the run, those that did not fail
+      themselves included (``ctx.failed_phase`` is the phase the run failed
+      in, on this host or another). Hosts that had already switched
+      ``current`` (the core's switch runs in ``publishing``, and a
+      ``trylast`` hookimpl may fail after it) are switched back first; then
+      this hook runs; then the core removes the new release (release only)
+      and releases the lock.
+    - under ``--max-fail``, on each host **dropped** from the run (a failure
+      before ``publishing``), when it is dropped, while the other hosts go
+      on; under ``--batch-size``, on the hosts of the batch that failed.
+    - **not** after ``publishing`` (a failure in ``published``,
+      ``finishing`` or ``finished`` keeps the new release live and is
+      reported per host), and **not** in ``fap restart``.
+
+    Where the live release is: ``ctx.current_release`` (after a switch
+    back, the release ``current`` points to again: ``ctx.previous_release``;
+    where switching back failed, still ``ctx.release``). In a rollback,
+    ``ctx.release_path`` is a finished release, the one being returned to.
+    So **never remove** ``ctx.release_path``: the core removes the unfinished
+    release itself, and never the one ``current`` points to. Undo only what
+    your plugin made, and only in a release whose directory is not live::
+
+        @hookimpl
+        def fap_deploy_failed(ctx, error):
+            if ctx.flow != "release" or ctx.current_release == ctx.release:
+                return  # a rollback's release_path, or a release still live here
+            ctx.run(f"rm -rf {shlex.quote(ctx.config['myplugin_cache'])}")
+
+    Exceptions raised here are reported but do not stop the cleanup of
+    other plugins or hosts.
+
+    :param ctx: the host's context (``ctx.phase`` is ``"failed"``).
     :param error: the error that stopped the run (the first one, if several
         hosts failed).
     """

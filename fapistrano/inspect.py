@@ -93,28 +93,22 @@ def read_check(host: str, target: str, config: Mapping[str, Any], output: str) -
     return result
 
 
-def plugin_problems(caller: Any, ctx: Any) -> list[str]:
-    """Call every ``fap_check`` hookimpl of ``caller`` with ``ctx``; each problem names its plugin.
+def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any) -> list[str]:
+    """Call each plugin's ``fap_check`` (from :meth:`Plugins.one_by_one`) with ``ctx``; each problem names its plugin.
 
-    Hookimpls are called one by one (not through pluggy's loop) so that a
-    problem, or a crash, is attributed to the plugin that reported it, and one
-    crashing check does not hide the others.
+    The plugins are asked one by one so that a problem, or a crash, is
+    attributed to the plugin that reported it, and one crashing check does
+    not hide the others.
     """
     from fapistrano.plugins import PluginFailure
 
     problems: list[str] = []
-    for impl in reversed(caller.get_hookimpls()):  # pluggy's own order: last registered first
-        if impl.wrapper or impl.hookwrapper:
-            continue
-        name = impl.plugin_name
+    for name, check in checks:
         try:
-            found = impl.function(*[{"ctx": ctx}[arg] for arg in impl.argnames])
+            (found,) = check(ctx=ctx) or [None]
         except PluginFailure as failure:
             detail = str(failure) if isinstance(failure.error, FapError) else f"{type(failure.error).__name__}: {failure.error}"
             problems.append(f"{name}: check failed: {detail}")
-            continue
-        except Exception as error:  # noqa: BLE001 - an unwrapped hookimpl (registered by hand)
-            problems.append(f"{name}: check failed: {type(error).__name__}: {error}")
             continue
         if found is None:
             continue
@@ -153,11 +147,10 @@ def run_check(runner: Any, members: Sequence[Any]) -> list[HostCheck]:
             found = read_check(member.name, member.label, config, output.stdout)
             member.state = layout.parse_probe(output.stdout)
             ctx = Context(member.target, member.connection, runner.reporter, masker=runner.masker, flow="check",
-                          previous_release=member.state.current)
+                          previous_release=member.state.current, host_state=member.state)
             ctx.phase = "check"
-            ctx.state["fap.host_state"] = member.state
             member.ctx = ctx
-            found.problems += plugin_problems(runner.plugins.caller("fap_check", member.target.plugins), ctx)
+            found.problems += plugin_problems(runner.plugins.one_by_one("fap_check", member.target.plugins), ctx)
             found.problems = [runner.masker(p) for p in found.problems]
             results[key(member)] = found
 
@@ -283,9 +276,8 @@ def run_releases(runner: Any, members: Sequence[Any]) -> tuple[dict[str, list[Ho
                 raise CommandFailed(member.name, "(releases) listing releases", output.exit_code, runner.masker(output.stderr))
             host = read_releases(member.name, output.stdout)
             ctx = Context(member.target, member.connection, runner.reporter, masker=runner.masker, flow="releases",
-                          previous_release=host.state.current)
+                          previous_release=host.state.current, host_state=host.state)
             ctx.phase = "releases"
-            ctx.state["fap.host_state"] = host.state
             caller = runner.plugins.caller("fap_release_revision", member.target.plugins)
             host.revisions = ask_revisions(caller, ctx, [*host.state.releases, *host.state.unfinished])
             found[key(member)] = host

@@ -6,13 +6,13 @@ A fresh :class:`Plugins` is made for every run; nothing here is global.
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib
 import inspect
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
+from types import CodeType, TracebackType
 from typing import Any
 
 import pluggy
@@ -24,13 +24,14 @@ from fapistrano.settings import Setting
 
 ENTRY_POINT_GROUP = "fapistrano"
 
-#: The core's own hookimpls, registered first, like any plugin.
-BUILTIN_PLUGINS = (
-    "fapistrano.builtin.dirs",
-    "fapistrano.builtin.shared",
-    "fapistrano.builtin.switch",
-    "fapistrano.builtin.cleanup",
-)
+#: The core's own hookimpls, registered first like any plugin, under the names a
+#: failure or ``fap plugins`` shows (``core.switch: …``), by module.
+BUILTIN_PLUGINS = {
+    "core.dirs": "fapistrano.builtin.dirs",
+    "core.shared": "fapistrano.builtin.shared",
+    "core.switch": "fapistrano.builtin.switch",
+    "core.cleanup": "fapistrano.builtin.cleanup",
+}
 
 
 class PluginFailure(FapError):
@@ -78,8 +79,8 @@ class Plugins:
     def __init__(self) -> None:
         self.manager = pluggy.PluginManager("fapistrano")
         self.manager.add_hookspecs(hookspecs)
-        for name in BUILTIN_PLUGINS:
-            self._register(importlib.import_module(name), name, where="core")
+        for name, module in BUILTIN_PLUGINS.items():
+            self._register(importlib.import_module(module), name, where="core")
         self.loaded: list[str] = []
 
     @property
@@ -139,15 +140,15 @@ class Plugins:
             raise ConfigError(f"{where}: plugin {name}: {error}") from None
         except pluggy.PluginValidationError as error:
             raise ConfigError(f"{where}: plugin {name}: {error}") from None
-        for hook_caller in self.manager.get_hookcallers(module) or []:
-            for impl in hook_caller.get_hookimpls():
-                if impl.plugin is module and not (impl.wrapper or impl.hookwrapper):
-                    impl.function = _naming_failures(impl.function, name)
 
     # -- calling ----------------------------------------------------------
 
     def caller(self, hook_name: str, active: Iterable[str]) -> Callable[..., Any]:
-        """The hook ``hook_name`` restricted to built-ins and the ``active`` plugins."""
+        """The hook ``hook_name`` restricted to built-ins and the ``active`` plugins.
+
+        Called with keyword arguments like any pluggy hook; an exception a
+        hookimpl raises comes out as a :class:`PluginFailure` naming its plugin.
+        """
         active = set(active) | set(BUILTIN_PLUGINS)
         inactive = [
             self.manager.get_plugin(name)
@@ -155,9 +156,29 @@ class Plugins:
             if name not in active
         ]
         hook = getattr(self.manager.hook, hook_name)
-        if not inactive:
-            return hook
-        return self.manager.subset_hook_caller(hook_name, remove_plugins=inactive)
+        if inactive:
+            hook = self.manager.subset_hook_caller(hook_name, remove_plugins=inactive)
+        return _naming(hook)
+
+    def one_by_one(self, hook_name: str, active: Iterable[str] | None = None) -> list[tuple[str, Callable[..., Any]]]:
+        """Each plugin's own implementation of ``hook_name`` as ``(plugin, caller)``, in pluggy's call order.
+
+        For the hooks whose answers belong to the plugin that gave them
+        (settings, checks): each caller calls that plugin's hookimpl alone,
+        through pluggy, and raises :class:`PluginFailure` naming it. Only
+        the built-ins and the ``active`` plugins when ``active`` is given.
+        """
+        hook = getattr(self.manager.hook, hook_name)
+        allowed = None if active is None else set(active) | set(BUILTIN_PLUGINS)
+        everyone = [plugin for _name, plugin in self.manager.list_name_plugin()]
+        callers = []
+        # pluggy calls the last registered first.
+        for impl in reversed(hook.get_hookimpls()):
+            if impl.wrapper or impl.hookwrapper or (allowed is not None and impl.plugin_name not in allowed):
+                continue
+            alone = self.manager.subset_hook_caller(hook_name, remove_plugins=[p for p in everyone if p is not impl.plugin])
+            callers.append((impl.plugin_name, _naming(alone, impl.plugin_name)))
+        return callers
 
     def settings(self) -> list[tuple[str, list[Setting]]]:
         """Every loaded plugin's settings, with the plugin's name, in load order.
@@ -199,17 +220,17 @@ class Plugins:
 
     def _per_plugin(self, hook_name: str, empty: Any) -> list[tuple[str, Any, str]]:
         """``(plugin, result, file:line of its hookimpl)`` of each plugin implementing ``hook_name``."""
+        where = {impl.plugin_name: _source(impl.function) for impl in getattr(self.manager.hook, hook_name).get_hookimpls()}
         results = []
-        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+        for name, call in self.one_by_one(hook_name):
             try:
-                result = impl.function()
+                (result,) = call() or [None]
             except PluginFailure as failure:
                 if isinstance(failure.error, ConfigError):  # a Setting(...) naming its own file:line
                     raise ConfigError(f"{failure} (plugin {failure.plugin})") from None
                 raise ConfigError(f"plugin {failure.plugin}: {hook_name} failed: {failure}") from None
-            code = inspect.unwrap(impl.function).__code__
-            results.append((impl.plugin_name, result if result is not None else empty, f"{code.co_filename}:{code.co_firstlineno}"))
-        return list(reversed(results))
+            results.append((name, result if result is not None else empty, where[name]))
+        return results
 
     def implemented_hooks(self, name: str) -> list[str]:
         """The hooks plugin ``name`` implements, for ``fap plugins``."""
@@ -219,16 +240,53 @@ class Plugins:
         return sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
 
 
-def _naming_failures(function: Callable[..., Any], plugin: str) -> Callable[..., Any]:
-    """Wrap a hookimpl so an exception it raises says which plugin raised it."""
+def raised_by(impls: Iterable[Any], traceback: TracebackType | None) -> str | None:
+    """The plugin whose hookimpl raised the exception of ``traceback``, or ``None``.
 
-    @functools.wraps(function)
-    def call(*args: Any, **kwargs: Any) -> Any:
+    The traceback is walked from the hook call inwards: the first frame that
+    runs one plugin's hookimpl is the one pluggy called. A frame shared by
+    several plugins (a decorator's wrapper) is passed over for the one it
+    wraps.
+    """
+    plugins_of: dict[CodeType, set[str]] = {}
+    for impl in impls:
+        if impl.wrapper or impl.hookwrapper:
+            continue
+        for function in (impl.function, inspect.unwrap(impl.function)):
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                plugins_of.setdefault(code, set()).add(impl.plugin_name)
+    while traceback is not None:
+        found = plugins_of.get(traceback.tb_frame.f_code)
+        if found is not None and len(found) == 1:
+            return next(iter(found))
+        traceback = traceback.tb_next
+    return None
+
+
+def _naming(hook: Any, plugin: str | None = None) -> Callable[..., Any]:
+    """``hook``, with an exception a hookimpl raises re-raised as a :class:`PluginFailure` naming its plugin.
+
+    ``plugin`` when ``hook`` calls one plugin only; otherwise the plugin is
+    found from the traceback (:func:`raised_by`), only when something raised:
+    a call that succeeds costs one function call more than pluggy's own.
+    """
+
+    def call(**kwargs: Any) -> Any:
         try:
-            return function(*args, **kwargs)
+            return hook(**kwargs)
         except PluginFailure:
             raise
         except Exception as error:  # noqa: BLE001 - re-raised with the plugin's name
-            raise PluginFailure(plugin, error) from error
+            raiser = plugin or raised_by(hook.get_hookimpls(), error.__traceback__)
+            if raiser is None:  # raised by pluggy itself (a missing argument): nobody's to name
+                raise
+            raise PluginFailure(raiser, error) from error
 
     return call
+
+
+def _source(function: Callable[..., Any]) -> str:
+    """``file:line`` of a hookimpl (of the function a decorator wraps)."""
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "?"

@@ -52,6 +52,7 @@ class Member:
     ctx: Context | None = None
     locked: bool = False
     switched: bool = False
+    made_release: bool = False  # its first phase made this run's release directory
     failed: BaseException | None = None
     failed_phase: str = ""
     status: str = ""
@@ -272,8 +273,9 @@ class Runner:
                 previous_release=member.state.current if member.state else None,
                 flow=flow.name,
                 stopping=self.stopping,
+                host_state=member.state,
+                locked=member.locked,
             )
-            ctx.state["fap.host_state"] = member.state
             member.ctx = ctx
 
     # -- phases -----------------------------------------------------------
@@ -334,6 +336,10 @@ class Runner:
                 return False
             started = time.monotonic()
             failures = self.run_phase(flow, phase, active)
+            if flow.creates_release and phase == flow.phases[0]:
+                for member in active:
+                    # Its release directory is this run's: the failure path may remove it even unmarked.
+                    member.made_release = key(member) not in failures
             self.reporter.handle(Event("phase_done", phase=phase, status="failed" if failures else "ok",
                                        duration=time.monotonic() - started,
                                        message=f"{len(active) - len(failures)}/{len(active)} hosts ok"))
@@ -346,7 +352,8 @@ class Runner:
             if phase == flow.publish_phase:
                 for member in active:
                     # A later publishing hook (trylast) may fail after this host's switch: it is switched all the same.
-                    member.switched = key(member) not in failures or bool(member.ctx and member.ctx.state.get("fap.switched"))
+                    moved = member.ctx is not None and member.ctx.current_release != member.ctx.previous_release
+                    member.switched = key(member) not in failures or moved
             if not failures:
                 continue
             failed = [m for m in active if key(m) in failures]
@@ -421,6 +428,8 @@ class Runner:
             else:
                 script = f"rm -f {layout.q(config['current_path'])}"
             result = member.connection.run(script)
+            if result.exit_code == 0:
+                ctx.current_release = previous  # what fap_deploy_failed then reads
             if result.exit_code == 0 and key(member) in quiet:
                 return
             if result.exit_code == 0:
@@ -443,8 +452,8 @@ class Runner:
             ctx = member.ctx
             assert ctx is not None and ctx.release
             try:
-                created = bool(ctx.state.get("fap.release_created"))
-                script = layout.remove_new_release_script(ctx.config["releases_path"], ctx.config["current_path"], ctx.release, created)
+                script = layout.remove_new_release_script(ctx.config["releases_path"], ctx.config["current_path"], ctx.release,
+                                                          member.made_release)
                 result = member.connection.run(script)
             except FapError as error:
                 self.emit("error", f"could not remove unfinished release {ctx.release}: {error}", host=member.name)
@@ -477,7 +486,7 @@ def describe(error: BaseException, host: str) -> str:
     """One line naming the plugin and the failure, without repeating the host."""
     plugin = ""
     if isinstance(error, PluginFailure):
-        plugin = f"{error.plugin}: " if not error.plugin.startswith("fapistrano.builtin") else ""
+        plugin = f"{error.plugin}: "
         error = error.error
     if isinstance(error, FapError):
         text = str(error)

@@ -56,13 +56,18 @@ class FleetUnavailable(RuntimeError):
 class FapResult:
     """What a ``fap`` run left: its exit code and what it printed."""
 
+    #: fap's exit status (0 done, 1 failed, 2 bad input…: see the exit codes in :doc:`cli`).
     exit_code: int
+    #: What fap printed on stdout (progress, the summary).
     stdout: str
+    #: What fap printed on stderr (``fap: error: …`` lines).
     stderr: str
+    #: Wall time of the run, in seconds.
     duration: float
 
     @property
     def output(self) -> str:
+        """``stdout`` then ``stderr``: what a user saw, for assertion messages."""
         return self.stdout + self.stderr
 
 
@@ -217,6 +222,7 @@ class Fleet:
         log.close()
 
     def wait_ready(self, name: str, timeout: float = 15) -> None:
+        """Wait until host ``name``'s sshd accepts connections; :class:`FleetUnavailable` if it died."""
         host = self.hosts[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -405,6 +411,7 @@ class Fleet:
         return out
 
     def locked(self, host: str, app_name: str | None = None) -> bool:
+        """Whether a run's deploy lock is held on ``host``."""
         return (self.app_dir(host, app_name) / ".fap-lock").exists()
 
 
@@ -457,9 +464,11 @@ class LocalTarget:
 
     @property
     def path(self) -> Path:
+        """The app's directory (deploy.yml's ``path``): ``releases/``, ``shared/``, ``current``."""
         return self.root / "srv" / self.app_name
 
     def deployfile(self, extra: Mapping[str, Any] | None = None, stage: str = "test", role: str = "web") -> dict[str, Any]:
+        """A deploy.yml (as data) deploying to :attr:`path` with ``connection: local``, merged with ``extra``."""
         data = {
             "app_name": self.app_name,
             "connection": "local",
@@ -469,15 +478,18 @@ class LocalTarget:
         return _merge(data, extra or {})
 
     def write_deployfile(self, extra: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
+        """Write :meth:`deployfile` to ``root/deploy.yml``; return its path."""
         path = self.root / "deploy.yml"
         path.write_text(_yaml_dump(self.deployfile(extra, **kwargs)))
         return path
 
     def current(self) -> str | None:
+        """The release ``current`` points to (``None`` when there is none)."""
         link = self.path / "current"
         return os.path.basename(os.readlink(link)) if link.is_symlink() else None
 
     def releases(self) -> list[str]:
+        """Release directories, oldest first."""
         directory = self.path / "releases"
         return sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")) if directory.is_dir() else []
 

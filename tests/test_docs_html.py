@@ -1,8 +1,11 @@
-"""The built HTML docs can be copied from: options keep their ``--``, addresses stay text.
+"""The built HTML docs can be copied from, and show every member the API pages list.
 
 Sphinx's "smart quotes" turn ``--keep-releases`` into ``–keep-releases`` (an
 en dash) wherever the text is not a literal, and docutils turns ``user@host``
 into a ``mailto:`` link; a user who copies either gets a command that fails.
+An autodoc ``:members:`` list can also come out empty with the build still
+green (a setting in conf.py once did that to every API page).
+
 These tests build the docs (or read ``$FAP_DOCS_HTML``, the build ``tox -e
 docs`` just made) and look at every page's text as a browser shows it.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -31,6 +35,7 @@ class PageText(HTMLParser):
         super().__init__()
         self.text: list[str] = []
         self.links: list[str] = []
+        self.ids: set[str] = set()
         self._hidden = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -38,6 +43,7 @@ class PageText(HTMLParser):
             self._hidden += 1
         if tag == "a":
             self.links += [value or "" for name, value in attrs if name == "href"]
+        self.ids.update(value for name, value in attrs if name == "id" and value)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style"):
@@ -84,3 +90,52 @@ def test_user_at_host_is_text_not_a_mail_link(pages: dict[str, PageText]) -> Non
 
     assert {name: links for name, links in mail_links.items() if links} == {}
     assert "deploy@app1.example.com" in "".join(pages["quickstart.html"].text)
+
+
+#: An autodoc directive and the ``:members:`` list under it (which may go on over indented lines).
+AUTODOC = re.compile(
+    r"^\.\. auto(?:class|exception|module)::\s*(?P<name>\S+)\n(?P<options>(?:[ \t]+\S.*\n)*)", re.MULTILINE
+)
+
+
+def listed_members() -> Iterator[tuple[str, str]]:
+    """``(page, object.member)`` for every member an API page's autodoc directive lists."""
+    for source in sorted(DOCS.glob("*.rst")):
+        for directive in AUTODOC.finditer(source.read_text(encoding="utf-8")):
+            options = re.split(r"\n(?=[ \t]+:)", directive["options"])
+            for option in options:
+                option = option.strip()
+                if option.startswith(":members:"):
+                    for member in option[len(":members:"):].replace("\n", " ").split(","):
+                        if member.strip():
+                            yield f"{source.stem}.html", f"{directive['name']}.{member.strip()}"
+
+
+#: What a plugin author must find on the API pages, whatever the directives say.
+PUBLIC_API = {
+    "hooks.html": [
+        *(f"fapistrano.context.Context.{name}" for name in (
+            "run", "test", "exists", "log", "warn", "mask", "config", "host", "release", "release_path",
+            "previous_release", "current_release", "releases", "unfinished_releases", "locked", "state",
+        )),
+        "fapistrano.Setting", "fapistrano.CommandFailed", "fapistrano.CommandFailed.status", "fapistrano.FapError",
+    ],
+    "testing.html": [
+        "fapistrano.testing.run_fap", "fapistrano.testing.FapResult", "fapistrano.testing.FapResult.exit_code",
+        "fapistrano.testing.LocalTarget", "fapistrano.testing.LocalTarget.current",
+        "fapistrano.testing.Fleet", "fapistrano.testing.Fleet.current", "fapistrano.testing.Fleet.releases",
+    ],
+}
+
+
+def test_every_member_an_api_page_lists_is_rendered(pages: dict[str, PageText]) -> None:
+    listed = list(listed_members())
+    assert ("hooks.html", "fapistrano.context.Context.run") in listed  # the directives were read
+
+    assert [(page, member) for page, member in listed if member not in pages[page].ids] == []
+
+
+def test_the_public_api_is_on_its_pages(pages: dict[str, PageText]) -> None:
+    missing = {page: [name for name in names if name not in pages[page].ids] for page, names in PUBLIC_API.items()}
+
+    assert {page: names for page, names in missing.items() if names} == {}

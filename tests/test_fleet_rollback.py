@@ -128,13 +128,15 @@ def test_restart_runs_only_the_restart_hooks_on_the_current_release(
 
 
 def test_restart_failing_on_one_host_is_reported(
-    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, three_releases: list[str]
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, recorder: Any, three_releases: list[str]
 ) -> None:
     result = fap_run(["restart", "-s", "test", "--recorder-fail-phase", "restarting", "--recorder-fail-host", "host3",
                       "--recorder-fail-stderr", "supervisor says no"], cwd=tmp_path)
     assert_error(result, "host3", "restarting", "supervisor says no")
     for host in HOSTS:
         assert fap_fleet.current(host) == three_releases[-1]
+    # A restart changes no release: fap_deploy_failed (hookspecs.py says so) is not called.
+    assert "fap_deploy_failed" not in recorder.hooks()
 
 
 def test_restart_before_any_deploy_is_refused(fap_fleet: Any, fap_run: Any, tmp_path: Path, recorder: Any) -> None:

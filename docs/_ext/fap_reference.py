@@ -348,7 +348,8 @@ def flows_rst() -> str:
     for flow in _flows():
         phases = ", ".join(f":py:func:`{flow.hook_name(p)}`" for p in flow.phases)
         lines += [f"   * - {flow.name}", f"     - {phases}"]
-    lines += ["", "On any failure, :py:func:`fap_deploy_failed` runs on every host of the run.", ""]
+    lines += ["", "When a release or a rollback fails up to and including ``publishing``,"
+              " :py:func:`fap_deploy_failed` runs on every host of the run (its entry says when else).", ""]
     return "\n".join(lines)
 
 

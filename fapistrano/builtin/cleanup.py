@@ -7,8 +7,7 @@ from fapistrano import hookimpl, layout
 
 @hookimpl
 def fap_deploy_finishing(ctx) -> None:
-    state: layout.HostState = ctx.state["fap.host_state"]
-    releases = tuple(layout.sort_releases({*state.releases, ctx.release}))
+    releases = tuple(layout.sort_releases({*ctx.releases, ctx.release}))
     after = layout.HostState(current=ctx.release, releases=releases)
     # Never remove the release a rollback would return to, even with keep_releases: 1.
     rollback_target = layout.previous_release(after)

@@ -9,10 +9,9 @@ from fapistrano import hookimpl, layout
 def fap_deploy_starting(ctx) -> None:
     config = ctx.config
     is_release = ctx.flow == "release"
-    state: layout.HostState | None = ctx.state.get("fap.host_state")
     # Unfinished releases of runs that died (a host or fap killed mid-release). Only a run that
     # holds the lock may judge them dead: with the lock taken, no other run is making a release here.
-    leftovers = [r for r in state.unfinished if r != ctx.release] if state is not None and state.locked_by_us else []
+    leftovers = [r for r in ctx.unfinished_releases if r != ctx.release] if ctx.locked else []
     ctx.run(
         layout.starting_script(
             path=config["path"],
@@ -26,8 +25,5 @@ def fap_deploy_starting(ctx) -> None:
             leftovers=leftovers,
         )
     )
-    if is_release:
-        # The failure path removes a release this run made, even once publishing has unmarked it.
-        ctx.state["fap.release_created"] = True
     for release in leftovers:
         ctx.log(f"removed unfinished release {release} (left by a run that did not finish)")

@@ -29,8 +29,10 @@ def fap_deploy_publishing(ctx) -> None:
         + layout.switch_script(config["current_path"], ctx.release_path, tag=ctx.release)
         + check
     )
-    # Read by the runner: a later publishing hook (trylast) that fails or is interrupted must switch this host back.
-    ctx.state["fap.switched"] = True
+    if not ctx.dry_run:
+        # Also tells the failure path that this host moved: a later publishing hook (trylast)
+        # that fails or is interrupted must switch it back.
+        ctx.current_release = ctx.release
     if EMPTY in output.splitlines():
         ctx.warn(f"release {ctx.release} is empty: no plugin put code into it"
                  " (enable one that does, e.g. plugins: [fapistrano.git])")
