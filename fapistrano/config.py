@@ -178,7 +178,7 @@ def load_yaml(text: str) -> Any:
         def construct_object(self, node: Any, deep: bool = False) -> Any:
             try:
                 return super().construct_object(node, deep=deep)
-            except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as error:
+            except (ValueError, TypeError, OverflowError, LookupError, AttributeError) as error:
                 raise ConstructorError(None, None, f"cannot read {node.value!r} as {node.tag}: {error}",
                                        node.start_mark) from None
 
