@@ -35,6 +35,7 @@ from fapistrano import hookspec
 
 if TYPE_CHECKING:
     from fapistrano.context import Context
+    from fapistrano.run import Run
     from fapistrano.settings import Setting
 
 
@@ -151,6 +152,63 @@ def fap_release_revision(ctx: Context, release: str) -> str | None:
     :param release: the name of a release under ``releases_path``.
     :return: the revision, one short line; ``None`` when this plugin did not
         put that release there or cannot tell.
+    """
+
+
+# ---------------------------------------------------------------------------
+# The run (``fap deploy``, ``fap rollback``, ``fap restart``), once, on the deployer's machine
+#
+# fap_run_starting -> the phases on every host (below) -> fap_run_finished
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def fap_run_starting(run: Run) -> None:
+    """The run is about to change hosts: say no, or prepare what the whole run needs.
+
+    Called once per run of ``fap deploy``, ``fap rollback`` and ``fap
+    restart``, on the deployer's machine, after every host is connected,
+    locked and probed and the release is chosen (``run.release``), and before
+    the first phase changes any host. Not called by the read-only commands
+    (``check``, ``releases``, ``config``), nor by ``once``, ``shell`` or
+    ``unlock``. A plugin's hookimpl is called when deploy.yml enables the
+    plugin for any target of the run, once (not once per target).
+
+    Build an artifact here (``run.local("make dist")``), refuse to deploy a
+    revision CI has not passed, or say in a chat that a deploy begins. Under
+    ``--dry-run`` it is called too (``run.dry_run`` is ``True``): skip what
+    you would not want done for a rehearsal.
+
+    **Raising aborts the run with nothing changed**: no phase runs on any
+    host, the locks are released, ``fap_run_finished`` is still called (with
+    ``run.ok`` false), and fap exits 1 printing the error as one line
+    (``fap: error: <plugin>: <message>``). Raise :class:`fapistrano.FapError`
+    with a message the operator can act on.
+
+    :param run: the run (a :class:`fapistrano.Run`): ``command``,
+        ``release``, ``hosts``, ``targets``, ``config``, ``dry_run``, and
+        ``log``, ``warn``, ``local`` to report and to run local commands.
+    """
+
+
+@hookspec
+def fap_run_finished(run: Run) -> None:
+    """The run is over: report how it ended.
+
+    Called once per run of ``fap deploy``, ``fap rollback`` and ``fap
+    restart``, on the deployer's machine, **always**: after the last phase,
+    after the failure path, after Ctrl-C or SIGTERM (the hosts cleaned up),
+    after a host could not be connected to, and after a
+    ``fap_run_starting`` raised. The locks are already released.
+    ``run.ok``, ``run.outcome`` and ``run.error`` say how the run ended.
+
+    Post to a chat, write an audit record, tell CI. Raising here is shown as a
+    warning (``fap: warning``-style line) and **never changes the run's
+    outcome or exit status**: the fleet is already where it is.
+
+    :param run: the run (a :class:`fapistrano.Run`), with ``ok`` (a bool),
+        ``outcome`` (``"ok"``, ``"failed"``, ``"partial"`` or ``"switched
+        back"``) and ``error`` (the error lines, or ``None``) filled in.
     """
 
 
