@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "fapistrano.builtin.shared",
     "fapistrano.builtin.switch",
     "fapistrano.builtin.cleanup",
+    "fapistrano.builtin.checks",
 )
 
 
