@@ -241,7 +241,8 @@ class LiveReporter(Reporter):
         elif event.kind == "output" and self.verbosity >= VERBOSE:
             self.console.print(f"[dim]{event.host} | {event.phase} |   {_escape(event.message)}[/dim]")
         elif event.kind == "log" and self.verbosity >= NORMAL:
-            self.console.print(f"{event.host} | {event.phase} | {_escape(event.message)}")
+            where = " | ".join(p for p in (event.host, event.phase) if p)  # run.log has no host
+            self.console.print(f"{where} | {_escape(event.message)}")
 
     def _render(self) -> Any:
         from rich.spinner import Spinner
