@@ -3,6 +3,10 @@
 Read this file top to bottom to learn the deploy lifecycle. A plugin
 implements any subset of these hooks with ``@fapistrano.hookimpl``.
 
+A deploy, rollback or restart calls :func:`fap_run_starting` once on the
+deployer's machine, then the phases on every host, then
+:func:`fap_run_finished` once, whatever happened.
+
 Phases run on every host of the run in parallel (one worker thread per host,
 at most ``max_parallel`` at once), and **every host finishes a phase before
 any host starts the next one**. Each phase hook is called once per host with
@@ -16,8 +20,8 @@ host, the command and its stderr). Any other exception is reported with the
 plugin's name. A failure before ``fap_deploy_publishing`` leaves ``current``
 untouched on every host and removes the new release everywhere.
 
-The core's own steps (directories, shared links, the switch, cleanup) are
-hookimpls too, in :mod:`fapistrano.builtin`; they are registered before
+The core's own steps (directories, shared links, the switch, cleanup, the
+checks of ``fap check``) are hookimpls too, in :mod:`fapistrano.builtin`; they are registered before
 third-party plugins, so pluggy calls plugin hookimpls first within a phase
 unless a hookimpl says ``tryfirst``/``trylast``; plugins' hookimpls run in
 the order deploy.yml lists the plugins. Two core steps pin their
@@ -119,10 +123,15 @@ def fap_secret_settings() -> list[str]:
 def fap_check(ctx: Context) -> list[str] | None:
     """Report what would make a deploy to this host fail, without changing it.
 
-    Called once per host by ``fap check`` after the core's own checks
-    (reachable, ``path`` writable, linked files present, lock free). Use only
-    read-only commands (``ctx.test``, ``ctx.exists``,
-    ``ctx.run(..., readonly=True)``).
+    Called once per host by ``fap check``, once the host is connected and
+    probed (``ctx.previous_release`` is its current release). The core's own
+    checks are a hookimpl of this hook like any plugin's
+    (:mod:`fapistrano.builtin.checks`, ``tryfirst``: ``path`` writable,
+    linked files present, lock free); an unreachable host is reported without
+    calling it. Use only read-only commands (``ctx.test``, ``ctx.exists``,
+    ``ctx.run(..., readonly=True)``). A problem is shown prefixed with the
+    plugin's name; a hookimpl that raises is reported as that plugin's
+    ``check failed: ...`` and does not hide the other plugins' problems.
 
     :param ctx: the host's context; ``ctx.release`` is ``None``.
     :return: a list of problems, each one line; empty or ``None`` when fine.
