@@ -45,7 +45,8 @@ def _record(run, hook, **extra):
         "hook": hook, "command": run.command, "release": run.release, "hosts": list(run.hosts),
         "targets": [[t.stage, t.role, list(t.hosts), t.config["release"]] for t in run.targets],
         "dry_run": run.dry_run, "ok": run.ok, "outcome": None if run.outcome is None else str(run.outcome),
-        "outcome_is_ok": run.outcome == "ok", "error": run.error, "app_name": run.config["app_name"], **extra,
+        "outcome_is_ok": run.outcome == "ok", "error": run.error, "app_name": run.config["app_name"],
+        "config": {k: run.config.get(k) for k in ("keep_releases", "greeting", "site")}, **extra,
     }
     with open(run.config["runprobe_file"], "a") as stream:
         stream.write(json.dumps(line) + "\\n")
@@ -238,3 +239,18 @@ def test_run_hooks_are_called_once_for_a_plugin_enabled_on_several_targets(fap_f
     (starting,) = probe.calls("fap_run_starting")
     release = fap_fleet.current("host3")
     assert starting["targets"] == [["test", "web", ["host1", "host2"], release], ["test", "worker", ["host3"], release]]
+
+
+def test_run_config_is_the_top_level_resolved_with_per_host_names_left_as_written(fap_local, fap_run):
+    probe = Probe(fap_local.root)
+    fap_local.write_deployfile({
+        **probe.settings(), "greeting": "hi %(app_name)s from %(host)s", "site": "%(site_name)s.example.com",
+        "stage_role_configs": {"test": {"web": {"site_name": "shop"}}},
+    })
+
+    result = fap_run(["deploy", "-s", "test", "--keep-releases", "3"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    (starting,) = probe.calls("fap_run_starting")
+    assert starting["config"] == {"keep_releases": 3, "greeting": "hi app from %(host)s",
+                                  "site": "%(site_name)s.example.com"}

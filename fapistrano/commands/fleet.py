@@ -58,7 +58,7 @@ def top_level_settings(deployfile: cfg.DeployFile, declared: Mapping[str, Any], 
     reference to a per-host name (``%(host)s``, ``%(release)s``...) is left
     as written: there is no one host to fill it in with.
     """
-    values: dict[str, Any] = {name: d.default for name, d in declared.items()}
+    values: dict[str, Any] = {name: cfg._plain(d.default) for name, d in declared.items()}
     origins: dict[str, cfg.Origin] = {name: d.origin for name, d in declared.items()}
     for key, value in deployfile.data.items():
         if key in ("stage_role_configs", *cfg.RUN_NAMES):
@@ -74,8 +74,17 @@ def top_level_settings(deployfile: cfg.DeployFile, declared: Mapping[str, Any], 
     names = {name: f"%%({name})s" for name in cfg.RUN_NAMES}
     for name in names:
         origins.setdefault(name, cfg.Origin("core"))
-    resolved = cfg.interpolate({**values, **names}, origins)
-    return {name: value for name, value in resolved.items() if name not in cfg.RUN_NAMES}
+    values.update(names)
+    resolved = {}
+    for name in values:
+        if name in cfg.RUN_NAMES:
+            continue
+        try:
+            resolved[name] = cfg.interpolate(values, origins, only=[name])[name]
+        except cfg.ConfigError:
+            # A name only a stage/role block defines: the targets resolve it; the run keeps it as written.
+            resolved[name] = values[name]
+    return resolved
 
 
 class Fleet:
