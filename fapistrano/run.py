@@ -15,7 +15,7 @@ from fapistrano.masking import Masker
 from fapistrano.ui import Event, Reporter
 
 
-class Outcome(str, Enum):
+class RunOutcome(str, Enum):
     """How a run ended, in ``run.outcome`` (a string: ``run.outcome == "ok"`` works)."""
 
     #: Done on every selected host.
@@ -65,7 +65,7 @@ class Run:
         ``True`` under ``--dry-run``: nothing is changed on any host.
     ``ok``, ``outcome``, ``error``
         In ``fap_run_finished``: whether every host is done (a bool), how the
-        run ended (an :class:`Outcome`: ``"ok"``, ``"failed"``, ``"partial"``,
+        run ended (a :class:`RunOutcome`: ``"ok"``, ``"failed"``, ``"partial"``,
         ``"switched back"``) and, when it failed, the error lines fap prints
         (one string, lines joined by newlines; ``None`` when ok). In
         ``fap_run_starting`` ``ok`` is ``False``, ``outcome`` and ``error`` ``None``.
@@ -81,7 +81,7 @@ class Run:
     dry_run: bool = False
     release: str | None = None
     ok: bool = False
-    outcome: Outcome | None = None
+    outcome: RunOutcome | None = None
     error: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
     _reporter: Reporter | None = field(default=None, repr=False)
@@ -135,4 +135,4 @@ class Run:
             self._reporter.handle(Event(kind=kind, phase=self._phase, message=message, **fields))
 
 
-__all__ = ["Outcome", "Run", "RunTarget"]
+__all__ = ["Run", "RunOutcome", "RunTarget"]

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 from fapistrano.errors import FapError, Interrupted, Stopped
 from fapistrano.flows import Flow
-from fapistrano.run import Outcome as RunOutcome
-from fapistrano.run import Run, RunTarget
+from fapistrano.run import Run, RunOutcome, RunTarget
 from fapistrano.runner import (
     SIGNAL_EXIT,
     Member,
