@@ -208,7 +208,9 @@ def fap_run_finished(run: Run) -> None:
     restart``, on the deployer's machine, **always**: after the last phase,
     after the failure path, after Ctrl-C or SIGTERM (the hosts cleaned up),
     after a host could not be connected to, and after a
-    ``fap_run_starting`` raised. The locks are already released.
+    ``fap_run_starting`` raised. The locks are already released. (Bad input
+    that fap refuses before connecting to any host, exit 2, is not a run:
+    neither run-level hook is called.)
     ``run.ok``, ``run.outcome`` and ``run.error`` say how the run ended.
 
     Post to a chat, write an audit record, tell CI. Raising here is shown as a

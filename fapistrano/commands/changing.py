@@ -63,10 +63,15 @@ def execute(
     released; what it raises is a warning.
     """
     previous_handlers = install_signal_handlers(runner)
-    outcome = Outcome(False, 1, ["stopped before the run could end"])
+    outcome = Outcome(False, 1, [])
     try:
         try:
             outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run)
+        except BaseException as error:
+            # Told to fap_run_finished as it will be printed (a signal outside the phases: "interrupted").
+            text = describe(error, "") if isinstance(error, Exception) else "interrupted"
+            outcome = Outcome(False, getattr(error, "exit_code", 1), [text])
+            raise
         finally:
             runner.close(members)
         return outcome
