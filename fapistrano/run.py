@@ -6,7 +6,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -41,7 +41,6 @@ class RunTarget:
     config: Mapping[str, Any]
 
 
-@dataclass
 class Run:
     """One ``fap deploy``, ``fap rollback`` or ``fap restart``, as the run-level hooks see it.
 
@@ -72,29 +71,37 @@ class Run:
     ``state``
         A dict a plugin may keep its own state in, from ``fap_run_starting``
         to ``fap_run_finished``; prefix keys with the plugin's name.
+    ``hook``
+        The run-level hook being called (``"fap_run_starting"`` or
+        ``"fap_run_finished"``): one function may implement both.
     """
 
-    command: str
-    hosts: tuple[str, ...]
-    targets: tuple[RunTarget, ...]
-    config: Mapping[str, Any]
-    dry_run: bool = False
-    release: str | None = None
-    ok: bool = False
-    outcome: RunOutcome | None = None
-    error: str | None = None
-    state: dict[str, Any] = field(default_factory=dict)
-    _reporter: Reporter | None = field(default=None, repr=False)
-    _masker: Masker = field(default_factory=Masker, repr=False)
-    _phase: str = field(default="run_starting", repr=False)
+    def __init__(self, command: str, hosts: tuple[str, ...], targets: tuple[RunTarget, ...], config: Mapping[str, Any], *,
+                 dry_run: bool = False, reporter: Reporter | None = None, masker: Masker | None = None) -> None:
+        self.command = command
+        self.hosts = hosts
+        self.targets = targets
+        self.config = config
+        self.dry_run = dry_run
+        self.release: str | None = None
+        self.ok = False
+        self.outcome: RunOutcome | None = None
+        self.error: str | None = None
+        self.state: dict[str, Any] = {}
+        self._reporter = reporter
+        self._mask = masker or Masker()
+        self.hook = "fap_run_starting"  # which run-level hook is being called: where its lines show
+
+    def __repr__(self) -> str:
+        return f"<Run {self.command} release={self.release} hosts={len(self.hosts)}>"
 
     def log(self, message: str) -> None:
         """Show ``message`` in the view, once for the run (masked)."""
-        self._emit("log", self._masker(str(message)))
+        self._emit("log", self._mask(str(message)))
 
     def warn(self, message: str) -> None:
         """Show ``message`` as a warning, once for the run (masked)."""
-        self._emit("warning", self._masker(str(message)))
+        self._emit("warning", self._mask(str(message)))
 
     def local(self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
         """Run shell text ``command`` on the deployer's machine; stream its output into the view; return its stdout.
@@ -105,7 +112,7 @@ class Run:
         :class:`fapistrano.CommandFailed` (``host`` is ``"local"``) with the
         command's status and the tails of its stdout and stderr.
         """
-        shown = self._masker(command if not cwd else f"(cd {cwd}) {command}")
+        shown = self._mask(command if not cwd else f"(cd {cwd}) {command}")
         self._emit("command", shown)
         environment = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}}
         try:
@@ -119,7 +126,7 @@ class Run:
         def pump(stream: Any, lines: list[str], name: str) -> None:
             for line in stream:
                 lines.append(line)
-                self._emit("output", self._masker(line.rstrip("\n")), data={"stream": name})
+                self._emit("output", self._mask(line.rstrip("\n")), data={"stream": name})
 
         reader = threading.Thread(target=pump, args=(process.stderr, err, "stderr"), daemon=True)
         reader.start()
@@ -127,12 +134,12 @@ class Run:
         reader.join()
         status = process.wait()
         if status != 0:
-            raise CommandFailed("local", shown, status, self._masker("".join(err)), self._masker("".join(out)))
+            raise CommandFailed("local", shown, status, self._mask("".join(err)), self._mask("".join(out)))
         return "".join(out).rstrip("\n")
 
     def _emit(self, kind: str, message: str, **fields: Any) -> None:
         if self._reporter is not None:
-            self._reporter.handle(Event(kind=kind, phase=self._phase, message=message, **fields))
+            self._reporter.handle(Event(kind=kind, phase=self.hook.removeprefix("fap_"), message=message, **fields))
 
 
 __all__ = ["Run", "RunOutcome", "RunTarget"]

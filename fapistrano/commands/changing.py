@@ -9,6 +9,8 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from fapistrano.errors import FapError, Interrupted, Stopped
 from fapistrano.flows import Flow
@@ -142,7 +144,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
 
 
-def make_run(command: str, members: Sequence[Member], config: dict, dry_run: bool, runner: Runner) -> Run:
+def make_run(command: str, members: Sequence[Member], config: dict[str, Any], dry_run: bool, runner: Runner) -> Run:
     """The ``run`` of the run-level hooks, before anything is connected."""
     targets: dict[str, list[Member]] = {}
     for member in members:
@@ -152,10 +154,10 @@ def make_run(command: str, members: Sequence[Member], config: dict, dry_run: boo
         hosts=tuple(dict.fromkeys(m.name for m in members)),
         targets=tuple(RunTarget(group[0].settings.stage, group[0].settings.role, tuple(m.name for m in group),
                                 group[0].target.config) for group in targets.values()),
-        config=config,
+        config=MappingProxyType(config),
         dry_run=dry_run,
-        _reporter=runner.reporter,
-        _masker=runner.masker,
+        reporter=runner.reporter,
+        masker=runner.masker,
     )
 
 
@@ -196,7 +198,7 @@ def _run_finished(runner: Runner, members: Sequence[Member], run: Run, outcome: 
         run.outcome = RunOutcome.FAILED
     run.error = "\n".join(outcome.errors) or None
     run.release = outcome.release or run.release
-    run._phase = "run_finished"
+    run.hook = "fap_run_finished"
     try:
         runner.plugins.caller("fap_run_finished", _run_plugins(members))(run=run)
     except Exception as error:  # noqa: BLE001 - the outcome is decided; a notification failing cannot change it
