@@ -149,6 +149,12 @@ def test_rollback_and_restart_call_the_run_hooks_with_their_command(fap_fleet, f
     assert calls == [("fap_run_starting", "rollback", first), ("fap_run_finished", "rollback", first),
                      ("fap_run_starting", "restart", first), ("fap_run_finished", "restart", first)]
 
+    # Commands that change no release are not runs: no run-level hook.
+    for args in (["check", "-s", "test"], ["once", "-s", "test", "-c", "true"], ["releases", "-s", "test"],
+                 ["unlock", "-s", "test"]):
+        assert fap_run(args, cwd=tmp_path).exit_code == 0, args
+    assert len(probe.run_calls()) == 4
+
 
 def test_a_failed_run_calls_run_finished_with_the_failure(fap_fleet, fap_run, tmp_path, probe):
     fap_fleet.write_deployfile(tmp_path, probe.settings(runprobe_fail_host="host2"))
