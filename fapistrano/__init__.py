@@ -28,7 +28,9 @@ Ship it as a distribution with an entry point in the ``fapistrano`` group::
 and list its entry point name under ``plugins:`` in deploy.yml. Every hook
 is documented in :mod:`fapistrano.hookspecs`; ``ctx`` is a
 :class:`fapistrano.Context`. What a plugin imports comes from here:
-``hookimpl``, ``Setting``, ``Context``, ``FapError``.
+``hookimpl``, ``Setting``, ``Context``, ``Run`` (what the run-level hooks
+``fap_run_starting`` and ``fap_run_finished`` get), ``FapError``,
+``CommandFailed``.
 """
 
 import pluggy
@@ -44,6 +46,7 @@ hookspec = pluggy.HookspecMarker("fapistrano")
 # The public API, imported after the markers: these modules import them.
 from fapistrano.context import Context  # noqa: E402
 from fapistrano.errors import CommandFailed, FapError  # noqa: E402
+from fapistrano.run import Run  # noqa: E402
 from fapistrano.settings import Setting  # noqa: E402
 
-__all__ = ["CommandFailed", "Context", "FapError", "Setting", "__version__", "hookimpl", "hookspec"]
+__all__ = ["CommandFailed", "Context", "FapError", "Run", "Setting", "__version__", "hookimpl", "hookspec"]

@@ -1,4 +1,4 @@
-"""``fap``: parse the command line, build the plan, hand it to the runner.
+"""``fap``: parse the command line, call one command of :mod:`fapistrano.commands`, render what it returns.
 
 Heavy imports (ruamel.yaml, rich, plumbum) happen inside commands so that
 ``fap --help`` and ``fap --version`` stay fast.
@@ -11,43 +11,15 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from fapistrano import __version__
+from fapistrano.commands.options import Options
 from fapistrano.errors import FapError
 
 OVERRIDES = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
-
-
-@dataclass
-class Options:
-    """Run options, given before or after the command (after wins)."""
-
-    deployfile: str | None = None
-    dry_run: bool = False
-    verbose: int = 0
-    quiet: bool = False
-    parallel: int | None = None
-    log_json: str | None = None
-    live: bool | None = None
-
-    def merged(self, **later: Any) -> Options:
-        values = {**self.__dict__}
-        for name, value in later.items():
-            if value not in (None, False, 0):
-                values[name] = value
-        return Options(**values)
-
-    @property
-    def verbosity(self) -> int:
-        from fapistrano.ui import NORMAL, QUIET, VERBOSE
-
-        if self.quiet:
-            return QUIET
-        return VERBOSE if self.verbose else NORMAL
 
 
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -120,17 +92,12 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
 
 @fleet_command("deploy", "Ship a new release to every selected host (alias: release).")
 def deploy(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
-    from fapistrano import flows
-    from fapistrano.runner import execute
+    from fapistrano.commands.deploy import deploy as run
+    from fapistrano.commands.fleet import Fleet
 
-    def plan(members: Any) -> Any:
-        release = flows.release_for_run([m.state for m in members])
-        return lambda member: (release, None)
-
-    with _fleet(options, stage, role, overrides, "deploy") as fleet:
-        fleet.announce(f"deploying {fleet.app} to {fleet.describe()}")
-        outcome = execute(fleet.runner, flows.RELEASE, fleet.members, plan, **fleet.run_policy)
-        fleet.finish("deploy", outcome, success=f"deployed release {outcome.release}")
+    with Fleet(options, stage, role, overrides, "deploy") as fleet:
+        outcome = run(fleet)
+        _finish(fleet, outcome, success=f"deployed release {outcome.release}")
 
 
 _release_alias = copy.copy(deploy)
@@ -141,39 +108,20 @@ cli.add_command(_release_alias, "release")
 @fleet_command("rollback", "Switch every selected host back to its previous release.")
 @click.option("--to", "to", metavar="RELEASE", help="Return to this release instead of the previous one.")
 def rollback(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None) -> None:
-    from fapistrano import flows
-    from fapistrano.runner import execute
+    from fapistrano.commands.fleet import Fleet
+    from fapistrano.commands.rollback import rollback as run
 
-    def plan(members: Any) -> Any:
-        choices, refusals = {}, []
-        for member in members:
-            try:
-                choices[id(member)] = flows.rollback_choice(member.name, member.state, to)
-            except FapError as error:
-                refusals.append(str(error))
-        if refusals:
-            raise FapError("; ".join(refusals))
-        return lambda member: choices[id(member)]
-
-    with _fleet(options, stage, role, overrides, "rollback") as fleet:
-        fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
-        outcome = execute(fleet.runner, flows.ROLLBACK, fleet.members, plan, **fleet.run_policy)
-        fleet.finish("rollback", outcome, success="rolled back")
+    with Fleet(options, stage, role, overrides, "rollback") as fleet:
+        _finish(fleet, run(fleet, to), success="rolled back")
 
 
 @fleet_command("restart", "Run the restart hooks (restarting, restarted) on every selected host.")
 def restart(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
-    from fapistrano import flows
-    from fapistrano.runner import execute
+    from fapistrano.commands.fleet import Fleet
+    from fapistrano.commands.restart import restart as run
 
-    def plan(members: Any) -> Any:
-        current = {id(m): flows.restart_choice(m.name, m.state) for m in members}
-        return lambda member: (current[id(member)], None)
-
-    with _fleet(options, stage, role, overrides, "restart") as fleet:
-        fleet.announce(f"restarting {fleet.app} on {fleet.describe()}")
-        outcome = execute(fleet.runner, flows.RESTART, fleet.members, plan, **fleet.run_policy)
-        fleet.finish("restart", outcome, success="restarted")
+    with Fleet(options, stage, role, overrides, "restart") as fleet:
+        _finish(fleet, run(fleet), success="restarted")
 
 
 @fleet_command("once", "Run a one-off admin command in the current release, with its .env loaded.")
@@ -181,10 +129,11 @@ def restart(options: Options, stage: str | None, role: str | None, overrides: li
 @click.option("--host", "host", metavar="NAME", help="Run on this host (default: the first host of each stage/role).")
 @click.option("--all-hosts", is_flag=True, help="Run on every selected host.")
 def once(options: Options, stage: str | None, role: str | None, overrides: list[str], command: str, host: str | None, all_hosts: bool) -> None:
-    from fapistrano.runner import run_once
+    from fapistrano.commands.fleet import Fleet, host_filter
+    from fapistrano.commands.once import once as run
 
-    with _fleet(options, stage, role, overrides, "once", hosts=_host_filter(host, all_hosts)) as fleet:
-        exit_code = run_once(fleet.runner, fleet.members, command)
+    with Fleet(options, stage, role, overrides, "once", hosts=host_filter(host, all_hosts)) as fleet:
+        exit_code = run(fleet, command)
         fleet.close()
         if exit_code:
             sys.exit(exit_code)
@@ -193,11 +142,11 @@ def once(options: Options, stage: str | None, role: str | None, overrides: list[
 @fleet_command("shell", "Open an interactive shell in the current release of one host, with its .env loaded.")
 @click.option("--host", "host", metavar="NAME", help="Which host (default: the first one selected).")
 def shell(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
-    from fapistrano.runner import shell_argv
+    from fapistrano.commands.fleet import Fleet, host_filter
+    from fapistrano.commands.shell import shell_argv
 
-    with _fleet(options, stage, role, overrides, "shell", hosts=_host_filter(host, False), connects=False) as fleet:
-        member = fleet.members[0]
-        argv = shell_argv(member)
+    with Fleet(options, stage, role, overrides, "shell", hosts=host_filter(host, False), connects=False) as fleet:
+        argv = shell_argv(fleet.members[0])
         fleet.close()
     sys.stdout.flush()
     os.execvp(argv[0], argv)
@@ -205,189 +154,42 @@ def shell(options: Options, stage: str | None, role: str | None, overrides: list
 
 @fleet_command("unlock", "Remove a stale deploy lock after showing who held it.")
 def unlock(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
-    from fapistrano.runner import run_unlock
+    from fapistrano.commands.fleet import Fleet
+    from fapistrano.commands.unlock import unlock as run
 
-    with _fleet(options, stage, role, overrides, "unlock") as fleet:
-        exit_code = run_unlock(fleet.runner, fleet.members)
+    with Fleet(options, stage, role, overrides, "unlock") as fleet:
+        exit_code = run(fleet)
         fleet.close()
         if exit_code:
             sys.exit(exit_code)
 
 
-def _host_filter(host: str | None, all_hosts: bool) -> Callable[[list[Any]], list[Any]]:
-    def choose(members: list[Any]) -> list[Any]:
-        if host is not None:
-            chosen = [m for m in members if m.name == host]
-            if not chosen:
-                names = ", ".join(sorted({m.name for m in members}))
-                raise FapError(f"--host {host}: not a host of the selected targets ({names})")
-            return chosen[:1]
-        if all_hosts:
-            return members
-        first: dict[str, Any] = {}
-        for member in members:
-            first.setdefault(member.label, member)
-        return list(first.values())
+def _finish(fleet: Any, outcome: Any, success: str) -> None:
+    """Render how deploy, rollback or restart ended: the summary, then success or the errors; exit with its code."""
+    from fapistrano.runner import summarize
 
-    return choose
-
-
-# ---------------------------------------------------------------------------
-# Building a fleet from deploy.yml
-# ---------------------------------------------------------------------------
-
-
-def _deployfile_path(option: str | None) -> Any:
-    """The deploy file to use; one found in a parent directory is named on stderr, so nobody wonders which."""
-    from fapistrano.config import find_deployfile
-
-    path = find_deployfile(option)
-    if option is None and not os.environ.get("FAP_APP") and path.is_absolute():
-        click.echo(f"fap: using {path}", err=True)
-    return path
-
-
-class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fleet`
-    """Resolve the targets, load plugins, make the runner; report at the end."""
-
-    def __init__(self, options: Options, stage: str | None, role: str | None, overrides: list[str], command: str,
-                 hosts: Callable[[list[Any]], list[Any]] | None = None, connects: bool = True) -> None:
-        from fapistrano import config as cfg
-        from fapistrano.plugins import Plugins
-        from fapistrano.remote import allow_open_files
-        from fapistrano.runner import build_members, check_distinct_paths, control_directory
-
-        self.options = options
-        # How the operator selected these hosts, for the next command we suggest ("fap rollback -s production").
-        self.selection = " ".join(f"{flag} {value}" for flag, value in (("-s", stage), ("-r", role)) if value)
-        deployfile = cfg.DeployFile.load(_deployfile_path(options.deployfile))
-        pairs = deployfile.select(stage, role)
-        plugins = Plugins()
-        enabled = {pair: deployfile.plugins_for(*pair, command) for pair in pairs}
-        plugins.load((entry for names in enabled.values() for entry in names), search_path=str(deployfile.path.parent.resolve()))
-        declared = cfg.declared_settings(plugins.settings())
-        parsed = cfg.parse_overrides(overrides, cfg.with_user_settings(deployfile, declared))
-        self.roles = [cfg.merge(deployfile, s, r, declared, parsed, [n for n, _ in enabled[(s, r)]]) for s, r in pairs]
-        self._control_dir = control_directory()
-        try:
-            members = build_members(self.roles, self._control_dir)
-            if hosts is not None:
-                members = hosts(members)
-            elif command not in ("releases", "check", "config", "unlock"):
-                check_distinct_paths(members)
-        except BaseException:
-            os.rmdir(self._control_dir)  # nothing connected yet: it is still empty
-            raise
-        self.members = members
-        self._closed = False
-        self.max_parallel = options.parallel or min(r.values["max_parallel"] for r in self.roles)
-        if connects:
-            allow_open_files(len(members))
-            # The SSH handshakes (the bulk of a run's start on a fleet) run while the rest is set up;
-            # as many as the run will connect at once, the first hosts it will work on.
-            for member in members[:self.max_parallel]:
-                member.connection.start()
-        try:
-            self._finish_setup(options, plugins, command)
-        except BaseException:
-            self.close()
-            raise
-
-    def _finish_setup(self, options: Options, plugins: Any, command: str) -> None:
-        from fapistrano.masking import Masker, MaskingReporter, collect_secrets
-        from fapistrano.runner import Runner, lock_owner_text
-        from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter
-
-        self.console = make_console()
-        self.errors = make_console(stderr=True)
-        for role_settings in self.roles:
-            for warning in role_settings.warnings:
-                self.errors.print(f"fap: warning: {warning}", style="yellow", markup=False, highlight=False)
-        members = self.members
-        secret_names = set(plugins.secret_settings())
-        secrets = [
-            secret
-            for member in members
-            for secret in collect_secrets(member.target.config, (*member.target.config["mask"], *secret_names),
-                                          {name: origin.prefix() for name, origin in member.target.origins.items()})
-        ]
-        self.masker = Masker(secrets)
-        reporters = [make_reporter(self.console, options.verbosity, live=options.live)]
-        if options.log_json:
-            try:
-                stream = open(options.log_json, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reporter
-            except OSError as error:
-                raise FapError(f"--log-json {options.log_json}: {error.strerror}") from None
-            reporters.append(JsonLog(stream, on_error=functools.partial(self._log_json_failed, options.log_json)))
-        # Every event passes the masker on its way to any output: the one boundary secrets cannot cross.
-        self.reporter = MaskingReporter(Fanout(reporters), self.masker)
-        self.runner = Runner(plugins, self.reporter, self.masker, dry_run=options.dry_run,
-                             max_parallel=self.max_parallel, lock_text=lock_owner_text(f"fap {command}"))
-        self.app = self.roles[0].values.get("app_name") or "the application"
-        first = members[0].target.config if members else {"batch_size": 0, "max_fail": "0"}
-        # Run-wide settings: one value for the whole fleet run (the top level or the command line sets them).
-        self.run_policy = {"batch_size": first["batch_size"], "max_fail": first["max_fail"]}
-
-    def _log_json_failed(self, path: str, error: OSError) -> None:
-        # The log is a side channel: a run half-way through a switch must not stop because a file cannot be written.
-        self.errors.print(f"fap: warning: --log-json {path}: cannot write: {error.strerror or error};"
-                          " the run goes on without the event log", style="yellow", markup=False, highlight=False,
-                          soft_wrap=True)
-
-    def __enter__(self) -> _fleet:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            for member in self.members:
-                member.connection.close()  # a no-op once the runner has closed it
-            if hasattr(self, "reporter"):
-                self.reporter.close()
-            try:
-                os.rmdir(self._control_dir)
-            except OSError:
-                pass
-
-    def describe(self) -> str:
-        targets = ", ".join(f"{r.stage}/{r.role}" for r in self.roles)
-        count = len(self.members)
-        return f"{targets} ({count} host{'s' if count != 1 else ''}){' [dry run]' if self.options.dry_run else ''}"
-
-    def announce(self, message: str) -> None:
-        from fapistrano.ui import Event
-
-        self.reporter.handle(Event("run", message=self.masker(message)))
-
-    def finish(self, command: str, outcome: Any, success: str) -> None:
-        from fapistrano.runner import summarize
-
-        ran = any(m.ctx is not None or m.failed is not None for m in self.members)
-        results = summarize(self.members, self.masker) if ran else []
-        title = f"fap {command}: {'ok' if outcome.ok else 'FAILED'}"
-        self.reporter.summary(title, results, outcome.ok)
-        self.close()
-        if outcome.ok:
-            self.console.print(f"{success}{' (dry run: nothing changed)' if self.options.dry_run else ''}", markup=False, highlight=False)
-            return
-        for error in outcome.errors:
-            self.errors.print(f"fap: error: {self.masker(error)}", style="red", markup=False, highlight=False, soft_wrap=True)
-        if outcome.where:
-            self.errors.print(f"fap: {outcome.where}", style="red", markup=False, highlight=False, soft_wrap=True)
-        if outcome.moved and command == "deploy":
-            back = " ".join(p for p in ("fap rollback", self.selection) if p)
-            self.errors.print(f"fap: to return to the previous release: {back}", style="red", markup=False, highlight=False,
-                              soft_wrap=True)
-        sys.exit(outcome.exit_code)
+    ran = any(m.ctx is not None or m.failed is not None for m in fleet.members)
+    results = summarize(fleet.members, fleet.masker) if ran else []
+    title = f"fap {fleet.command}: {'ok' if outcome.ok else 'FAILED'}"
+    fleet.reporter.summary(title, results, outcome.ok)
+    fleet.close()
+    if outcome.ok:
+        fleet.console.print(f"{success}{' (dry run: nothing changed)' if fleet.options.dry_run else ''}", markup=False, highlight=False)
+        return
+    for error in outcome.errors:
+        fleet.errors.print(f"fap: error: {fleet.masker(error)}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if outcome.where:
+        fleet.errors.print(f"fap: {outcome.where}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if outcome.moved and fleet.command == "deploy":
+        back = " ".join(p for p in ("fap rollback", fleet.selection) if p)
+        fleet.errors.print(f"fap: to return to the previous release: {back}", style="red", markup=False, highlight=False,
+                           soft_wrap=True)
+    sys.exit(outcome.exit_code)
 
 
 # ---------------------------------------------------------------------------
-# Operator commands: init, check, releases, config, plugins.
-# The logic lives in fapistrano.init and fapistrano.inspect; these only wire
-# options to it and print.
+# Operator commands: init, check, releases, config, plugins. Each command's
+# module returns plain data; these print it.
 # ---------------------------------------------------------------------------
 
 
@@ -410,45 +212,33 @@ def init(context: click.Context, deployfile: str | None, plugin_option: tuple[st
     """
     from pathlib import Path
 
-    from fapistrano import init as scaffold
+    from fapistrano.commands.init import init as run
 
     options: Options = context.find_object(Options) or Options()
     path = Path(deployfile or options.deployfile or "deploy.yml")
-    if path.exists():
-        scaffold.write_new(path, "")  # raises the one-line refusal
-    from fapistrano.plugins import installed_plugins
-
-    names = scaffold.plugin_names(plugin_option, [p.name for p in installed_plugins()])
-    chosen, docs, secrets = scaffold.load_plugins(names)
-    text = scaffold.render(app_name or scaffold.default_app_name(path.parent), chosen, docs, secrets)
-    scaffold.write_new(path, text)
+    names = run(path, plugin_option, app_name)
     listed = ", ".join(names) or "none"
     click.echo(f"wrote {path} (plugins: {listed}); next: fill in hosts under stage_role_configs, then run 'fap check -s staging'")
-
-
-def _plain_output(options: Options) -> Options:
-    """Read-only reports print lines and tables, not the live deploy view (unless --live asks)."""
-    import dataclasses
-
-    return options if options.live else dataclasses.replace(options, live=False)
 
 
 @fleet_command("check", "Connect to every selected host and report what would make a deploy fail.",
                short_help="Report, per host, what would make a deploy fail.")
 def check(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
-    from fapistrano.inspect import check_ok_line, check_summary, run_check
+    from fapistrano.commands.check import check as run
+    from fapistrano.commands.check import ok_line, summary
+    from fapistrano.commands.fleet import Fleet
 
-    with _fleet(_plain_output(options), stage, role, overrides, "check") as fleet:
+    with Fleet(options.plain(), stage, role, overrides, "check") as fleet:
         fleet.announce(f"checking {fleet.app} on {fleet.describe()}")
-        checks = run_check(fleet.runner, fleet.members)
+        checks = run(fleet)
         for result in checks:
             if result.ok:
-                fleet.runner.emit("log", check_ok_line(result), host=result.host, phase=result.target)
+                fleet.runner.emit("log", ok_line(result), host=result.host, phase=result.target)
             for problem in result.problems:
                 fleet.runner.emit("error", problem, host=result.host, phase=result.target)
         fleet.close()
     ok = all(c.ok for c in checks)
-    fleet.console.print(check_summary(checks), style="green" if ok else "bold red", markup=False, highlight=False)
+    fleet.console.print(summary(checks), style="green" if ok else "bold red", markup=False, highlight=False)
     if not ok:
         sys.exit(1)
 
@@ -459,11 +249,13 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
     from rich import box
     from rich.table import Table
 
-    from fapistrano.inspect import broken_currents, current_disagreement, release_rows, run_releases
+    from fapistrano.commands.fleet import Fleet
+    from fapistrano.commands.releases import broken_currents, current_disagreement, release_rows
+    from fapistrano.commands.releases import releases as run
     from fapistrano.layout import now
 
-    with _fleet(_plain_output(options), stage, role, overrides, "releases") as fleet:
-        by_target, errors = run_releases(fleet.runner, fleet.members)
+    with Fleet(options.plain(), stage, role, overrides, "releases") as fleet:
+        by_target, errors = run(fleet)
         fleet.close()
     moment = now()
     for label, hosts in by_target.items():
@@ -496,11 +288,12 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
 def config(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from rich.text import Text
 
-    from fapistrano.inspect import setting_rows
+    from fapistrano.commands.config import setting_rows
+    from fapistrano.commands.fleet import Fleet, host_filter
 
     # As 'fap deploy' resolves them (its plugins); nothing connects.
-    with _fleet(_plain_output(options), stage, role, overrides, "deploy", hosts=_host_filter(host, False),
-                connects=False) as fleet:
+    with Fleet(options.plain(), stage, role, overrides, "deploy", hosts=host_filter(host, False),
+               connects=False) as fleet:
         secret_names = fleet.runner.plugins.secret_settings()
         for index, member in enumerate(fleet.members):
             rows = setting_rows(member.target, secret_names, fleet.masker)
@@ -533,14 +326,15 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
     from rich.text import Text
 
     from fapistrano import config as cfg
-    from fapistrano.init import yaml_line
-    from fapistrano.inspect import builtin_steps, plugin_infos
+    from fapistrano.commands.fleet import deployfile_path
+    from fapistrano.commands.init import yaml_line
+    from fapistrano.commands.plugins import builtin_steps, plugin_infos
     from fapistrano.ui import make_console
 
     options: Options = context.find_object(Options) or Options()
     explicit = deployfile or options.deployfile
     try:
-        path = _deployfile_path(explicit)
+        path = deployfile_path(explicit)
     except FapError:
         if explicit or os.environ.get("FAP_APP"):
             raise

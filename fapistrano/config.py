@@ -647,8 +647,11 @@ MAX_REFERENCE_DEPTH = 50
 MAX_INTERPOLATED_CHARS = 1_000_000
 
 
-def interpolate(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> dict[str, Any]:
-    """Resolve every ``%(name)s``; unknown names, cycles and runaway values name the key and its origin."""
+def interpolate(values: Mapping[str, Any], origins: Mapping[str, Origin], only: Iterable[str] | None = None) -> dict[str, Any]:
+    """Resolve every ``%(name)s``; unknown names, cycles and runaway values name the key and its origin.
+
+    With ``only``, resolve just those names (and what they reference).
+    """
     resolved: dict[str, Any] = {}
     resolving: list[str] = []
 
@@ -696,7 +699,7 @@ def interpolate(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> dic
         resolved[name] = value
         return value
 
-    for name in values:
+    for name in values if only is None else only:
         resolve(name, None)
     return resolved
 

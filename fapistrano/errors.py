@@ -81,6 +81,11 @@ class Interrupted(FapError):
     exit_code = 130
 
 
+class Stopped(Interrupted):
+    """This host did not go on because of something elsewhere: another host failed, an earlier batch failed,
+    or the run was stopped between phases. Not a failure of this host (its summary row says ``skipped``)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived outside the phases (CI cancelling a job): unwind like Ctrl-C, exit 143."""
 

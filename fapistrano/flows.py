@@ -3,18 +3,54 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from fapistrano import layout
 from fapistrano.errors import FapError
+
+
+class FlowName(str, Enum):
+    """What ``ctx.flow`` says: which command the hook runs in. A string: ``ctx.flow == "release"`` works."""
+
+    RELEASE = "release"
+    ROLLBACK = "rollback"
+    RESTART = "restart"
+    CHECK = "check"
+    ONCE = "once"
+    RELEASES = "releases"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Phase(str, Enum):
+    """The phases of the flows, as ``ctx.phase`` names them (a string, like :class:`FlowName`)."""
+
+    STARTING = "starting"
+    STARTED = "started"
+    UPDATING = "updating"
+    UPDATED = "updated"
+    REVERTING = "reverting"
+    REVERTED = "reverted"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    FINISHING = "finishing"
+    FINISHING_ROLLBACK = "finishing_rollback"
+    FINISHED = "finished"
+    RESTARTING = "restarting"
+    RESTARTED = "restarted"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class Flow:
     """A command's phases. Phases before ``publish_phase`` are all-or-nothing."""
 
-    name: str
-    phases: tuple[str, ...]
-    publish_phase: str | None
+    name: FlowName
+    phases: tuple[Phase, ...]
+    publish_phase: Phase | None
     creates_release: bool
 
     def hook_name(self, phase: str) -> str:
@@ -27,19 +63,21 @@ class Flow:
         return self.phases.index(phase) < self.phases.index(self.publish_phase)
 
 
+P = Phase
 RELEASE = Flow(
-    "release",
-    ("starting", "started", "updating", "updated", "publishing", "published", "finishing", "finished"),
-    publish_phase="publishing",
+    FlowName.RELEASE,
+    (P.STARTING, P.STARTED, P.UPDATING, P.UPDATED, P.PUBLISHING, P.PUBLISHED, P.FINISHING, P.FINISHED),
+    publish_phase=P.PUBLISHING,
     creates_release=True,
 )
 ROLLBACK = Flow(
-    "rollback",
-    ("starting", "started", "reverting", "reverted", "publishing", "published", "finishing_rollback", "finished"),
-    publish_phase="publishing",
+    FlowName.ROLLBACK,
+    (P.STARTING, P.STARTED, P.REVERTING, P.REVERTED, P.PUBLISHING, P.PUBLISHED, P.FINISHING_ROLLBACK, P.FINISHED),
+    publish_phase=P.PUBLISHING,
     creates_release=False,
 )
-RESTART = Flow("restart", ("restarting", "restarted"), publish_phase=None, creates_release=False)
+RESTART = Flow(FlowName.RESTART, (P.RESTARTING, P.RESTARTED), publish_phase=None, creates_release=False)
+del P
 
 
 def release_for_run(states: list[layout.HostState]) -> str:

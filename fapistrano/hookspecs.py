@@ -3,6 +3,10 @@
 Read this file top to bottom to learn the deploy lifecycle. A plugin
 implements any subset of these hooks with ``@fapistrano.hookimpl``.
 
+A deploy, rollback or restart calls :func:`fap_run_starting` once on the
+deployer's machine, then the phases on every host, then
+:func:`fap_run_finished` once, whatever happened.
+
 Phases run on every host of the run in parallel (one worker thread per host,
 at most ``max_parallel`` at once), and **every host finishes a phase before
 any host starts the next one**. Each phase hook is called once per host with
@@ -16,10 +20,11 @@ host, the command and its stderr). Any other exception is reported with the
 plugin's name. A failure before ``fap_deploy_publishing`` leaves ``current``
 untouched on every host and removes the new release everywhere.
 
-The core's own steps (directories, shared links, the switch, cleanup) are
+The core's own steps (directories, shared links, the switch, cleanup, the
+checks of ``fap check``) are
 hookimpls too, in :mod:`fapistrano.builtin`, and read about a host only what
 ``ctx`` offers every plugin; a failure in one is named like a plugin's
-(``core.dirs``, ``core.shared``, ``core.switch``, ``core.cleanup``). They
+(``core.dirs``, ``core.switch``…). They
 are registered before third-party plugins, so pluggy calls plugin hookimpls
 first within a phase unless a hookimpl says ``tryfirst``/``trylast``;
 plugins' hookimpls run in the order deploy.yml lists the plugins. Two core steps pin their
@@ -37,6 +42,7 @@ from fapistrano import hookspec
 
 if TYPE_CHECKING:
     from fapistrano.context import Context
+    from fapistrano.run import Run
     from fapistrano.settings import Setting
 
 
@@ -120,10 +126,15 @@ def fap_secret_settings() -> list[str]:
 def fap_check(ctx: Context) -> list[str] | None:
     """Report what would make a deploy to this host fail, without changing it.
 
-    Called once per host by ``fap check`` after the core's own checks
-    (reachable, ``path`` writable, linked files present, lock free). Use only
-    read-only commands (``ctx.test``, ``ctx.exists``,
-    ``ctx.run(..., readonly=True)``).
+    Called once per host by ``fap check``, once the host is connected and
+    probed (``ctx.previous_release`` is its current release). The core's own
+    checks are a hookimpl of this hook like any plugin's
+    (:mod:`fapistrano.builtin.checks`, ``tryfirst``: ``path`` writable,
+    linked files present, lock free); an unreachable host is reported without
+    calling it. Use only read-only commands (``ctx.test``, ``ctx.exists``,
+    ``ctx.run(..., readonly=True)``). A problem is shown prefixed with the
+    plugin's name; a hookimpl that raises is reported as that plugin's
+    ``check failed: ...`` and does not hide the other plugins' problems.
 
     :param ctx: the host's context; ``ctx.release`` is ``None``.
     :return: a list of problems, each one line; empty or ``None`` when fine.
@@ -153,6 +164,65 @@ def fap_release_revision(ctx: Context, release: str) -> str | None:
     :param release: the name of a release under ``releases_path``.
     :return: the revision, one short line; ``None`` when this plugin did not
         put that release there or cannot tell.
+    """
+
+
+# ---------------------------------------------------------------------------
+# The run (``fap deploy``, ``fap rollback``, ``fap restart``), once, on the deployer's machine
+#
+# fap_run_starting -> the phases on every host (below) -> fap_run_finished
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def fap_run_starting(run: Run) -> None:
+    """The run is about to change hosts: say no, or prepare what the whole run needs.
+
+    Called once per run of ``fap deploy``, ``fap rollback`` and ``fap
+    restart``, on the deployer's machine, after every host is connected,
+    locked and probed and the release is chosen (``run.release``), and before
+    the first phase changes any host. Not called by the read-only commands
+    (``check``, ``releases``, ``config``), nor by ``once``, ``shell`` or
+    ``unlock``. A plugin's hookimpl is called when deploy.yml enables the
+    plugin for any target of the run, once (not once per target).
+
+    Build an artifact here (``run.local("make dist")``), refuse to deploy a
+    revision CI has not passed, or say in a chat that a deploy begins. Under
+    ``--dry-run`` it is called too (``run.dry_run`` is ``True``): skip what
+    you would not want done for a rehearsal.
+
+    **Raising aborts the run with nothing changed**: no phase runs on any
+    host, the locks are released, ``fap_run_finished`` is still called (with
+    ``run.ok`` false), and fap exits 1 printing the error as one line
+    (``fap: error: <plugin>: <message>``). Raise :class:`fapistrano.FapError`
+    with a message the operator can act on.
+
+    :param run: the run (a :class:`fapistrano.Run`): ``command``,
+        ``release``, ``hosts``, ``targets``, ``config``, ``dry_run``, and
+        ``log``, ``warn``, ``local`` to report and to run local commands.
+    """
+
+
+@hookspec
+def fap_run_finished(run: Run) -> None:
+    """The run is over: report how it ended.
+
+    Called once per run of ``fap deploy``, ``fap rollback`` and ``fap
+    restart``, on the deployer's machine, **always**: after the last phase,
+    after the failure path, after Ctrl-C or SIGTERM (the hosts cleaned up),
+    after a host could not be connected to, and after a
+    ``fap_run_starting`` raised. The locks are already released. (Bad input
+    that fap refuses before connecting to any host, exit 2, is not a run:
+    neither run-level hook is called.)
+    ``run.ok``, ``run.outcome`` and ``run.error`` say how the run ended.
+
+    Post to a chat, write an audit record, tell CI. Raising here is shown as a
+    warning (``fap: warning``-style line) and **never changes the run's
+    outcome or exit status**: the fleet is already where it is.
+
+    :param run: the run (a :class:`fapistrano.Run`), with ``ok`` (a bool),
+        ``outcome`` (``"ok"``, ``"failed"``, ``"partial"`` or ``"switched
+        back"``) and ``error`` (the error lines, or ``None``) filled in.
     """
 
 

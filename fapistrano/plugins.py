@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = {
     "core.shared": "fapistrano.builtin.shared",
     "core.switch": "fapistrano.builtin.switch",
     "core.cleanup": "fapistrano.builtin.cleanup",
+    "core.checks": "fapistrano.builtin.checks",
 }
 
 

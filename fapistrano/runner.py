@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fapistrano import layout
 from fapistrano.config import HostSpec, RoleSettings, Target, hosts_of, target_for_host
 from fapistrano.context import Context
-from fapistrano.errors import CommandFailed, CommandKilled, FapError, Interrupted, Terminated
-from fapistrano.flows import Flow
+from fapistrano.errors import CommandFailed, CommandKilled, FapError, Interrupted, Stopped, Terminated
+from fapistrano.flows import Flow, FlowName
 from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
 from fapistrano.remote import Host, ssh_settings_from
@@ -38,6 +38,11 @@ INTERRUPT_GRACE = 10.0
 
 #: fap's exit status after a signal, once cleaned up: 128 + the signal's number, as shells report it.
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+#: How a member ended, beyond failed or not: "" while running, "ok"/"failed" in fap once,
+#: "dropped" (taken out under --max-fail), "reverted" (switched back after a failed switch).
+MemberStatus = Literal["", "ok", "failed", "dropped", "reverted"]
 
 
 @dataclass
@@ -55,7 +60,7 @@ class Member:
     made_release: bool = False  # its first phase made this run's release directory
     failed: BaseException | None = None
     failed_phase: str = ""
-    status: str = ""
+    status: MemberStatus = ""
     started: float = field(default_factory=time.monotonic)
     last_active: float | None = None  # when its last phase ended: its time in the summary
 
@@ -257,8 +262,13 @@ class Runner:
         else:
             self.emit("error", f"could not release the lock: {result.stderr.strip()}", host=member.name)
 
-    def make_contexts(self, members: Sequence[Member], release_of: Callable[[Member], tuple[str | None, str | None]], flow: Flow) -> None:
-        """Resolve every member's settings for its release; build its ``ctx``."""
+    def make_contexts(self, members: Sequence[Member], release_of: Callable[[Member], tuple[str | None, str | None]],
+                      flow: Flow | FlowName) -> None:
+        """Resolve every member's settings for its release; build its ``ctx``: the one place a ``ctx`` is made.
+
+        ``flow`` is a deploy flow, or the name of a command's flow (check, once, releases) that runs no phases.
+        """
+        name = flow.name if isinstance(flow, Flow) else flow
         for member in members:
             release, rollback_from = release_of(member)
             target = target_for_host(member.settings, member.spec, release)
@@ -271,7 +281,7 @@ class Runner:
                 masker=self.masker,
                 rollback_from=rollback_from,
                 previous_release=member.state.current if member.state else None,
-                flow=flow.name,
+                flow=name,
                 stopping=self.stopping,
                 host_state=member.state,
                 locked=member.locked,
@@ -332,7 +342,7 @@ class Runner:
                     self.fail_run(flow, members, {key(active[0]): Interrupted("interrupted")})
                 else:
                     for member in active:
-                        member.failed = Interrupted("stopped: interrupted")
+                        member.failed = Stopped("stopped: interrupted")
                 return False
             started = time.monotonic()
             failures = self.run_phase(flow, phase, active)
@@ -391,7 +401,7 @@ class Runner:
             self.switch_back(switched, unsure)
         for member in members:
             if member.failed is None:
-                member.failed = Interrupted("stopped: another host failed") if not isinstance(first, Interrupted) else first
+                member.failed = Stopped("stopped: another host failed") if not isinstance(first, Interrupted) else first
         live = [m for m in members if m.status != "dropped" and m.ctx is not None]
         self.tell_plugins_failed(live, first)
         if flow.creates_release and not self.dry_run:
@@ -504,154 +514,11 @@ def control_directory() -> str:
     return tempfile.mkdtemp(prefix="fap-", dir=base)
 
 
-__all__ = ["Member", "Runner", "build_members", "describe", "key"]
+__all__ = ["Member", "Runner", "build_members", "describe", "install_signal_handlers", "key", "restore_signal_handlers"]
 
 
-# ---------------------------------------------------------------------------
-# Whole commands
-# ---------------------------------------------------------------------------
-
-ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
-
-
-@dataclass
-class Outcome:
-    """How a command ended: ok or not, the exit code, one line per failure, the release."""
-
-    ok: bool
-    exit_code: int
-    errors: list[str]
-    release: str | None = None
-    #: Hosts whose ``current`` this run moved and left moved (a failure after the switch leaves them so).
-    moved: list[str] = field(default_factory=list)
-    #: After a failure or a stop: where ``current`` is ("nothing changed: …" or "current now points to …").
-    where: str = ""
-
-
-def execute(
-    runner: Runner,
-    flow: Flow,
-    members: list[Member],
-    plan: ReleasePlan,
-    lock: bool = True,
-    batch_size: int = 0,
-    max_fail: str = "0",
-) -> Outcome:
-    """Connect, lock, plan the release, run the phases batch by batch; always unlock and disconnect.
-
-    Ctrl-C (SIGINT) and SIGTERM are handled here: the first one stops the
-    run cleanly (exit 130, or 143 for SIGTERM), the second exits at once.
-    """
-    take_lock = lock and not runner.dry_run
-    tolerated = allowed_failures(max_fail, len(members))
-    previous_handlers = _install_signal_handlers(runner)
-    try:
-        failures = runner.connect(members, probe=True, lock=take_lock)
-        if failures:
-            if len(failures) > tolerated or len(failures) == len(members):
-                return _stop_before_start(runner, members, failures)
-            for member in members:
-                if key(member) in failures:
-                    member.failed = failures[key(member)]
-                    member.status = "dropped"
-                    runner.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed, member.name)}", host=member.name)
-        live = [m for m in members if m.failed is None]
-        held = [m for m in live if m.state and m.state.lock_owner and not m.state.locked_by_us]
-        if held:
-            errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]
-                      f" (run 'fap unlock' if that run is gone)" for m in held]
-            return Outcome(False, 1, errors)
-        try:
-            release_of = plan(live)
-        except FapError as error:
-            return Outcome(False, error.exit_code, [str(error)])
-        runner.make_contexts(live, release_of, flow)
-        ok = True
-        batches = [live[i:i + batch_size] for i in range(0, len(live), batch_size)] if batch_size else [live]
-        for number, batch in enumerate(batches, start=1):
-            if len(batches) > 1:
-                runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
-            already_dropped = sum(1 for m in members if m.status == "dropped")
-            ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped) and ok
-            if any(m.failed is not None and m.status != "dropped" for m in batch):
-                for later in batches[number:]:
-                    for member in later:
-                        member.failed = Interrupted(f"stopped: batch {number} failed")
-                break
-        release = live[0].ctx.release if live and live[0].ctx else None
-        errors = group_errors([(m.name, f"{m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}")
-                               for m in members
-                               if m.failed is not None and not _collateral(m.failed) and not isinstance(m.failed, Interrupted)])
-        moved = [m.name for m in members if m.switched and m.status != "reverted"]
-        if runner.stopping.is_set():
-            stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
-            phases = sorted({m.failed_phase for m in members if m.failed_phase})
-            where = " and ".join(p if p.startswith("before ") else f"in {p}" for p in phases) or "before any phase"
-            exit_code = SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
-            return Outcome(False, exit_code, [*errors, f"{stopped} {where}"], release, moved,
-                           where_current_is(flow, members, release))
-        dropped = [m for m in members if m.status == "dropped"]
-        if ok and not dropped:
-            return Outcome(True, 0, [], release, moved)
-        if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
-            return Outcome(False, PARTIAL_EXIT, errors, release, moved)
-        return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
-    finally:
-        try:
-            runner.close(members)
-        finally:
-            _restore_signal_handlers(previous_handlers)
-
-
-def where_current_is(flow: Flow, members: Sequence[Member], release: str | None) -> str:
-    """After a failed or stopped run: which hosts it left on the new ``current``, or that nothing changed."""
-    moved = [m.name for m in members if m.switched and m.status != "reverted"]
-    if flow.publish_phase is None:
-        return "current is unchanged on every host"  # restart: no switch, but its hooks may have acted
-    if not moved:
-        removed = "the new release was removed, " if flow.creates_release and release else ""
-        return f"nothing changed: {removed}current is unchanged on every host"
-    hosts = "every host" if len(moved) == len(members) else ", ".join(moved)
-    kept = " (kept)" if flow.creates_release else ""
-    return f"current now points to {release}{kept} on {hosts}"
-
-
-def group_errors(errors: Sequence[tuple[str, str]], shown_hosts: int = 5) -> list[str]:
-    """``host: text`` lines, one per distinct text: the same failure on eight hosts is one line naming them."""
-    hosts_of_text: dict[str, list[str]] = {}
-    for host, text in errors:
-        hosts_of_text.setdefault(text, []).append(host)
-    lines = []
-    for text, hosts in hosts_of_text.items():
-        names = ", ".join(hosts[:shown_hosts])
-        if len(hosts) > shown_hosts:
-            names += f" and {len(hosts) - shown_hosts} more"
-        lines.append(f"{names}: {text}")
-    return lines
-
-
-#: Exit code when the run succeeded on every host but those dropped under ``--max-fail``.
-PARTIAL_EXIT = 3
-
-
-def allowed_failures(spec: str | int, total: int) -> int:
-    """How many hosts ``--max-fail`` lets fail: ``N`` or ``P%`` of ``total`` (rounded down)."""
-    text = str(spec).strip()
-    try:
-        if text.endswith("%"):
-            percent = float(text[:-1])
-            if not 0 <= percent <= 100:
-                raise ValueError
-            return int(total * percent / 100)
-        count = int(text)
-        if count < 0:
-            raise ValueError
-        return count
-    except ValueError:
-        raise FapError(f"max_fail: expected a number of hosts or a percentage like 10%, got {text!r}") from None
-
-
-def _install_signal_handlers(runner: Runner) -> dict[signal.Signals, Any]:
+def install_signal_handlers(runner: Runner) -> dict[signal.Signals, Any]:
+    """SIGINT and SIGTERM stop ``runner`` cleanly (see :meth:`Runner.interrupt`); returns the handlers replaced."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     # A signal ignored by whoever started fap (nohup) stays ignored.
@@ -659,24 +526,11 @@ def _install_signal_handlers(runner: Runner) -> dict[signal.Signals, Any]:
             if signal.getsignal(number) is not signal.SIG_IGN}
 
 
-def _restore_signal_handlers(previous: dict[signal.Signals, Any]) -> None:
+def restore_signal_handlers(previous: dict[signal.Signals, Any]) -> None:
+    """Put back what :func:`install_signal_handlers` replaced."""
     if threading.current_thread() is threading.main_thread():
         for number, handler in previous.items():
             signal.signal(number, handler)
-
-
-def _collateral(error: BaseException) -> bool:
-    return isinstance(error, Interrupted) and str(error).startswith("stopped:")
-
-
-def _stop_before_start(runner: Runner, members: list[Member], failures: dict[str, BaseException]) -> Outcome:
-    errors = []
-    for member in members:
-        error = failures.get(key(member))
-        if error is not None:
-            member.failed = error
-            errors.append(f"{member.name}: {describe(error, member.name)}")
-    return Outcome(False, 1, errors)
 
 
 def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[Any]:
@@ -688,7 +542,7 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
     for member in members:
         if member.failed is None:
             status = "ok" if member.ctx is not None else "skipped"
-        elif _collateral(member.failed) or isinstance(member.failed, Interrupted):
+        elif isinstance(member.failed, Interrupted):  # stopped, or collateral of another host's failure
             status = "skipped"
         else:
             status = "failed"
@@ -714,112 +568,3 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
             )
         )
     return results
-
-
-def run_once(runner: Runner, members: list[Member], command: str) -> int:
-    """``fap once``: run ``command`` in ``current_path`` with the release's ``.env`` loaded.
-
-    Returns fap's exit code: 0 when the command exited 0 on every host, 1 when
-    it failed on any (each host's own status is printed).
-    """
-    try:
-        failures = runner.connect(members)
-        if failures:
-            _report(runner, _stop_before_start(runner, members, failures))
-            return 1
-
-        def work(member: Member) -> int:
-            config = member.target.config
-            context = Context(member.target, member.connection, runner.reporter, masker=runner.masker, flow="once")
-            context.phase = "once"
-            script = (
-                f"cd {layout.q(config['current_path'])} || {{ echo {layout.q('no current release in ' + config['current_path'])} >&2; exit 1; }}\n"
-                "if [ -f .env ]; then set -a; . ./.env; set +a; fi\n"
-                + command
-            )
-            member.ctx = context
-            if runner.dry_run:
-                # --dry-run changes nothing on any host: show the command, do not run it.
-                runner.emit("command", command, host=member.name, phase="once", data={"dry_run": True})
-                return 0
-            runner.emit("command", command, host=member.name, phase="once")
-            lines: list[str] = []
-
-            def show(stream: str, line: str) -> None:
-                lines.append(line)
-                runner.reporter.handle(Event("log", host=member.name, phase="once", message=runner.masker(line)))
-
-            result = member.connection.run(script, on_line=show)
-            member.status = "ok" if result.exit_code == 0 else "failed"
-            # Each host's own status, printed: fap's exit code is fap's (1 when any host failed), not the command's.
-            if result.exit_code != 0:
-                member.failed = FapError(f"exit {result.exit_code}")
-                runner.emit("error", f"command exited {result.exit_code}", host=member.name, phase="once")
-            else:
-                runner.emit("log", "command exited 0", host=member.name, phase="once")
-            member.ctx = context
-            return result.exit_code
-
-        codes: dict[str, int] = {}
-
-        def record(member: Member) -> None:
-            codes[key(member)] = work(member)
-
-        errors = runner.on_each(members, record)
-        if runner.stopping.is_set():
-            stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
-            runner.emit("error", f"{stopped}: the command was stopped on {len(errors)} host(s)" if errors else stopped)
-            return SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
-        for name, error in errors.items():
-            runner.emit("error", describe(error, name.split("/")[-1].split(":")[0]))
-        if errors:
-            return 1
-        return 1 if any(code != 0 for code in codes.values()) else 0
-    finally:
-        runner.close(members)
-
-
-def run_unlock(runner: Runner, members: list[Member]) -> int:
-    """``fap unlock``: show who holds each lock, then remove it."""
-    try:
-        failures = runner.connect(members, probe=True)
-        if failures:
-            _report(runner, _stop_before_start(runner, members, failures))
-            return 1
-        for member in members:
-            assert member.state is not None
-            if member.state.lock_owner:
-                runner.emit("log", f"removing lock held by {member.state.lock_owner}", host=member.name, phase="unlock")
-                member.locked = True
-            else:
-                runner.emit("log", "not locked", host=member.name, phase="unlock")
-        if runner.dry_run:
-            for member in members:
-                member.locked = False  # shown, not removed
-    finally:
-        # Removes the locks marked above, then disconnects.
-        runner.close(members)
-    return 1 if any(m.locked for m in members) else 0
-
-
-def shell_argv(member: Member) -> list[str]:
-    """The argv that opens an interactive login shell in the host's ``current_path``, its ``.env`` exported (as ``fap once``)."""
-    config = member.target.config
-    inner = (
-        f"cd {layout.q(config['current_path'])} 2>/dev/null || cd {layout.q(config['path'])}; "
-        "if [ -f .env ]; then set -a; . ./.env; set +a; fi; "
-        f"exec {config['shell_command']}"
-    )
-    if member.connection.is_local:
-        return ["sh", "-c", inner]
-    ssh = ssh_settings_from(config, member.spec.name, member.spec.port, config["user"])
-    options = ssh.base_options("none")
-    # An interactive shell may prompt (passphrase, host key): drop the "-o BatchMode=yes" pair, not just its value.
-    batch = options.index("BatchMode=yes")
-    del options[batch - 1 : batch + 1]
-    return ["ssh", "-t", *options, ssh.host, inner]
-
-
-def _report(runner: Runner, outcome: Outcome) -> None:
-    for error in outcome.errors:
-        runner.emit("error", error)

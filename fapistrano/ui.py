@@ -12,27 +12,40 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Literal, get_args
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
+
+#: What an :class:`Event` reports (docs/failures.rst lists them for ``--log-json`` readers; a test keeps both equal):
+#: ``run`` a line about the whole run (what it acts on, a batch starting);
+#: ``phase`` a host starting or ending a phase (``status`` start/ok/failed);
+#: ``phase_done`` every host ended a phase (``status`` ok/failed);
+#: ``command`` a command sent to a host (``data.dry_run`` when only shown);
+#: ``output`` a line a command printed (``data.stream``; not in the JSON log);
+#: ``log``, ``warning``, ``error`` a line from fap or a plugin.
+EventKind = Literal["run", "phase", "phase_done", "command", "output", "log", "warning", "error"]
+EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
+
+#: A phase event's ``status``.
+PhaseStatus = Literal["start", "ok", "failed"]
 
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened in a run.
+    """One thing that happened in a run: ``kind`` is an :data:`EventKind`."""
 
-    ``kind`` is one of ``run`` (start), ``phase`` (``status`` start/ok/failed/skipped),
-    ``command``, ``output``, ``log``, ``warning``, ``error``, ``result`` (a host's end).
-    """
-
-    kind: str
+    kind: EventKind
     host: str | None = None
     phase: str | None = None
-    status: str | None = None
+    status: PhaseStatus | None = None
     message: str = ""
     duration: float | None = None
     time: float = field(default_factory=time.time)
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:  # a misspelled kind would vanish from every reporter
+            raise ValueError(f"unknown event kind {self.kind!r}")
 
 
 @dataclass
@@ -228,7 +241,8 @@ class LiveReporter(Reporter):
         elif event.kind == "output" and self.verbosity >= VERBOSE:
             self.console.print(f"[dim]{event.host} | {event.phase} |   {_escape(event.message)}[/dim]")
         elif event.kind == "log" and self.verbosity >= NORMAL:
-            self.console.print(f"{event.host} | {event.phase} | {_escape(event.message)}")
+            where = " | ".join(p for p in (event.host, event.phase) if p)  # run.log has no host
+            self.console.print(f"{where} | {_escape(event.message)}")
 
     def _render(self) -> Any:
         from rich.spinner import Spinner

@@ -34,6 +34,8 @@ def test_plugins_lists_installed_ones_without_a_deploy_file(tmp_path, fap_run):
     assert "demo_token: ''  # API token of the demo service. [secret]" in settings
     assert "demo_check_crash: false" in settings
     assert "core steps, always on: dirs (fap_deploy_starting)" in result.stdout
+    # fap check's own checks are a hookimpl like any plugin's.
+    assert "; checks (fap_check)" in result.stdout
 
 
 def test_plugins_says_where_deploy_yml_enables_each(tmp_path, fap_run):

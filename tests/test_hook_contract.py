@@ -51,3 +51,26 @@ def test_the_new_hooks_are_in_the_reference_with_every_parameter_and_the_return_
 def test_the_1_0_settings_hooks_point_to_fap_settings() -> None:
     for name in ("fap_defaults", "fap_setting_docs", "fap_secret_settings"):
         assert "1.0 form" in inspect.getdoc(getattr(hookspecs, name)), name
+
+
+def test_a_plugin_imports_run_from_the_package_root() -> None:
+    from fapistrano import Run
+
+    assert "Run" in fapistrano.__all__ and Run.__module__ == "fapistrano.run"
+
+
+@pytest.mark.parametrize("name", ["fap_run_starting", "fap_run_finished"])
+def test_the_run_level_hooks_are_in_the_reference_with_when_and_what_raising_does(name: str) -> None:
+    (hook,) = [h for h in fap_reference.hookspecs() if h.name == name]
+    text = fap_reference.hook_rst(hook, core={})
+    assert ":param run:" in text
+    assert "once per run" in text and "deployer's machine" in text
+    assert ("aborts the run with nothing changed" if name == "fap_run_starting" else "never changes the run's") in text
+
+
+def test_flows_and_phases_are_strings_plugins_can_compare() -> None:
+    from fapistrano import flows
+
+    assert flows.RELEASE.name == "release" and f"{flows.RELEASE.name}" == "release"
+    assert [f"{p}" for p in flows.RESTART.phases] == ["restarting", "restarted"]
+    assert flows.RELEASE.hook_name(flows.Phase.UPDATED) == "fap_deploy_updated"

@@ -4,6 +4,7 @@
 - :mod:`~fapistrano.builtin.shared`: links shared files into the release, writes ``.env``.
 - :mod:`~fapistrano.builtin.switch`: the atomic switch of ``current`` (warning when the release is empty).
 - :mod:`~fapistrano.builtin.cleanup`: old releases, and the release a rollback left.
+- :mod:`~fapistrano.builtin.checks`: ``fap check``'s own checks (directories writable, linked files, the lock).
 
 Each step is one remote script: one round trip per host per phase.
 """

@@ -176,3 +176,15 @@ def write_new(path: Path, text: str) -> None:
         raise ConfigError(f"{path}: already exists; not overwriting it (move it away, or write elsewhere with -d FILE)") from None
     except OSError as error:
         raise FapError(f"{path}: cannot write: {error.strerror}") from None
+
+
+def init(path: Path, plugin_option: Iterable[str], app_name: str | None) -> list[str]:
+    """Write a commented deploy.yml at ``path`` with the chosen plugins; return their names. Refuses to overwrite."""
+    from fapistrano.plugins import installed_plugins
+
+    if path.exists():
+        write_new(path, "")  # raises the one-line refusal before any plugin is loaded
+    names = plugin_names(plugin_option, [p.name for p in installed_plugins()])
+    chosen, docs, secrets = load_plugins(names)
+    write_new(path, render(app_name or default_app_name(path.parent), chosen, docs, secrets))
+    return names

@@ -1,0 +1,260 @@
+"""What deploy, rollback and restart share: connect, lock, probe, the run-level hooks, the phases, the outcome.
+
+The lockstep phase engine and its failure path are :class:`fapistrano.runner.Runner`'s;
+this module decides what the run as a whole did and says so.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from fapistrano.errors import FapError, Interrupted, Stopped
+from fapistrano.flows import Flow
+from fapistrano.run import Run, RunOutcome, RunTarget
+from fapistrano.runner import (
+    SIGNAL_EXIT,
+    Member,
+    Runner,
+    describe,
+    install_signal_handlers,
+    key,
+    restore_signal_handlers,
+)
+
+#: Given the hosts that answered, says for each host ``(release to work on, release being left)``.
+ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
+
+#: Exit code when the run succeeded on every host but those dropped under ``--max-fail``.
+PARTIAL_EXIT = 3
+
+
+@dataclass
+class Outcome:
+    """How a command ended: ok or not, the exit code, one line per failure, the release."""
+
+    ok: bool
+    exit_code: int
+    errors: list[str]
+    release: str | None = None
+    #: Hosts whose ``current`` this run moved and left moved (a failure after the switch leaves them so).
+    moved: list[str] = field(default_factory=list)
+    #: After a failure or a stop: where ``current`` is ("nothing changed: …" or "current now points to …").
+    where: str = ""
+
+
+def execute(
+    runner: Runner,
+    flow: Flow,
+    members: list[Member],
+    plan: ReleasePlan,
+    lock: bool = True,
+    batch_size: int = 0,
+    max_fail: str = "0",
+    run: Run | None = None,
+) -> Outcome:
+    """Connect, lock, plan the release, ``fap_run_starting``, the phases batch by batch, ``fap_run_finished``.
+
+    The locks are released and the hosts disconnected on every exit path.
+    Ctrl-C (SIGINT) and SIGTERM are handled here: the first one stops the
+    run cleanly (exit 130, or 143 for SIGTERM), the second exits at once.
+    ``fap_run_finished`` is called whatever happened, once the hosts are
+    released; what it raises is a warning.
+    """
+    previous_handlers = install_signal_handlers(runner)
+    outcome = Outcome(False, 1, [])
+    try:
+        try:
+            outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run)
+        except BaseException as error:
+            # Told to fap_run_finished as it will be printed (a signal outside the phases: "interrupted").
+            text = describe(error, "") if isinstance(error, Exception) else "interrupted"
+            outcome = Outcome(False, getattr(error, "exit_code", 1), [text])
+            raise
+        finally:
+            runner.close(members)
+        return outcome
+    finally:
+        try:
+            if run is not None:
+                _run_finished(runner, members, run, outcome)
+        finally:
+            restore_signal_handlers(previous_handlers)
+
+
+def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePlan, lock: bool, batch_size: int,
+             max_fail: str, run: Run | None) -> Outcome:
+    take_lock = lock and not runner.dry_run
+    tolerated = allowed_failures(max_fail, len(members))
+    failures = runner.connect(members, probe=True, lock=take_lock)
+    if failures:
+        if len(failures) > tolerated or len(failures) == len(members):
+            return stop_before_start(members, failures)
+        for member in members:
+            if key(member) in failures:
+                member.failed = failures[key(member)]
+                member.status = "dropped"
+                runner.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed, member.name)}", host=member.name)
+    live = [m for m in members if m.failed is None]
+    held = [m for m in live if m.state and m.state.lock_owner and not m.state.locked_by_us]
+    if held:
+        errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]
+                  f" (run 'fap unlock' if that run is gone)" for m in held]
+        return Outcome(False, 1, errors)
+    try:
+        release_of = plan(live)
+    except FapError as error:
+        return Outcome(False, error.exit_code, [str(error)])
+    runner.make_contexts(live, release_of, flow)
+    release = live[0].ctx.release if live and live[0].ctx else None
+    if run is not None:
+        refusal = _run_starting(runner, members, run, release)
+        if refusal is not None:
+            return refusal
+    ok = True
+    batches = [live[i:i + batch_size] for i in range(0, len(live), batch_size)] if batch_size else [live]
+    for number, batch in enumerate(batches, start=1):
+        if len(batches) > 1:
+            runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
+        already_dropped = sum(1 for m in members if m.status == "dropped")
+        ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped) and ok
+        if any(m.failed is not None and m.status != "dropped" for m in batch):
+            for later in batches[number:]:
+                for member in later:
+                    member.failed = Stopped(f"stopped: batch {number} failed")
+            break
+    errors = group_errors([(m.name, f"{m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}")
+                           for m in members if m.failed is not None and not isinstance(m.failed, Interrupted)])
+    moved = [m.name for m in members if m.switched and m.status != "reverted"]
+    if runner.stopping.is_set():
+        stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
+        phases = sorted({m.failed_phase for m in members if m.failed_phase})
+        where = " and ".join(p if p.startswith("before ") else f"in {p}" for p in phases) or "before any phase"
+        exit_code = SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
+        return Outcome(False, exit_code, [*errors, f"{stopped} {where}"], release, moved,
+                       where_current_is(flow, members, release))
+    dropped = [m for m in members if m.status == "dropped"]
+    if ok and not dropped:
+        return Outcome(True, 0, [], release, moved)
+    if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
+        return Outcome(False, PARTIAL_EXIT, errors, release, moved)
+    return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
+
+
+def make_run(command: str, members: Sequence[Member], config: dict[str, Any], dry_run: bool, runner: Runner) -> Run:
+    """The ``run`` of the run-level hooks, before anything is connected."""
+    targets: dict[str, list[Member]] = {}
+    for member in members:
+        targets.setdefault(member.label, []).append(member)
+    return Run(
+        command=command,
+        hosts=tuple(dict.fromkeys(m.name for m in members)),
+        targets=tuple(RunTarget(group[0].settings.stage, group[0].settings.role, tuple(m.name for m in group),
+                                group[0].target.config) for group in targets.values()),
+        config=MappingProxyType(config),
+        dry_run=dry_run,
+        reporter=runner.reporter,
+        masker=runner.masker,
+    )
+
+
+def _run_plugins(members: Sequence[Member]) -> list[str]:
+    """The plugins enabled for any target of the run, each once."""
+    return list(dict.fromkeys(name for m in members for name in m.settings.plugins))
+
+
+def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: str | None) -> Outcome | None:
+    """``fap_run_starting``: hosts connected, locked and probed, none changed. A refusal is the run's outcome."""
+    run.release = release
+    run.targets = tuple(_resolved(target, members) for target in run.targets)
+    try:
+        runner.plugins.caller("fap_run_starting", _run_plugins(members))(run=run)
+    except Exception as error:  # noqa: BLE001 - any plugin error aborts the run, named
+        return Outcome(False, 1, [describe(error, "")], release)
+    return None
+
+
+def _resolved(target: RunTarget, members: Sequence[Member]) -> RunTarget:
+    """``target`` with the settings of its first host as resolved for the run's release."""
+    for member in members:
+        if (member.settings.stage, member.settings.role) == (target.stage, target.role) and member.ctx is not None:
+            return RunTarget(target.stage, target.role, target.hosts, member.ctx.config)
+    return target
+
+
+def _run_finished(runner: Runner, members: Sequence[Member], run: Run, outcome: Outcome) -> None:
+    """``fap_run_finished``, once the hosts are released: whatever it raises is a warning."""
+    run.ok = outcome.ok
+    if outcome.ok:
+        run.outcome = RunOutcome.OK
+    elif outcome.exit_code == PARTIAL_EXIT:
+        run.outcome = RunOutcome.PARTIAL
+    elif any(m.status == "reverted" for m in members) and not outcome.moved:
+        run.outcome = RunOutcome.SWITCHED_BACK
+    else:
+        run.outcome = RunOutcome.FAILED
+    run.error = "\n".join(outcome.errors) or None
+    run.release = outcome.release or run.release
+    run.hook = "fap_run_finished"
+    try:
+        runner.plugins.caller("fap_run_finished", _run_plugins(members))(run=run)
+    except Exception as error:  # noqa: BLE001 - the outcome is decided; a notification failing cannot change it
+        runner.emit("warning", f"fap_run_finished: {describe(error, '')}")
+
+
+def where_current_is(flow: Flow, members: Sequence[Member], release: str | None) -> str:
+    """After a failed or stopped run: which hosts it left on the new ``current``, or that nothing changed."""
+    moved = [m.name for m in members if m.switched and m.status != "reverted"]
+    if flow.publish_phase is None:
+        return "current is unchanged on every host"  # restart: no switch, but its hooks may have acted
+    if not moved:
+        removed = "the new release was removed, " if flow.creates_release and release else ""
+        return f"nothing changed: {removed}current is unchanged on every host"
+    hosts = "every host" if len(moved) == len(members) else ", ".join(moved)
+    kept = " (kept)" if flow.creates_release else ""
+    return f"current now points to {release}{kept} on {hosts}"
+
+
+def group_errors(errors: Sequence[tuple[str, str]], shown_hosts: int = 5) -> list[str]:
+    """``host: text`` lines, one per distinct text: the same failure on eight hosts is one line naming them."""
+    hosts_of_text: dict[str, list[str]] = {}
+    for host, text in errors:
+        hosts_of_text.setdefault(text, []).append(host)
+    lines = []
+    for text, hosts in hosts_of_text.items():
+        names = ", ".join(hosts[:shown_hosts])
+        if len(hosts) > shown_hosts:
+            names += f" and {len(hosts) - shown_hosts} more"
+        lines.append(f"{names}: {text}")
+    return lines
+
+
+def allowed_failures(spec: str | int, total: int) -> int:
+    """How many hosts ``--max-fail`` lets fail: ``N`` or ``P%`` of ``total`` (rounded down)."""
+    text = str(spec).strip()
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if not 0 <= percent <= 100:
+                raise ValueError
+            return int(total * percent / 100)
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count
+    except ValueError:
+        raise FapError(f"max_fail: expected a number of hosts or a percentage like 10%, got {text!r}") from None
+
+
+def stop_before_start(members: list[Member], failures: dict[str, BaseException]) -> Outcome:
+    """Hosts failed to connect (or probe): the run stops with nothing changed; one line per failed host."""
+    errors = []
+    for member in members:
+        error = failures.get(key(member))
+        if error is not None:
+            member.failed = error
+            errors.append(f"{member.name}: {describe(error, member.name)}")
+    return Outcome(False, 1, errors)

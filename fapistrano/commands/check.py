@@ -1,0 +1,106 @@
+"""``fap check``: connect, probe, call ``fap_check`` on every host (the core's checks are a built-in one).
+
+Nothing here changes a host: one probe per host, plus whatever the
+``fap_check`` hookimpls run (read-only, by contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fapistrano.commands.fleet import Fleet
+from fapistrano.errors import FapError
+from fapistrano.flows import FlowName
+from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure
+from fapistrano.runner import Member, describe, key
+
+
+@dataclass
+class HostCheck:
+    """What ``fap check`` found on one host: problems (empty when fine) and facts."""
+
+    host: str
+    target: str
+    problems: list[str] = field(default_factory=list)
+    current: str | None = None
+    releases: int = 0
+    reachable: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any, unprefixed: Iterable[str] = BUILTIN_PLUGINS) -> list[str]:
+    """Call each plugin's ``fap_check`` (from :meth:`Plugins.one_by_one`) with ``ctx``; each problem names its plugin.
+
+    The plugins are asked one by one so that a problem, or a crash, is
+    attributed to the plugin that reported it, and one crashing check does
+    not hide the others. The core's own checks (``unprefixed``) speak for
+    the host itself.
+    """
+    unprefixed = set(unprefixed)
+    problems: list[str] = []
+    for name, check in checks:
+        label = "" if name in unprefixed else f"{name}: "
+        try:
+            (found,) = check(ctx=ctx) or [None]
+        except PluginFailure as failure:
+            detail = str(failure) if isinstance(failure.error, FapError) else f"{type(failure.error).__name__}: {failure.error}"
+            problems.append(f"{label}check failed: {detail}")
+            continue
+        if found is None:
+            continue
+        if isinstance(found, str) or not isinstance(found, Iterable):
+            found = [found]
+        for problem in found:
+            text = " ".join(str(problem).split())
+            if text:
+                problems.append(text if not label or text.startswith(label) else f"{label}{text}")
+    return problems
+
+
+def check(fleet: Fleet) -> list[HostCheck]:
+    """Check every host of ``fleet``: an unreachable host is a problem of that host; the others are still checked."""
+    runner, members = fleet.runner, fleet.members
+    results = {key(m): HostCheck(m.name, m.label) for m in members}
+    try:
+        failures = runner.connect(members, probe=True)
+        for member in members:
+            if key(member) in failures:
+                result = results[key(member)]
+                result.reachable = False
+                result.problems.append(runner.masker(describe(failures[key(member)], member.name)))
+        answered = [m for m in members if key(m) not in failures]
+        runner.make_contexts(answered, lambda member: (None, None), FlowName.CHECK)
+
+        def work(member: Member) -> None:
+            assert member.ctx is not None and member.state is not None
+            member.ctx.phase = "check"
+            result = results[key(member)]
+            result.current, result.releases = member.state.current, len(member.state.releases)
+            checks = runner.plugins.one_by_one("fap_check", member.target.plugins)
+            result.problems = [runner.masker(p) for p in plugin_problems(checks, member.ctx)]
+
+        errors = runner.on_each(answered, work)
+        for member in answered:
+            if key(member) in errors:
+                results[key(member)].problems.append(runner.masker(describe(errors[key(member)], member.name)))
+    finally:
+        runner.close(members)
+    return [results[key(m)] for m in members]
+
+
+def summary(checks: Sequence[HostCheck]) -> str:
+    """The closing line of ``fap check``."""
+    good = sum(1 for c in checks if c.ok)
+    verdict = "ok" if good == len(checks) else "FAILED"
+    return f"fap check: {verdict}: {good} of {len(checks)} host{'s' if len(checks) != 1 else ''} ready to deploy"
+
+
+def ok_line(result: HostCheck) -> str:
+    """What ``fap check`` says about a host that passed."""
+    current = result.current or "none yet"
+    return f"ok (current {current}, {result.releases} release{'s' if result.releases != 1 else ''}, not locked)"

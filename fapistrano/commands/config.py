@@ -1,0 +1,52 @@
+"""``fap config``: every resolved setting of a stage/role, its value (secrets masked) and where it came from.
+
+Connects to nothing. Returns rows; :mod:`fapistrano.cli` renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fapistrano.config import RUN_NAMES, Target
+from fapistrano.masking import MASK, Masker
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    """One resolved setting as ``fap config`` shows it."""
+
+    name: str
+    value: str
+    origin: str
+
+
+def value_text(value: Any) -> str:
+    """A setting's value as YAML flow would write it: ``null``, ``true``, ``[a, b]``, ``{K: v}``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value else "''"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(value_text(v) for v in value) + "]"
+    return str(value)
+
+
+def setting_rows(target: Target, secret_names: Iterable[str], masker: Masker) -> list[SettingRow]:
+    """Every resolved setting of ``target``: value (secrets masked) and where it came from."""
+    secrets = set(secret_names) | set(target.config.get("mask") or [])
+    rows = []
+    for name, value in target.config.items():
+        if name in RUN_NAMES:
+            continue
+        if name in secrets and value not in (None, "", [], {}):
+            shown = MASK
+        else:
+            shown = masker(value_text(value))
+        rows.append(SettingRow(name, shown, str(target.origins.get(name, "core default"))))
+    return rows

@@ -1,0 +1,213 @@
+"""A run composed in one place: deploy file -> plugins -> settings -> targets -> hosts -> reporters -> runner.
+
+Every command that acts on stage/role targets starts here; the ``ctx`` of each
+host is built later, once, by :meth:`fapistrano.runner.Runner.make_contexts`,
+when the command knows which release each host works on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fapistrano import config as cfg
+from fapistrano.commands.options import Options
+from fapistrano.errors import FapError
+from fapistrano.runner import Member
+
+#: Commands that read hosts without deploying into them: two targets may share a path.
+_READ_ONLY = ("releases", "check", "config", "unlock")
+
+
+def deployfile_path(option: str | None) -> Path:
+    """The deploy file to use; one found in a parent directory is named on stderr, so nobody wonders which."""
+    path = cfg.find_deployfile(option)
+    if option is None and not os.environ.get("FAP_APP") and path.is_absolute():
+        print(f"fap: using {path}", file=sys.stderr, flush=True)
+    return path
+
+
+def host_filter(host: str | None, all_hosts: bool) -> Callable[[list[Member]], list[Member]]:
+    """``--host NAME`` (that one), ``--all-hosts`` (every one), else the first host of each stage/role."""
+
+    def choose(members: list[Member]) -> list[Member]:
+        if host is not None:
+            chosen = [m for m in members if m.name == host]
+            if not chosen:
+                names = ", ".join(sorted({m.name for m in members}))
+                raise FapError(f"--host {host}: not a host of the selected targets ({names})")
+            return chosen[:1]
+        if all_hosts:
+            return members
+        first: dict[str, Member] = {}
+        for member in members:
+            first.setdefault(member.label, member)
+        return list(first.values())
+
+    return choose
+
+
+def top_level_settings(deployfile: cfg.DeployFile, declared: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's own settings: defaults, deploy.yml's top level, the command line; interpolated.
+
+    What a stage/role block sets is not here (it belongs to a target), and a
+    reference to a per-host name (``%(host)s``, ``%(release)s``...) is left
+    as written: there is no one host to fill it in with.
+    """
+    values: dict[str, Any] = {name: cfg._plain(d.default) for name, d in declared.items()}
+    origins: dict[str, cfg.Origin] = {name: d.origin for name, d in declared.items()}
+    for key, value in deployfile.data.items():
+        if key in ("stage_role_configs", *cfg.RUN_NAMES):
+            continue
+        origin = cfg.Origin("file", deployfile.where(deployfile.data, key))
+        spec = declared[key] if key in declared else ("" if not isinstance(value, (list, dict)) else value)
+        values[key] = cfg.check_type(key, value, spec, origin)
+        origins[key] = origin
+    for key, value in overrides.items():
+        values[key] = value
+        origins[key] = cfg.Origin("cli")
+    # "%%" is interpolation's escape for "%": a per-host name stays "%(host)s".
+    names = {name: f"%%({name})s" for name in cfg.RUN_NAMES}
+    for name in names:
+        origins.setdefault(name, cfg.Origin("core"))
+    values.update(names)
+    resolved = {}
+    for name in values:
+        if name in cfg.RUN_NAMES:
+            continue
+        try:
+            resolved[name] = cfg.interpolate(values, origins, only=[name])[name]
+        except cfg.ConfigError:
+            # A name only a stage/role block defines: the targets resolve it; the run keeps it as written.
+            resolved[name] = values[name]
+    return resolved
+
+
+class Fleet:
+    """The selected targets' hosts, their plugins, the reporters and the runner of one command.
+
+    Used as a context manager: connections, the live view and the socket
+    directory are closed on every exit path.
+    """
+
+    def __init__(self, options: Options, stage: str | None, role: str | None, overrides: list[str], command: str,
+                 hosts: Callable[[list[Member]], list[Member]] | None = None, connects: bool = True) -> None:
+        from fapistrano.plugins import Plugins
+        from fapistrano.remote import allow_open_files
+        from fapistrano.runner import build_members, check_distinct_paths, control_directory
+
+        self.options = options
+        self.command = command
+        # How the operator selected these hosts, for the next command we suggest ("fap rollback -s production").
+        self.selection = " ".join(f"{flag} {value}" for flag, value in (("-s", stage), ("-r", role)) if value)
+        deployfile = cfg.DeployFile.load(deployfile_path(options.deployfile))
+        pairs = deployfile.select(stage, role)
+        plugins = Plugins()
+        enabled = {pair: deployfile.plugins_for(*pair, command) for pair in pairs}
+        plugins.load((entry for names in enabled.values() for entry in names), search_path=str(deployfile.path.parent.resolve()))
+        declared = cfg.declared_settings(plugins.settings())
+        user_declared = cfg.with_user_settings(deployfile, declared)
+        parsed = cfg.parse_overrides(overrides, user_declared)
+        self.roles = [cfg.merge(deployfile, s, r, declared, parsed, [n for n, _ in enabled[(s, r)]]) for s, r in pairs]
+        self._deployfile, self._declared, self._overrides = deployfile, declared, parsed
+        self._control_dir = control_directory()
+        try:
+            members = build_members(self.roles, self._control_dir)
+            if hosts is not None:
+                members = hosts(members)
+            elif command not in _READ_ONLY:
+                check_distinct_paths(members)
+        except BaseException:
+            os.rmdir(self._control_dir)  # nothing connected yet: it is still empty
+            raise
+        self.members = members
+        self._closed = False
+        self.max_parallel = options.parallel or min(r.values["max_parallel"] for r in self.roles)
+        if connects:
+            allow_open_files(len(members))
+            # The SSH handshakes (the bulk of a run's start on a fleet) run while the rest is set up;
+            # as many as the run will connect at once, the first hosts it will work on.
+            for member in members[:self.max_parallel]:
+                member.connection.start()
+        try:
+            self._finish_setup(options, plugins, command)
+        except BaseException:
+            self.close()
+            raise
+
+    def _finish_setup(self, options: Options, plugins: Any, command: str) -> None:
+        from fapistrano.masking import Masker, MaskingReporter, collect_secrets
+        from fapistrano.runner import Runner, lock_owner_text
+        from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter
+
+        self.console = make_console()
+        self.errors = make_console(stderr=True)
+        for role_settings in self.roles:
+            for warning in role_settings.warnings:
+                self.errors.print(f"fap: warning: {warning}", style="yellow", markup=False, highlight=False)
+        members = self.members
+        secret_names = set(plugins.secret_settings())
+        secrets = [
+            secret
+            for member in members
+            for secret in collect_secrets(member.target.config, (*member.target.config["mask"], *secret_names),
+                                          {name: origin.prefix() for name, origin in member.target.origins.items()})
+        ]
+        self.masker = Masker(secrets)
+        reporters = [make_reporter(self.console, options.verbosity, live=options.live)]
+        if options.log_json:
+            try:
+                stream = open(options.log_json, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reporter
+            except OSError as error:
+                raise FapError(f"--log-json {options.log_json}: {error.strerror}") from None
+            reporters.append(JsonLog(stream, on_error=functools.partial(self._log_json_failed, options.log_json)))
+        # Every event passes the masker on its way to any output: the one boundary secrets cannot cross.
+        self.reporter = MaskingReporter(Fanout(reporters), self.masker)
+        self.runner = Runner(plugins, self.reporter, self.masker, dry_run=options.dry_run,
+                             max_parallel=self.max_parallel, lock_text=lock_owner_text(f"fap {command}"))
+        self.app = self.roles[0].values.get("app_name") or "the application"
+        first = members[0].target.config if members else {"batch_size": 0, "max_fail": "0"}
+        # Run-wide settings: one value for the whole fleet run (the top level or the command line sets them).
+        self.run_policy = {"batch_size": first["batch_size"], "max_fail": first["max_fail"]}
+
+    def _log_json_failed(self, path: str, error: OSError) -> None:
+        # The log is a side channel: a run half-way through a switch must not stop because a file cannot be written.
+        self.errors.print(f"fap: warning: --log-json {path}: cannot write: {error.strerror or error};"
+                          " the run goes on without the event log", style="yellow", markup=False, highlight=False,
+                          soft_wrap=True)
+
+    def run_config(self) -> dict[str, Any]:
+        """The run's top-level settings (see :func:`top_level_settings`), for ``run.config``."""
+        return top_level_settings(self._deployfile, self._declared, self._overrides)
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            for member in self.members:
+                member.connection.close()  # a no-op once the runner has closed it
+            if hasattr(self, "reporter"):
+                self.reporter.close()
+            try:
+                os.rmdir(self._control_dir)
+            except OSError:
+                pass
+
+    def describe(self) -> str:
+        targets = ", ".join(f"{r.stage}/{r.role}" for r in self.roles)
+        count = len(self.members)
+        return f"{targets} ({count} host{'s' if count != 1 else ''}){' [dry run]' if self.options.dry_run else ''}"
+
+    def announce(self, message: str) -> None:
+        from fapistrano.ui import Event
+
+        self.reporter.handle(Event("run", message=self.masker(message)))

@@ -1,0 +1,79 @@
+"""``fap once``: a one-off admin command in ``current_path``, with the release's ``.env`` loaded."""
+
+from __future__ import annotations
+
+import signal
+
+from fapistrano import layout
+from fapistrano.commands.changing import stop_before_start
+from fapistrano.commands.fleet import Fleet
+from fapistrano.errors import FapError
+from fapistrano.flows import FlowName
+from fapistrano.runner import SIGNAL_EXIT, Member, describe, key
+from fapistrano.ui import Event
+
+
+def script(current_path: str, command: str) -> str:
+    """``command`` run in ``current_path`` with its ``.env`` exported; a clear error when there is no current release."""
+    return (
+        f"cd {layout.q(current_path)} || {{ echo {layout.q('no current release in ' + current_path)} >&2; exit 1; }}\n"
+        "if [ -f .env ]; then set -a; . ./.env; set +a; fi\n"
+        + command
+    )
+
+
+def once(fleet: Fleet, command: str) -> int:
+    """Run ``command`` on the hosts of ``fleet``; return fap's exit code.
+
+    0 when the command exited 0 on every host, 1 when it failed on any (each
+    host's own status is printed), 130/143 after a signal.
+    """
+    runner, members = fleet.runner, fleet.members
+    try:
+        failures = runner.connect(members)
+        if failures:
+            for error in stop_before_start(members, failures).errors:
+                runner.emit("error", error)
+            return 1
+        runner.make_contexts(members, lambda member: (None, None), FlowName.ONCE)
+
+        def work(member: Member) -> int:
+            assert member.ctx is not None
+            member.ctx.phase = "once"
+            if runner.dry_run:
+                # --dry-run changes nothing on any host: show the command, do not run it.
+                runner.emit("command", command, host=member.name, phase="once", data={"dry_run": True})
+                return 0
+            runner.emit("command", command, host=member.name, phase="once")
+
+            def show(stream: str, line: str) -> None:
+                runner.reporter.handle(Event("log", host=member.name, phase="once", message=runner.masker(line)))
+
+            result = member.connection.run(script(member.target.config["current_path"], command), on_line=show)
+            member.status = "ok" if result.exit_code == 0 else "failed"
+            # Each host's own status, printed: fap's exit code is fap's (1 when any host failed), not the command's.
+            if result.exit_code != 0:
+                member.failed = FapError(f"exit {result.exit_code}")
+                runner.emit("error", f"command exited {result.exit_code}", host=member.name, phase="once")
+            else:
+                runner.emit("log", "command exited 0", host=member.name, phase="once")
+            return result.exit_code
+
+        codes: dict[str, int] = {}
+
+        def record(member: Member) -> None:
+            codes[key(member)] = work(member)
+
+        errors = runner.on_each(members, record)
+        if runner.stopping.is_set():
+            stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
+            runner.emit("error", f"{stopped}: the command was stopped on {len(errors)} host(s)" if errors else stopped)
+            return SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
+        for member in members:
+            if key(member) in errors:
+                runner.emit("error", describe(errors[key(member)], member.name))
+        if errors:
+            return 1
+        return 1 if any(code != 0 for code in codes.values()) else 0
+    finally:
+        runner.close(members)

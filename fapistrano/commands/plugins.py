@@ -1,0 +1,134 @@
+"""``fap plugins``: installed plugins — distribution, version, hooks, settings — and whether deploy.yml enables them.
+
+Works without a deploy file; never connects. Returns :class:`PluginInfo`
+objects; :mod:`fapistrano.cli` renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fapistrano.config import COMMANDS, DeployFile
+from fapistrano.errors import ConfigError
+
+
+@dataclass
+class PluginInfo:
+    """A plugin as ``fap plugins`` lists it."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    enabled: str = ""
+    hooks: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    docs: dict[str, str] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def describe_plugin(name: str, where: str, search_path: str | None = None) -> PluginInfo:
+    """Load plugin ``name`` alone (a fresh manager) and read its hooks and settings."""
+    from fapistrano.plugins import Plugins
+
+    info = PluginInfo(name=name, distribution="-", version="-", module=name)
+    plugins = Plugins()
+    try:
+        plugins.load([(name, where)], search_path=search_path)
+        info.settings = dict(dict(plugins.defaults()).get(name) or {})
+        info.docs = plugins.docs()
+        info.secrets = plugins.secret_settings()
+    except ConfigError as error:
+        info.error = str(error).removeprefix(f"{where}: ")
+        return info
+    info.hooks = plugins.implemented_hooks(name)
+    return info
+
+
+def enabled_text(name: str, uses: Mapping[str, set[tuple[str, str, str]]], everywhere: set[tuple[str, str, str]]) -> str:
+    """``yes``, ``no``, or where: ``yes (fap deploy, rollback; on production/web)``."""
+    mine = uses.get(name, set())
+    if not mine:
+        return "no"
+    if mine == everywhere:
+        return "yes"
+    parts = []
+    commands = sorted({c for _, _, c in mine}, key=COMMANDS.index)
+    if len(commands) < len(COMMANDS):
+        parts.append("fap " + ", ".join(commands))
+    targets = sorted({(s, r) for s, r, _ in mine})
+    if len(targets) < len({(s, r) for s, r, _ in everywhere}):
+        parts.append("on " + ", ".join(f"{s}/{r}" for s, r in targets))
+    return f"yes ({'; '.join(parts)})"
+
+
+def plugin_uses(deployfile: DeployFile) -> tuple[dict[str, set[tuple[str, str, str]]], set[tuple[str, str, str]], dict[str, str]]:
+    """Which plugin deploy.yml enables for which (stage, role, command), and where each is listed."""
+    uses: dict[str, set[tuple[str, str, str]]] = {}
+    everywhere: set[tuple[str, str, str]] = set()
+    listed: dict[str, str] = {}
+    for stage, roles in deployfile.blocks.items():
+        for role in roles:
+            for command in COMMANDS:
+                everywhere.add((stage, role, command))
+                for name, where in deployfile.plugins_for(stage, role, command):
+                    uses.setdefault(name, set()).add((stage, role, command))
+                    listed.setdefault(name, where)
+    if not deployfile.blocks:
+        # No targets yet: the top-level plugins: list still says what is enabled.
+        for name, where in _top_plugins(deployfile):
+            uses.setdefault(name, set()).add(("", "", "deploy"))
+            listed.setdefault(name, where)
+        everywhere = {("", "", "deploy")}
+    return uses, everywhere, listed
+
+
+def _top_plugins(deployfile: DeployFile) -> list[tuple[str, str]]:
+    names = deployfile.data.get("plugins") or []
+    if isinstance(names, str):
+        names = [names]
+    return [(n, deployfile.where(deployfile.data, "plugins")) for n in names if isinstance(n, str)]
+
+
+def plugin_infos(deployfile: DeployFile | None) -> list[PluginInfo]:
+    """Every installed plugin, then modules deploy.yml names that are not installed distributions."""
+    from fapistrano.plugins import installed_plugins
+
+    uses: dict[str, set[tuple[str, str, str]]] = {}
+    everywhere: set[tuple[str, str, str]] = set()
+    listed: dict[str, str] = {}
+    search_path = None
+    if deployfile is not None:
+        uses, everywhere, listed = plugin_uses(deployfile)
+        search_path = str(deployfile.path.parent.resolve())
+    infos = []
+    seen = set()
+    for installed in installed_plugins():
+        if installed.name in seen:
+            continue
+        seen.add(installed.name)
+        info = describe_plugin(installed.name, f"entry point {installed.name} = {installed.value}")
+        info.distribution, info.version, info.module = installed.distribution, installed.version, installed.value
+        if deployfile is not None:
+            info.enabled = enabled_text(installed.name, uses, everywhere)
+        infos.append(info)
+    for name, where in listed.items():
+        if name in seen:
+            continue
+        seen.add(name)
+        info = describe_plugin(name, where, search_path)
+        info.distribution = f"module listed at {where}"
+        info.enabled = enabled_text(name, uses, everywhere)
+        infos.append(info)
+    return infos
+
+
+def builtin_steps() -> list[tuple[str, list[str]]]:
+    """The core's own hookimpls (always on), with the hooks each implements."""
+    from fapistrano.plugins import BUILTIN_PLUGINS, Plugins
+
+    plugins = Plugins()
+    return [(name, plugins.implemented_hooks(name)) for name in BUILTIN_PLUGINS]

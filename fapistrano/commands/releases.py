@@ -1,0 +1,167 @@
+"""``fap releases``: each target's releases — revision, age, which is current — and where hosts disagree.
+
+One probe per host, then ``fap_release_revision`` for each release; nothing
+changes a host. Returns plain data; :mod:`fapistrano.cli` renders the tables.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fapistrano import layout
+from fapistrano.commands.fleet import Fleet
+from fapistrano.flows import FlowName
+from fapistrano.runner import Member, describe, key
+
+_SHA = re.compile(r"[0-9a-fA-F]{7,64}\Z")
+
+
+@dataclass
+class HostReleases:
+    """One host's releases: the probe's state and a revision per release (when a plugin knows it)."""
+
+    host: str
+    state: layout.HostState
+    revisions: dict[str, str] = field(default_factory=dict)
+
+
+def ask_revisions(caller: Any, ctx: Any, releases: Iterable[str]) -> dict[str, str]:
+    """Ask ``fap_release_revision`` (first answer wins) for each release; releases nobody answers for are left out."""
+    revisions = {}
+    for release in releases:
+        revision = caller(ctx=ctx, release=release)
+        if revision is not None and str(revision).strip():
+            revisions[release] = " ".join(str(revision).split())
+    return revisions
+
+
+def short_revision(revision: str) -> str:
+    """A git sha shortened to 12 characters; anything else as written (at most 40)."""
+    if _SHA.match(revision) and len(revision) > 12:
+        return revision[:12]
+    return revision if len(revision) <= 40 else revision[:39] + "…"
+
+
+def release_time(name: str) -> _dt.datetime | None:
+    """When a release was made, from its name (``%y%m%d-%H%M%S``, the deployer's local time)."""
+    try:
+        return _dt.datetime.strptime(name[:13], layout.RELEASE_FORMAT)
+    except ValueError:
+        return None
+
+
+def age_text(name: str, now: _dt.datetime) -> str:
+    """``3d 4h``, ``5h 12m``, ``12m``, ``40s``: how long ago release ``name`` was made."""
+    made = release_time(name)
+    if made is None:
+        return "?"
+    seconds = int((now - made).total_seconds())
+    if seconds < 0:
+        return "future"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{seconds}s"
+
+
+@dataclass
+class ReleaseRow:
+    """One release of a target, across its hosts."""
+
+    release: str
+    revision: str
+    age: str
+    status: str
+    hosts: str
+
+
+def releases(fleet: Fleet) -> tuple[dict[str, list[HostReleases]], list[str]]:
+    """One probe per host, then each release's revision from the plugins.
+
+    Returns hosts by target and one error line per host that could not answer.
+    """
+    runner, members = fleet.runner, fleet.members
+    found: dict[str, HostReleases] = {}
+    try:
+        failures = runner.connect(members, probe=True)
+        answered = [m for m in members if key(m) not in failures]
+        runner.make_contexts(answered, lambda member: (None, None), FlowName.RELEASES)
+
+        def work(member: Member) -> None:
+            assert member.ctx is not None and member.state is not None
+            member.ctx.phase = "releases"
+            host = HostReleases(member.name, member.state)
+            caller = runner.plugins.caller("fap_release_revision", member.target.plugins)
+            host.revisions = ask_revisions(caller, member.ctx, [*host.state.releases, *host.state.unfinished])
+            found[key(member)] = host
+
+        failures.update(runner.on_each(answered, work))
+    finally:
+        runner.close(members)
+    by_target: dict[str, list[HostReleases]] = {}
+    for member in members:
+        by_target.setdefault(member.label, [])
+        if key(member) in found:
+            by_target[member.label].append(found[key(member)])
+    errors = [f"{m.name}: {runner.masker(describe(failures[key(m)], m.name))}" for m in members if key(m) in failures]
+    return by_target, errors
+
+
+def release_rows(hosts: Sequence[HostReleases], now: _dt.datetime) -> list[ReleaseRow]:
+    """The table of one target: every release any host holds, newest first."""
+    names = sorted({r for h in hosts for r in (*h.state.releases, *h.state.unfinished)}, key=layout.release_key, reverse=True)
+    everyone = [h.host for h in hosts]
+    rows = []
+    for name in names:
+        holders = [h.host for h in hosts if name in h.state.releases or name in h.state.unfinished]
+        current_on = [h.host for h in hosts if h.state.current == name]
+        unfinished_on = [h.host for h in hosts if name in h.state.unfinished]
+        revisions = sorted({h.revisions[name] for h in hosts if name in h.revisions})
+        if current_on and current_on == everyone:
+            status = "current"
+        elif current_on:
+            status = f"current on {', '.join(current_on)}"
+        elif unfinished_on:
+            status = "unfinished" + ("" if unfinished_on == holders else f" on {', '.join(unfinished_on)}")
+        else:
+            status = ""
+        rows.append(ReleaseRow(
+            release=name,
+            revision=" / ".join(short_revision(r) for r in revisions) or "-",
+            age=age_text(name, now),
+            status=status,
+            hosts="all" if holders == everyone else ", ".join(holders),
+        ))
+    return rows
+
+
+def current_disagreement(target: str, hosts: Sequence[HostReleases]) -> str | None:
+    """A warning when the hosts of one stage/role do not all point ``current`` at the same release."""
+    by_current: dict[str, list[str]] = {}
+    for host in hosts:
+        by_current.setdefault(host.state.current or "nothing", []).append(host.host)
+    if len(by_current) < 2:
+        return None
+    parts = "; ".join(f"{', '.join(names)} -> {current}" for current, names in by_current.items())
+    return f"hosts of {target} disagree on current: {parts}"
+
+
+def broken_currents(hosts: Sequence[HostReleases]) -> list[str]:
+    """A warning for each host whose ``current`` points at a release it does not hold (finished)."""
+    warnings = []
+    for host in hosts:
+        current = host.state.current
+        if current and current not in host.state.releases:
+            what = "an unfinished release" if current in host.state.unfinished else "a release that is not there"
+            warnings.append(f"{host.host}: current points to {current}, {what}")
+    return warnings

@@ -1,0 +1,25 @@
+"""``fap shell``: an interactive login shell in one host's ``current_path``, its ``.env`` exported."""
+
+from __future__ import annotations
+
+from fapistrano import layout
+from fapistrano.remote import ssh_settings_from
+from fapistrano.runner import Member
+
+
+def shell_argv(member: Member) -> list[str]:
+    """The argv that opens the shell (as ``fap once`` would run a command there); the CLI execs it."""
+    config = member.target.config
+    inner = (
+        f"cd {layout.q(config['current_path'])} 2>/dev/null || cd {layout.q(config['path'])}; "
+        "if [ -f .env ]; then set -a; . ./.env; set +a; fi; "
+        f"exec {config['shell_command']}"
+    )
+    if member.connection.is_local:
+        return ["sh", "-c", inner]
+    ssh = ssh_settings_from(config, member.spec.name, member.spec.port, config["user"])
+    options = ssh.base_options("none")
+    # An interactive shell may prompt (passphrase, host key): drop the "-o BatchMode=yes" pair, not just its value.
+    batch = options.index("BatchMode=yes")
+    del options[batch - 1 : batch + 1]
+    return ["ssh", "-t", *options, ssh.host, inner]

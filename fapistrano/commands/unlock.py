@@ -1,0 +1,31 @@
+"""``fap unlock``: show who holds each host's deploy lock, then remove it."""
+
+from __future__ import annotations
+
+from fapistrano.commands.changing import stop_before_start
+from fapistrano.commands.fleet import Fleet
+
+
+def unlock(fleet: Fleet) -> int:
+    """Remove the locks on the hosts of ``fleet`` (shown, not removed, under ``--dry-run``); return fap's exit code."""
+    runner, members = fleet.runner, fleet.members
+    try:
+        failures = runner.connect(members, probe=True)
+        if failures:
+            for error in stop_before_start(members, failures).errors:
+                runner.emit("error", error)
+            return 1
+        for member in members:
+            assert member.state is not None
+            if member.state.lock_owner:
+                runner.emit("log", f"removing lock held by {member.state.lock_owner}", host=member.name, phase="unlock")
+                member.locked = True
+            else:
+                runner.emit("log", "not locked", host=member.name, phase="unlock")
+        if runner.dry_run:
+            for member in members:
+                member.locked = False  # shown, not removed
+    finally:
+        # Removes the locks marked above, then disconnects.
+        runner.close(members)
+    return 1 if any(m.locked for m in members) else 0

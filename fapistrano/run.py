@@ -1,0 +1,145 @@
+"""``run``: what the run-level hooks get — one command over the whole fleet, seen from the deployer's machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from fapistrano.errors import CommandFailed, FapError
+from fapistrano.masking import Masker
+from fapistrano.ui import Event, Reporter
+
+
+class RunOutcome(str, Enum):
+    """How a run ended, in ``run.outcome`` (a string: ``run.outcome == "ok"`` works)."""
+
+    #: Done on every selected host.
+    OK = "ok"
+    #: It failed (a host, a command, a plugin, an interrupt).
+    FAILED = "failed"
+    #: Done, except on hosts dropped within ``--max-fail``.
+    PARTIAL = "partial"
+    #: It failed at or after the switch, and the hosts that had switched were switched back.
+    SWITCHED_BACK = "switched back"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """One stage/role of the run: its hosts and its settings, resolved (for its first host)."""
+
+    stage: str
+    role: str
+    hosts: tuple[str, ...]
+    config: Mapping[str, Any]
+
+
+class Run:
+    """One ``fap deploy``, ``fap rollback`` or ``fap restart``, as the run-level hooks see it.
+
+    Attributes a hook may read:
+
+    ``command``
+        ``"deploy"``, ``"rollback"`` or ``"restart"``.
+    ``release``
+        The release the run works on (the new one in a deploy, the one returned
+        to in a rollback, the current one in a restart); ``None`` when the run
+        stopped before one was chosen.
+    ``hosts``
+        Every selected host's name, in the order of deploy.yml.
+    ``targets``
+        A :class:`RunTarget` per stage/role: ``stage``, ``role``, ``hosts``, ``config``.
+    ``config``
+        The run's top-level settings: defaults, deploy.yml's top level and
+        ``--key value`` overrides, interpolated (a per-host reference such as
+        ``%(host)s`` is left as written).
+    ``dry_run``
+        ``True`` under ``--dry-run``: nothing is changed on any host.
+    ``ok``, ``outcome``, ``error``
+        In ``fap_run_finished``: whether every host is done (a bool), how the
+        run ended (a :class:`RunOutcome`: ``"ok"``, ``"failed"``, ``"partial"``,
+        ``"switched back"``) and, when it failed, the error lines fap prints
+        (one string, lines joined by newlines; ``None`` when ok). In
+        ``fap_run_starting`` ``ok`` is ``False``, ``outcome`` and ``error`` ``None``.
+    ``state``
+        A dict a plugin may keep its own state in, from ``fap_run_starting``
+        to ``fap_run_finished``; prefix keys with the plugin's name.
+    ``hook``
+        The run-level hook being called (``"fap_run_starting"`` or
+        ``"fap_run_finished"``): one function may implement both.
+    """
+
+    def __init__(self, command: str, hosts: tuple[str, ...], targets: tuple[RunTarget, ...], config: Mapping[str, Any], *,
+                 dry_run: bool = False, reporter: Reporter | None = None, masker: Masker | None = None) -> None:
+        self.command = command
+        self.hosts = hosts
+        self.targets = targets
+        self.config = config
+        self.dry_run = dry_run
+        self.release: str | None = None
+        self.ok = False
+        self.outcome: RunOutcome | None = None
+        self.error: str | None = None
+        self.state: dict[str, Any] = {}
+        self._reporter = reporter
+        self._mask = masker or Masker()
+        self.hook = "fap_run_starting"  # which run-level hook is being called: where its lines show
+
+    def __repr__(self) -> str:
+        return f"<Run {self.command} release={self.release} hosts={len(self.hosts)}>"
+
+    def log(self, message: str) -> None:
+        """Show ``message`` in the view, once for the run (masked)."""
+        self._emit("log", self._mask(str(message)))
+
+    def warn(self, message: str) -> None:
+        """Show ``message`` as a warning, once for the run (masked)."""
+        self._emit("warning", self._mask(str(message)))
+
+    def local(self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
+        """Run shell text ``command`` on the deployer's machine; stream its output into the view; return its stdout.
+
+        The command runs under ``--dry-run`` too (a build or a check that
+        changes no host); skip it yourself when ``run.dry_run`` says so. Its
+        lines are masked like everything fap prints. A non-zero exit raises
+        :class:`fapistrano.CommandFailed` (``host`` is ``"local"``) with the
+        command's status and the tails of its stdout and stderr.
+        """
+        shown = self._mask(command if not cwd else f"(cd {cwd}) {command}")
+        self._emit("command", shown)
+        environment = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}}
+        try:
+            process = subprocess.Popen(["sh", "-c", command], cwd=cwd, env=environment, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+        except OSError as error:
+            raise FapError(f"local: cannot run {shown}: {error.strerror or error}") from None
+        out: list[str] = []
+        err: list[str] = []
+
+        def pump(stream: Any, lines: list[str], name: str) -> None:
+            for line in stream:
+                lines.append(line)
+                self._emit("output", self._mask(line.rstrip("\n")), data={"stream": name})
+
+        reader = threading.Thread(target=pump, args=(process.stderr, err, "stderr"), daemon=True)
+        reader.start()
+        pump(process.stdout, out, "stdout")
+        reader.join()
+        status = process.wait()
+        if status != 0:
+            raise CommandFailed("local", shown, status, self._mask("".join(err)), self._mask("".join(out)))
+        return "".join(out).rstrip("\n")
+
+    def _emit(self, kind: str, message: str, **fields: Any) -> None:
+        if self._reporter is not None:
+            self._reporter.handle(Event(kind=kind, phase=self.hook.removeprefix("fap_"), message=message, **fields))
+
+
+__all__ = ["Run", "RunOutcome", "RunTarget"]
