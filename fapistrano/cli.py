@@ -251,7 +251,8 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
     """Resolve the targets, load plugins, make the runner; report at the end."""
 
     def __init__(self, options: Options, stage: str | None, role: str | None, overrides: list[str], command: str,
-                 hosts: Callable[[list[Any]], list[Any]] | None = None, connects: bool = True) -> None:
+                 hosts: Callable[[list[Any]], list[Any]] | None = None, connects: bool = True,
+                 stand_in: str | None = None) -> None:
         from fapistrano import config as cfg
         from fapistrano.plugins import Plugins
         from fapistrano.remote import allow_open_files
@@ -270,7 +271,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         self.roles = [cfg.merge(deployfile, s, r, declared, parsed, [n for n, _ in enabled[(s, r)]]) for s, r in pairs]
         self._control_dir = control_directory()
         try:
-            members = build_members(self.roles, self._control_dir)
+            members = build_members(self.roles, self._control_dir, stand_in)
             if hosts is not None:
                 members = hosts(members)
             elif command not in ("releases", "check", "config", "unlock"):
@@ -499,8 +500,9 @@ def config(options: Options, stage: str | None, role: str | None, overrides: lis
     from fapistrano.inspect import setting_rows
 
     # As 'fap deploy' resolves them (its plugins); nothing connects.
+    # A stage/role with hosts: [] shows its settings for a stand-in host: they are worth checking before servers exist.
     with _fleet(_plain_output(options), stage, role, overrides, "deploy", hosts=_host_filter(host, False),
-                connects=False) as fleet:
+                connects=False, stand_in="no host yet") as fleet:
         secret_names = fleet.runner.plugins.secret_settings()
         for index, member in enumerate(fleet.members):
             rows = setting_rows(member.target, secret_names, fleet.masker)

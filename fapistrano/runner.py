@@ -67,11 +67,16 @@ class Member:
         return f"{self.settings.stage}/{self.settings.role}"
 
 
-def build_members(roles: Sequence[RoleSettings], control_dir: str) -> list[Member]:
-    """A :class:`Member` per host of every selected stage/role (no release chosen yet)."""
+def build_members(roles: Sequence[RoleSettings], control_dir: str, stand_in: str | None = None) -> list[Member]:
+    """A :class:`Member` per host of every selected stage/role (no release chosen yet).
+
+    ``stand_in`` names a host that connects nowhere for a stage/role with ``hosts: []``
+    (``fap config`` shows its settings before any server exists); without it that is an error.
+    """
     members = []
     for settings in roles:
-        for spec in hosts_of(settings):
+        specs = [HostSpec(stand_in)] if stand_in and not settings.values["hosts"] else hosts_of(settings)
+        for spec in specs:
             target = target_for_host(settings, spec, None)
             config = target.config
             ssh = None
