@@ -11,6 +11,7 @@ lock is released on every exit path, Ctrl-C and SIGTERM included.
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import tempfile
@@ -109,8 +110,16 @@ def check_distinct_paths(members: Sequence[Member]) -> None:
 
 def lock_owner_text(command: str) -> str:
     """What the lock file says: who, where, which process, what, since when."""
-    user = os.environ.get("USER") or os.environ.get("LOGNAME") or str(os.getuid())
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or account_name()
     return f"{user}@{socket.gethostname()} pid {os.getpid()} '{command}' since {time.strftime('%Y-%m-%d %H:%M:%S %z')}"
+
+
+def account_name() -> str:
+    """This process's account name (cron and ``env -i`` leave ``$USER`` unset); its uid when it has none."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid with no passwd entry (some containers)
+        return str(os.getuid())
 
 
 class Runner:
