@@ -711,7 +711,7 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
                 host=member.name,
                 target=member.label,
                 status=status,
-                release=(ctx.release or "") if ctx and member.last_active is not None else "",
+                release=(ctx.release or "") if ctx and member.last_active is not None and _release_remains(member, status) else "",
                 duration=(member.last_active or now) - member.started,
                 error=(masker or Masker())(error) if status in ("failed", "dropped", "reverted") else "",
                 commands=ctx.commands_run if ctx else 0,
@@ -719,6 +719,14 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
             )
         )
     return results
+
+
+def _release_remains(member: Member, status: str) -> bool:
+    """Whether the release a member's row would name is there after the run (a failed deploy removes its new one)."""
+    assert member.ctx is not None
+    if member.ctx.flow != "release" or status == "ok":
+        return True
+    return member.switched and member.status != "reverted"  # failed after the switch: current is on it
 
 
 def run_once(runner: Runner, members: list[Member], command: str) -> int:

@@ -19,3 +19,42 @@ def test_lock_holder_is_the_account_name_without_user_variables(monkeypatch):
     owner = lock_owner_text("fap deploy")
 
     assert owner.startswith(pwd.getpwuid(os.getuid()).pw_name + "@"), owner
+
+
+def _summary_records(path):
+    import json
+
+    return {r["host"]: r for r in map(json.loads, path.read_text().splitlines()) if r["kind"] == "summary"}
+
+
+def test_failed_and_skipped_hosts_name_no_release_that_was_removed(fap_fleet, fap_run, tmp_path):
+    env = install_demo_plugin(tmp_path / "site")
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.demo"], "demo_fail_host": "host2"})
+
+    result = fap_run(["deploy", "-s", "test", "--log-json", str(tmp_path / "log.json")], cwd=tmp_path, env=env)
+
+    assert result.exit_code == 1, result.output
+    records = _summary_records(tmp_path / "log.json")
+    assert {host: r["status"] for host, r in records.items()} == {"host1": "skipped", "host2": "failed", "host3": "skipped"}
+    for host in fap_fleet.hosts:
+        assert fap_fleet.releases(host) == []  # the failure path removed the new release everywhere
+        assert records[host].get("release", "") == "", records[host]
+
+
+def test_a_late_failure_names_the_release_current_points_to(fap_fleet, fap_run, tmp_path):
+    # Failing after the switch leaves the release in place and current on it: the summary says which.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "late_failure.py").write_text(
+        "from fapistrano import hookimpl\n\n@hookimpl\ndef fap_deploy_finishing(ctx):\n"
+        "    if ctx.host == 'host3':\n        raise RuntimeError('notify failed')\n"
+    )
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["late_failure"]})
+
+    result = fap_run(["deploy", "-s", "test", "--log-json", str(tmp_path / "log.json")], cwd=tmp_path,
+                     env={"PYTHONPATH": str(site)})
+
+    assert result.exit_code == 1, result.output
+    records = _summary_records(tmp_path / "log.json")
+    assert records["host3"]["status"] == "failed"
+    assert records["host3"]["release"] == fap_fleet.current("host3")
