@@ -130,6 +130,24 @@ def _summary_table(title: str, results: list[HostResult], ok: bool, width: int =
     return table
 
 
+def _plain_table(title: str, results: list[HostResult], ok: bool) -> list[str]:
+    """The summary as plain lines: ASCII, columns two spaces apart, nothing cut or padded at the end.
+
+    For pipes and CI logs, where a box-drawn table is noise and a cut error is lost.
+    An empty cell reads ``-`` so that every row splits into the same columns.
+    """
+    columns = ["host", "target", "result", "release", *([] if ok else ["current"]), "time"]
+    rows = [[r.host, r.target, r.status, r.release, *([] if ok else [r.current]), f"{r.duration:.1f}s"] for r in results]
+    if any(r.error for r in results):
+        columns.append("error")
+        for row, result in zip(rows, results, strict=True):
+            row.append(" ".join(result.error.split()))  # one line, whatever the command printed
+    rows = [[cell or "-" for cell in row] for row in rows]
+    widths = [max(len(row[index]) for row in [columns, *rows]) for index in range(len(columns))]
+    return [title, *("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                     for row in [columns, *rows])]
+
+
 class PlainReporter(Reporter):
     """Greppable lines, ``host | phase | message``, for pipes and CI logs."""
 
@@ -168,7 +186,8 @@ class PlainReporter(Reporter):
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
         if results:
-            self.console.print(_summary_table(title, results, ok, self.console.width))
+            for line in _plain_table(title, results, ok):
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 #: The phase each flow ends with (release and rollback: finished; restart: restarted).
@@ -332,7 +351,10 @@ def make_console(stderr: bool = False) -> Any:
     """The one console of a run."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    # Into a pipe or a file every line is printed whole: a reader (grep, a CI log) has no width to wrap at.
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def make_reporter(console: Any, verbosity: int, live: bool | None = None) -> Reporter:

@@ -58,3 +58,46 @@ def test_a_late_failure_names_the_release_current_points_to(fap_fleet, fap_run, 
     records = _summary_records(tmp_path / "log.json")
     assert records["host3"]["status"] == "failed"
     assert records["host3"]["release"] == fap_fleet.current("host3")
+
+
+def _columns(line: str) -> list[str]:
+    return re.split(r"\s{2,}", line.strip())
+
+
+def test_piped_output_is_plain_lines_unwrapped_unpadded_ascii(fap_fleet, fap_run, tmp_path):
+    env = {**install_demo_plugin(tmp_path / "site"), "COLUMNS": "80"}  # what a pipe gets when nothing says otherwise
+    # A misspelt setting: its warning is 95 columns long.
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.demo"], "keep_releasess": 3})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path, env=env)
+
+    assert result.exit_code == 0, result.output
+    for line in (result.stdout + result.stderr).splitlines():
+        assert line == line.rstrip(), f"padded: {line!r}"
+    assert result.stdout.isascii(), result.stdout
+    # The warning is one line, however long.
+    assert any(line.startswith("fap: warning: ") and line.endswith("keep_releasess is not a known setting (did you mean 'keep_releases'?)")
+               for line in result.stderr.splitlines()), result.stderr
+    lines = result.stdout.splitlines()
+    title = lines.index("fap deploy: ok")
+    assert _columns(lines[title + 1]) == ["host", "target", "result", "release", "time"]
+    rows = [_columns(line) for line in lines[title + 2:title + 5]]
+    assert [row[:3] for row in rows] == [[host, "test/web", "ok"] for host in fap_fleet.hosts]
+    assert {row[3] for row in rows} == {fap_fleet.current(host) for host in fap_fleet.hosts}
+
+
+def test_piped_summary_of_a_failed_run_keeps_the_error_whole_on_its_row(fap_fleet, fap_run, tmp_path):
+    env = {**install_demo_plugin(tmp_path / "site"), "COLUMNS": "80"}
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.demo"], "demo_fail_host": "host2"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path, env=env)
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout.isascii(), result.stdout
+    lines = result.stdout.splitlines()
+    title = lines.index("fap deploy: FAILED")
+    assert _columns(lines[title + 1]) == ["host", "target", "result", "release", "current", "time", "error"]
+    failed = _columns(next(line for line in lines[title + 2:] if line.startswith("host2 ")))
+    # Cells with nothing to say hold '-', so the columns stay countable.
+    assert failed[:5] == ["host2", "test/web", "failed", "-", "unchanged"]
+    assert failed[6].startswith("fapistrano.demo: ") and "[Errno 28]" in failed[6]
