@@ -194,8 +194,23 @@ class PlainReporter(Reporter):
 _LAST_PHASES = ("finished", "restarted")
 
 
+def step_label(plugin: str) -> str:
+    """How a plugin is named beside the phase: its last dotted part (``fapistrano.virtualenv`` -> ``virtualenv``)."""
+    return plugin.rsplit(".", 1)[-1]
+
+
+def _tail(text: str, width: int) -> str:
+    """``text`` cut to ``width`` from the left: the end of a line (a release name, a path's last part) matters most."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1:]
+
+
 class LiveReporter(Reporter):
-    """A rich live view: one row per host with phase, spinner, last output line, elapsed."""
+    """A rich live view: one row per host with its state, phase and plugin, elapsed time, last output line.
+
+    A host that has finished the phase shows ✓, its clock stopped and the hosts it
+    waits for, so the slow host is the one still spinning. The view is erased at the
+    end: the summary table is the one table left on screen.
+    """
 
     def __init__(self, console: Any, verbosity: int = NORMAL) -> None:
         from rich.live import Live
@@ -205,7 +220,7 @@ class LiveReporter(Reporter):
         self._rows: dict[str, dict[str, Any]] = {}
         self._started = time.monotonic()
         self._waiting: Any = None
-        self._live = Live(get_renderable=self._render, console=console, refresh_per_second=10, transient=False)
+        self._live = Live(get_renderable=self._render, console=console, refresh_per_second=10, transient=True)
         self._live.start()
 
     def _row(self, host: str) -> dict[str, Any]:
@@ -213,27 +228,12 @@ class LiveReporter(Reporter):
 
         # One spinner per row, kept: a Spinner made afresh at every refresh never leaves its first frame.
         # Elapsed counts from the run's start, like the summary's time column.
-        return self._rows.setdefault(host, {"phase": "connecting", "line": "", "status": "running", "start": self._started,
-                                            "end": None, "spinner": Spinner("dots", style="cyan")})
+        return self._rows.setdefault(host, {"phase": "connecting", "step": "", "line": "", "status": "running",
+                                            "start": self._started, "end": None, "spinner": Spinner("dots", style="cyan")})
 
     def handle(self, event: Event) -> None:
         if event.host:
-            row = self._row(event.host)
-            if event.kind == "phase":
-                row["phase"] = event.phase
-                if event.status == "failed":
-                    row["status"], row["line"], row["end"] = "failed", event.message, time.monotonic()
-                elif event.status == "ok" and event.phase in _LAST_PHASES:
-                    # Done with its flow: with --batch-size the next batch runs on, and this
-                    # host's spinner and clock must not run with it.
-                    row["status"], row["phase"], row["end"] = "ok", "done", time.monotonic()
-            elif event.kind in ("output", "log") and event.message.strip():
-                row["line"] = event.message.strip()
-            elif event.kind == "command" and event.data.get("dry_run"):
-                row["line"] = "would run: " + event.message.splitlines()[0]
-            elif event.kind == "result":
-                row["status"], row["end"] = event.status, time.monotonic()
-                row["phase"] = "done" if event.status == "ok" else event.status
+            self._update_row(self._row(event.host), event)
         if event.kind == "run":
             self.console.print(event.message, style="bold", markup=False, highlight=False)
         elif event.kind == "error" or (event.kind == "phase" and event.status == "failed"):
@@ -249,6 +249,28 @@ class LiveReporter(Reporter):
         elif event.kind == "log" and self.verbosity >= NORMAL:
             self.console.print(f"{event.host} | {event.phase} | {_escape(event.message)}")
 
+    def _update_row(self, row: dict[str, Any], event: Event) -> None:
+        kind, now = event.kind, time.monotonic()
+        if kind == "phase" and event.status == "start":
+            # A new phase: what the last one printed (a no-op notice, say) is no longer this host's news.
+            row.update(phase=event.phase, step="", line="", status="running", end=None)
+        elif kind == "phase" and event.status == "failed":
+            row.update(phase=event.phase, status="failed", line=event.message, end=now)
+        elif kind == "phase" and event.status == "ok":
+            # Done with its flow (with --batch-size the next batch runs on), or with this phase:
+            # either way its spinner and clock stop, and the hosts still working stand out.
+            last = event.phase in _LAST_PHASES
+            row.update(status="ok" if last else "waiting", end=now, **({"phase": "done", "step": ""} if last else {}))
+        elif kind in ("command", "log", "warning", "output"):
+            if event.data.get("step"):
+                row["step"] = event.data["step"]
+            if kind == "command" and event.data.get("dry_run"):
+                row["line"] = "would run: " + (event.message.splitlines() or [""])[0]
+            elif kind != "command" and event.message.strip():
+                row["line"] = event.message.strip()
+        elif kind == "result":
+            row.update(status=event.status, end=now, phase="done" if event.status == "ok" else event.status)
+
     def _render(self) -> Any:
         from rich.spinner import Spinner
         from rich.table import Table
@@ -261,45 +283,42 @@ class LiveReporter(Reporter):
             self._waiting.update(text=Text(f"connecting… {time.monotonic() - self._started:.1f}s", style="dim"))
             return self._waiting
 
+        now = time.monotonic()
+        cells = []
+        for host, row in self._rows.items():
+            status = row["status"]
+            phase = f"{row['phase']}: {step_label(row['step'])}" if row["step"] and status in ("running", "failed") else row["phase"]
+            line = row["line"]
+            if status == "waiting":
+                slow = [h for h, r in self._rows.items() if r["status"] == "running" and r["phase"] == row["phase"]]
+                line = f"done, waiting for {', '.join(slow) if len(slow) <= 3 else f'{len(slow)} hosts'}" if slow else "done"
+            cells.append((host, status, row, phase, f"{(row['end'] or now) - row['start']:.1f}s", line))
+        host_width = max(4, *(len(c[0]) for c in cells))
+        phase_width = max(10, *(len(c[3]) for c in cells))  # at least 10: rows do not jump as phases change
+        elapsed_width = max(7, *(len(c[4]) for c in cells))
+        # Each column is 2 apart; what is left is the last output's, cut from the left (see _tail).
+        line_width = max(20, self.console.width - host_width - 2 - phase_width - elapsed_width - 8)
+
         table = Table(box=None, show_header=True, header_style="bold", expand=False, pad_edge=False)
         table.add_column("host", no_wrap=True)
         table.add_column("", width=2)
-        table.add_column("phase", no_wrap=True, min_width=10)  # steady width: rows do not jump as phases change
+        table.add_column("phase", no_wrap=True, min_width=10)
         table.add_column("elapsed", justify="right", no_wrap=True)
-        table.add_column("last output", no_wrap=True, overflow="ellipsis", max_width=max(20, self.console.width - 50))
-        now = time.monotonic()
-        for host, row in self._rows.items():
-            status = row["status"]
-            mark: Any = {"ok": Text("✓", style="green"), "failed": Text("✗", style="red"),
-                         "reverted": Text("↺", style="yellow"), "skipped": Text("-", style="dim"),
-                         "dropped": Text("✗", style="red")}.get(status) or row["spinner"]
-            elapsed = (row["end"] or now) - row["start"]
-            table.add_row(host, mark, row["phase"], f"{elapsed:.1f}s", Text(row["line"], style="dim"))
+        table.add_column("last output", no_wrap=True, overflow="crop")
+        marks = {"ok": Text("✓", style="green"), "waiting": Text("✓", style="dim green"), "failed": Text("✗", style="red"),
+                 "reverted": Text("↺", style="yellow"), "skipped": Text("-", style="dim"), "dropped": Text("✗", style="red")}
+        for host, status, row, phase, elapsed, line in cells:
+            table.add_row(host, marks.get(status) or row["spinner"], phase, elapsed, Text(_tail(line, line_width), style="dim"))
         return table
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
-        # Settle every row before the last frame is drawn: it stays on screen, and spinners
-        # still turning on hosts that finished (or were stopped) would say the opposite of the summary.
-        for result in results:
-            row = self._row(result.host)
-            row["status"] = result.status
-            if row["end"] is None:  # a host that ended earlier (its batch) keeps its own time
-                row["end"] = row["start"] + result.duration
-            if result.status == "ok":
-                row["phase"] = "done"
-            elif result.status != "failed":
-                row["phase"] = result.status
-        self.close()
+        self.close()  # the live view goes: the summary below says how each host ended, with more
         if results:
             self.console.print(_summary_table(title, results, ok, self.console.width))
 
     def close(self) -> None:
         if self._live.is_started:
-            self._live.refresh()
             self._live.stop()
-            if not self.console.is_terminal:
-                # Off a terminal (--live into a pipe) rich leaves its one final frame without a newline.
-                self.console.line()
 
 
 def _escape(text: str) -> str:
