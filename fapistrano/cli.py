@@ -313,7 +313,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
                                           {name: origin.prefix() for name, origin in member.target.origins.items()})
         ]
         self.masker = Masker(secrets)
-        reporters = [make_reporter(self.console, options.verbosity, live=options.live)]
+        reporters = [make_reporter(self.console, options.verbosity, live=options.live, dry_run=options.dry_run)]
         if options.log_json:
             try:
                 stream = open(options.log_json, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reporter
@@ -372,7 +372,8 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         self.reporter.summary(title, results, outcome.ok)
         self.close()
         if outcome.ok:
-            self.console.print(f"{success}{' (dry run: nothing changed)' if self.options.dry_run else ''}", markup=False, highlight=False)
+            self.console.print(f"dry run, nothing changed: would have {success}" if self.options.dry_run else success,
+                               markup=False, highlight=False)
             return
         for error in outcome.errors:
             self.errors.print(f"fap: error: {self.masker(error)}", style="red", markup=False, highlight=False, soft_wrap=True)

@@ -8,6 +8,7 @@ the run.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -148,12 +149,60 @@ def _plain_table(title: str, results: list[HostResult], ok: bool) -> list[str]:
                      for row in [columns, *rows])]
 
 
+def _natural(name: str) -> list[Any]:
+    """Sort key: host2 before host10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+class DryRunPlan:
+    """Under ``--dry-run``: what each host would run, told per phase once every host is through it.
+
+    In words first - which plugin would run how many commands - with the hosts that
+    would do the same on one line; with ``-v`` the shell follows, once per group of
+    hosts whose shell is the same. Ninety lines of shell for one host told nobody
+    what a deploy would do.
+    """
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self._commands: dict[str, list[tuple[str, str]]] = {}  # host -> [(plugin, shell)] of the phase running
+
+    def record(self, event: Event) -> bool:
+        """Keep ``event`` if it is a command that was not run; True when it was kept."""
+        # Only a plugin's commands (named by the step): fap's own (fap once) are shown as they come.
+        if event.kind != "command" or not event.data.get("dry_run") or not event.host or not event.data.get("step"):
+            return False
+        self._commands.setdefault(event.host, []).append((step_label(event.data["step"]), event.message))
+        return True
+
+    def phase_lines(self, phase: str) -> list[str]:
+        """``hosts | phase | would run: …`` (and the shell under -v) for the phase every host just ended."""
+        groups: dict[Any, list[str]] = {}
+        for host in sorted(self._commands, key=_natural):
+            commands = self._commands[host]
+            counts: dict[str, int] = {}
+            for plugin, _ in commands:
+                counts[plugin] = counts.get(plugin, 0) + 1
+            words = ", ".join(f"{plugin} ({n} command{'s' if n != 1 else ''})" for plugin, n in counts.items())
+            group = (words, tuple(shell for _, shell in commands)) if self.verbose else (words, ())
+            groups.setdefault(group, []).append(host)
+        self._commands = {}
+        lines = []
+        for (words, shells), hosts in groups.items():
+            where = f"{', '.join(hosts)} | {phase} |"
+            lines.append(f"{where} would run: {words}")
+            for shell in shells:
+                lines.extend(f"{where}   {'$' if index == 0 else ' '} {text}" for index, text in enumerate(shell.splitlines()))
+        return lines
+
+
 class PlainReporter(Reporter):
     """Greppable lines, ``host | phase | message``, for pipes and CI logs."""
 
-    def __init__(self, console: Any, verbosity: int = NORMAL) -> None:
+    def __init__(self, console: Any, verbosity: int = NORMAL, dry_run: bool = False) -> None:
         self.console = console
         self.verbosity = verbosity
+        self.plan = DryRunPlan(verbosity >= VERBOSE) if dry_run else None
 
     def _line(self, host: str | None, phase: str | None, message: str, style: str = "") -> None:
         parts = [p for p in (host, phase) if p]
@@ -163,6 +212,15 @@ class PlainReporter(Reporter):
 
     def handle(self, event: Event) -> None:
         kind, verbose = event.kind, self.verbosity >= VERBOSE
+        if self.plan is not None and self.plan.record(event):
+            return
+        if self.plan is not None and kind == "phase_done" and self.verbosity > QUIET:
+            for line in self.plan.phase_lines(event.phase or ""):
+                self._line(None, None, line)
+            if not verbose:
+                return
+        if self.plan is not None and kind == "log" and not verbose:
+            return  # a plugin's log says what it did ("linked …"): in a dry run it did nothing
         if kind == "error" or (kind == "phase" and event.status == "failed"):
             self._line(event.host, event.phase, f"FAILED: {event.message}" if kind == "phase" else event.message, "red")
         elif self.verbosity <= QUIET:
@@ -212,11 +270,12 @@ class LiveReporter(Reporter):
     end: the summary table is the one table left on screen.
     """
 
-    def __init__(self, console: Any, verbosity: int = NORMAL) -> None:
+    def __init__(self, console: Any, verbosity: int = NORMAL, dry_run: bool = False) -> None:
         from rich.live import Live
 
         self.console = console
         self.verbosity = verbosity
+        self.plan = DryRunPlan(verbosity >= VERBOSE) if dry_run else None
         self._rows: dict[str, dict[str, Any]] = {}
         self._started = time.monotonic()
         self._waiting: Any = None
@@ -234,6 +293,13 @@ class LiveReporter(Reporter):
     def handle(self, event: Event) -> None:
         if event.host:
             self._update_row(self._row(event.host), event)
+        if self.plan is not None and self.plan.record(event):
+            return
+        if self.plan is not None and event.kind == "phase_done" and self.verbosity > QUIET:
+            for line in self.plan.phase_lines(event.phase or ""):
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        elif self.plan is not None and event.kind == "log" and self.verbosity < VERBOSE:
+            return  # a plugin's log says what it did ("linked …"): in a dry run it did nothing
         if event.kind == "run":
             self.console.print(event.message, style="bold", markup=False, highlight=False)
         elif event.kind == "error" or (event.kind == "phase" and event.status == "failed"):
@@ -376,8 +442,8 @@ def make_console(stderr: bool = False) -> Any:
     return console
 
 
-def make_reporter(console: Any, verbosity: int, live: bool | None = None) -> Reporter:
-    """A live view on an interactive terminal, plain lines otherwise."""
+def make_reporter(console: Any, verbosity: int, live: bool | None = None, dry_run: bool = False) -> Reporter:
+    """A live view on an interactive terminal, plain lines otherwise; under ``dry_run`` both tell the plan."""
     if live is None:
         live = console.is_interactive and not console.is_dumb_terminal
-    return LiveReporter(console, verbosity) if live else PlainReporter(console, verbosity)
+    return LiveReporter(console, verbosity, dry_run) if live else PlainReporter(console, verbosity, dry_run)

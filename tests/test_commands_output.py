@@ -101,3 +101,33 @@ def test_piped_summary_of_a_failed_run_keeps_the_error_whole_on_its_row(fap_flee
     # Cells with nothing to say hold '-', so the columns stay countable.
     assert failed[:5] == ["host2", "test/web", "failed", "-", "unchanged"]
     assert failed[6].startswith("fapistrano.demo: ") and "[Errno 28]" in failed[6]
+
+
+def test_dry_run_says_per_phase_what_would_run_in_words_and_the_shell_only_with_v(fap_fleet, fap_run, tmp_path):
+    env = install_demo_plugin(tmp_path / "site")
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.demo"], "linked_dirs": ["log"]})
+
+    result = fap_run(["deploy", "-s", "test", "--dry-run"], cwd=tmp_path, env=env)
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    # One line per phase that would do something, the hosts grouped when they would do the same.
+    updating = next(line for line in lines if " | updating | " in line)
+    assert re.fullmatch(r"host1, host2, host3 \| updating \| would run: demo \(1 command\), shared \(\d+ commands?\)", updating)
+    assert any(re.fullmatch(r"host1, host2, host3 \| starting \| would run: dirs \(\d+ commands?\)", line) for line in lines)
+    assert any(re.fullmatch(r"host1, host2, host3 \| publishing \| would run: switch \(\d+ commands?\)", line) for line in lines)
+    # No shell, nothing said in the past tense as if it had happened.
+    assert "GREETING" not in result.stdout and "mkdir" not in result.stdout
+    assert not any(line.startswith("deployed") for line in lines)
+    assert lines[-1].startswith("dry run, nothing changed: would have deployed release ")
+    for host in fap_fleet.hosts:
+        assert fap_fleet.releases(host) == []
+
+    verbose = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=tmp_path, env=env)
+
+    assert verbose.exit_code == 0, verbose.output
+    # The same words, then the shell; the greeting names its host, so each host's shell is its own.
+    assert updating.split(" | ")[1:] in [line.split(" | ")[1:] for line in verbose.stdout.splitlines()]
+    for host in fap_fleet.hosts:
+        assert any(line.startswith(f"{host} | updating |   $ ") and line.endswith(f"'hello from {host}' > GREETING")
+                   for line in verbose.stdout.splitlines()), verbose.stdout
