@@ -307,7 +307,7 @@ def test_secrets_are_masked_in_output_but_written_to_env(
 ) -> None:
     fap_fleet.write_deployfile(tmp_path, {"mask": ["db_password"], "db_password": secret,
                                           "environment": {"DB_PASSWORD": "%(db_password)s"}})
-    dry = fap_run(["deploy", "-s", "test", "--dry-run"], cwd=tmp_path)
+    dry = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=tmp_path)  # -v: the shell it would run
     real = fap_run(["deploy", "-s", "test", "-v"], cwd=tmp_path)
     assert real.exit_code == 0, real.output
     released(real)
