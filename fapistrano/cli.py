@@ -174,7 +174,8 @@ def _finish(fleet: Any, outcome: Any, success: str) -> None:
     fleet.reporter.summary(title, results, outcome.ok)
     fleet.close()
     if outcome.ok:
-        fleet.console.print(f"{success}{' (dry run: nothing changed)' if fleet.options.dry_run else ''}", markup=False, highlight=False)
+        fleet.console.print(f"dry run, nothing changed: would have {success}" if fleet.options.dry_run else success,
+                            markup=False, highlight=False)
         return
     for error in outcome.errors:
         fleet.errors.print(f"fap: error: {fleet.masker(error)}", style="red", markup=False, highlight=False, soft_wrap=True)
@@ -292,8 +293,9 @@ def config(options: Options, stage: str | None, role: str | None, overrides: lis
     from fapistrano.commands.fleet import Fleet, host_filter
 
     # As 'fap deploy' resolves them (its plugins); nothing connects.
+    # A stage/role with hosts: [] shows its settings for a stand-in host: they are worth checking before servers exist.
     with Fleet(options.plain(), stage, role, overrides, "deploy", hosts=host_filter(host, False),
-               connects=False) as fleet:
+               connects=False, stand_in="no host yet") as fleet:
         secret_names = fleet.runner.plugins.secret_settings()
         for index, member in enumerate(fleet.members):
             rows = setting_rows(member.target, secret_names, fleet.masker)

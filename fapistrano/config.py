@@ -541,7 +541,10 @@ def _flag(name: str) -> str:
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    # An abbreviation ('prod' for 'production') is too short for difflib's ratio: a unique prefix is the answer.
+    prefixed = [choice for choice in choices if word and choice.startswith(word)]
+    close = prefixed if len(prefixed) == 1 else difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

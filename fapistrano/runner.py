@@ -10,9 +10,13 @@ lock is released on every exit path, Ctrl-C and SIGTERM included.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
+import pwd
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -73,11 +77,16 @@ class Member:
         return f"{self.settings.stage}/{self.settings.role}"
 
 
-def build_members(roles: Sequence[RoleSettings], control_dir: str) -> list[Member]:
-    """A :class:`Member` per host of every selected stage/role (no release chosen yet)."""
+def build_members(roles: Sequence[RoleSettings], control_dir: str, stand_in: str | None = None) -> list[Member]:
+    """A :class:`Member` per host of every selected stage/role (no release chosen yet).
+
+    ``stand_in`` names a host that connects nowhere for a stage/role with ``hosts: []``
+    (``fap config`` shows its settings before any server exists); without it that is an error.
+    """
     members = []
     for settings in roles:
-        for spec in hosts_of(settings):
+        specs = [HostSpec(stand_in)] if stand_in and not settings.values["hosts"] else hosts_of(settings)
+        for spec in specs:
             target = target_for_host(settings, spec, None)
             config = target.config
             ssh = None
@@ -110,8 +119,16 @@ def check_distinct_paths(members: Sequence[Member]) -> None:
 
 def lock_owner_text(command: str) -> str:
     """What the lock file says: who, where, which process, what, since when."""
-    user = os.environ.get("USER") or os.environ.get("LOGNAME") or str(os.getuid())
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or account_name()
     return f"{user}@{socket.gethostname()} pid {os.getpid()} '{command}' since {time.strftime('%Y-%m-%d %H:%M:%S %z')}"
+
+
+def account_name() -> str:
+    """This process's account name (cron and ``env -i`` leave ``$USER`` unset); its uid when it has none."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid with no passwd entry (some containers)
+        return str(os.getuid())
 
 
 class Runner:
@@ -269,6 +286,7 @@ class Runner:
         ``flow`` is a deploy flow, or the name of a command's flow (check, once, releases) that runs no phases.
         """
         name = flow.name if isinstance(flow, Flow) else flow
+        reporter = StepNaming(self.reporter, self.plugins.manager)
         for member in members:
             release, rollback_from = release_of(member)
             target = target_for_host(member.settings, member.spec, release)
@@ -276,7 +294,7 @@ class Runner:
             ctx = Context(
                 target,
                 member.connection,
-                self.reporter,
+                reporter,
                 dry_run=self.dry_run,
                 masker=self.masker,
                 rollback_from=rollback_from,
@@ -482,6 +500,48 @@ class Runner:
             killer.join(timeout=10)
 
 
+class StepNaming(Reporter):
+    """Adds to each command, log and warning of a ``ctx`` the name of the plugin whose hookimpl made it.
+
+    The live view shows it beside the phase (``updated: virtualenv``). The hookimpl is
+    found on the call stack (the event is emitted in the thread running it), from the
+    code objects of every hookimpl - so nothing wraps or patches a hookimpl. A walk of
+    a few dozen frames costs microseconds; a command costs a round trip.
+    """
+
+    def __init__(self, reporter: Reporter, manager: Any) -> None:
+        self.reporter = reporter
+        self._plugin_of: dict[Any, str] = {}
+        for plugin in manager.get_plugins():
+            for caller in manager.get_hookcallers(plugin) or []:
+                for impl in caller.get_hookimpls():
+                    code = getattr(inspect.unwrap(impl.function), "__code__", None)
+                    if code is not None:
+                        self._plugin_of.setdefault(code, impl.plugin_name)
+
+    def handle(self, event: Event) -> None:
+        if event.kind in ("command", "log", "warning") and "step" not in event.data:
+            step = self._running_step()
+            if step:
+                event = dataclasses.replace(event, data={**event.data, "step": step})
+        self.reporter.handle(event)
+
+    def _running_step(self) -> str | None:
+        frame = sys._getframe(2)  # noqa: SLF001 - the documented way to read the caller's frames
+        while frame is not None:
+            name = self._plugin_of.get(frame.f_code)
+            if name is not None:
+                return name
+            frame = frame.f_back
+        return None
+
+    def summary(self, title: str, results: list[Any], ok: bool) -> None:
+        self.reporter.summary(title, results, ok)
+
+    def close(self) -> None:
+        self.reporter.close()
+
+
 def key(member: Member) -> str:
     """A member's identity in this run: stage, role and host."""
     return f"{member.settings.stage}/{member.settings.role}/{member.spec.name}:{member.spec.port or ''}"
@@ -560,7 +620,7 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
                 host=member.name,
                 target=member.label,
                 status=status,
-                release=(ctx.release or "") if ctx and member.last_active is not None else "",
+                release=(ctx.release or "") if ctx and member.last_active is not None and _release_remains(member, status) else "",
                 duration=(member.last_active or now) - member.started,
                 error=(masker or Masker())(error) if status in ("failed", "dropped", "reverted") else "",
                 commands=ctx.commands_run if ctx else 0,
@@ -568,3 +628,11 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
             )
         )
     return results
+
+
+def _release_remains(member: Member, status: str) -> bool:
+    """Whether the release a member's row would name is there after the run (a failed deploy removes its new one)."""
+    assert member.ctx is not None
+    if member.ctx.flow != "release" or status == "ok":
+        return True
+    return member.switched and member.status != "reverted"  # failed after the switch: current is on it

@@ -8,6 +8,7 @@ the run.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -143,12 +144,78 @@ def _summary_table(title: str, results: list[HostResult], ok: bool, width: int =
     return table
 
 
+def _plain_table(title: str, results: list[HostResult], ok: bool) -> list[str]:
+    """The summary as plain lines: ASCII, columns two spaces apart, nothing cut or padded at the end.
+
+    For pipes and CI logs, where a box-drawn table is noise and a cut error is lost.
+    An empty cell reads ``-`` so that every row splits into the same columns.
+    """
+    columns = ["host", "target", "result", "release", *([] if ok else ["current"]), "time"]
+    rows = [[r.host, r.target, r.status, r.release, *([] if ok else [r.current]), f"{r.duration:.1f}s"] for r in results]
+    if any(r.error for r in results):
+        columns.append("error")
+        for row, result in zip(rows, results, strict=True):
+            row.append(" ".join(result.error.split()))  # one line, whatever the command printed
+    rows = [[cell or "-" for cell in row] for row in rows]
+    widths = [max(len(row[index]) for row in [columns, *rows]) for index in range(len(columns))]
+    return [title, *("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                     for row in [columns, *rows])]
+
+
+def _natural(name: str) -> list[Any]:
+    """Sort key: host2 before host10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+class DryRunPlan:
+    """Under ``--dry-run``: what each host would run, told per phase once every host is through it.
+
+    In words first - which plugin would run how many commands - with the hosts that
+    would do the same on one line; with ``-v`` the shell follows, once per group of
+    hosts whose shell is the same. Ninety lines of shell for one host told nobody
+    what a deploy would do.
+    """
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self._commands: dict[str, list[tuple[str, str]]] = {}  # host -> [(plugin, shell)] of the phase running
+
+    def record(self, event: Event) -> bool:
+        """Keep ``event`` if it is a command that was not run; True when it was kept."""
+        # Only a plugin's commands (named by the step): fap's own (fap once) are shown as they come.
+        if event.kind != "command" or not event.data.get("dry_run") or not event.host or not event.data.get("step"):
+            return False
+        self._commands.setdefault(event.host, []).append((step_label(event.data["step"]), event.message))
+        return True
+
+    def phase_lines(self, phase: str) -> list[str]:
+        """``hosts | phase | would run: …`` (and the shell under -v) for the phase every host just ended."""
+        groups: dict[Any, list[str]] = {}
+        for host in sorted(self._commands, key=_natural):
+            commands = self._commands[host]
+            counts: dict[str, int] = {}
+            for plugin, _ in commands:
+                counts[plugin] = counts.get(plugin, 0) + 1
+            words = ", ".join(f"{plugin} ({n} command{'s' if n != 1 else ''})" for plugin, n in counts.items())
+            group = (words, tuple(shell for _, shell in commands)) if self.verbose else (words, ())
+            groups.setdefault(group, []).append(host)
+        self._commands = {}
+        lines = []
+        for (words, shells), hosts in groups.items():
+            where = f"{', '.join(hosts)} | {phase} |"
+            lines.append(f"{where} would run: {words}")
+            for shell in shells:
+                lines.extend(f"{where}   {'$' if index == 0 else ' '} {text}" for index, text in enumerate(shell.splitlines()))
+        return lines
+
+
 class PlainReporter(Reporter):
     """Greppable lines, ``host | phase | message``, for pipes and CI logs."""
 
-    def __init__(self, console: Any, verbosity: int = NORMAL) -> None:
+    def __init__(self, console: Any, verbosity: int = NORMAL, dry_run: bool = False) -> None:
         self.console = console
         self.verbosity = verbosity
+        self.plan = DryRunPlan(verbosity >= VERBOSE) if dry_run else None
 
     def _line(self, host: str | None, phase: str | None, message: str, style: str = "") -> None:
         parts = [p for p in (host, phase) if p]
@@ -158,6 +225,15 @@ class PlainReporter(Reporter):
 
     def handle(self, event: Event) -> None:
         kind, verbose = event.kind, self.verbosity >= VERBOSE
+        if self.plan is not None and self.plan.record(event):
+            return
+        if self.plan is not None and kind == "phase_done" and self.verbosity > QUIET:
+            for line in self.plan.phase_lines(event.phase or ""):
+                self._line(None, None, line)
+            if not verbose:
+                return
+        if self.plan is not None and kind == "log" and not verbose:
+            return  # a plugin's log says what it did ("linked …"): in a dry run it did nothing
         if kind == "error" or (kind == "phase" and event.status == "failed"):
             self._line(event.host, event.phase, f"FAILED: {event.message}" if kind == "phase" else event.message, "red")
         elif self.verbosity <= QUIET:
@@ -181,25 +257,42 @@ class PlainReporter(Reporter):
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
         if results:
-            self.console.print(_summary_table(title, results, ok, self.console.width))
+            for line in _plain_table(title, results, ok):
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 #: The phase each flow ends with (release and rollback: finished; restart: restarted).
 _LAST_PHASES = ("finished", "restarted")
 
 
-class LiveReporter(Reporter):
-    """A rich live view: one row per host with phase, spinner, last output line, elapsed."""
+def step_label(plugin: str) -> str:
+    """How a plugin is named beside the phase: its last dotted part (``fapistrano.virtualenv`` -> ``virtualenv``)."""
+    return plugin.rsplit(".", 1)[-1]
 
-    def __init__(self, console: Any, verbosity: int = NORMAL) -> None:
+
+def _tail(text: str, width: int) -> str:
+    """``text`` cut to ``width`` from the left: the end of a line (a release name, a path's last part) matters most."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1:]
+
+
+class LiveReporter(Reporter):
+    """A rich live view: one row per host with its state, phase and plugin, elapsed time, last output line.
+
+    A host that has finished the phase shows ✓, its clock stopped and the hosts it
+    waits for, so the slow host is the one still spinning. The view is erased at the
+    end: the summary table is the one table left on screen.
+    """
+
+    def __init__(self, console: Any, verbosity: int = NORMAL, dry_run: bool = False) -> None:
         from rich.live import Live
 
         self.console = console
         self.verbosity = verbosity
+        self.plan = DryRunPlan(verbosity >= VERBOSE) if dry_run else None
         self._rows: dict[str, dict[str, Any]] = {}
         self._started = time.monotonic()
         self._waiting: Any = None
-        self._live = Live(get_renderable=self._render, console=console, refresh_per_second=10, transient=False)
+        self._live = Live(get_renderable=self._render, console=console, refresh_per_second=10, transient=True)
         self._live.start()
 
     def _row(self, host: str) -> dict[str, Any]:
@@ -207,27 +300,19 @@ class LiveReporter(Reporter):
 
         # One spinner per row, kept: a Spinner made afresh at every refresh never leaves its first frame.
         # Elapsed counts from the run's start, like the summary's time column.
-        return self._rows.setdefault(host, {"phase": "connecting", "line": "", "status": "running", "start": self._started,
-                                            "end": None, "spinner": Spinner("dots", style="cyan")})
+        return self._rows.setdefault(host, {"phase": "connecting", "step": "", "line": "", "status": "running",
+                                            "start": self._started, "end": None, "spinner": Spinner("dots", style="cyan")})
 
     def handle(self, event: Event) -> None:
         if event.host:
-            row = self._row(event.host)
-            if event.kind == "phase":
-                row["phase"] = event.phase
-                if event.status == "failed":
-                    row["status"], row["line"], row["end"] = "failed", event.message, time.monotonic()
-                elif event.status == "ok" and event.phase in _LAST_PHASES:
-                    # Done with its flow: with --batch-size the next batch runs on, and this
-                    # host's spinner and clock must not run with it.
-                    row["status"], row["phase"], row["end"] = "ok", "done", time.monotonic()
-            elif event.kind in ("output", "log") and event.message.strip():
-                row["line"] = event.message.strip()
-            elif event.kind == "command" and event.data.get("dry_run"):
-                row["line"] = "would run: " + event.message.splitlines()[0]
-            elif event.kind == "result":
-                row["status"], row["end"] = event.status, time.monotonic()
-                row["phase"] = "done" if event.status == "ok" else event.status
+            self._update_row(self._row(event.host), event)
+        if self.plan is not None and self.plan.record(event):
+            return
+        if self.plan is not None and event.kind == "phase_done" and self.verbosity > QUIET:
+            for line in self.plan.phase_lines(event.phase or ""):
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        elif self.plan is not None and event.kind == "log" and self.verbosity < VERBOSE:
+            return  # a plugin's log says what it did ("linked …"): in a dry run it did nothing
         if event.kind == "run":
             self.console.print(event.message, style="bold", markup=False, highlight=False)
         elif event.kind == "error" or (event.kind == "phase" and event.status == "failed"):
@@ -244,6 +329,28 @@ class LiveReporter(Reporter):
             where = " | ".join(p for p in (event.host, event.phase) if p)  # run.log has no host
             self.console.print(f"{where} | {_escape(event.message)}")
 
+    def _update_row(self, row: dict[str, Any], event: Event) -> None:
+        kind, now = event.kind, time.monotonic()
+        if kind == "phase" and event.status == "start":
+            # A new phase: what the last one printed (a no-op notice, say) is no longer this host's news.
+            row.update(phase=event.phase, step="", line="", status="running", end=None)
+        elif kind == "phase" and event.status == "failed":
+            row.update(phase=event.phase, status="failed", line=event.message, end=now)
+        elif kind == "phase" and event.status == "ok":
+            # Done with its flow (with --batch-size the next batch runs on), or with this phase:
+            # either way its spinner and clock stop, and the hosts still working stand out.
+            last = event.phase in _LAST_PHASES
+            row.update(status="ok" if last else "waiting", end=now, **({"phase": "done", "step": ""} if last else {}))
+        elif kind in ("command", "log", "warning", "output"):
+            if event.data.get("step"):
+                row["step"] = event.data["step"]
+            if kind == "command" and event.data.get("dry_run"):
+                row["line"] = "would run: " + (event.message.splitlines() or [""])[0]
+            elif kind != "command" and event.message.strip():
+                row["line"] = event.message.strip()
+        elif kind == "result":
+            row.update(status=event.status, end=now, phase="done" if event.status == "ok" else event.status)
+
     def _render(self) -> Any:
         from rich.spinner import Spinner
         from rich.table import Table
@@ -256,45 +363,42 @@ class LiveReporter(Reporter):
             self._waiting.update(text=Text(f"connecting… {time.monotonic() - self._started:.1f}s", style="dim"))
             return self._waiting
 
+        now = time.monotonic()
+        cells = []
+        for host, row in self._rows.items():
+            status = row["status"]
+            phase = f"{row['phase']}: {step_label(row['step'])}" if row["step"] and status in ("running", "failed") else row["phase"]
+            line = row["line"]
+            if status == "waiting":
+                slow = [h for h, r in self._rows.items() if r["status"] == "running" and r["phase"] == row["phase"]]
+                line = f"done, waiting for {', '.join(slow) if len(slow) <= 3 else f'{len(slow)} hosts'}" if slow else "done"
+            cells.append((host, status, row, phase, f"{(row['end'] or now) - row['start']:.1f}s", line))
+        host_width = max(4, *(len(c[0]) for c in cells))
+        phase_width = max(10, *(len(c[3]) for c in cells))  # at least 10: rows do not jump as phases change
+        elapsed_width = max(7, *(len(c[4]) for c in cells))
+        # Each column is 2 apart; what is left is the last output's, cut from the left (see _tail).
+        line_width = max(20, self.console.width - host_width - 2 - phase_width - elapsed_width - 8)
+
         table = Table(box=None, show_header=True, header_style="bold", expand=False, pad_edge=False)
         table.add_column("host", no_wrap=True)
         table.add_column("", width=2)
-        table.add_column("phase", no_wrap=True, min_width=10)  # steady width: rows do not jump as phases change
+        table.add_column("phase", no_wrap=True, min_width=10)
         table.add_column("elapsed", justify="right", no_wrap=True)
-        table.add_column("last output", no_wrap=True, overflow="ellipsis", max_width=max(20, self.console.width - 50))
-        now = time.monotonic()
-        for host, row in self._rows.items():
-            status = row["status"]
-            mark: Any = {"ok": Text("✓", style="green"), "failed": Text("✗", style="red"),
-                         "reverted": Text("↺", style="yellow"), "skipped": Text("-", style="dim"),
-                         "dropped": Text("✗", style="red")}.get(status) or row["spinner"]
-            elapsed = (row["end"] or now) - row["start"]
-            table.add_row(host, mark, row["phase"], f"{elapsed:.1f}s", Text(row["line"], style="dim"))
+        table.add_column("last output", no_wrap=True, overflow="crop")
+        marks = {"ok": Text("✓", style="green"), "waiting": Text("✓", style="dim green"), "failed": Text("✗", style="red"),
+                 "reverted": Text("↺", style="yellow"), "skipped": Text("-", style="dim"), "dropped": Text("✗", style="red")}
+        for host, status, row, phase, elapsed, line in cells:
+            table.add_row(host, marks.get(status) or row["spinner"], phase, elapsed, Text(_tail(line, line_width), style="dim"))
         return table
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
-        # Settle every row before the last frame is drawn: it stays on screen, and spinners
-        # still turning on hosts that finished (or were stopped) would say the opposite of the summary.
-        for result in results:
-            row = self._row(result.host)
-            row["status"] = result.status
-            if row["end"] is None:  # a host that ended earlier (its batch) keeps its own time
-                row["end"] = row["start"] + result.duration
-            if result.status == "ok":
-                row["phase"] = "done"
-            elif result.status != "failed":
-                row["phase"] = result.status
-        self.close()
+        self.close()  # the live view goes: the summary below says how each host ended, with more
         if results:
             self.console.print(_summary_table(title, results, ok, self.console.width))
 
     def close(self) -> None:
         if self._live.is_started:
-            self._live.refresh()
             self._live.stop()
-            if not self.console.is_terminal:
-                # Off a terminal (--live into a pipe) rich leaves its one final frame without a newline.
-                self.console.line()
 
 
 def _escape(text: str) -> str:
@@ -346,11 +450,14 @@ def make_console(stderr: bool = False) -> Any:
     """The one console of a run."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    # Into a pipe or a file every line is printed whole: a reader (grep, a CI log) has no width to wrap at.
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
-def make_reporter(console: Any, verbosity: int, live: bool | None = None) -> Reporter:
-    """A live view on an interactive terminal, plain lines otherwise."""
+def make_reporter(console: Any, verbosity: int, live: bool | None = None, dry_run: bool = False) -> Reporter:
+    """A live view on an interactive terminal, plain lines otherwise; under ``dry_run`` both tell the plan."""
     if live is None:
         live = console.is_interactive and not console.is_dumb_terminal
-    return LiveReporter(console, verbosity) if live else PlainReporter(console, verbosity)
+    return LiveReporter(console, verbosity, dry_run) if live else PlainReporter(console, verbosity, dry_run)

@@ -31,6 +31,8 @@ CASES = [
      ["deploy.yml:5:", "YAML syntax error"]),
     ("unknown-stage", HEAD + TARGETS, ["deploy", "-s", "tset"],
      ["deploy.yml", "unknown stage 'tset'", "did you mean 'test'"]),
+    ("stage-prefix", HEAD + TARGETS.replace("  test:", "  production:"), ["deploy", "-s", "prod"],
+     ["deploy.yml", "unknown stage 'prod'", "did you mean 'production'"]),
     ("unknown-role", HEAD + TARGETS, ["deploy", "-s", "test", "-r", "wbe"],
      ["deploy.yml", "unknown role 'wbe'", "did you mean 'web'"]),
     ("no-target", HEAD + TARGETS, ["deploy"],

@@ -69,7 +69,7 @@ def test_run_options_after_the_command(fap_local: Any, fap_run: Any) -> None:
     result = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=fap_local.root)
     assert result.exit_code == 0, result.output
     assert "[dry run]" in result.stdout
-    assert re.search(r"^localhost \| starting \| would run for dir in ", result.stdout, re.M), result.stdout
+    assert re.search(r"^localhost \| starting \|   \$ for dir in ", result.stdout, re.M), result.stdout
     assert re.search(r"^localhost \| starting \| ok \(", result.stdout, re.M), result.stdout  # -v: per-host phase lines
     assert "nothing changed" in result.stdout
     assert not fap_local.path.exists()

@@ -103,3 +103,18 @@ def test_config_errors_are_one_line(tmp_path, tmp_path_factory, fap_run):
     # A subdirectory of the project finds ../deploy.yml; a directory outside it has none.
     missing = fap_run(["config", "-s", "production"], cwd=tmp_path_factory.mktemp("elsewhere"))
     assert "no deploy file here" in one_error_line(missing)
+
+
+def test_config_runs_before_any_host_is_listed(tmp_path, fap_run):
+    # A new project: the settings are worth checking before the servers exist.
+    (tmp_path / "deploy.yml").write_text("app_name: shop\nstage_role_configs:\n  production:\n    web:\n      hosts: []\n")
+
+    result = fap_run(["config", "-s", "production"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("# production/web on no host yet")
+    rows = config_rows(result.stdout)
+    assert rows["hosts"] == ("[]", "stage/role block (deploy.yml:5)")
+    assert rows["current_path"] == ("/home/deploy/www/shop/current", "core default")
+    # Any command that would connect still refuses it.
+    assert "no hosts" in one_error_line(fap_run(["deploy", "-s", "production"], cwd=tmp_path))

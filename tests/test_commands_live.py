@@ -1,68 +1,183 @@
-"""The live view's last frame and the summary table, as they stay on the operator's screen.
+"""The live view as the operator sees it: fap runs in a real tmux pane, read with capture-pane.
 
-``--live`` into a pipe makes rich print only the live view's final frame, which
-is exactly what remains on a terminal when the run ends.
+Three hosts, one slow: its build waits for a file the test creates, so the test
+reads the pane while the slow host is mid-phase, for as long as it needs.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import pytest
 from test_commands_support import install_demo_plugin
 
 SPINNER = re.compile("[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]")
 
+SLOW_BUILD = '''\
+"""Builds assets; the host named in slow_host waits for the file 'go' in the app's directory first."""
 
-def _frame_row(output: str, host: str) -> list[str]:
+import shlex
+
+from fapistrano import hookimpl
+
+
+@hookimpl
+def fap_deploy_updated(ctx):
+    if ctx.host == ctx.config["slow_host"]:
+        go = shlex.quote(ctx.config["path"] + "/go")
+        ctx.run("echo building assets; while [ ! -e " + go + " ]; do sleep 0.05; done")
+    ctx.run("echo assets built into " + shlex.quote(ctx.release_path))
+'''
+
+
+class Pane:
+    """A tmux server of our own (its own socket) with one pane running one command."""
+
+    def __init__(self, socket: Path, command: str, cwd: Path, env: dict[str, str], width: int = 150) -> None:
+        if shutil.which("tmux") is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail("CI=true but tmux is not installed")
+            pytest.skip("tmux is not installed")
+        self.socket = socket
+        self.done = cwd / "exit-code"
+        exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
+        script = f"cd {shlex.quote(str(cwd))} && env -u COLUMNS -u LINES {exports} {command}; echo $? > {shlex.quote(str(self.done))}; sleep 600"
+        self._tmux("new-session", "-d", "-x", str(width), "-y", "50", script)
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-S", str(self.socket), *args], capture_output=True, text=True, check=True).stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-J")
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if re.search(pattern, screen, re.MULTILINE):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{pattern!r} never showed; the pane:\n{self.screen()}")
+
+    def exit_code(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.done.exists() and self.done.read_text().strip():
+                return int(self.done.read_text())
+            time.sleep(0.1)
+        raise AssertionError(f"fap did not finish; the pane:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-S", str(self.socket), "kill-server"], capture_output=True, check=False)
+
+
+@pytest.fixture
+def pane(tmp_path):
+    panes: list[Pane] = []
+
+    def start(cwd: Path, args: list[str], env: dict[str, str], width: int = 150) -> Pane:
+        command = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "fapistrano", *args))
+        panes.append(Pane(tmp_path / "tmux.sock", command, cwd, env, width))
+        return panes[-1]
+
+    yield start
+    for each in panes:
+        each.close()
+
+
+def _live_row(screen: str, host: str) -> list[str]:
     """The live view's row for ``host``: mark, phase, elapsed, last output."""
-    for line in output.splitlines():
+    for line in screen.splitlines():
         cells = re.split(r"\s{2,}", line.strip())
-        if cells[0] == host and len(cells) >= 4 and cells[1] != "test/web":
+        if cells[0] == host and len(cells) >= 4 and re.fullmatch(r"\d+\.\ds", cells[3]):
             return cells[1:]
-    raise AssertionError(f"no live row for {host} in:\n{output}")
+    raise AssertionError(f"no live row for {host} in:\n{screen}")
 
 
-def _summary_row(output: str, host: str) -> list[str]:
-    for line in output.splitlines():
-        if line.startswith(f"│ {host} "):
-            return [cell.strip() for cell in line.strip("│").split("│")]
-    raise AssertionError(f"no summary row for {host} in:\n{output}")
+def test_a_slow_host_stands_out_among_hosts_that_are_done(fap_fleet, pane, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "slow_build.py").write_text(SLOW_BUILD)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["slow_build"], "slow_host": "host2"})
 
+    view = pane(tmp_path, ["deploy", "-s", "test"], {"PYTHONPATH": str(site)})
+    view.wait_for(r"^\s*host3 .*waiting for host2")
+    first = view.screen()
+    time.sleep(0.5)
+    later = view.screen()
 
-def test_live_view_ends_with_every_host_settled(fap_fleet, fap_run, tmp_path):
-    env = install_demo_plugin(tmp_path / "site")
-    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.demo"]})
+    # The slow host: still spinning, in 'updated', with the plugin that is working and its last output.
+    slow, slow_later = _live_row(first, "host2"), _live_row(later, "host2")
+    assert SPINNER.fullmatch(slow[0]) and slow[1] == "updated: slow_build"
+    assert slow[3] == "building assets"
+    assert float(slow_later[2][:-1]) > float(slow[2][:-1])  # its clock runs
+    for host in ("host1", "host3"):
+        done, done_later = _live_row(first, host), _live_row(later, host)
+        assert done[:2] == ["✓", "updated"] and done[3] == "done, waiting for host2"
+        assert done_later[2] == done[2]  # its clock stopped when it finished the phase
+    (fap_fleet.app_dir("host2") / "go").touch()
 
-    result = fap_run(["deploy", "-s", "test", "--live"], cwd=tmp_path, env=env)
-
-    assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("deploying app to test/web (3 hosts)\n")
-    assert not SPINNER.search(result.stdout)  # no host left "running" in the frame that stays on screen
+    assert view.exit_code() == 0, view.screen()
+    end = view.screen()
+    assert not SPINNER.search(end)
+    # One table at the end: the summary; the live view is gone.
+    assert "elapsed" not in end and "last output" not in end
+    assert len(re.findall(r"┃ host ", end)) == 1
     for host in fap_fleet.hosts:
-        mark, phase, elapsed = _frame_row(result.stdout, host)[:3]
-        assert (mark, phase) == ("✓", "done")
-        assert re.fullmatch(r"\d+\.\ds", elapsed)
-        assert _summary_row(result.stdout, host)[:3] == [host, "test/web", "ok"]
-    # The final frame ends its line: the summary's title starts a line of its own.
-    assert "\nfap deploy: ok" in result.stdout
+        assert re.search(rf"^│ {host} +│ test/web │ ok +│ {fap_fleet.current(host)} │", end, re.MULTILINE), end
 
 
-def test_failed_run_shows_which_host_failed_and_keeps_rows_on_one_line(fap_fleet, fap_run, tmp_path):
-    env = {**install_demo_plugin(tmp_path / "site"), "COLUMNS": "100"}
+LONG_LINE = '''\
+import shlex
+
+from fapistrano import hookimpl
+
+
+@hookimpl
+def fap_deploy_updated(ctx):
+    go = shlex.quote(ctx.config["path"] + "/go")
+    ctx.run("echo assets built into " + shlex.quote(ctx.release_path) + "; while [ ! -e " + go + " ]; do sleep 0.05; done")
+'''
+
+
+def test_last_output_keeps_the_end_of_a_long_line(fap_fleet, pane, tmp_path):
+    # The release directory ends the line: a narrow column keeps it, not the path's start.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "long_line.py").write_text(LONG_LINE)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["long_line"]})
+
+    view = pane(tmp_path, ["deploy", "-s", "test"], {"PYTHONPATH": str(site)}, width=72)
+    screen = view.wait_for(r"^host3 .*\d{6}-\d{6}\s*$")
+    for host in fap_fleet.hosts:
+        (fap_fleet.app_dir(host) / "go").touch()
+    assert view.exit_code() == 0, view.screen()
+
+    release = fap_fleet.current("host1")
+    for host in fap_fleet.hosts:
+        row = next(line for line in screen.splitlines() if line.startswith(host + " ")).rstrip()
+        assert len(row) <= 72 and row.endswith(f"/releases/{release}"), row
+        assert "…" in row and "assets built into /home" not in row  # cut from the left
+
+
+def test_failed_run_shows_which_host_failed_and_one_table(fap_fleet, pane, tmp_path):
+    env = install_demo_plugin(tmp_path / "site")
     fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.demo"], "demo_fail_host": "host2"})
 
-    result = fap_run(["deploy", "-s", "test", "--live"], cwd=tmp_path, env=env)
+    view = pane(tmp_path, ["deploy", "-s", "test"], env)
 
-    assert result.exit_code == 1, result.output
-    assert not SPINNER.search(result.stdout)
-    assert _frame_row(result.stdout, "host2")[:2] == ["✗", "updating"]
+    assert view.exit_code() == 1, view.screen()
+    end = view.screen()
+    assert not SPINNER.search(end)
+    assert "host2 | updating | fapistrano.demo: no space left on device [Errno 28]" in end
+    assert "last output" not in end and len(re.findall(r"┃ host ", end)) == 1
+    assert re.search(r"^│ host2 +│ test/web │ failed +│ +│ unchanged │", end, re.MULTILINE), end
     for host in ("host1", "host3"):
-        assert _frame_row(result.stdout, host)[:2] == ["-", "skipped"]
-        assert _summary_row(result.stdout, host)[2] == "skipped"
-    failed = _summary_row(result.stdout, "host2")
-    assert failed[2] == "failed"
-    # The error (with its brackets, not eaten as markup) is cut to one line; stderr has it whole.
-    assert failed[4] == "unchanged"  # where current is, after a failed run
-    assert failed[6].startswith("fapistrano.demo: ") and failed[6].endswith("…")
-    assert all(len(line) <= 100 for line in result.stdout.splitlines() if line.startswith("│"))
-    assert "no space left on device [Errno 28]" in result.stderr
+        assert re.search(rf"^│ {host} +│ test/web │ skipped +│", end, re.MULTILINE), end

@@ -138,11 +138,12 @@ def test_keep_releases_removes_the_oldest(fap_fleet: Any, fap_run: Any, released
 
 def test_dry_run_on_fresh_hosts_prints_commands_and_creates_nothing(fap_fleet: Any, fap_run: Any, tmp_path: Path) -> None:
     fap_fleet.write_deployfile(tmp_path, {"linked_dirs": ["log"], "environment": {"A": "1"}})
-    result = fap_run(["deploy", "-s", "test", "--dry-run"], cwd=tmp_path)
+    result = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=tmp_path)
     assert result.exit_code == 0, result.output
+    # The hosts would run the same shell: one group, its shell once.
+    assert re.search(rf"^host1, host2, host3 \| starting \|   \$ for dir in {WWW_APP} ", result.stdout, re.M), result.stdout
+    assert re.search(r"^host1, host2, host3 \| publishing \| would run: switch ", result.stdout, re.M), result.stdout
     for host in HOSTS:
-        assert re.search(rf"^{host} \| starting \| would run for dir in {WWW_APP} ", result.stdout, re.M), result.stdout
-        assert re.search(rf"^{host} \| publishing \| would run ", result.stdout, re.M), result.stdout
         assert not fap_fleet.app_dir(host).exists(), host
     assert "nothing changed" in result.stdout
 
@@ -306,7 +307,7 @@ def test_secrets_are_masked_in_output_but_written_to_env(
 ) -> None:
     fap_fleet.write_deployfile(tmp_path, {"mask": ["db_password"], "db_password": secret,
                                           "environment": {"DB_PASSWORD": "%(db_password)s"}})
-    dry = fap_run(["deploy", "-s", "test", "--dry-run"], cwd=tmp_path)
+    dry = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=tmp_path)  # -v: the shell it would run
     real = fap_run(["deploy", "-s", "test", "-v"], cwd=tmp_path)
     assert real.exit_code == 0, real.output
     released(real)

@@ -95,7 +95,8 @@ class Fleet:
     """
 
     def __init__(self, options: Options, stage: str | None, role: str | None, overrides: list[str], command: str,
-                 hosts: Callable[[list[Member]], list[Member]] | None = None, connects: bool = True) -> None:
+                 hosts: Callable[[list[Member]], list[Member]] | None = None, connects: bool = True,
+                 stand_in: str | None = None) -> None:
         from fapistrano.plugins import Plugins
         from fapistrano.remote import allow_open_files
         from fapistrano.runner import build_members, check_distinct_paths, control_directory
@@ -116,7 +117,7 @@ class Fleet:
         self._deployfile, self._declared, self._overrides = deployfile, declared, parsed
         self._control_dir = control_directory()
         try:
-            members = build_members(self.roles, self._control_dir)
+            members = build_members(self.roles, self._control_dir, stand_in)
             if hosts is not None:
                 members = hosts(members)
             elif command not in _READ_ONLY:
@@ -158,7 +159,7 @@ class Fleet:
                                           {name: origin.prefix() for name, origin in member.target.origins.items()})
         ]
         self.masker = Masker(secrets)
-        reporters = [make_reporter(self.console, options.verbosity, live=options.live)]
+        reporters = [make_reporter(self.console, options.verbosity, live=options.live, dry_run=options.dry_run)]
         if options.log_json:
             try:
                 stream = open(options.log_json, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reporter

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 
@@ -72,10 +74,10 @@ def test_the_same_failure_on_every_host_is_one_line_leading_with_its_cause(fault
 def summary_row(stdout: str, host: str) -> dict[str, str]:
     """The summary table's row for ``host``, by column name."""
     lines = stdout.splitlines()
-    header = next(line for line in lines if "┃ host" in line)
-    names = [cell.strip() for cell in header.strip("┃ ").split("┃")]
-    row = next(line for line in lines if line.startswith(f"│ {host} "))
-    return dict(zip(names, (cell.strip() for cell in row.strip("│ ").split("│")), strict=False))
+    header = next(line for line in lines if line.startswith("host  "))
+    row = next(line for line in lines[lines.index(header):] if line.startswith(f"{host} "))
+    cells = [cell if cell != "-" else "" for cell in re.split(r"\s{2,}", row)]
+    return dict(zip(re.split(r"\s{2,}", header), cells, strict=False))
 
 
 def test_unfinished_release_left_by_a_dead_run_never_counts(faulty):

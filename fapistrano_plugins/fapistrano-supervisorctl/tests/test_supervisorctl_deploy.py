@@ -116,8 +116,9 @@ def test_fap_restart_restarts_the_program_and_dry_run_does_not(supervised, fap_r
     assert deployed.exit_code == 0, deployed.output
     before = assert_runs_current_release(supervised)
 
-    dry = fap_run(["--dry-run", "restart", "-s", "test"], cwd=tmp_path)
+    dry = fap_run(["--dry-run", "-v", "restart", "-s", "test"], cwd=tmp_path)
     assert dry.exit_code == 0, dry.output
+    assert "would run: supervisorctl (1 command)" in dry.output
     assert "supervisorctl restart app" in dry.output
     assert {host: supervised.status(host)["app"][1] for host in supervised.names} == before
 

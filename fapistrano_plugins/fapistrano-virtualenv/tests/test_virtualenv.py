@@ -213,11 +213,12 @@ def test_dry_run_shows_the_commands_and_builds_nothing(fap_fleet, fap_run, venv_
     write_app("fapdemo-greeting==1.0\n")
     venv_deployfile(hosts=["host1"])
 
-    result = fap_run(["deploy", "-s", "test", "--dry-run"], cwd=tmp_path)
+    result = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=tmp_path)
 
     assert result.exit_code == 0, result.output
-    assert re.search(r"would run \(cd \S+\) python3 -m venv /home/deploy/www/app/releases/\S+/venv$", result.stdout, re.M), result.output
-    assert re.search(rf"would run .*/venv/bin/python -m pip install --no-index --find-links {wheelhouse} -r /home/deploy/www/app/releases/\S+/requirements\.txt", result.stdout), result.output
+    assert "host1 | updated | would run: virtualenv (2 commands)" in result.stdout
+    assert re.search(r"\$ \(cd \S+\) python3 -m venv /home/deploy/www/app/releases/\S+/venv$", result.stdout, re.M), result.output
+    assert re.search(rf"  .*/venv/bin/python -m pip install --no-index --find-links {wheelhouse} -r /home/deploy/www/app/releases/\S+/requirements\.txt", result.stdout), result.output
     assert fap_fleet.releases("host1") == []
 
 
