@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fapistrano.plugins import PluginFailure, Plugins
+from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure, Plugins
 
 #: A helper library two plugins use: its wrapper's code is shared by both plugins' hookimpls.
 SHARED_DECORATOR = '''\
@@ -80,6 +80,8 @@ def test_an_inactive_plugin_is_not_called(plugins: Plugins) -> None:
 def test_one_by_one_names_each_answer_and_each_crash(plugins: Plugins) -> None:
     answers: dict[str, Any] = {}
     for name, check in plugins.one_by_one("fap_check", ["calls_one", "calls_two"]):
+        if name in BUILTIN_PLUGINS:
+            continue  # the core's own check reads a real ctx
         try:
             answers[name] = check(ctx={"fail": "calls_one"})
         except PluginFailure as failure:
