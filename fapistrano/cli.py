@@ -33,6 +33,7 @@ class Options:
     parallel: int | None = None
     log_json: str | None = None
     live: bool | None = None
+    hosts: str | None = None  # --hosts: patterns filtering the selected targets' hosts
 
     def merged(self, **later: Any) -> Options:
         values = {**self.__dict__}
@@ -68,7 +69,7 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _options(context: click.Context, local: dict[str, Any]) -> Options:
     base: Options = context.find_object(Options) or Options()
-    names = ("deployfile", "dry_run", "verbose", "quiet", "parallel", "log_json", "live")
+    names = ("deployfile", "dry_run", "verbose", "quiet", "parallel", "log_json", "live", "hosts")
     return base.merged(**{n: local.pop(n, None) for n in names})
 
 
@@ -107,6 +108,9 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
         command = click.pass_context(wrapper)
         command = click.argument("overrides", nargs=-1, type=click.UNPROCESSED, metavar="[--SETTING VALUE]...")(command)
         command = run_options(command)
+        command = click.option("--hosts", metavar="PATTERNS", help=(
+            "Act only on the hosts of the selected stage/roles whose name matches one of these comma-separated"
+            " shell-style patterns (e.g. 'web[12]', 'db*,deploy@web3:2222'). Filters; never adds a host to a role."))(command)
         command = target_options(command)
         return cli.command(name, help=help_text, context_settings=OVERRIDES, **extra)(command)
 
@@ -178,12 +182,12 @@ def restart(options: Options, stage: str | None, role: str | None, overrides: li
 
 @fleet_command("once", "Run a one-off admin command in the current release, with its .env loaded.")
 @click.option("-c", "--command", "command", required=True, metavar="CMD", help="Shell command to run.")
-@click.option("--host", "host", metavar="NAME", help="Run on this host (default: the first host of each stage/role).")
-@click.option("--all-hosts", is_flag=True, help="Run on every selected host.")
+@click.option("--host", "host", metavar="NAME", help="Only this host (its exact name; same as --hosts NAME without patterns).")
+@click.option("--all-hosts", is_flag=True, help="Run on every selected host (default: the first selected host of each stage/role).")
 def once(options: Options, stage: str | None, role: str | None, overrides: list[str], command: str, host: str | None, all_hosts: bool) -> None:
     from fapistrano.runner import run_once
 
-    with _fleet(options, stage, role, overrides, "once", hosts=_host_filter(host, all_hosts)) as fleet:
+    with _fleet(options, stage, role, overrides, "once", hosts=_host_filter(all_hosts), host=host) as fleet:
         exit_code = run_once(fleet.runner, fleet.members, command)
         fleet.close()
         if exit_code:
@@ -191,11 +195,11 @@ def once(options: Options, stage: str | None, role: str | None, overrides: list[
 
 
 @fleet_command("shell", "Open an interactive shell in the current release of one host, with its .env loaded.")
-@click.option("--host", "host", metavar="NAME", help="Which host (default: the first one selected).")
+@click.option("--host", "host", metavar="NAME", help="Which host, by exact name (default: the first one selected).")
 def shell(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from fapistrano.runner import shell_argv
 
-    with _fleet(options, stage, role, overrides, "shell", hosts=_host_filter(host, False), connects=False) as fleet:
+    with _fleet(options, stage, role, overrides, "shell", hosts=_host_filter(False), host=host, connects=False) as fleet:
         member = fleet.members[0]
         argv = shell_argv(member)
         fleet.close()
@@ -214,14 +218,10 @@ def unlock(options: Options, stage: str | None, role: str | None, overrides: lis
             sys.exit(exit_code)
 
 
-def _host_filter(host: str | None, all_hosts: bool) -> Callable[[list[Any]], list[Any]]:
+def _host_filter(all_hosts: bool) -> Callable[[list[Any]], list[Any]]:
+    """Among the selected hosts: every one, or the first of each stage/role."""
+
     def choose(members: list[Any]) -> list[Any]:
-        if host is not None:
-            chosen = [m for m in members if m.name == host]
-            if not chosen:
-                names = ", ".join(sorted({m.name for m in members}))
-                raise FapError(f"--host {host}: not a host of the selected targets ({names})")
-            return chosen[:1]
         if all_hosts:
             return members
         first: dict[str, Any] = {}
@@ -230,6 +230,20 @@ def _host_filter(host: str | None, all_hosts: bool) -> Callable[[list[Any]], lis
         return list(first.values())
 
     return choose
+
+
+def _select_hosts(patterns: str | None, host: str | None, members: list[Any]) -> tuple[list[Any], list[Any]]:
+    """``--hosts PATTERNS`` (or ``--host NAME``, its exact-name alias): ``(selected, left out)``."""
+    from fapistrano.errors import ConfigError
+    from fapistrano.selection import HostPatterns
+
+    if patterns is not None and host is not None:
+        raise ConfigError("command line: --host and --hosts: give one of them")
+    if host is not None:
+        return HostPatterns.exact_name(host).split(members)
+    if patterns is not None:
+        return HostPatterns.parse(patterns).split(members)
+    return members, []
 
 
 # ---------------------------------------------------------------------------
@@ -251,7 +265,8 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
     """Resolve the targets, load plugins, make the runner; report at the end."""
 
     def __init__(self, options: Options, stage: str | None, role: str | None, overrides: list[str], command: str,
-                 hosts: Callable[[list[Any]], list[Any]] | None = None, connects: bool = True) -> None:
+                 hosts: Callable[[list[Any]], list[Any]] | None = None, connects: bool = True,
+                 host: str | None = None) -> None:
         from fapistrano import config as cfg
         from fapistrano.plugins import Plugins
         from fapistrano.remote import allow_open_files
@@ -271,6 +286,8 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         self._control_dir = control_directory()
         try:
             members = build_members(self.roles, self._control_dir)
+            members, left_out = _select_hosts(options.hosts, host, members)
+            self.left_out = [(m.label, m.name) for m in left_out]  # for the note after a partial deploy
             if hosts is not None:
                 members = hosts(members)
             elif command not in ("releases", "check", "config", "unlock"):
@@ -311,6 +328,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
             for secret in collect_secrets(member.target.config, (*member.target.config["mask"], *secret_names),
                                           {name: origin.prefix() for name, origin in member.target.origins.items()})
         ]
+        secrets += [secret for member in members for secret in member.target.environment_secrets]
         self.masker = Masker(secrets)
         reporters = [make_reporter(self.console, options.verbosity, live=options.live)]
         if options.log_json:
@@ -370,6 +388,12 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
         title = f"fap {command}: {'ok' if outcome.ok else 'FAILED'}"
         self.reporter.summary(title, results, outcome.ok)
         self.close()
+        if command == "deploy":
+            from fapistrano.selection import left_behind
+
+            switched = [(m.label, m.name, m.ctx.release) for m in self.members if m.switched and m.status != "reverted" and m.ctx]
+            for line in left_behind(switched, self.left_out):
+                self.console.print(f"warning: {self.masker(line)}", style="yellow", markup=False, highlight=False, soft_wrap=True)
         if outcome.ok:
             self.console.print(f"{success}{' (dry run: nothing changed)' if self.options.dry_run else ''}", markup=False, highlight=False)
             return
@@ -492,14 +516,14 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
 
 @fleet_command("config", "Show every resolved setting of a stage/role, its value (secrets masked) and where it came from."
                " Connects to nothing.", short_help="Show resolved settings and where each came from.")
-@click.option("--host", "host", metavar="NAME", help="Resolve for this host (default: the first of each stage/role).")
+@click.option("--host", "host", metavar="NAME", help="Resolve for this host, by exact name (default: the first of each stage/role).")
 def config(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from rich.text import Text
 
     from fapistrano.inspect import setting_rows
 
     # As 'fap deploy' resolves them (its plugins); nothing connects.
-    with _fleet(_plain_output(options), stage, role, overrides, "deploy", hosts=_host_filter(host, False),
+    with _fleet(_plain_output(options), stage, role, overrides, "deploy", hosts=_host_filter(False), host=host,
                 connects=False) as fleet:
         secret_names = fleet.runner.plugins.secret_settings()
         for index, member in enumerate(fleet.members):
