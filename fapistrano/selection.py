@@ -75,8 +75,8 @@ class HostPatterns:
             hosts = ", ".join(dict.fromkeys(_written(m.spec) for m in members))
             targets = ", ".join(dict.fromkeys(m.label for m in members))
             which = ", ".join(unmatched)
-            raise ConfigError(f"command line: {self.flag} {','.join(self.patterns)}: {which} matches none of the"
-                              f" hosts of {targets} ({hosts})")
+            problem = "not a host of the selected targets" if self.exact else f"{which} matches none of the hosts of"
+            raise ConfigError(f"command line: {self.flag} {','.join(self.patterns)}: {problem} {targets} ({hosts})")
         selected = [m for m in members if any(self.matches(p, m.spec) for p in self.patterns)]
         chosen = {id(m) for m in selected}
         return selected, [m for m in members if id(m) not in chosen]
