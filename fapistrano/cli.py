@@ -371,7 +371,7 @@ class _fleet:  # noqa: N801 - used as a context manager: `with _fleet(...) as fl
                 pass
 
     def describe(self) -> str:
-        targets = ", ".join(f"{r.stage}/{r.role}" for r in self.roles)
+        targets = ", ".join(dict.fromkeys(m.label for m in self.members))  # a role --hosts left no host of is not run
         count = len(self.members)
         return f"{targets} ({count} host{'s' if count != 1 else ''}){' [dry run]' if self.options.dry_run else ''}"
 

@@ -45,6 +45,7 @@ def test_one_host_of_one_role_leaves_the_role_sharing_it_alone(fap_run: Any, tmp
     assert result.exit_code == 0, result.output
     assert [two_roles(h, "web") for h in HOSTS] == [None, None, released(result)]
     assert [two_roles(h, "worker") for h in HOSTS] == [None, None, None]
+    assert "to test/web (1 host)" in result.stdout, result.output  # test/worker, with no host selected, is not run
 
 
 def test_several_patterns_and_releases_says_the_hosts_disagree(fap_run: Any, tmp_path: Path, two_roles: Any,
