@@ -40,7 +40,7 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _options(context: click.Context, local: dict[str, Any]) -> Options:
     base: Options = context.find_object(Options) or Options()
-    names = ("deployfile", "dry_run", "verbose", "quiet", "parallel", "log_json", "live")
+    names = ("deployfile", "dry_run", "verbose", "quiet", "parallel", "log_json", "live", "hosts")
     return base.merged(**{n: local.pop(n, None) for n in names})
 
 
@@ -79,6 +79,9 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
         command = click.pass_context(wrapper)
         command = click.argument("overrides", nargs=-1, type=click.UNPROCESSED, metavar="[--SETTING VALUE]...")(command)
         command = run_options(command)
+        command = click.option("--hosts", metavar="PATTERNS", help=(
+            "Act only on the hosts of the selected stage/roles whose name matches one of these comma-separated"
+            " shell-style patterns (e.g. 'web[12]', 'db*,deploy@web3:2222'). Filters; never adds a host to a role."))(command)
         command = target_options(command)
         return cli.command(name, help=help_text, context_settings=OVERRIDES, **extra)(command)
 
@@ -126,13 +129,13 @@ def restart(options: Options, stage: str | None, role: str | None, overrides: li
 
 @fleet_command("once", "Run a one-off admin command in the current release, with its .env loaded.")
 @click.option("-c", "--command", "command", required=True, metavar="CMD", help="Shell command to run.")
-@click.option("--host", "host", metavar="NAME", help="Run on this host (default: the first host of each stage/role).")
-@click.option("--all-hosts", is_flag=True, help="Run on every selected host.")
+@click.option("--host", "host", metavar="NAME", help="Only this host (its exact name; same as --hosts NAME without patterns).")
+@click.option("--all-hosts", is_flag=True, help="Run on every selected host (default: the first selected host of each stage/role).")
 def once(options: Options, stage: str | None, role: str | None, overrides: list[str], command: str, host: str | None, all_hosts: bool) -> None:
     from fapistrano.commands.fleet import Fleet, host_filter
     from fapistrano.commands.once import once as run
 
-    with Fleet(options, stage, role, overrides, "once", hosts=host_filter(host, all_hosts)) as fleet:
+    with Fleet(options, stage, role, overrides, "once", hosts=host_filter(all_hosts), host=host) as fleet:
         exit_code = run(fleet, command)
         fleet.close()
         if exit_code:
@@ -140,12 +143,12 @@ def once(options: Options, stage: str | None, role: str | None, overrides: list[
 
 
 @fleet_command("shell", "Open an interactive shell in the current release of one host, with its .env loaded.")
-@click.option("--host", "host", metavar="NAME", help="Which host (default: the first one selected).")
+@click.option("--host", "host", metavar="NAME", help="Which host, by exact name (default: the first one selected).")
 def shell(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from fapistrano.commands.fleet import Fleet, host_filter
     from fapistrano.commands.shell import shell_argv
 
-    with Fleet(options, stage, role, overrides, "shell", hosts=host_filter(host, False), connects=False) as fleet:
+    with Fleet(options, stage, role, overrides, "shell", hosts=host_filter(False), host=host, connects=False) as fleet:
         argv = shell_argv(fleet.members[0])
         fleet.close()
     sys.stdout.flush()
@@ -173,6 +176,12 @@ def _finish(fleet: Any, outcome: Any, success: str) -> None:
     title = f"fap {fleet.command}: {'ok' if outcome.ok else 'FAILED'}"
     fleet.reporter.summary(title, results, outcome.ok)
     fleet.close()
+    if fleet.command == "deploy":
+        from fapistrano.selection import left_behind
+
+        switched = [(m.label, m.name, m.ctx.release) for m in fleet.members if m.switched and m.status != "reverted" and m.ctx]
+        for line in left_behind(switched, fleet.left_out):
+            fleet.console.print(f"warning: {fleet.masker(line)}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     if outcome.ok:
         fleet.console.print(f"dry run, nothing changed: would have {success}" if fleet.options.dry_run else success,
                             markup=False, highlight=False)
@@ -285,7 +294,7 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
 
 @fleet_command("config", "Show every resolved setting of a stage/role, its value (secrets masked) and where it came from."
                " Connects to nothing.", short_help="Show resolved settings and where each came from.")
-@click.option("--host", "host", metavar="NAME", help="Resolve for this host (default: the first of each stage/role).")
+@click.option("--host", "host", metavar="NAME", help="Resolve for this host, by exact name (default: the first of each stage/role).")
 def config(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from rich.text import Text
 
@@ -294,7 +303,7 @@ def config(options: Options, stage: str | None, role: str | None, overrides: lis
 
     # As 'fap deploy' resolves them (its plugins); nothing connects.
     # A stage/role with hosts: [] shows its settings for a stand-in host: they are worth checking before servers exist.
-    with Fleet(options.plain(), stage, role, overrides, "deploy", hosts=host_filter(host, False),
+    with Fleet(options.plain(), stage, role, overrides, "deploy", hosts=host_filter(False), host=host,
                connects=False, stand_in="no host yet") as fleet:
         secret_names = fleet.runner.plugins.secret_settings()
         for index, member in enumerate(fleet.members):

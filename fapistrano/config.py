@@ -13,13 +13,13 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from fapistrano.errors import ConfigError
-from fapistrano.masking import Masker, collect_secrets
+from fapistrano.masking import MIN_SECRET, Masker, collect_secrets
 from fapistrano.settings import KIND_WORDS, Setting, from_legacy, kind_of_default
 
 #: The commands whose plugins deploy.yml can choose with ``<command>_plugins``.
@@ -62,7 +62,8 @@ CORE_SETTINGS["release_plugins"] = ([], "Fapistrano 0.9's name of deploy_plugins
 #: Names that interpolation knows besides settings; set per host and run.
 RUN_NAMES = ("stage", "role", "host", "release")
 
-_REF = re.compile(r"%\((\w+)\)s|%%")
+# %(name)s, %(env:NAME)s or %(env:NAME:-default)s, %%; an %(env:...)s that is none of these is an error.
+_REF = re.compile(r"%\((\w+)\)s|%\(env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\)s|(%\(env:.*?\)s)|%%")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -72,8 +73,13 @@ class Origin:
 
     kind: str  # "core", "plugin", "file", "block", "cli"
     where: str = ""  # plugin name, or "deploy.yml:12"
+    #: The variables of fap's environment the value read through ``%(env:NAME)s``.
+    environment: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        if self.environment:
+            variables = ", ".join(f"${name}" for name in self.environment)
+            return f"environment {variables} (read by {self.where or 'the command line'})"
         labels = {
             "core": "core default",
             "plugin": f"plugin default ({self.where})",
@@ -122,6 +128,8 @@ class Target:
     origins: Mapping[str, Origin]
     plugins: tuple[str, ...]
     secrets: tuple[str, ...] = ()
+    #: The values read from fap's environment through ``%(env:NAME)s``: secrets, masked in all output.
+    environment_secrets: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------
@@ -650,11 +658,20 @@ MAX_REFERENCE_DEPTH = 50
 MAX_INTERPOLATED_CHARS = 1_000_000
 
 
-def interpolate(values: Mapping[str, Any], origins: Mapping[str, Origin], only: Iterable[str] | None = None) -> dict[str, Any]:
-    """Resolve every ``%(name)s``; unknown names, cycles and runaway values name the key and its origin.
+def interpolate(
+    values: Mapping[str, Any],
+    origins: Mapping[str, Origin],
+    only: Iterable[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    reads: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Resolve every ``%(name)s`` and ``%(env:NAME)s``; unknown names, cycles and runaway values name the key and its origin.
 
-    With ``only``, resolve just those names (and what they reference).
+    With ``only``, resolve just those names (and what they reference). ``%(env:NAME)s``
+    reads ``environ`` (fap's own environment by default); when ``reads`` is given, it
+    receives, per setting, each variable read and its value (the secrets of the run).
     """
+    environ = os.environ if environ is None else environ
     resolved: dict[str, Any] = {}
     resolving: list[str] = []
 
@@ -663,8 +680,14 @@ def interpolate(values: Mapping[str, Any], origins: Mapping[str, Origin], only: 
         length = 0
         start = 0
         for match in _REF.finditer(value):
-            ref = match.group(1)
-            piece = "%" if ref is None else _stringify(resolve(ref, key))
+            ref, variable, default, malformed = match.groups()
+            if malformed is not None:
+                raise ConfigError(f"{origins[key].prefix()}{key}: cannot read {malformed}; write %(env:NAME)s or"
+                                  " %(env:NAME:-default)s with NAME a variable name")
+            if variable is not None:
+                piece = from_environment(variable, default, key)
+            else:
+                piece = "%" if ref is None else _stringify(resolve(ref, key))
             pieces += (value[start:match.start()], piece)
             length += match.start() - start + len(piece)
             start = match.end()
@@ -675,6 +698,24 @@ def interpolate(values: Mapping[str, Any], origins: Mapping[str, Origin], only: 
                                   " once its %(name)s references are filled in")
         pieces.append(value[start:])
         return "".join(pieces)
+
+    def from_environment(variable: str, default: str | None, key: str) -> str:
+        # As the shell's ${NAME:-default}: an empty variable counts as unset (a CI system
+        # hands a secret it does not have as an empty variable).
+        value = environ.get(variable, "")
+        if not value:
+            if default is not None:
+                return default  # written in deploy.yml: not a secret
+            raise ConfigError(f"{origins[key].prefix()}{key}: environment variable ${variable} is not set"
+                              f"{' (it is empty)' if variable in environ else ''}; set it, or give a default"
+                              f" with %(env:{variable}:-default)s")
+        if len(value) < MIN_SECRET:
+            raise ConfigError(f"{origins[key].prefix()}{key}: environment variable ${variable} holds fewer than"
+                              f" {MIN_SECRET} characters; a value read from the environment is a secret, and one this"
+                              " short cannot be hidden in output: use a longer value")
+        if reads is not None:
+            reads.setdefault(key, {})[variable] = value
+        return value
 
     def resolve(name: str, referrer: str | None) -> Any:
         if name in resolved:
@@ -724,12 +765,15 @@ def target_for_host(
     except ConfigError as error:
         # A masked value interpolated into a checked setting (connection, max_fail...) would be quoted.
         values = {**settings.values, "stage": settings.stage, "role": settings.role, "host": host.name, "release": release or ""}
+        reads: dict[str, dict[str, str]] = {}
         try:
-            values = interpolate(values, settings.origins)
+            values = interpolate(values, settings.origins, reads=reads)
         except ConfigError:
             pass
         mask = values.get("mask") if isinstance(values.get("mask"), list) else []
-        raise ConfigError(Masker(collect_secrets(values, mask, _prefixes(settings.origins)))(str(error))) from None
+        environment = [value for variables in reads.values() for value in variables.values()]
+        masker = Masker([*collect_secrets(values, mask, _prefixes(settings.origins)), *environment])
+        raise ConfigError(masker(str(error))) from None
 
 
 def _prefixes(origins: Mapping[str, Origin]) -> dict[str, str]:
@@ -752,7 +796,10 @@ def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None
         values["release_path"] = "%(current_path)s"
     else:
         configured_release_path = None
-    config = interpolate(values, origins)
+    reads: dict[str, dict[str, str]] = {}
+    config = interpolate(values, origins, reads=reads)
+    for name, variables in reads.items():
+        origins[name] = replace(origins[name], environment=tuple(variables))
     collect_secrets(config, config["mask"], _prefixes(origins))  # a masked value too short to hide is an error
     if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
         raise ConfigError(f"{_origin_text(settings, 'app_name')}app_name is not set (path uses it)")
@@ -795,6 +842,7 @@ def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None
         origins=MappingProxyType(origins),
         plugins=settings.plugins,
         secrets=secrets,
+        environment_secrets=tuple(dict.fromkeys(v for variables in reads.values() for v in variables.values())),
     )
 
 

@@ -31,16 +31,10 @@ def deployfile_path(option: str | None) -> Path:
     return path
 
 
-def host_filter(host: str | None, all_hosts: bool) -> Callable[[list[Member]], list[Member]]:
-    """``--host NAME`` (that one), ``--all-hosts`` (every one), else the first host of each stage/role."""
+def host_filter(all_hosts: bool) -> Callable[[list[Member]], list[Member]]:
+    """Among the selected hosts: every one (``--all-hosts``), or the first of each stage/role."""
 
     def choose(members: list[Member]) -> list[Member]:
-        if host is not None:
-            chosen = [m for m in members if m.name == host]
-            if not chosen:
-                names = ", ".join(sorted({m.name for m in members}))
-                raise FapError(f"--host {host}: not a host of the selected targets ({names})")
-            return chosen[:1]
         if all_hosts:
             return members
         first: dict[str, Member] = {}
@@ -49,6 +43,19 @@ def host_filter(host: str | None, all_hosts: bool) -> Callable[[list[Member]], l
         return list(first.values())
 
     return choose
+
+
+def select_hosts(patterns: str | None, host: str | None, members: list[Member]) -> tuple[list[Member], list[Member]]:
+    """``--hosts PATTERNS`` (or ``--host NAME``, its exact-name alias): ``(selected, left out)``."""
+    from fapistrano.selection import HostPatterns
+
+    if patterns is not None and host is not None:
+        raise cfg.ConfigError("command line: --host and --hosts: give one of them")
+    if host is not None:
+        return HostPatterns.exact_name(host).split(members)
+    if patterns is not None:
+        return HostPatterns.parse(patterns).split(members)
+    return members, []
 
 
 def top_level_settings(deployfile: cfg.DeployFile, declared: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,7 +103,7 @@ class Fleet:
 
     def __init__(self, options: Options, stage: str | None, role: str | None, overrides: list[str], command: str,
                  hosts: Callable[[list[Member]], list[Member]] | None = None, connects: bool = True,
-                 stand_in: str | None = None) -> None:
+                 stand_in: str | None = None, host: str | None = None) -> None:
         from fapistrano.plugins import Plugins
         from fapistrano.remote import allow_open_files
         from fapistrano.runner import build_members, check_distinct_paths, control_directory
@@ -118,6 +125,8 @@ class Fleet:
         self._control_dir = control_directory()
         try:
             members = build_members(self.roles, self._control_dir, stand_in)
+            members, left_out = select_hosts(options.hosts, host, members)
+            self.left_out = [(m.label, m.name) for m in left_out]  # for the note after a partial deploy
             if hosts is not None:
                 members = hosts(members)
             elif command not in _READ_ONLY:
@@ -158,6 +167,7 @@ class Fleet:
             for secret in collect_secrets(member.target.config, (*member.target.config["mask"], *secret_names),
                                           {name: origin.prefix() for name, origin in member.target.origins.items()})
         ]
+        secrets += [secret for member in members for secret in member.target.environment_secrets]
         self.masker = Masker(secrets)
         reporters = [make_reporter(self.console, options.verbosity, live=options.live, dry_run=options.dry_run)]
         if options.log_json:
@@ -204,7 +214,7 @@ class Fleet:
                 pass
 
     def describe(self) -> str:
-        targets = ", ".join(f"{r.stage}/{r.role}" for r in self.roles)
+        targets = ", ".join(dict.fromkeys(m.label for m in self.members))  # a role --hosts left no host of is not run
         count = len(self.members)
         return f"{targets} ({count} host{'s' if count != 1 else ''}){' [dry run]' if self.options.dry_run else ''}"
 

@@ -17,6 +17,7 @@ class Options:
     parallel: int | None = None
     log_json: str | None = None
     live: bool | None = None
+    hosts: str | None = None  # --hosts: patterns filtering the selected targets' hosts
 
     def merged(self, **later: Any) -> Options:
         values = {**self.__dict__}
