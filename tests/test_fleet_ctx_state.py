@@ -129,7 +129,8 @@ def test_a_dry_run_holds_no_lock_and_moves_nothing(
     assert first.exit_code == 0, first.output
     one = released(first)
 
-    result = fap_run(["deploy", "-s", "test", "--dry-run"], cwd=tmp_path)
+    # -v: a dry run shows plugins' log lines only when asked (they tell of work not done).
+    result = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=tmp_path)
     assert result.exit_code == 0, result.output
     seen = states(result.stdout, "host2")
     assert seen["starting"]["locked"] is False
