@@ -235,16 +235,18 @@ def test_dependencies_example_deploys_a_venv_per_release_on_the_fleet(fap_fleet,
     try:
         # A copy the fleet's deploy user can read (the example's plugin copies app/ on the host).
         shutil.copytree(example, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        # Only where it deploys changes: the fleet's hosts instead of this machine (a role's hosts are deploy.yml's
+        # alone: --hosts filters them), and wheels instead of PyPI.
+        deployfile = copy / "deploy.yml"
+        deployfile.write_text(deployfile.read_text().replace("hosts: [localhost]", f"hosts: [{', '.join(fap_fleet.hosts)}]"))
         for path in [copy, *copy.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
-        # Only where it deploys changes: the fleet instead of this machine, and wheels instead of PyPI.
         result = fap_run(
             [
                 "deploy", "-s", "demo",
                 "--connection", "ssh",
                 "--path", "/home/deploy/www/%(app_name)s",
                 "--ssh-config", str(fap_fleet.ssh_config),
-                "--hosts", ",".join(fap_fleet.hosts),
                 "--virtualenv-pip-options", f"--no-index --find-links {wheelhouse}",
             ],
             cwd=copy,
