@@ -74,7 +74,7 @@ class Run:
     ``mask(text)``
         ``text`` with every secret of the run hidden, as fap prints it: apply
         it to what a plugin sends elsewhere (a chat message quoting
-        ``run.error``), since ``log`` and ``warn`` mask only what fap shows.
+        ``run.error``); ``log``, ``warn`` and ``local`` mask what fap shows.
     ``hook``
         The run-level hook being called (``"fap_run_starting"`` or
         ``"fap_run_finished"``): one function may implement both.
@@ -100,7 +100,11 @@ class Run:
         return f"<Run {self.command} release={self.release} hosts={len(self.hosts)}>"
 
     def mask(self, text: str) -> str:
-        """``text`` with every secret of the run replaced by ``***`` (``run.error`` is not masked: it is what happened)."""
+        """``text`` with every secret of the run replaced by ``***``, in every spelling fap masks.
+
+        ``run.error`` holds the errors as raised (a plugin's message may quote a
+        secret); fap masks them where it prints them. Mask what you send elsewhere.
+        """
         return self._mask(str(text))
 
     def log(self, message: str) -> None:

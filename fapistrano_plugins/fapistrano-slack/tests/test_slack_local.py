@@ -147,11 +147,24 @@ def test_the_webhook_url_is_masked_in_output_log_json_and_config(fap_local, fap_
     assert any(line.split()[:2] == ["slack_webhook", "***"] for line in shown.stdout.splitlines()), shown.stdout
 
 
+LEAKY_HOOKS = """\
+from fapistrano import FapError, hookimpl
+
+@hookimpl
+def fap_deploy_updating(ctx):
+    # a careless project hook: its error quotes a secret setting
+    raise FapError(f"cannot log in to the registry with {ctx.config['slack_webhook']}")
+"""
+
+
 def test_secrets_in_the_error_are_masked_in_the_posted_message(fap_local, fap_run, webhook):
-    result = deploy(fap_local, fap_run, {"slack_webhook": webhook.url(), "linked_files": ["config/db-Pass-7731.ini"],
-                                         "mask": ["linked_files"]})
+    (fap_local.root / "leaky_hooks.py").write_text(LEAKY_HOOKS)
+    fap_local.write_deployfile({"app_name": "shop", "plugins": ["fapistrano.slack", "leaky_hooks"], "slack_webhook": webhook.url()})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
 
     assert result.exit_code == 1, result.output
     end = webhook.texts[1]
-    assert "missing linked file" in end
-    assert "db-Pass-7731" not in end and "***" in end
+    assert "error: localhost: updating: leaky_hooks: cannot log in to the registry with ***" in end, end
+    assert webhook.token not in end
+    assert webhook.token not in result.output
