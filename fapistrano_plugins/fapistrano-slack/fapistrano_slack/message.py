@@ -11,12 +11,12 @@ SHOWN_HOSTS = 10
 #: How each command reads in a sentence: ``deploy of release R``, ``rollback to release R``.
 _WORK_ON = {"deploy": "of", "rollback": "to", "restart": "of"}
 
-#: The end message's verdict for each ``run.outcome``.
+#: The end message's verdict for each ``run.outcome``, and what it means for the fleet.
 _VERDICTS = {
-    "ok": "ok",
-    "failed": "failed",
-    "partial": "partial: done except on hosts dropped under --max-fail",
-    "switched back": "failed, switched back: every host is on its previous release again",
+    "ok": ("ok", ""),
+    "failed": ("failed", ""),
+    "partial": ("partial", "done except on the hosts dropped under --max-fail"),
+    "switched back": ("failed and switched back", "every host is on its previous release again"),
 }
 
 
@@ -28,9 +28,9 @@ def started(run: Any, who: str) -> str:
 def finished(run: Any, who: str, seconds: float | None) -> str:
     """The message posted by ``fap_run_finished``: the start message's facts and the verdict, with the first error."""
     outcome = str(run.outcome or ("ok" if run.ok else "failed"))
-    verdict = _VERDICTS.get(outcome, outcome)
+    verdict, meaning = _VERDICTS.get(outcome, (outcome, ""))
     took = f" in {_duration(seconds)}" if seconds is not None else ""
-    lines = [f"{_headline(run)} by {who}: {verdict}{took}", *_details(run)]
+    lines = [f"{_headline(run)} by {who}: {verdict}{took}" + (f": {meaning}" if meaning else ""), *_details(run)]
     first_error = first_line(run.error)
     if first_error and outcome != "ok":
         lines.append(f"error: {first_error}")
