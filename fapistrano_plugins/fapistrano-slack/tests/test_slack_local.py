@@ -168,3 +168,14 @@ def test_secrets_in_the_error_are_masked_in_the_posted_message(fap_local, fap_ru
     assert "error: localhost: updating: leaky_hooks: cannot log in to the registry with ***" in end, end
     assert webhook.token not in end
     assert webhook.token not in result.output
+
+
+def test_a_webhook_read_from_the_environment_for_one_stage_role_posts_and_stays_masked(fap_local, fap_run, webhook):
+    fap_local.write_deployfile({"app_name": "shop", "plugins": ["fapistrano.slack"],
+                                "stage_role_configs": {"test": {"web": {"slack_webhook": "%(env:SLACK_WEBHOOK)s"}}}})
+
+    result = fap_run(["deploy", "-s", "test", "-v"], cwd=fap_local.root, env={"SLACK_WEBHOOK": webhook.url()})
+
+    assert result.exit_code == 0, result.output
+    assert len(webhook.posts) == 2 and webhook.posts[0].path.endswith(webhook.token)
+    assert webhook.token not in result.output
