@@ -71,6 +71,10 @@ class Run:
     ``state``
         A dict a plugin may keep its own state in, from ``fap_run_starting``
         to ``fap_run_finished``; prefix keys with the plugin's name.
+    ``mask(text)``
+        ``text`` with every secret of the run hidden, as fap prints it: apply
+        it to what a plugin sends elsewhere (a chat message quoting
+        ``run.error``); ``log``, ``warn`` and ``local`` mask what fap shows.
     ``hook``
         The run-level hook being called (``"fap_run_starting"`` or
         ``"fap_run_finished"``): one function may implement both.
@@ -94,6 +98,14 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<Run {self.command} release={self.release} hosts={len(self.hosts)}>"
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret of the run replaced by ``***``, in every spelling fap masks.
+
+        ``run.error`` holds the errors as raised (a plugin's message may quote a
+        secret); fap masks them where it prints them. Mask what you send elsewhere.
+        """
+        return self._mask(str(text))
 
     def log(self, message: str) -> None:
         """Show ``message`` in the view, once for the run (masked)."""
