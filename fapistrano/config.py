@@ -169,6 +169,10 @@ class Step:
                               f" got {_describe(item)}")
         for key in item:
             if key not in _STEP_KEYS:
+                try:  # the line of the key itself, when the step spans several
+                    where = f"{where.rsplit(':', 1)[0]}:{item.lc.key(key)[0] + 1}"
+                except (AttributeError, KeyError, TypeError):
+                    pass
                 raise ConfigError(f"{where}: hooks: {phase}: unknown step key {key!r}{_suggest(str(key), _STEP_KEYS)};"
                                   f" keys: {', '.join(_STEP_KEYS)}")
         if "run" in item and "local" in item:
