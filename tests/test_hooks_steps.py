@@ -147,7 +147,9 @@ def test_a_failing_run_step_fails_the_phase_names_the_step_and_runs_the_failed_s
         "    - run: echo migrating; echo 'relation users does not exist' >&2; exit 3\n"
         "    - run: echo never >> %(trace)s\n"
         "  failed:\n"
+        "    - run: echo 'cannot clean up' >&2; exit 4\n"
         "    - run: echo \"failed in $(pwd)\" >> %(trace)s\n"
+        "    - local: exit 6\n"
         "    - local: echo \"paged ok=$FAP_OK\" >> trace\n"
     ))
     assert fap_run(["deploy", "-s", "test", "-q"], cwd=fap_local.root).exit_code == 1
@@ -163,6 +165,9 @@ def test_a_failing_run_step_fails_the_phase_names_the_step_and_runs_the_failed_s
     assert "nothing changed: the new release was removed" in result.stderr
     assert fap_local.releases() == [] and fap_local.current() is None
     assert trace(fap_local) == ["plugin", f"failed in {fap_local.path}", "paged ok=false"]
+    # A failing failed step is a warning naming it; the next ones still run.
+    assert f"step deploy.yml:{line_of(path, 'exit 4')} (echo 'cannot clean up' >&2; exit 4) exited 4: cannot clean up" in result.stdout
+    assert f"step deploy.yml:{line_of(path, 'exit 6')} (exit 6) exited 6" in result.stdout
 
 
 def test_a_failing_local_starting_step_stops_the_run_before_any_host_changed(fap_local: Any, fap_run: Any) -> None:
