@@ -118,3 +118,20 @@ def test_once_runs_on_the_first_selected_host_of_each_stage_and_of_its_target(fa
     assert subset.exit_code == 0, subset.output
     assert once_logs(on_host, "stage") == {"host1": ["staging/web"], "host2": [], "host3": ["production/web"]}
     assert once_logs(on_host, "worker") == {"host1": [], "host2": [], "host3": []}
+
+
+def test_local_steps_run_once_per_run_across_batches(fap_fleet, fap_run, tmp_path):
+    # The hosts' updated.log, seen from this machine: the local step reads host3's (the last batch's) copy.
+    log = fap_fleet.app_dir("host3") / "updated.log"
+    fap_fleet.write_deployfile(tmp_path, {"batch_size": 1, "updated_log": str(log), "hooks": {
+        "starting": [{"local": 'echo "starting $FAP_HOSTS" >> local.log'}],
+        "updated": [{"run": "echo $FAP_HOST >> ../../updated.log"}, {"local": "cat %(updated_log)s >> local.log"}],
+        "finished": [{"local": 'echo "finished ok=$FAP_OK" >> local.log'}],
+    }})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "batch 3/3" in result.stdout
+    # Before the first batch, once; after the last batch finished updated (host3 wrote its line), once.
+    assert lines(tmp_path / "local.log") == ["starting host1 host2 host3", "host3", "finished ok=true"]
