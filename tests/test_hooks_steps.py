@@ -259,3 +259,31 @@ def test_a_mistake_in_a_block_hooks_is_an_error_too(fap_local: Any, fap_run: Any
 
     assert result.exit_code == 2
     assert_error(result, f"deploy.yml:{line_of(path, 'finsihed')}: hooks: unknown phase 'finsihed'", "did you mean 'finished'")
+
+
+def test_a_step_output_streams_under_its_host_and_phase(fap_local: Any, fap_run: Any) -> None:
+    write(fap_local, "hooks:\n  updated:\n    - run: echo collected 12 files\n  finished:\n    - local: echo sent to chat\n")
+
+    result = fap_run(["deploy", "-s", "test", "-v"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert "localhost | updated |   collected 12 files" in result.stdout
+    assert "finished |   sent to chat" in result.stdout
+
+
+def test_the_live_view_prints_a_local_step_under_its_phase_without_a_host() -> None:
+    import io
+
+    from rich.console import Console
+
+    from fapistrano.ui import VERBOSE, Event, LiveReporter
+
+    stream = io.StringIO()
+    reporter = LiveReporter(Console(file=stream, width=200, force_terminal=False), VERBOSE)
+    reporter.handle(Event("command", phase="finished", message="./notify.sh"))
+    reporter.handle(Event("output", phase="finished", message="sent to chat"))
+    reporter.close()
+
+    shown = stream.getvalue()
+    assert "finished | $ ./notify.sh" in shown and "finished |   sent to chat" in shown
+    assert "None" not in shown
