@@ -376,6 +376,7 @@ class Runner:
                         member.failed = Stopped("stopped: interrupted")
                 return False
             started = time.monotonic()
+            whole_run = False
             failures = self.at_barrier(barrier.before, phase, active) if barrier else {}
             if not failures:
                 failures = self.run_phase(flow, phase, active)
@@ -383,8 +384,11 @@ class Runner:
                     for member in active:
                         # Its release directory is this run's: the failure path may remove it even unmarked.
                         member.made_release = key(member) not in failures
-            if not failures and barrier:
-                failures = self.at_barrier(barrier.after, phase, active)
+                if not failures and barrier:
+                    failures = self.at_barrier(barrier.after, phase, active)
+                    whole_run = bool(failures)
+            else:
+                whole_run = True  # the barrier's failure is the run's, not some hosts': --max-fail drops nobody for it
             self.reporter.handle(Event("phase_done", phase=phase, status="failed" if failures else "ok",
                                        duration=time.monotonic() - started,
                                        message=f"{len(active) - len(failures)}/{len(active)} hosts ok"))
@@ -406,7 +410,7 @@ class Runner:
                 member.failed = failures[key(member)]
             dropped = sum(1 for m in members if m.status == "dropped") + len(failed)
             interrupted = any(isinstance(e, Interrupted) for e in failures.values())
-            if flow.publish_phase and flow.before_publishing(phase) and dropped <= max_fail and not interrupted:
+            if flow.publish_phase and flow.before_publishing(phase) and dropped <= max_fail and not interrupted and not whole_run:
                 self.drop(flow, failed, next(iter(failures.values())))
                 continue
             if all_or_nothing:

@@ -287,3 +287,14 @@ def test_the_live_view_prints_a_local_step_under_its_phase_without_a_host() -> N
     shown = stream.getvalue()
     assert "finished | $ ./notify.sh" in shown and "finished |   sent to chat" in shown
     assert "None" not in shown
+
+
+def test_max_fail_drops_no_host_for_a_failing_local_step(fap_local: Any, fap_run: Any) -> None:
+    write(fap_local, "hooks:\n  updated:\n    - local: echo 'assets build failed' >&2; exit 1\n", extra="max_fail: 100%\n")
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 1, result.output
+    assert "dropped" not in result.output
+    assert "nothing changed: the new release was removed" in result.stderr
+    assert fap_local.releases() == []
