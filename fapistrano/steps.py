@@ -10,7 +10,7 @@ after every host finished any other phase, and once when the run failed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fapistrano.config import Step
@@ -88,12 +88,13 @@ class LocalSteps:
         self.run = run
         self.directory = directory
         steps: dict[tuple[str, str], Step] = {}
-        self._values: dict[tuple[str, str], Mapping[str, Any]] = {}
+        # A step's %(name)s are its first target's settings, read when it runs (the release is named by then).
+        self._member_of: dict[tuple[str, str], Member] = {}
         for member in members:
             for step in member.settings.steps:
                 if step.local:
                     steps.setdefault((step.where, step.phase), step)
-                    self._values.setdefault((step.where, step.phase), member.target.config)
+                    self._member_of.setdefault((step.where, step.phase), member)
         self.steps = tuple(steps.values())
         #: How many batches the run goes through (``batch_size``): steps after a phase wait for the last one.
         self.batches = 1
@@ -103,31 +104,31 @@ class LocalSteps:
         """Before any host starts ``phase``: the ``local:`` steps of ``starting`` (before the first batch)."""
         self._calls[("before", phase)] = self._calls.get(("before", phase), 0) + 1
         if phase == "starting" and self._calls[("before", phase)] == 1:
-            self._run_phase(phase, members)
+            self._run_phase(phase)
 
     def after(self, phase: str, members: Sequence[Member]) -> None:
         """Every host finished ``phase`` (in the last batch): its ``local:`` steps (``starting``'s ran before)."""
         self._calls[("after", phase)] = self._calls.get(("after", phase), 0) + 1
         if phase != "starting" and self._calls[("after", phase)] == self.batches:
-            self._run_phase(phase, members, ok=True if phase == "finished" else None)
+            self._run_phase(phase, ok=True if phase == "finished" else None)
 
     def failed(self, members: Sequence[Member]) -> None:
         """The run failed: the ``local:`` steps of ``failed``, once; a failing one is reported, the others go on."""
         for step in self._of("failed"):
             try:
-                self._run_step(step, members, ok=False)
+                self._run_step(step, ok=False)
             except FapError as error:
                 self.run.warn(str(error))
 
     def _of(self, phase: str) -> list[Step]:
         return [step for step in self.steps if step.phase == phase]
 
-    def _run_phase(self, phase: str, members: Sequence[Member], ok: bool | None = None) -> None:
+    def _run_phase(self, phase: str, ok: bool | None = None) -> None:
         for step in self._of(phase):
-            self._run_step(step, members, ok)
+            self._run_step(step, ok)
 
-    def _run_step(self, step: Step, members: Sequence[Member], ok: bool | None) -> None:
-        command = step.expand(self._values[(step.where, step.phase)])
+    def _run_step(self, step: Step, ok: bool | None) -> None:
+        command = step.expand(self._member_of[(step.where, step.phase)].target.config)
         previous_hook = self.run.hook
         self.run.hook = f"fap_{step.phase}"  # where the step's lines show: its phase
         try:
@@ -136,13 +137,13 @@ class LocalSteps:
                 self.run._emit("command", self.run._mask(f"(local) {command}"), data={"dry_run": True})  # noqa: SLF001
                 return
             try:
-                self.run.local(command, cwd=self.directory, env=self._environment(members, ok))
+                self.run.local(command, cwd=self.directory, env=self._environment(ok))
             except CommandFailed as error:
                 raise failure(step, "local", error) from None
         finally:
             self.run.hook = previous_hook
 
-    def _environment(self, members: Sequence[Member], ok: bool | None) -> dict[str, str]:
+    def _environment(self, ok: bool | None) -> dict[str, str]:
         run = self.run
         environment = {
             "FAP_APP_NAME": str(run.config.get("app_name") or ""),

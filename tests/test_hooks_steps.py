@@ -298,3 +298,13 @@ def test_max_fail_drops_no_host_for_a_failing_local_step(fap_local: Any, fap_run
     assert "dropped" not in result.output
     assert "nothing changed: the new release was removed" in result.stderr
     assert fap_local.releases() == []
+
+
+def test_a_local_step_reads_the_release_the_run_named(fap_local: Any, fap_run: Any) -> None:
+    write(fap_local, "hooks:\n  published:\n    - local: echo %(release)s %(release_path)s >> trace\n")
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    release = fap_local.current()
+    assert trace(fap_local) == ["plugin", f"{release} {fap_local.path}/releases/{release}"]
