@@ -298,7 +298,7 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
 def config(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from rich.text import Text
 
-    from fapistrano.commands.config import setting_rows
+    from fapistrano.commands.config import setting_rows, step_rows
     from fapistrano.commands.fleet import Fleet, host_filter
 
     # As 'fap deploy' resolves them (its plugins); nothing connects.
@@ -307,7 +307,7 @@ def config(options: Options, stage: str | None, role: str | None, overrides: lis
                connects=False, stand_in="no host yet") as fleet:
         secret_names = fleet.runner.plugins.secret_settings()
         for index, member in enumerate(fleet.members):
-            rows = setting_rows(member.target, secret_names, fleet.masker)
+            rows = setting_rows(member.target, secret_names, fleet.masker) + step_rows(member.settings.steps, fleet.masker)
             if index:
                 fleet.console.print()
             fleet.console.print(f"# {member.label} on {member.name}: the settings 'fap deploy' uses", style="bold",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -130,6 +131,84 @@ class Target:
     secrets: tuple[str, ...] = ()
     #: The values read from fap's environment through ``%(env:NAME)s``: secrets, masked in all output.
     environment_secrets: tuple[str, ...] = ()
+    #: The ``run:`` steps of ``hooks:`` this host runs (a ``once`` step only on the host chosen for it).
+    steps: tuple[Step, ...] = ()
+
+
+# ---------------------------------------------------------------------------
+# Steps of hooks: in deploy.yml
+# ---------------------------------------------------------------------------
+
+#: What ``hooks:`` may name: every phase of every flow, and ``failed`` (the run failed).
+HOOK_PHASES = ("starting", "started", "updating", "updated", "reverting", "reverted", "publishing", "published",
+               "finishing", "finishing_rollback", "finished", "restarting", "restarted", "failed")
+_STEP_KEYS = ("run", "local", "once")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of ``hooks:``: a shell command run in a phase, on the hosts (``run:``) or on this machine (``local:``)."""
+
+    phase: str
+    command: str
+    #: ``file:line`` of the step in deploy.yml.
+    where: str
+    #: ``True`` for ``local:``: once per run, on the deployer's machine.
+    local: bool = False
+    #: ``once: true``: on one host per stage (per target when written in a stage/role block).
+    once: bool = False
+    #: The stage/role block the step is written in; ``None`` at the top level.
+    stage: str | None = None
+    role: str | None = None
+
+    @classmethod
+    def parse(cls, item: Any, phase: str, where: str, stage: str | None, role: str | None) -> Step:
+        """A step as written: a mapping with ``run:`` or ``local:`` (a string), and ``once:`` (a bool) with ``run:``."""
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where}: hooks: {phase}: a step must be a mapping like '- run: COMMAND' or '- local: COMMAND',"
+                              f" got {_describe(item)}")
+        for key in item:
+            if key not in _STEP_KEYS:
+                try:  # the line of the key itself, when the step spans several
+                    where = f"{where.rsplit(':', 1)[0]}:{item.lc.key(key)[0] + 1}"
+                except (AttributeError, KeyError, TypeError):
+                    pass
+                raise ConfigError(f"{where}: hooks: {phase}: unknown step key {key!r}{_suggest(str(key), _STEP_KEYS)};"
+                                  f" keys: {', '.join(_STEP_KEYS)}")
+        if "run" in item and "local" in item:
+            raise ConfigError(f"{where}: hooks: {phase}: a step has both run: and local:; write two steps")
+        kind = "run" if "run" in item else "local" if "local" in item else None
+        if kind is None:
+            raise ConfigError(f"{where}: hooks: {phase}: a step needs run: (on the hosts) or local: (on this machine)")
+        command = item[kind]
+        if not isinstance(command, str) or not command.strip():
+            raise ConfigError(f"{where}: hooks: {phase}: {kind}: expected a shell command (a string), got {_describe(command)}")
+        once = item.get("once", False)
+        if not isinstance(once, bool):
+            raise ConfigError(f"{where}: hooks: {phase}: once: expected true or false, got {_describe(once)}")
+        if once and kind == "local":
+            raise ConfigError(f"{where}: hooks: {phase}: once: is for run: steps; a local: step runs once per run already")
+        return cls(phase, command, where, local=kind == "local", once=once, stage=stage, role=role)
+
+    def expand(self, values: Mapping[str, Any]) -> str:
+        """The command with each ``%(name)s`` replaced by ``values[name]``, shell-quoted: a value can never inject a command."""
+
+        def one(match: re.Match[str]) -> str:
+            ref, variable, _default, malformed = match.groups()
+            if variable is not None or malformed is not None:
+                raise ConfigError(f"{self.where}: hooks: {self.phase}: %(env:...)s is not read in a step;"
+                                  " the step runs with fap's environment: write $NAME")
+            if ref is None:
+                return "%"
+            if ref not in values:
+                raise ConfigError(f"{self.where}: hooks: {self.phase}: unknown name %({ref})s{_suggest(ref, values)}")
+            return shlex.quote(_stringify(values[ref]))
+
+        return _REF.sub(one, self.command)
+
+    def __str__(self) -> str:
+        once = " (once)" if self.once else ""
+        return f"{self.phase}: {'local' if self.local else 'run'}: {self.command}{once}"
 
 
 # ---------------------------------------------------------------------------
@@ -301,7 +380,13 @@ class DeployFile:
                 for key in block or {}:
                     if not isinstance(key, str):
                         raise ConfigError(f"{cls._where(path, block, key)}: setting names must be strings, got {key!r}")
-        return cls(path=path, data=data)
+        deployfile = cls(path=path, data=data)
+        # Every block's steps are read now: a mistake in any of them stops every command, before any host.
+        deployfile.hook_steps(None, None)
+        for stage, roles in blocks.items():
+            for role in roles:
+                deployfile.hook_steps(stage, role)
+        return deployfile
 
     @staticmethod
     def _where(path: Path, mapping: Any, key: Any) -> str:
@@ -343,6 +428,31 @@ class DeployFile:
         if not pairs:
             raise ConfigError(f"{self.path}: stage {stage!r} has no role {role!r}; its roles: {', '.join(blocks[stage])}")
         return pairs
+
+    def hook_steps(self, stage: str | None, role: str | None) -> tuple[Step, ...]:
+        """The steps of ``hooks:`` written at the top level (``stage`` and ``role`` None) or in one block, validated."""
+        layer = self.data if stage is None or role is None else self.block(stage, role)
+        if "hooks" not in layer or layer["hooks"] is None:
+            return ()
+        hooks = layer["hooks"]
+        if not isinstance(hooks, Mapping):
+            raise ConfigError(f"{self.where(layer, 'hooks')}: hooks: expected a mapping of phase -> list of steps")
+        steps = []
+        for phase, items in hooks.items():
+            if phase not in HOOK_PHASES:
+                raise ConfigError(f"{self.where(hooks, phase)}: hooks: unknown phase {phase!r}{_suggest(str(phase), HOOK_PHASES)};"
+                                  f" phases: {', '.join(HOOK_PHASES)}")
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                raise ConfigError(f"{self.where(hooks, phase)}: hooks: {phase}: expected a list of steps (- run: ... or - local: ...)")
+            for index, item in enumerate(items):
+                try:
+                    where = f"{self.path}:{items.lc.item(index)[0] + 1}"
+                except (AttributeError, KeyError, TypeError):
+                    where = self.where(hooks, phase)
+                steps.append(Step.parse(item, phase, where, stage, role))
+        return tuple(steps)
 
     def plugins_for(self, stage: str, role: str, command: str) -> list[tuple[str, str]]:
         """Plugin names enabled for this target and command, each with its ``file:line``."""
@@ -607,9 +717,12 @@ class RoleSettings:
     origins: Mapping[str, Origin]
     plugins: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    #: The steps of ``hooks:``: the top level's, then the block's.
+    steps: tuple[Step, ...] = ()
 
 
-_RESERVED = {"stage_role_configs"}
+#: Top-level keys that are no settings: the targets, and the steps of ``hooks:``.
+_RESERVED = {"stage_role_configs", "hooks"}
 
 
 def merge(
@@ -644,7 +757,9 @@ def merge(
     for key, value in overrides.items():
         values[key] = value
         origins[key] = Origin("cli")
-    return RoleSettings(stage, role, MappingProxyType(values), MappingProxyType(origins), tuple(plugins), tuple(warnings))
+    steps = (*deployfile.hook_steps(None, None), *deployfile.hook_steps(stage, role))
+    return RoleSettings(stage, role, MappingProxyType(values), MappingProxyType(origins), tuple(plugins), tuple(warnings),
+                        steps)
 
 
 # ---------------------------------------------------------------------------

@@ -31,7 +31,9 @@ plugins' hookimpls run in the order deploy.yml lists the plugins. Two core steps
 place: making directories runs ``tryfirst`` in ``fap_deploy_starting`` (so
 plugins find ``path`` and the release directory there), and linking shared
 files runs ``trylast`` in ``fap_deploy_updating`` (after plugins have put the
-code in place, so an archive cannot clobber the links).
+code in place, so an archive cannot clobber the links). The ``run:`` steps of
+deploy.yml's ``hooks:`` (``core.steps``) run ``trylast`` in every phase and in
+``fap_deploy_failed``, after every other hookimpl, the core's included.
 """
 
 from __future__ import annotations

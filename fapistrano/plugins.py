@@ -27,6 +27,8 @@ ENTRY_POINT_GROUP = "fapistrano"
 #: The core's own hookimpls, registered first like any plugin, under the names a
 #: failure or ``fap plugins`` shows (``core.switch: …``), by module.
 BUILTIN_PLUGINS = {
+    # Registered first, so that pluggy calls its trylast hookimpls after every other one (core.shared's too).
+    "core.steps": "fapistrano.builtin.steps",
     "core.dirs": "fapistrano.builtin.dirs",
     "core.shared": "fapistrano.builtin.shared",
     "core.switch": "fapistrano.builtin.switch",

@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from fapistrano import layout
-from fapistrano.config import HostSpec, RoleSettings, Target, hosts_of, target_for_host
+from fapistrano.config import HostSpec, RoleSettings, Step, Target, hosts_of, target_for_host
 from fapistrano.context import Context
 from fapistrano.errors import CommandFailed, CommandKilled, FapError, Interrupted, Stopped, Terminated
 from fapistrano.flows import Flow, FlowName
@@ -67,6 +67,7 @@ class Member:
     status: MemberStatus = ""
     started: float = field(default_factory=time.monotonic)
     last_active: float | None = None  # when its last phase ended: its time in the summary
+    steps: tuple[Step, ...] = ()  # the run: steps of hooks: this host runs (see fapistrano.steps.assign_steps)
 
     @property
     def name(self) -> str:
@@ -129,6 +130,16 @@ def account_name() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:  # a uid with no passwd entry (some containers)
         return str(os.getuid())
+
+
+class PhaseBarrier(Protocol):
+    """Work of the run as a whole at a phase's edges (the ``local:`` steps of ``hooks:``): see :meth:`Runner.run_flow`."""
+
+    def before(self, phase: str, members: Sequence[Member]) -> None:
+        """Before any host of ``members`` starts ``phase``."""
+
+    def after(self, phase: str, members: Sequence[Member]) -> None:
+        """After every host of ``members`` finished ``phase`` without failing."""
 
 
 class Runner:
@@ -289,7 +300,7 @@ class Runner:
         reporter = StepNaming(self.reporter, self.plugins.manager)
         for member in members:
             release, rollback_from = release_of(member)
-            target = target_for_host(member.settings, member.spec, release)
+            target = dataclasses.replace(target_for_host(member.settings, member.spec, release), steps=member.steps)
             member.target = target
             ctx = Context(
                 target,
@@ -341,11 +352,13 @@ class Runner:
 
         return self.on_each(members, work)
 
-    def run_flow(self, flow: Flow, members: list[Member], max_fail: int = 0) -> bool:
+    def run_flow(self, flow: Flow, members: list[Member], max_fail: int = 0, barrier: PhaseBarrier | None = None) -> bool:
         """Run every phase in lockstep; on failure take the failure path. True when all went well.
 
         Up to ``max_fail`` hosts (counting those already dropped) that fail before
         publishing are dropped — their new release removed — while the rest go on.
+        ``barrier`` is called before any host starts a phase and after every host
+        finished it; what it raises is that phase's failure on every host.
         """
         late_failures = False
         for phase in flow.phases:
@@ -363,11 +376,19 @@ class Runner:
                         member.failed = Stopped("stopped: interrupted")
                 return False
             started = time.monotonic()
-            failures = self.run_phase(flow, phase, active)
-            if flow.creates_release and phase == flow.phases[0]:
-                for member in active:
-                    # Its release directory is this run's: the failure path may remove it even unmarked.
-                    member.made_release = key(member) not in failures
+            whole_run = False
+            failures = self.at_barrier(barrier.before, phase, active) if barrier else {}
+            if not failures:
+                failures = self.run_phase(flow, phase, active)
+                if flow.creates_release and phase == flow.phases[0]:
+                    for member in active:
+                        # Its release directory is this run's: the failure path may remove it even unmarked.
+                        member.made_release = key(member) not in failures
+                if not failures and barrier:
+                    failures = self.at_barrier(barrier.after, phase, active)
+                    whole_run = bool(failures)
+            else:
+                whole_run = True  # the barrier's failure is the run's, not some hosts': --max-fail drops nobody for it
             self.reporter.handle(Event("phase_done", phase=phase, status="failed" if failures else "ok",
                                        duration=time.monotonic() - started,
                                        message=f"{len(active) - len(failures)}/{len(active)} hosts ok"))
@@ -389,7 +410,7 @@ class Runner:
                 member.failed = failures[key(member)]
             dropped = sum(1 for m in members if m.status == "dropped") + len(failed)
             interrupted = any(isinstance(e, Interrupted) for e in failures.values())
-            if flow.publish_phase and flow.before_publishing(phase) and dropped <= max_fail and not interrupted:
+            if flow.publish_phase and flow.before_publishing(phase) and dropped <= max_fail and not interrupted and not whole_run:
                 self.drop(flow, failed, next(iter(failures.values())))
                 continue
             if all_or_nothing:
@@ -397,6 +418,18 @@ class Runner:
                 return False
             late_failures = True
         return not late_failures
+
+    def at_barrier(self, call: Callable[[str, Sequence[Member]], None], phase: str,
+                   members: Sequence[Member]) -> dict[str, BaseException]:
+        """Call a :class:`PhaseBarrier` method; what it raises is the phase's failure on every host of ``members``."""
+        try:
+            call(phase, members)
+        except Exception as error:  # noqa: BLE001 - any error of the barrier fails the phase, named
+            for member in members:
+                member.failed_phase = phase
+                member.last_active = time.monotonic()
+            return {key(m): error for m in members}
+        return {}
 
     def drop(self, flow: Flow, members: Sequence[Member], error: BaseException) -> None:
         """Take failed hosts out of a tolerant run (``--max-fail``): clean them up, go on without them."""

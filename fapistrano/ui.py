@@ -322,9 +322,11 @@ class LiveReporter(Reporter):
             self.console.print(f"[yellow]warning: {_escape(event.message)}[/yellow]")
         elif event.kind == "command" and (self.verbosity >= VERBOSE or event.data.get("dry_run")):
             label = "would run" if event.data.get("dry_run") else "$"
-            self.console.print(f"[dim]{event.host} | {event.phase} | {label} {_escape(event.message)}[/dim]")
+            where = " | ".join(p for p in (event.host, event.phase) if p)  # a local step has no host
+            self.console.print(f"[dim]{where} | {label} {_escape(event.message)}[/dim]")
         elif event.kind == "output" and self.verbosity >= VERBOSE:
-            self.console.print(f"[dim]{event.host} | {event.phase} |   {_escape(event.message)}[/dim]")
+            where = " | ".join(p for p in (event.host, event.phase) if p)
+            self.console.print(f"[dim]{where} |   {_escape(event.message)}[/dim]")
         elif event.kind == "log" and self.verbosity >= NORMAL:
             where = " | ".join(p for p in (event.host, event.phase) if p)  # run.log has no host
             self.console.print(f"{where} | {_escape(event.message)}")

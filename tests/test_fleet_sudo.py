@@ -131,3 +131,18 @@ def test_a_script_over_the_argument_size_limit_with_stdin_runs_as_sudo_user(
         assert host.run("id -un").stdout == "app\n"
     finally:
         host.close()
+
+
+def test_a_run_step_of_hooks_runs_as_the_sudo_user(
+    fap_fleet: Any, fap_run: Any, tmp_path: Path, app_user: pwd.struct_passwd, app_owned: None
+) -> None:
+    fap_fleet.write_deployfile(tmp_path, {"sudo_user": "app", "environment": {"A": "from .env"},
+                                          "hooks": {"updated": [{"run": 'echo "$(id -un) $A" > whoami'}]}})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    for host in HOSTS:
+        made = fap_fleet.current_dir(host) / "whoami"
+        assert made.read_text() == "app from .env\n"
+        assert made.stat().st_uid == app_user.pw_uid

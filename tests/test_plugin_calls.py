@@ -73,8 +73,14 @@ def test_a_failing_hookimpl_is_named_even_when_plugins_share_a_decorator(plugins
     assert str(raised.value) == f"RuntimeError: {failing} fell over"
 
 
+class StepsFreeCtx(dict):
+    """The test plugins' ctx (a dict), with no steps of hooks: for the core's core.steps to run."""
+
+    target = type("NoSteps", (), {"steps": ()})()
+
+
 def test_an_inactive_plugin_is_not_called(plugins: Plugins) -> None:
-    plugins.caller("fap_deploy_updated", ["calls_two"])(ctx={"fail": "calls_one"})
+    plugins.caller("fap_deploy_updated", ["calls_two"])(ctx=StepsFreeCtx(fail="calls_one"))
 
 
 def test_one_by_one_names_each_answer_and_each_crash(plugins: Plugins) -> None:

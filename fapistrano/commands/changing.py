@@ -24,6 +24,7 @@ from fapistrano.runner import (
     key,
     restore_signal_handlers,
 )
+from fapistrano.steps import LocalSteps
 
 #: Given the hosts that answered, says for each host ``(release to work on, release being left)``.
 ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
@@ -55,6 +56,7 @@ def execute(
     batch_size: int = 0,
     max_fail: str = "0",
     run: Run | None = None,
+    local_steps: LocalSteps | None = None,
 ) -> Outcome:
     """Connect, lock, plan the release, ``fap_run_starting``, the phases batch by batch, ``fap_run_finished``.
 
@@ -62,20 +64,26 @@ def execute(
     Ctrl-C (SIGINT) and SIGTERM are handled here: the first one stops the
     run cleanly (exit 130, or 143 for SIGTERM), the second exits at once.
     ``fap_run_finished`` is called whatever happened, once the hosts are
-    released; what it raises is a warning.
+    released; what it raises is a warning. ``local_steps`` run at the
+    phases' edges (see :class:`fapistrano.runner.PhaseBarrier`), and their
+    ``failed`` steps once when the run failed.
     """
     previous_handlers = install_signal_handlers(runner)
     outcome = Outcome(False, 1, [])
     try:
         try:
-            outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run)
+            outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run, local_steps)
         except BaseException as error:
             # Told to fap_run_finished as it will be printed (a signal outside the phases: "interrupted").
             text = describe(error, "") if isinstance(error, Exception) else "interrupted"
             outcome = Outcome(False, getattr(error, "exit_code", 1), [text])
             raise
         finally:
-            runner.close(members)
+            try:
+                if local_steps is not None and not outcome.ok:
+                    local_steps.failed(members)
+            finally:
+                runner.close(members)
         return outcome
     finally:
         try:
@@ -86,7 +94,7 @@ def execute(
 
 
 def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePlan, lock: bool, batch_size: int,
-             max_fail: str, run: Run | None) -> Outcome:
+             max_fail: str, run: Run | None, local_steps: LocalSteps | None) -> Outcome:
     take_lock = lock and not runner.dry_run
     tolerated = allowed_failures(max_fail, len(members))
     failures = runner.connect(members, probe=True, lock=take_lock)
@@ -116,11 +124,13 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
             return refusal
     ok = True
     batches = [live[i:i + batch_size] for i in range(0, len(live), batch_size)] if batch_size else [live]
+    if local_steps is not None:
+        local_steps.batches = len(batches)
     for number, batch in enumerate(batches, start=1):
         if len(batches) > 1:
             runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
         already_dropped = sum(1 for m in members if m.status == "dropped")
-        ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped) and ok
+        ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped, barrier=local_steps) and ok
         if any(m.failed is not None and m.status != "dropped" for m in batch):
             for later in batches[number:]:
                 for member in later:

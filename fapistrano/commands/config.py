@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fapistrano.config import RUN_NAMES, Target
+from fapistrano.config import RUN_NAMES, Step, Target
 from fapistrano.masking import MASK, Masker
 
 
@@ -49,4 +49,14 @@ def setting_rows(target: Target, secret_names: Iterable[str], masker: Masker) ->
         else:
             shown = masker(value_text(value))
         rows.append(SettingRow(name, shown, str(target.origins.get(name, "core default"))))
+    return rows
+
+
+def step_rows(steps: Iterable[Step], masker: Masker) -> list[SettingRow]:
+    """The steps of ``hooks:`` a target runs, in order: ``hooks.PHASE``, what runs where, and the step's ``file:line``."""
+    rows = []
+    for step in steps:
+        kind = "local" if step.local else "run"
+        once = " (once)" if step.once else ""
+        rows.append(SettingRow(f"hooks.{step.phase}", masker(f"{kind}: {step.command}{once}"), f"deploy.yml ({step.where})"))
     return rows

@@ -20,4 +20,5 @@ def deploy(fleet: Fleet) -> Outcome:
     """Ship a new release to every host of ``fleet``."""
     fleet.announce(f"deploying {fleet.app} to {fleet.describe()}")
     run = make_run("deploy", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
-    return execute(fleet.runner, flows.RELEASE, fleet.members, plan, run=run, **fleet.run_policy)
+    return execute(fleet.runner, flows.RELEASE, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
+                   **fleet.run_policy)

@@ -68,7 +68,7 @@ def top_level_settings(deployfile: cfg.DeployFile, declared: Mapping[str, Any], 
     values: dict[str, Any] = {name: cfg._plain(d.default) for name, d in declared.items()}
     origins: dict[str, cfg.Origin] = {name: d.origin for name, d in declared.items()}
     for key, value in deployfile.data.items():
-        if key in ("stage_role_configs", *cfg.RUN_NAMES):
+        if key in (*cfg._RESERVED, *cfg.RUN_NAMES):
             continue
         origin = cfg.Origin("file", deployfile.where(deployfile.data, key))
         spec = declared[key] if key in declared else ("" if not isinstance(value, (list, dict)) else value)
@@ -107,6 +107,7 @@ class Fleet:
         from fapistrano.plugins import Plugins
         from fapistrano.remote import allow_open_files
         from fapistrano.runner import build_members, check_distinct_paths, control_directory
+        from fapistrano.steps import assign_steps
 
         self.options = options
         self.command = command
@@ -131,6 +132,7 @@ class Fleet:
                 members = hosts(members)
             elif command not in _READ_ONLY:
                 check_distinct_paths(members)
+            assign_steps(members)
         except BaseException:
             os.rmdir(self._control_dir)  # nothing connected yet: it is still empty
             raise
@@ -190,6 +192,12 @@ class Fleet:
         self.errors.print(f"fap: warning: --log-json {path}: cannot write: {error.strerror or error};"
                           " the run goes on without the event log", style="yellow", markup=False, highlight=False,
                           soft_wrap=True)
+
+    def local_steps(self, run: Any) -> Any:
+        """The run's ``local:`` steps of ``hooks:`` (a :class:`fapistrano.steps.LocalSteps`), run in deploy.yml's directory."""
+        from fapistrano.steps import LocalSteps
+
+        return LocalSteps(run, self.members, str(self._deployfile.path.parent.resolve()))
 
     def run_config(self) -> dict[str, Any]:
         """The run's top-level settings (see :func:`top_level_settings`), for ``run.config``."""

@@ -131,4 +131,6 @@ def builtin_steps() -> list[tuple[str, list[str]]]:
     from fapistrano.plugins import BUILTIN_PLUGINS, Plugins
 
     plugins = Plugins()
-    return [(name, plugins.implemented_hooks(name)) for name in BUILTIN_PLUGINS]
+    # core.steps (deploy.yml's hooks:) is registered first to be called last; it reads best listed last too.
+    names = sorted(BUILTIN_PLUGINS, key=lambda name: name == "core.steps")
+    return [(name, plugins.implemented_hooks(name)) for name in names]

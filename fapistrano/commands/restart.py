@@ -20,4 +20,5 @@ def restart(fleet: Fleet) -> Outcome:
     """Run the restart hooks on every host of ``fleet``."""
     fleet.announce(f"restarting {fleet.app} on {fleet.describe()}")
     run = make_run("restart", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
-    return execute(fleet.runner, flows.RESTART, fleet.members, plan, run=run, **fleet.run_policy)
+    return execute(fleet.runner, flows.RESTART, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
+                   **fleet.run_policy)

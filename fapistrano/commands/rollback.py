@@ -33,4 +33,5 @@ def rollback(fleet: Fleet, to: str | None) -> Outcome:
     """Switch every host of ``fleet`` back."""
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
-    return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to), run=run, **fleet.run_policy)
+    return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to), run=run, local_steps=fleet.local_steps(run),
+                   **fleet.run_policy)

@@ -1,0 +1,69 @@
+"""The ``run:`` steps of deploy.yml's ``hooks:``, in each phase, after every other plugin's hookimpl (trylast).
+
+A step runs through ``ctx.run`` like any plugin's command: in the release
+directory (``current`` in a restart, ``path`` in ``failed``), as the deploy
+user, with the release's ``.env`` exported as ``fap once`` does, and the
+``FAP_*`` variables of :func:`fapistrano.steps.remote_environment`. The steps a
+host runs are on ``ctx.target.steps`` (a ``once`` step only on its chosen host).
+"""
+
+from __future__ import annotations
+
+from fapistrano import hookimpl
+from fapistrano.errors import CommandFailed
+from fapistrano.steps import failure, remote_environment
+
+#: Exports the release's .env, as fap once does (a directory without one, like ``path``, has none).
+LOAD_DOTENV = "if [ -f .env ]; then set -a; . ./.env; set +a; fi\n"
+
+
+def run_steps(ctx) -> None:
+    """Run the steps of ``ctx.phase`` for this host, in the order written."""
+    steps = [step for step in ctx.target.steps if step.phase == ctx.phase]
+    if not steps:
+        return
+    if ctx.phase == "failed":
+        directory = ctx.config["path"]
+    elif ctx.flow == "restart":
+        directory = ctx.config["current_path"]
+    else:
+        directory = ctx.release_path
+    environment = remote_environment(ctx)
+    for step in steps:
+        command = step.expand(ctx.config)
+        try:
+            ctx.run(LOAD_DOTENV + command, cwd=directory, env=environment)
+        except CommandFailed as error:
+            if ctx.phase != "failed":
+                raise failure(step, ctx.host, error) from None
+            # The run has failed already: a failing clean-up or page is told, and the next step still runs.
+            ctx.warn(str(failure(step, ctx.host, error)).removeprefix(f"{ctx.host}: "))
+
+
+def _phase_hook(name: str):
+    def hook(ctx) -> None:
+        run_steps(ctx)
+
+    hook.__name__ = name
+    hook.__qualname__ = name
+    return hookimpl(trylast=True)(hook)
+
+
+fap_deploy_starting = _phase_hook("fap_deploy_starting")
+fap_deploy_started = _phase_hook("fap_deploy_started")
+fap_deploy_updating = _phase_hook("fap_deploy_updating")
+fap_deploy_updated = _phase_hook("fap_deploy_updated")
+fap_deploy_reverting = _phase_hook("fap_deploy_reverting")
+fap_deploy_reverted = _phase_hook("fap_deploy_reverted")
+fap_deploy_publishing = _phase_hook("fap_deploy_publishing")
+fap_deploy_published = _phase_hook("fap_deploy_published")
+fap_deploy_finishing = _phase_hook("fap_deploy_finishing")
+fap_deploy_finishing_rollback = _phase_hook("fap_deploy_finishing_rollback")
+fap_deploy_finished = _phase_hook("fap_deploy_finished")
+fap_deploy_restarting = _phase_hook("fap_deploy_restarting")
+fap_deploy_restarted = _phase_hook("fap_deploy_restarted")
+
+
+@hookimpl(trylast=True)
+def fap_deploy_failed(ctx, error) -> None:
+    run_steps(ctx)
