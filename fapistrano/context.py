@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fapistrano.config import Target
@@ -37,6 +37,7 @@ class Context:
         stopping: Any = None,
         host_state: HostState | None = None,
         locked: bool = False,
+        revision_hook: Callable[..., str | None] | None = None,
     ) -> None:
         found = host_state or HostState()
         self.target = target
@@ -96,6 +97,7 @@ class Context:
         self._connection = connection
         self._reporter = reporter
         self._mask = masker or Masker()
+        self._revision_hook = revision_hook
 
     def __repr__(self) -> str:
         return f"<Context {self.stage}/{self.role} {self.host} release={self.release}>"
@@ -174,6 +176,19 @@ class Context:
     def exists(self, path: str) -> bool:
         """Whether ``path`` exists on the host."""
         return self.test(f"test -e {shlex.quote(path)}")
+
+    def revision(self, release: str | None = None) -> str | None:
+        """The revision ``release`` (default :attr:`release`) holds, as the plugin that put the code there says.
+
+        Asks :func:`~fapistrano.hookspecs.fap_release_revision` of this
+        target's plugins; ``None`` when none knows (no such plugin, or the
+        code is not there yet: a deploy's new release has it after
+        ``updating``).
+        """
+        release = release or self.release
+        if self._revision_hook is None or release is None:
+            return None
+        return self._revision_hook(ctx=self, release=release)
 
     # -- internal ---------------------------------------------------------
 

@@ -314,6 +314,7 @@ class Runner:
                 stopping=self.stopping,
                 host_state=member.state,
                 locked=member.locked,
+                revision_hook=self.plugins.caller("fap_release_revision", target.plugins),
             )
             member.ctx = ctx
 

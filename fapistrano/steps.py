@@ -67,6 +67,9 @@ def remote_environment(ctx: Any) -> dict[str, str]:
         "FAP_SHARED_PATH": config["shared_path"],
         "FAP_PREVIOUS_RELEASE": ctx.previous_release or "",
     }
+    revision = ctx.revision()
+    if revision:  # known only to the plugin that put the code in the release (fap_release_revision)
+        environment["FAP_REVISION"] = revision
     return environment
 
 

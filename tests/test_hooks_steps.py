@@ -308,3 +308,39 @@ def test_a_local_step_reads_the_release_the_run_named(fap_local: Any, fap_run: A
     assert result.exit_code == 0, result.output
     release = fap_local.current()
     assert trace(fap_local) == ["plugin", f"{release} {fap_local.path}/releases/{release}"]
+
+
+#: A plugin that puts "code" in the release and says which revision it holds, as the git plugin does.
+REVISION_PLUGIN = '''\
+from fapistrano import hookimpl
+
+
+@hookimpl
+def fap_deploy_updating(ctx):
+    ctx.run("echo cafe1234 > REVISION", cwd=ctx.release_path)
+
+
+@hookimpl
+def fap_release_revision(ctx, release):
+    found = ctx.run("cat REVISION 2>/dev/null || true", cwd=ctx.config["releases_path"] + "/" + release, readonly=True)
+    return found or None
+'''
+
+
+def test_a_run_step_reads_the_revision_the_plugin_that_put_the_code_there_knows(fap_local: Any, fap_run: Any) -> None:
+    (fap_local.root / "fap_revision.py").write_text(REVISION_PLUGIN)
+    write(fap_local, (
+        "hooks:\n"
+        "  started:\n"
+        "    - run: echo \"started ${FAP_REVISION-unset}\" >> %(trace)s\n"
+        "  updated:\n"
+        "    - run: echo \"updated $FAP_REVISION\" >> %(trace)s\n"
+    ))
+    deployfile = fap_local.root / "deploy.yml"
+    deployfile.write_text(deployfile.read_text().replace("plugins: [fap_marker]", "plugins: [fap_marker, fap_revision]"))
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    # Before updating the new release holds no code yet: no revision; after it, the plugin's answer.
+    assert trace(fap_local) == ["started unset", "plugin", "updated cafe1234"]

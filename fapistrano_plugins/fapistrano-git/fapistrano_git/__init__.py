@@ -218,7 +218,8 @@ def fap_release_revision(ctx: Any, release: str) -> str | None:
     trip; the others are answered from ``ctx.state``.
     """
     revisions = ctx.state.get(_STATE_REVISIONS)
-    if revisions is None:
+    # The run's own release gets its REVISION in updating: until it is known, it is read again when asked.
+    if revisions is None or (release == ctx.release and release not in revisions):
         settings = _Settings(ctx)
         script = scripts.revisions_script(
             releases_path=ctx.config["releases_path"],
