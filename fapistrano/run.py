@@ -115,16 +115,22 @@ class Run:
         """Show ``message`` as a warning, once for the run (masked)."""
         self._emit("warning", self._mask(str(message)))
 
-    def local(self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    def local(self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None,
+              readonly: bool = False) -> str:
         """Run shell text ``command`` on the deployer's machine; stream its output into the view; return its stdout.
 
-        The command runs under ``--dry-run`` too (a build or a check that
-        changes no host); skip it yourself when ``run.dry_run`` says so. Its
-        lines are masked like everything fap prints. A non-zero exit raises
-        :class:`fapistrano.CommandFailed` (``host`` is ``"local"``) with the
-        command's status and the tails of its stdout and stderr.
+        Like :meth:`Context.run <fapistrano.context.Context.run>`: under
+        ``--dry-run`` the command is shown and not run (it returns ``""``),
+        unless ``readonly=True`` says it changes nothing (a check, a
+        lookup). Its lines are masked like everything fap prints. A non-zero
+        exit raises :class:`fapistrano.CommandFailed` (``host`` is
+        ``"local"``) with the command's status and the tails of its stdout
+        and stderr.
         """
         shown = self._mask(command if not cwd else f"(cd {cwd}) {command}")
+        if self.dry_run and not readonly:
+            self._emit("command", shown, data={"dry_run": True})
+            return ""
         self._emit("command", shown)
         environment = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}}
         try:

@@ -135,10 +135,6 @@ class LocalSteps:
         previous_hook = self.run.hook
         self.run.hook = f"fap_{step.phase}"  # where the step's lines show: its phase
         try:
-            if self.run.dry_run:
-                # Shown like a host's command under --dry-run ("starting | would run ..."), not run.
-                self.run._emit("command", self.run._mask(f"(local) {command}"), data={"dry_run": True})  # noqa: SLF001
-                return
             try:
                 self.run.local(command, cwd=self.directory, env=self._environment(ok))
             except CommandFailed as error:

@@ -213,7 +213,7 @@ def test_dry_run_shows_the_steps_and_runs_none(fap_local: Any, fap_run: Any) -> 
     result = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=fap_local.root)
 
     assert result.exit_code == 0, result.output
-    assert "starting | would run (local) echo local >> trace" in result.stdout
+    assert f"starting | would run (cd {fap_local.root}) echo local >> trace" in result.stdout
     assert "echo remote >>" in result.stdout
     assert trace(fap_local) == []
 
