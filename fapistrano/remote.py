@@ -25,9 +25,9 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from fapistrano.errors import CommandKilled, FapError, HostUnreachable
 
@@ -72,6 +72,13 @@ class SshSettings:
 
 
 LineCallback = Callable[[str, str], None]
+
+#: What a command may read on its stdin: text (sent whole), or bytes of any size streamed in
+#: bounded pieces - ``bytes``, a binary file object, or an iterable of ``bytes``.
+Stdin = str | bytes | BinaryIO | Iterable[bytes] | None
+
+#: Bytes of a binary stdin per piece written into the session: what fap and the far shell hold at once.
+STREAM_CHUNK = 1024 * 1024
 
 # How long close() lets the session end by itself: a process the run left in
 # the background with the session's stdout open keeps ssh waiting for ever.
@@ -247,20 +254,22 @@ class Host:
         self,
         script: str,
         on_line: LineCallback | None = None,
-        stdin: str | None = None,
+        stdin: Stdin = None,
     ) -> Result:
         """Run ``script`` in a new ``sh`` (as ``sudo_user`` when set); stream lines to ``on_line(stream, line)``.
 
         The script and ``stdin`` reach the host as here-documents of the
         shell's input, never as an argument: a script of any size runs (see
-        :func:`command_text`).
+        :func:`command_text`). A binary ``stdin`` (bytes, a binary file, an
+        iterable of bytes) is streamed in pieces of :data:`STREAM_CHUNK`
+        bytes (see :func:`stream_text`): memory stays flat whatever its size.
         """
         if self._ssh is not None:
             return self._run_in_session(script, on_line, stdin)
         from plumbum import local
 
         # The same shell text as over ssh, read by a local ``sh`` from its stdin: no argument carries the script.
-        program = command_text(script, stdin, self._sudo_user, "FAP-" + secrets.token_hex(12))
+        program = command_pieces(script, stdin, self._sudo_user, "FAP-" + secrets.token_hex(12))
         process = local["sh"].popen(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -282,7 +291,7 @@ class Host:
             raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
         return Result(exit_code, "".join(stdout), "".join(stderr))
 
-    def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: str | None) -> Result:
+    def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: Stdin) -> Result:
         with self._run_lock:
             if self._cancelled and (self._session is None or self._session.dead):
                 # Killed by cancel(), not lost: the failure path still has to clean up here.
@@ -302,12 +311,89 @@ class Host:
                 raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
 
 
-def _feed(pipe: Any, text: str) -> None:
+def _feed(pipe: Any, pieces: Iterable[bytes]) -> None:
     try:
-        pipe.write(text.encode())
+        for piece in pieces:
+            pipe.write(piece)
         pipe.close()
     except OSError:
         pass
+
+
+def command_pieces(script: str, stdin: Stdin, sudo_user: str | None, tag: str) -> Iterator[bytes]:
+    """The shell input that runs ``script`` with ``stdin``, in pieces: :func:`command_text`, or :func:`stream_text`."""
+    if stdin is None or isinstance(stdin, str):
+        yield command_text(script, stdin, sudo_user, tag).encode()
+    else:
+        yield from stream_text(script, stdin, sudo_user, tag)
+
+
+def binary_pieces(stdin: bytes | BinaryIO | Iterable[bytes], size: int = STREAM_CHUNK) -> Iterator[bytes]:
+    """``stdin`` as pieces of at most ``size`` bytes (small ones joined): one file, one iterable, one ``bytes``."""
+    if isinstance(stdin, (bytes, bytearray, memoryview)):
+        data = bytes(stdin)
+        for start in range(0, len(data), size):
+            yield data[start:start + size]
+        return
+    read = getattr(stdin, "read", None)
+    if read is not None:
+        while True:
+            piece = read(size)
+            if not piece:
+                return
+            yield piece
+    pending = bytearray()
+    for piece in stdin:  # type: ignore[union-attr]
+        pending += piece
+        while len(pending) >= size:
+            yield bytes(pending[:size])
+            del pending[:size]
+    if pending:
+        yield bytes(pending)
+
+
+def stream_text(script: str, stdin: bytes | BinaryIO | Iterable[bytes], sudo_user: str | None, tag: str) -> Iterator[bytes]:
+    """Shell input, in pieces, that runs ``script`` with a binary ``stdin`` of any size, memory flat on both ends.
+
+    A here-document is read whole by the shell before its command starts,
+    so one holding the data would hold all of it. Instead the reading shell
+    (the session's own) starts the command in the background, its stdin a
+    FIFO in a private directory (``mktemp -d``), and then runs one short
+    command per piece, ``base64 -d`` of a here-document of at most
+    :data:`STREAM_CHUNK` bytes into that FIFO: the shell and fap hold one
+    piece at a time, and the command reads as the bytes arrive. The script
+    itself travels first on the same stream, with its length: the command
+    is ``sh -c 'eval "$(head -c N)"'`` (``head -c`` reads no further than
+    its count), so it is never an argument of any process and crosses
+    ``sudo``, which closes every descriptor above 2, like the data. When
+    the command ends early, the pieces left are decoded into the FIFO and
+    lost (``base64`` dies of SIGPIPE): the status is the command's. All the
+    session shell's own state is restored at the end: descriptor 4 closed,
+    its variables unset.
+    """
+    body = script if script.endswith("\n") else script + "\n"
+    code = body.encode()
+    boot = f"eval \"$(head -c {len(code)})\""
+    argv = ["sh", "-c", boot]
+    if sudo_user:
+        argv = ["sudo", "-n", "-H", "-u", sudo_user, "--", *argv]
+    var = "FAP_stream_" + secrets.token_hex(4)
+    yield (
+        f"{var}_d=$(mktemp -d \"${{TMPDIR:-/tmp}}/fap-stdin.XXXXXXXX\") && mkfifo -m 600 \"${var}_d/in\" && {var}_ok=1 || {var}_ok=\n"
+        f"if [ -n \"${var}_ok\" ]; then {quote_all(argv)} <\"${var}_d/in\" & {var}_pid=$!; exec 4>\"${var}_d/in\"; else exec 4>/dev/null; fi\n"
+    ).encode()
+    for piece in _with_head(code, binary_pieces(stdin)):
+        yield f"base64 -d >&4 2>/dev/null <<'{tag}-stdin'\n".encode() + _base64_lines(piece) + f"{tag}-stdin\n".encode()
+    yield (
+        "exec 4>&-\n"
+        f"if [ -n \"${var}_ok\" ]; then wait \"${var}_pid\"; {var}_s=$?; else echo 'fap: cannot make a FIFO for stdin' >&2; {var}_s=125; fi\n"
+        f"rm -rf \"${var}_d\"; unset {var}_d {var}_ok {var}_pid; eval \"unset {var}_s; (exit ${var}_s)\"\n"
+    ).encode()
+
+
+def _with_head(head: bytes, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    yield head
+    yield from pieces
 
 
 def _read(pipe: Any, sink: list[str], stream: str, on_line: LineCallback | None) -> None:
@@ -349,6 +435,11 @@ def command_text(script: str, stdin: str | None, sudo_user: str | None, tag: str
     if sudo_user:
         text = f"{quote_all(['sudo', '-n', '-H', '-u', sudo_user, '--', 'sh', '-s'])} <<'{end}-sudo'\n{text}{end}-sudo\n"
     return text
+
+
+def _then(pieces: Iterator[bytes], last: bytes) -> Iterator[bytes]:
+    yield from pieces
+    yield last
 
 
 class SessionLost(Exception):
@@ -396,9 +487,12 @@ class Session:
         self._lines.put((stream, None))
 
     def _send(self, text: str) -> bool:
+        return self._send_bytes(text.encode())
+
+    def _send_bytes(self, data: bytes) -> bool:
         try:
             assert self.process.stdin is not None
-            self.process.stdin.write(text.encode())
+            self.process.stdin.write(data)
             self.process.stdin.flush()
             return True
         except (OSError, ValueError):
@@ -429,7 +523,7 @@ class Session:
             self.kill()
         return " | ".join(errors) or f"ssh exited {self.process.returncode}"
 
-    def run(self, script: str, on_line: LineCallback | None, stdin: str | None, sudo_user: str | None = None) -> Result:
+    def run(self, script: str, on_line: LineCallback | None, stdin: Stdin, sudo_user: str | None = None) -> Result:
         """Run ``script`` (see :func:`command_text`); raise :class:`SessionLost` when the session ends first."""
         if self.dead:
             raise SessionLost(self._last_stderr)
@@ -446,16 +540,17 @@ class Session:
             raise SessionLost(self._last_stderr)
         self._count += 1
         marker = f"{self._token}-{self._count}"
-        text = (
-            command_text(script, stdin, sudo_user, marker)
-            + f"printf '\\n%s %s\\n' {marker} \"$?\"\n"
-            + f"printf '\\n%s\\n' {marker} >&2\n"
-        )
+        end = f"printf '\\n%s %s\\n' {marker} \"$?\"\n" + f"printf '\\n%s\\n' {marker} >&2\n"
         self.busy = True
         try:
-            if not self._send(text):
-                self.dead = True
-                raise SessionLost(self._drain_stderr())
+            # Output is queued by the pumps meanwhile: a long stdin never blocks the host on a full pipe.
+            pieces: Iterable[bytes] = _then(command_pieces(script, stdin, sudo_user, marker), end.encode())
+            if stdin is None or isinstance(stdin, str):
+                pieces = [b"".join(pieces)]  # one write, as a command always was
+            for piece in pieces:
+                if not self._send_bytes(piece):
+                    self.dead = True
+                    raise SessionLost(self._drain_stderr())
             return self._collect(marker, on_line)
         finally:
             self.busy = False
@@ -599,3 +694,9 @@ def ssh_settings_from(config: dict[str, Any] | Any, host: str, port: int | None,
 def quote_all(words: Sequence[str]) -> str:
     """Join ``words`` into one shell line, each quoted."""
     return " ".join(shlex.quote(word) for word in words)
+
+
+def _base64_lines(data: bytes, width: int = 65536) -> bytes:
+    """``data`` in base64, in long lines: the reading shell checks each line for the terminator."""
+    encoded = base64.b64encode(data)
+    return b"".join(encoded[i:i + width] + b"\n" for i in range(0, len(encoded), width))

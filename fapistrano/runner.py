@@ -143,8 +143,10 @@ class Runner:
         dry_run: bool = False,
         max_parallel: int = 20,
         lock_text: str = "",
+        project_dir: str | None = None,
     ) -> None:
         self.plugins = plugins
+        self.project_dir = project_dir  # deploy.yml's directory, for ctx.project_dir
         self.reporter = reporter
         self.masker = masker
         self.dry_run = dry_run
@@ -303,6 +305,7 @@ class Runner:
                 stopping=self.stopping,
                 host_state=member.state,
                 locked=member.locked,
+                project_dir=self.project_dir,
             )
             member.ctx = ctx
 
