@@ -177,7 +177,8 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
     try:
         runner.plugins.caller("fap_run_starting", _run_plugins(members))(run=run)
     except Exception as error:  # noqa: BLE001 - any plugin error aborts the run, named
-        return Outcome(False, 1, [describe(error, "")], release)
+        # Bad input a plugin finds before any host changed is exit 2, like any other (a ConfigError).
+        return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
     return None
 
 
