@@ -15,9 +15,10 @@ runs, side by side:
 
 Every deploy is checked (exit 0, the file byte-exact in ``current`` on every
 host) before it counts. Printed: median wall time of ``--runs`` runs per
-tool and N, and fap's ratio to the floor. With ``--rss-mb`` (default 1024)
-it then deploys a build of that size to one host and prints fap's peak
-resident memory (``ru_maxrss`` of the fap process).
+tool and N, fap's ratio to the floor and fap's own peak resident memory
+(``VmHWM`` of the fap process, its ssh children not counted). With
+``--rss-mb`` (default 1024) it then deploys a build of that size to one host
+and prints the same.
 
 Example (root, on a machine with sshd; everything stays on loopback)::
 
@@ -35,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -62,15 +64,28 @@ def deploy(fleet: Fleet, project: Path, names: list[str]) -> tuple[float, int]:
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "fapistrano", "deploy", "-s", "test", "-q"], cwd=project,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    output = process.stdout.read()
-    # wait4 reports the fap process's own peak, not its children's (ssh, sh).
-    _pid, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    peak = [0]
+    watcher = threading.Thread(target=_watch_peak, args=(process.pid, peak), daemon=True)
+    watcher.start()
+    output, _ = process.communicate(timeout=3600)
     seconds = time.perf_counter() - started
+    watcher.join()
     if process.returncode != 0:
         raise SystemExit(f"bench: fap deploy failed:\n{output.decode(errors='replace')}")
-    return seconds, usage.ru_maxrss
+    return seconds, peak[0]
+
+
+def _watch_peak(pid: int, peak: list[int]) -> None:
+    """fap's own peak resident memory (VmHWM, KiB), read until it exits: its ssh children are not counted."""
+    while True:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+        except OSError:
+            return
+        time.sleep(0.02)
 
 
 def check(fleet: Fleet, names: list[str], sha256: str) -> None:

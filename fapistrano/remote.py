@@ -78,7 +78,7 @@ LineCallback = Callable[[str, str], None]
 Stdin = str | bytes | BinaryIO | Iterable[bytes] | None
 
 #: Bytes of a binary stdin per piece written into the session: what fap and the far shell hold at once.
-STREAM_CHUNK = 1024 * 1024
+STREAM_CHUNK = 512 * 1024
 
 # How long close() lets the session end by itself: a process the run left in
 # the background with the session's stdout open keeps ssh waiting for ever.
@@ -382,8 +382,12 @@ def stream_text(script: str, stdin: bytes | BinaryIO | Iterable[bytes], sudo_use
         f"{var}_d=$(mktemp -d \"${{TMPDIR:-/tmp}}/fap-stdin.XXXXXXXX\") && mkfifo -m 600 \"${var}_d/in\" && {var}_ok=1 || {var}_ok=\n"
         f"if [ -n \"${var}_ok\" ]; then {quote_all(argv)} <\"${var}_d/in\" & {var}_pid=$!; exec 4>\"${var}_d/in\"; else exec 4>/dev/null; fi\n"
     ).encode()
+    start, end = f"base64 -d >&4 2>/dev/null <<'{tag}-stdin'\n".encode(), f"{tag}-stdin\n".encode()
     for piece in _with_head(code, binary_pieces(stdin)):
-        yield f"base64 -d >&4 2>/dev/null <<'{tag}-stdin'\n".encode() + _base64_lines(piece) + f"{tag}-stdin\n".encode()
+        # Written as they are made: one piece and its base64 at a time per host, no joined copies.
+        yield start
+        yield from _base64_lines(piece)
+        yield end
     yield (
         "exec 4>&-\n"
         f"if [ -n \"${var}_ok\" ]; then wait \"${var}_pid\"; {var}_s=$?; else echo 'fap: cannot make a FIFO for stdin' >&2; {var}_s=125; fi\n"
@@ -696,7 +700,8 @@ def quote_all(words: Sequence[str]) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
-def _base64_lines(data: bytes, width: int = 65536) -> bytes:
+def _base64_lines(data: bytes, width: int = 65536) -> Iterator[bytes]:
     """``data`` in base64, in long lines: the reading shell checks each line for the terminator."""
     encoded = base64.b64encode(data)
-    return b"".join(encoded[i:i + width] + b"\n" for i in range(0, len(encoded), width))
+    for start in range(0, len(encoded), width):
+        yield encoded[start:start + width] + b"\n"
