@@ -81,30 +81,30 @@ def test_a_failed_build_changes_nothing_and_shows_its_last_lines(fap_fleet, fap_
     assert_nothing_changed(fap_fleet, before)
 
 
-DAMAGING_BASE64 = """#!/bin/sh
-# base64 on a damaged link: the data streamed into a FIFO (an upload, after its script) arrives with bytes changed.
-fifo=$(readlink /proc/$$/fd/1)
-case "$fifo" in
-  */fap-stdin.*/in) if [ -e "$fifo.script-seen" ]; then tr A B | {real} "$@"; exit $?; fi; : > "$fifo.script-seen" ;;
-esac
+DAMAGING_HEAD = """#!/bin/sh
+# head on a damaged link: a long read of counted bytes (an upload's, past its first 4 KiB) arrives with bytes changed.
+if [ "$1" = -c ] && [ "$#" = 2 ] && [ "$2" -gt 100000 ] 2>/dev/null; then
+    {real} -c 4096 && {real} -c $(($2 - 4096)) | tr A B
+    exit $?
+fi
 exec {real} "$@"
 """
 
 
 @pytest.fixture
 def damage_host2(fap_fleet) -> Iterator[Callable[[], None]]:
-    """Call it, and host2's ``base64`` changes the bytes of every upload on the way; the other hosts are fine."""
+    """Call it, and host2 changes the bytes of every upload on the way; the other hosts are fine."""
     www = fap_fleet.app_dir("host2").parent  # /home/deploy/www, this machine's view of it
-    real = www / ".real-base64"
-    shutil.copy2(shutil.which("base64"), real)
-    (www / ".damaging-base64").write_text(DAMAGING_BASE64.format(real="/home/deploy/www/.real-base64"))
-    (www / ".damaging-base64").chmod(0o755)
+    real = shutil.which("head")
+    shutil.copy2(real, www / ".real-head")
+    (www / ".damaging-head").write_text(DAMAGING_HEAD.format(real="/home/deploy/www/.real-head"))
+    (www / ".damaging-head").chmod(0o755)
     mounts = []
 
     def damage() -> None:
-        mounted = fap_fleet.in_host("host2", ["mount", "--bind", "/home/deploy/www/.damaging-base64", shutil.which("base64")])
+        mounted = fap_fleet.in_host("host2", ["mount", "--bind", "/home/deploy/www/.damaging-head", real])
         assert mounted.returncode == 0, mounted.stderr
-        mounts.append(shutil.which("base64"))
+        mounts.append(real)
 
     try:
         yield damage
