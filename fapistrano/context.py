@@ -154,8 +154,10 @@ class Context:
         ``stdin`` is what the command reads on its standard input: a ``str``
         (sent whole, as text), or binary data of any size — ``bytes``, a
         binary file object (``open(path, "rb")``) or an iterable of ``bytes``
-        — streamed through the host's one connection in pieces of 512 KiB, so
-        memory stays flat on both ends whatever the size. The command starts
+        — streamed through the host's one connection as it is read (over SSH
+        the bytes as they are, counted by ``head -c`` on the host; with
+        ``connection: local`` in base64 pieces of 512 KiB), so memory stays
+        flat on both ends whatever the size. The command starts
         while the data arrives; when it exits before reading it all, the rest
         is discarded and its exit status is what counts. A file object is read
         from its current position to its end (give each host its own).
