@@ -18,6 +18,7 @@ import stat
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from fapistrano import FapError
 from fapistrano.errors import ConfigError
@@ -164,7 +165,29 @@ def pack(source: str, patterns: Sequence[str], directory: str) -> Packed:
         return Packed(source, digest, size, files, size, "-z" if gzip else "")
     entries = list(scan(source, patterns))
     fd, path = _new_file(directory)
-    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+    with os.fdopen(fd, "wb") as raw:
+        hashing = _Hashing(raw)
+        _write_tar(entries, hashing)
+    files = sum(1 for entry in entries if entry.kind == "file")
+    return Packed(path, hashing.digest.hexdigest(), hashing.size, files, sum(entry.size for entry in entries))
+
+
+class _Hashing:
+    """A binary file that hashes what is written to it: the tar is hashed as it is made, not read again."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+
+def _write_tar(entries: Sequence[Entry], stream: Any) -> None:
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as archive:
         for entry in entries:
             info = archive.gettarinfo(entry.path, arcname=entry.name)
             # Owners belong to this machine: the hosts' files belong to whoever unpacks them.
@@ -175,9 +198,6 @@ def pack(source: str, patterns: Sequence[str], directory: str) -> Packed:
                     archive.addfile(info, content)
             else:
                 archive.addfile(info)
-    digest, size = _hash(path)
-    files = sum(1 for entry in entries if entry.kind == "file")
-    return Packed(path, digest, size, files, sum(entry.size for entry in entries))
 
 
 def _new_file(directory: str) -> tuple[int, str]:
