@@ -124,3 +124,42 @@ def test_check_says_whether_the_build_program_is_found_or_the_source_exists(fap_
     fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "dist"})
     result = fap_run(["check", "-s", "test"], cwd=fap_local.root)
     assert result.exit_code != 0 and "dist: no such file or directory" in result.output
+
+
+def test_excludes_match_the_relative_path_or_the_base_name(fap_local, fap_run):
+    for name in ("app/static/site.js", "app/static/site.js.map", "app/keep.map", "app/__pycache__/m.pyc", "docs/x.md"):
+        (fap_local.root / "dist" / name).parent.mkdir(parents=True, exist_ok=True)
+        (fap_local.root / "dist" / name).write_text(name)
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "dist",
+                                "upload_exclude": ["app/static/*.map", "__pycache__", "docs"]})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    release = release_dir(fap_local)
+    assert sorted(str(p.relative_to(release)) for p in release.rglob("*") if p.is_file()) == [
+        "app/keep.map", "app/static/site.js"]
+
+
+def test_an_archive_with_a_member_outside_the_release_is_refused(fap_local, fap_run):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("../escaped")
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"x\n"))
+    (fap_local.root / "app.tar").write_bytes(buffer.getvalue())
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "app.tar"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 1
+    assert "member ../escaped would land outside the release" in result.output
+    assert fap_local.releases() == [] and not (fap_local.path / "releases" / "escaped").exists()
+
+
+def test_the_readme_lists_every_setting():
+    from fapistrano_upload import fap_settings
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for setting in fap_settings():
+        assert f"| `{setting.name}` |" in readme, setting.name
