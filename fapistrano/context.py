@@ -10,7 +10,7 @@ from fapistrano.config import Target
 from fapistrano.errors import CommandFailed, Interrupted
 from fapistrano.layout import HostState
 from fapistrano.masking import Masker
-from fapistrano.remote import Host
+from fapistrano.remote import Host, Stdin
 from fapistrano.ui import Event, Reporter
 
 
@@ -38,6 +38,7 @@ class Context:
         host_state: HostState | None = None,
         locked: bool = False,
         revision_hook: Callable[..., str | None] | None = None,
+        project_dir: str | None = None,
     ) -> None:
         found = host_state or HostState()
         self.target = target
@@ -92,6 +93,14 @@ class Context:
         #: A dict for a plugin's own per-host state across phases; prefix keys
         #: with the plugin's name.
         self.state: dict[str, Any] = {}
+        #: The run's :attr:`fapistrano.Run.state` (one dict shared by every host of a
+        #: ``fap deploy``, ``rollback`` or ``restart``): what a ``fap_run_starting``
+        #: prepared for the phases (an artifact built once). Read it; write only
+        #: in ``fap_run_starting``. An empty dict in the other commands.
+        self.run_state: dict[str, Any] = {}
+        #: deploy.yml's directory on the machine running fap (absolute): where a
+        #: plugin resolves relative local paths. ``None`` when not known.
+        self.project_dir = project_dir
         self.stopping = stopping  # a threading.Event set on Ctrl-C: start no new command
         self.commands_run = 0
         self._connection = connection
@@ -127,7 +136,7 @@ class Context:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         readonly: bool = False,
-        stdin: str | None = None,
+        stdin: Stdin = None,
         show_output: bool = False,
     ) -> str:
         """Run shell text ``command`` on the host as the deploy user; return its stdout.
@@ -143,6 +152,17 @@ class Context:
         read at every run (a migration's summary, a build's warnings): its
         lines are shown like :meth:`log` lines — masked, printed at normal
         verbosity, hidden by ``-q``, recorded by ``--log-json``.
+
+        ``stdin`` is what the command reads on its standard input: a ``str``
+        (sent whole, as text), or binary data of any size — ``bytes``, a
+        binary file object (``open(path, "rb")``) or an iterable of ``bytes``
+        — streamed through the host's one connection as it is read (over SSH
+        the bytes as they are, counted by ``head -c`` on the host; with
+        ``connection: local`` in base64 pieces of 512 KiB), so memory stays
+        flat on both ends whatever the size. The command starts
+        while the data arrives; when it exits before reading it all, the rest
+        is discarded and its exit status is what counts. A file object is read
+        from its current position to its end (give each host its own).
 
         A non-zero exit raises :class:`fapistrano.CommandFailed` with the
         host, the command's exit status, the command (masked) and the tails

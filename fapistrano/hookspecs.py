@@ -196,8 +196,12 @@ def fap_run_starting(run: Run) -> None:
     **Raising aborts the run with nothing changed**: no phase runs on any
     host, the locks are released, ``fap_run_finished`` is still called (with
     ``run.ok`` false), and fap exits 1 printing the error as one line
-    (``fap: error: <plugin>: <message>``). Raise :class:`fapistrano.FapError`
-    with a message the operator can act on.
+    (``fap: error: <plugin>: <message>``); 2 for a
+    :class:`fapistrano.errors.ConfigError` (a setting that cannot work). Raise
+    :class:`fapistrano.FapError` with a message the operator can act on.
+
+    What it leaves in ``run.state`` every host's phases read as
+    ``ctx.run_state``: build and pack once here, send in ``updating``.
 
     :param run: the run (a :class:`fapistrano.Run`): ``command``,
         ``release``, ``hosts``, ``targets``, ``config``, ``dry_run``, and

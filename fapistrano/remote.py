@@ -21,13 +21,14 @@ import queue
 import secrets
 import shlex
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from fapistrano.errors import CommandKilled, FapError, HostUnreachable
 
@@ -72,6 +73,13 @@ class SshSettings:
 
 
 LineCallback = Callable[[str, str], None]
+
+#: What a command may read on its stdin: text (sent whole), or bytes of any size streamed in
+#: bounded pieces - ``bytes``, a binary file object, or an iterable of ``bytes``.
+Stdin = str | bytes | BinaryIO | Iterable[bytes] | None
+
+#: Bytes of a binary stdin per piece written into the session: what fap and the far shell hold at once.
+STREAM_CHUNK = 512 * 1024
 
 # How long close() lets the session end by itself: a process the run left in
 # the background with the session's stdout open keeps ssh waiting for ever.
@@ -247,20 +255,22 @@ class Host:
         self,
         script: str,
         on_line: LineCallback | None = None,
-        stdin: str | None = None,
+        stdin: Stdin = None,
     ) -> Result:
         """Run ``script`` in a new ``sh`` (as ``sudo_user`` when set); stream lines to ``on_line(stream, line)``.
 
         The script and ``stdin`` reach the host as here-documents of the
         shell's input, never as an argument: a script of any size runs (see
-        :func:`command_text`).
+        :func:`command_text`). A binary ``stdin`` (bytes, a binary file, an
+        iterable of bytes) is streamed in pieces of :data:`STREAM_CHUNK`
+        bytes (see :func:`stream_text`): memory stays flat whatever its size.
         """
         if self._ssh is not None:
             return self._run_in_session(script, on_line, stdin)
         from plumbum import local
 
         # The same shell text as over ssh, read by a local ``sh`` from its stdin: no argument carries the script.
-        program = command_text(script, stdin, self._sudo_user, "FAP-" + secrets.token_hex(12))
+        program = command_pieces(script, stdin, self._sudo_user, "FAP-" + secrets.token_hex(12))
         process = local["sh"].popen(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -282,7 +292,7 @@ class Host:
             raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
         return Result(exit_code, "".join(stdout), "".join(stderr))
 
-    def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: str | None) -> Result:
+    def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: Stdin) -> Result:
         with self._run_lock:
             if self._cancelled and (self._session is None or self._session.dead):
                 # Killed by cancel(), not lost: the failure path still has to clean up here.
@@ -302,12 +312,160 @@ class Host:
                 raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
 
 
-def _feed(pipe: Any, text: str) -> None:
+def _feed(pipe: Any, pieces: Iterable[bytes]) -> None:
     try:
-        pipe.write(text.encode())
+        for piece in pieces:
+            pipe.write(piece)
         pipe.close()
     except OSError:
         pass
+
+
+def command_pieces(script: str, stdin: Stdin, sudo_user: str | None, tag: str) -> Iterator[bytes]:
+    """The shell input that runs ``script`` with ``stdin``, in pieces: :func:`command_text`, or :func:`stream_text`."""
+    if stdin is None or isinstance(stdin, str):
+        yield command_text(script, stdin, sudo_user, tag).encode()
+    else:
+        yield from stream_text(script, stdin, sudo_user, tag)
+
+
+def binary_pieces(stdin: bytes | BinaryIO | Iterable[bytes], size: int = STREAM_CHUNK) -> Iterator[bytes]:
+    """``stdin`` as pieces of at most ``size`` bytes (small ones joined): one file, one iterable, one ``bytes``."""
+    if isinstance(stdin, (bytes, bytearray, memoryview)):
+        data = bytes(stdin)
+        for start in range(0, len(data), size):
+            yield data[start:start + size]
+        return
+    read = getattr(stdin, "read", None)
+    if read is not None:
+        while True:
+            piece = read(size)
+            if not piece:
+                return
+            yield piece
+    pending = bytearray()
+    for piece in stdin:  # type: ignore[union-attr]
+        pending += piece
+        while len(pending) >= size:
+            yield bytes(pending[:size])
+            del pending[:size]
+    if pending:
+        yield bytes(pending)
+
+
+def stream_text(script: str, stdin: bytes | BinaryIO | Iterable[bytes], sudo_user: str | None, tag: str) -> Iterator[bytes]:
+    """Shell input, in pieces, that runs ``script`` with a binary ``stdin`` of any size, memory flat on both ends.
+
+    A here-document is read whole by the shell before its command starts,
+    so one holding the data would hold all of it. Instead the reading shell
+    starts the command in the background, its stdin a FIFO in a private
+    directory (see :func:`stream_start`), and then runs one short command
+    per piece, ``base64 -d`` of a here-document of at most
+    :data:`STREAM_CHUNK` bytes into that FIFO: the shell and fap hold one
+    piece at a time, and the command reads as the bytes arrive. When the
+    command ends early, the pieces left are decoded into the FIFO and lost
+    (``base64`` dies of SIGPIPE): the status is the command's.
+
+    This is the form any ``sh`` reading a pipe can run; over ssh a session
+    sends the bytes as they are instead (:meth:`Session.run`), which no
+    shell parses.
+    """
+    code = _script_bytes(script)
+    var = "FAP_stream_" + secrets.token_hex(4)
+    yield stream_start(len(code), sudo_user, var)
+    start, end = f"base64 -d >&4 2>/dev/null <<'{tag}-stdin'\n".encode(), f"{tag}-stdin\n".encode()
+    for piece in _with_head(code, binary_pieces(stdin)):
+        # Written as they are made: one piece and its base64 at a time per host, no joined copies.
+        yield start
+        yield from _base64_lines(piece)
+        yield end
+    yield stream_end(var)
+
+
+def _script_bytes(script: str) -> bytes:
+    return (script if script.endswith("\n") else script + "\n").encode()
+
+
+def stream_start(script_size: int, sudo_user: str | None, var: str) -> bytes:
+    """Shell text that starts a command reading its script, then its stdin, from a FIFO written on descriptor 4.
+
+    The command runs in the background of the reading shell, its stdin a
+    FIFO in a private directory (``mktemp -d``). The script travels first on
+    that stream, with its length: the command is ``sh -c 'eval "$(head -c
+    N)"'`` (``head -c`` reads no further than its count), so the script is
+    never an argument of any process, whatever its size, and crosses
+    ``sudo`` (which closes every descriptor above 2) like the data.
+    ``var`` prefixes the reading shell's variables; :func:`stream_end`
+    closes descriptor 4, waits for the command, removes the directory,
+    unsets them and leaves the command's status in ``$?``.
+    """
+    argv = ["sh", "-c", f"eval \"$(head -c {script_size})\""]
+    if sudo_user:
+        argv = ["sudo", "-n", "-H", "-u", sudo_user, "--", *argv]
+    return (
+        f"{var}_d=$(mktemp -d \"${{TMPDIR:-/tmp}}/fap-stdin.XXXXXXXX\") && mkfifo -m 600 \"${var}_d/in\" && {var}_ok=1 || {var}_ok=\n"
+        f"if [ -n \"${var}_ok\" ]; then {quote_all(argv)} <\"${var}_d/in\" & {var}_pid=$!; exec 4>\"${var}_d/in\"; else exec 4>/dev/null; fi\n"
+    ).encode()
+
+
+def stream_end(var: str) -> bytes:
+    """See :func:`stream_start`."""
+    return (
+        "exec 4>&-\n"
+        f"if [ -n \"${var}_ok\" ]; then wait \"${var}_pid\"; {var}_s=$?; else echo 'fap: cannot make a FIFO for stdin' >&2; {var}_s=125; fi\n"
+        f"rm -rf \"${var}_d\"; unset {var}_d {var}_ok {var}_pid; eval \"unset {var}_s; (exit ${var}_s)\"\n"
+    ).encode()
+
+
+def raw_chunks(code: bytes, stdin: bytes | BinaryIO | Iterable[bytes]) -> Iterator[tuple[int, Iterator[bytes]]]:
+    """The script, then ``stdin``, as ``(size, pieces)`` chunks whose size is known before they are sent.
+
+    A regular file, ``bytes`` or an in-memory file is one chunk of script and
+    data together; any other stream is one chunk per piece of at most
+    :data:`STREAM_CHUNK` bytes. A file that shrinks while it is read is
+    padded with zero bytes, and one that grows is cut, to the size announced:
+    the far side counts bytes, and the data must never be read as commands.
+    """
+    size = _known_size(stdin)
+    if size is None:
+        yield len(code), iter([code])
+        for piece in binary_pieces(stdin):
+            yield len(piece), iter([piece])
+        return
+    yield len(code) + size, _with_head(code, _exactly(binary_pieces(stdin), size))
+
+
+def _known_size(stdin: Any) -> int | None:
+    if isinstance(stdin, (bytes, bytearray, memoryview)):
+        return len(stdin)
+    if hasattr(stdin, "getbuffer") and hasattr(stdin, "tell"):
+        return stdin.getbuffer().nbytes - stdin.tell()
+    try:
+        info = os.fstat(stdin.fileno())
+        if stat.S_ISREG(info.st_mode):
+            return max(0, info.st_size - stdin.tell())
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
+
+
+def _exactly(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
+    left = size
+    for piece in pieces:
+        if left <= 0:
+            return
+        piece = piece[:left]
+        left -= len(piece)
+        yield piece
+    while left > 0:
+        pad = min(left, STREAM_CHUNK)
+        left -= pad
+        yield bytes(pad)
+
+
+def _with_head(head: bytes, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    yield head
+    yield from pieces
 
 
 def _read(pipe: Any, sink: list[str], stream: str, on_line: LineCallback | None) -> None:
@@ -396,9 +554,12 @@ class Session:
         self._lines.put((stream, None))
 
     def _send(self, text: str) -> bool:
+        return self._send_bytes(text.encode())
+
+    def _send_bytes(self, data: bytes) -> bool:
         try:
             assert self.process.stdin is not None
-            self.process.stdin.write(text.encode())
+            self.process.stdin.write(data)
             self.process.stdin.flush()
             return True
         except (OSError, ValueError):
@@ -429,7 +590,7 @@ class Session:
             self.kill()
         return " | ".join(errors) or f"ssh exited {self.process.returncode}"
 
-    def run(self, script: str, on_line: LineCallback | None, stdin: str | None, sudo_user: str | None = None) -> Result:
+    def run(self, script: str, on_line: LineCallback | None, stdin: Stdin, sudo_user: str | None = None) -> Result:
         """Run ``script`` (see :func:`command_text`); raise :class:`SessionLost` when the session ends first."""
         if self.dead:
             raise SessionLost(self._last_stderr)
@@ -446,21 +607,61 @@ class Session:
             raise SessionLost(self._last_stderr)
         self._count += 1
         marker = f"{self._token}-{self._count}"
-        text = (
-            command_text(script, stdin, sudo_user, marker)
-            + f"printf '\\n%s %s\\n' {marker} \"$?\"\n"
-            + f"printf '\\n%s\\n' {marker} >&2\n"
-        )
+        end = f"printf '\\n%s %s\\n' {marker} \"$?\"\n" + f"printf '\\n%s\\n' {marker} >&2\n"
         self.busy = True
         try:
-            if not self._send(text):
-                self.dead = True
-                raise SessionLost(self._drain_stderr())
-            return self._collect(marker, on_line)
+            early: list[tuple[str, str | None]] = []
+            if stdin is None or isinstance(stdin, str):
+                self._send_or_lose(command_text(script, stdin, sudo_user, marker) + end)
+            else:
+                self._send_raw(script, stdin, sudo_user, marker, early)
+                self._send_or_lose(end)
+            return self._collect(marker, on_line, early)
         finally:
             self.busy = False
 
-    def _collect(self, marker: str, on_line: LineCallback | None) -> Result:
+    def _send_or_lose(self, data: str | bytes) -> None:
+        if not self._send_bytes(data.encode() if isinstance(data, str) else data):
+            self.dead = True
+            raise SessionLost(self._drain_stderr())
+
+    def _send_raw(self, script: str, stdin: bytes | BinaryIO | Iterable[bytes], sudo_user: str | None, marker: str,
+                  early: list[tuple[str, str | None]]) -> None:
+        """Send a binary stdin as it is: no base64, and no shell parses it.
+
+        The command starts as in :func:`stream_start`. Then for each chunk of
+        known size N the session's shell runs ``head -c N`` into the FIFO —
+        ``head`` reads no further than its count — once it has said it is
+        about to (a line ``<marker>-go-<k>``): the shell read its command
+        line before saying so, and nothing more was there to read, so the N
+        bytes that follow reach ``head`` and only ``head``, never the shell
+        as commands. When the command stops reading early, ``cat`` drains the
+        rest of the chunk. Output lines seen meanwhile are kept in ``early``
+        for :meth:`_collect`.
+        """
+        code = _script_bytes(script)
+        var = "FAP_stream_" + secrets.token_hex(4)
+        self._send_or_lose(stream_start(len(code), sudo_user, var))
+        for number, (size, pieces) in enumerate(raw_chunks(code, stdin), start=1):
+            go = f"{marker}-go-{number}"
+            self._send_or_lose(f"printf '%s\\n' {go}; head -c {size} | {{ cat >&4 2>/dev/null; cat >/dev/null; }}\n")
+            self._wait_line("stdout", go, early)
+            for piece in pieces:
+                self._send_or_lose(piece)
+        self._send_or_lose(stream_end(var))
+
+    def _wait_line(self, stream: str, text: str, early: list[tuple[str, str | None]]) -> None:
+        while True:
+            got, line = self._lines.get()
+            if line is None:
+                self._ended.add(got)
+                self.dead = True
+                raise SessionLost(self._drain_stderr([entry for source, entry in early if source == "stderr" and entry]))
+            if got == stream and line.rstrip("\n") == text:
+                return
+            early.append((got, line))
+
+    def _collect(self, marker: str, on_line: LineCallback | None, early: Sequence[tuple[str, str | None]] = ()) -> Result:
         sinks: dict[str, list[str]] = {"stdout": [], "stderr": []}
         held = {"stdout": False, "stderr": False}
         code: int | None = None
@@ -476,8 +677,9 @@ class Session:
                 except BaseException as error:  # noqa: BLE001 - read up to the marker first, or the session desyncs
                     failure = error
 
+        seen = list(early)
         while code is None or not stderr_done:
-            stream, line = self._lines.get()
+            stream, line = seen.pop(0) if seen else self._lines.get()
             if line is None:
                 self._ended.add(stream)
                 self.dead = True
@@ -599,3 +801,10 @@ def ssh_settings_from(config: dict[str, Any] | Any, host: str, port: int | None,
 def quote_all(words: Sequence[str]) -> str:
     """Join ``words`` into one shell line, each quoted."""
     return " ".join(shlex.quote(word) for word in words)
+
+
+def _base64_lines(data: bytes, width: int = 65536) -> Iterator[bytes]:
+    """``data`` in base64, in long lines: the reading shell checks each line for the terminator."""
+    encoded = base64.b64encode(data)
+    for start in range(0, len(encoded), width):
+        yield encoded[start:start + width] + b"\n"

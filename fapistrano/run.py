@@ -62,6 +62,9 @@ class Run:
         ``%(host)s`` is left as written).
     ``dry_run``
         ``True`` under ``--dry-run``: nothing is changed on any host.
+    ``project_dir``
+        deploy.yml's directory (absolute), where a build runs and relative
+        local paths are resolved; ``None`` when not known.
     ``ok``, ``outcome``, ``error``
         In ``fap_run_finished``: whether every host is done (a bool), how the
         run ended (a :class:`RunOutcome`: ``"ok"``, ``"failed"``, ``"partial"``,
@@ -70,7 +73,9 @@ class Run:
         ``fap_run_starting`` ``ok`` is ``False``, ``outcome`` and ``error`` ``None``.
     ``state``
         A dict a plugin may keep its own state in, from ``fap_run_starting``
-        to ``fap_run_finished``; prefix keys with the plugin's name.
+        to ``fap_run_finished``; prefix keys with the plugin's name. The phase
+        hooks read it as ``ctx.run_state``: what ``fap_run_starting`` prepared
+        for every host (an artifact built once).
     ``mask(text)``
         ``text`` with every secret of the run hidden, as fap prints it: apply
         it to what a plugin sends elsewhere (a chat message quoting
@@ -81,12 +86,14 @@ class Run:
     """
 
     def __init__(self, command: str, hosts: tuple[str, ...], targets: tuple[RunTarget, ...], config: Mapping[str, Any], *,
-                 dry_run: bool = False, reporter: Reporter | None = None, masker: Masker | None = None) -> None:
+                 dry_run: bool = False, reporter: Reporter | None = None, masker: Masker | None = None,
+                 project_dir: str | None = None) -> None:
         self.command = command
         self.hosts = hosts
         self.targets = targets
         self.config = config
         self.dry_run = dry_run
+        self.project_dir = project_dir
         self.release: str | None = None
         self.ok = False
         self.outcome: RunOutcome | None = None

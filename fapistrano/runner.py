@@ -154,8 +154,10 @@ class Runner:
         dry_run: bool = False,
         max_parallel: int = 20,
         lock_text: str = "",
+        project_dir: str | None = None,
     ) -> None:
         self.plugins = plugins
+        self.project_dir = project_dir  # deploy.yml's directory, for ctx.project_dir
         self.reporter = reporter
         self.masker = masker
         self.dry_run = dry_run
@@ -315,6 +317,7 @@ class Runner:
                 host_state=member.state,
                 locked=member.locked,
                 revision_hook=self.plugins.caller("fap_release_revision", target.plugins),
+                project_dir=self.project_dir,
             )
             member.ctx = ctx
 

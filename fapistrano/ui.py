@@ -232,8 +232,8 @@ class PlainReporter(Reporter):
                 self._line(None, None, line)
             if not verbose:
                 return
-        if self.plan is not None and kind == "log" and not verbose:
-            return  # a plugin's log says what it did ("linked …"): in a dry run it did nothing
+        if self.plan is not None and kind == "log" and not verbose and not event.message.startswith("would "):
+            return  # a plugin's log says what it did ("linked …"): in a dry run it did nothing; "would …" says what it would
         if kind == "error" or (kind == "phase" and event.status == "failed"):
             self._line(event.host, event.phase, f"FAILED: {event.message}" if kind == "phase" else event.message, "red")
         elif self.verbosity <= QUIET:
@@ -311,8 +311,8 @@ class LiveReporter(Reporter):
         if self.plan is not None and event.kind == "phase_done" and self.verbosity > QUIET:
             for line in self.plan.phase_lines(event.phase or ""):
                 self.console.print(line, markup=False, highlight=False, soft_wrap=True)
-        elif self.plan is not None and event.kind == "log" and self.verbosity < VERBOSE:
-            return  # a plugin's log says what it did ("linked …"): in a dry run it did nothing
+        elif self.plan is not None and event.kind == "log" and self.verbosity < VERBOSE and not event.message.startswith("would "):
+            return  # a plugin's log says what it did ("linked …"): in a dry run it did nothing; "would …" says what it would
         if event.kind == "run":
             self.console.print(event.message, style="bold", markup=False, highlight=False)
         elif event.kind == "error" or (event.kind == "phase" and event.status == "failed"):

@@ -31,7 +31,8 @@ from fapistrano.config import CORE_SETTINGS, DeployFile, declared_settings, host
 from fapistrano.plugins import Plugins  # noqa: E402
 
 #: The bundled plugins DESIGN.md promises, by entry point name.
-BUNDLED = ("fapistrano.git", "fapistrano.curl", "fapistrano.virtualenv", "fapistrano.supervisorctl", "fapistrano.slack")
+BUNDLED = ("fapistrano.git", "fapistrano.curl", "fapistrano.virtualenv", "fapistrano.supervisorctl", "fapistrano.slack",
+           "fapistrano.upload")
 
 
 def spec_functions() -> dict[str, object]:

@@ -146,3 +146,22 @@ def test_a_run_step_of_hooks_runs_as_the_sudo_user(
         made = fap_fleet.current_dir(host) / "whoami"
         assert made.read_text() == "app from .env\n"
         assert made.stat().st_uid == app_user.pw_uid
+
+
+def test_a_binary_stdin_streams_to_a_command_run_as_sudo_user(fap_fleet: Any, app_user: pwd.struct_passwd) -> None:
+    import hashlib
+    import tempfile
+
+    from fapistrano.remote import Host, SshSettings
+
+    ssh = SshSettings(host="host1", user="deploy", port=None, ssh_config=str(fap_fleet.ssh_config), ssh_options=(),
+                      connect_timeout=10)
+    host = Host("host1", ssh, sudo_user="app", control_dir=tempfile.mkdtemp(prefix="fap-t-"))
+    host.connect()
+    try:
+        data = os.urandom(3 * 1024 * 1024 + 5)
+        result = host.run("id -un; sha256sum | cut -d' ' -f1; exit 5", stdin=data)
+        assert (result.exit_code, result.stdout) == (5, f"app\n{hashlib.sha256(data).hexdigest()}\n"), result.stderr
+        assert host.run("id -un").stdout == "app\n"
+    finally:
+        host.close()

@@ -168,6 +168,7 @@ def make_run(command: str, members: Sequence[Member], config: dict[str, Any], dr
         dry_run=dry_run,
         reporter=runner.reporter,
         masker=runner.masker,
+        project_dir=runner.project_dir,
     )
 
 
@@ -180,10 +181,14 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
     """``fap_run_starting``: hosts connected, locked and probed, none changed. A refusal is the run's outcome."""
     run.release = release
     run.targets = tuple(_resolved(target, members) for target in run.targets)
+    for member in members:
+        if member.ctx is not None:
+            member.ctx.run_state = run.state  # what fap_run_starting prepares, every host's phases read
     try:
         runner.plugins.caller("fap_run_starting", _run_plugins(members))(run=run)
     except Exception as error:  # noqa: BLE001 - any plugin error aborts the run, named
-        return Outcome(False, 1, [describe(error, "")], release)
+        # Bad input a plugin finds before any host changed is exit 2, like any other (a ConfigError).
+        return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
     return None
 
 

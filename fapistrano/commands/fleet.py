@@ -181,7 +181,8 @@ class Fleet:
         # Every event passes the masker on its way to any output: the one boundary secrets cannot cross.
         self.reporter = MaskingReporter(Fanout(reporters), self.masker)
         self.runner = Runner(plugins, self.reporter, self.masker, dry_run=options.dry_run,
-                             max_parallel=self.max_parallel, lock_text=lock_owner_text(f"fap {command}"))
+                             max_parallel=self.max_parallel, lock_text=lock_owner_text(f"fap {command}"),
+                             project_dir=str(self._deployfile.path.parent.resolve()))
         self.app = self.roles[0].values.get("app_name") or "the application"
         first = members[0].target.config if members else {"batch_size": 0, "max_fail": "0"}
         # Run-wide settings: one value for the whole fleet run (the top level or the command line sets them).

@@ -1,0 +1,1 @@
+"""The example application: says where it runs."""

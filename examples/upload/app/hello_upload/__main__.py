@@ -1,0 +1,3 @@
+import socket
+
+print(f"hello from {socket.gethostname()}, installed from a wheel")

@@ -1,0 +1,128 @@
+"""fapistrano.upload on the real SSH fleet: one build, byte-exact on every host, and failures that switch no host."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.fleet
+
+BUILD = ("echo building >> BUILD_LOG && rm -rf dist && mkdir -p dist/app/static"
+         " && head -c 5000000 /dev/urandom > dist/app/static/big.bin && printf 'print(42)\\n' > dist/app/main.py"
+         " && printf '#!/bin/sh\\nexec python3 -m app\\n' > dist/run && chmod 755 dist/run && ln -s app/main.py dist/entry")
+
+
+def sums(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by relative path (links read as their target text)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        relative = str(path.relative_to(root))
+        if path.is_symlink():
+            found[relative] = "-> " + os.readlink(path)
+        elif path.is_file():
+            found[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def deploy(fleet, fap_run, directory: Path, extra: dict[str, object], *args: str):
+    fleet.write_deployfile(directory, {"plugins": ["fapistrano.upload"], **extra})
+    return fap_run(["deploy", "-s", "test", *args], cwd=directory)
+
+
+def test_a_build_shipped_to_every_host_arrives_byte_exact_and_is_built_once(fap_fleet, fap_run, tmp_path):
+    result = deploy(fap_fleet, fap_run, tmp_path, {"upload_build": BUILD, "upload_source": "dist"})
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "BUILD_LOG").read_text() == "building\n"  # once for the run, not once per host
+    built = sums(tmp_path / "dist")
+    assert len(built) == 4
+    releases = set()
+    for host in fap_fleet.hosts:
+        current = fap_fleet.current_dir(host)
+        releases.add(current.name)
+        assert sums(current) == built, host
+        assert os.stat(current / "run").st_mode & 0o777 == 0o755
+        ran = fap_fleet.in_host(host, ["sh", "-c", f"cd {fap_fleet.app_dir(host)}/current && python3 entry"], user="deploy")
+        assert ran.stdout == "42\n", ran.stderr
+    assert len(releases) == 1
+    assert result.output.count("sha256 verified") == len(fap_fleet.hosts)
+
+
+def good_release(fleet, fap_run, directory: Path) -> dict[str, str | None]:
+    (directory / "dist").mkdir()
+    (directory / "dist" / "VERSION").write_text("1\n")
+    first = deploy(fleet, fap_run, directory, {"upload_source": "dist"})
+    assert first.exit_code == 0, first.output
+    return {host: fleet.current(host) for host in fleet.hosts}
+
+
+def assert_nothing_changed(fleet, before: dict[str, str | None]) -> None:
+    for host, release in before.items():
+        assert fleet.current(host) == release, host
+        assert fleet.releases(host) == [release], host
+        assert (fleet.current_dir(host) / "VERSION").read_text() == "1\n"
+        assert not fleet.locked(host)
+
+
+def test_a_failed_build_changes_nothing_and_shows_its_last_lines(fap_fleet, fap_run, tmp_path):
+    before = good_release(fap_fleet, fap_run, tmp_path)
+
+    result = deploy(fap_fleet, fap_run, tmp_path, {"upload_build": "echo compiling; echo 'error: app.c:3: expected ;' >&2; exit 3",
+                                                   "upload_source": "dist"})
+
+    assert result.exit_code == 1
+    assert "upload_build failed (exit 3)" in result.output and "error: app.c:3: expected ;" in result.output
+    assert "Traceback" not in result.output
+    assert_nothing_changed(fap_fleet, before)
+
+
+DAMAGING_HEAD = """#!/bin/sh
+# head on a damaged link: a long read of counted bytes (an upload's, past its first 4 KiB) arrives with bytes changed.
+if [ "$1" = -c ] && [ "$#" = 2 ] && [ "$2" -gt 100000 ] 2>/dev/null; then
+    {real} -c 4096 && {real} -c $(($2 - 4096)) | tr A B
+    exit $?
+fi
+exec {real} "$@"
+"""
+
+
+@pytest.fixture
+def damage_host2(fap_fleet) -> Iterator[Callable[[], None]]:
+    """Call it, and host2 changes the bytes of every upload on the way; the other hosts are fine."""
+    www = fap_fleet.app_dir("host2").parent  # /home/deploy/www, this machine's view of it
+    real = shutil.which("head")
+    shutil.copy2(real, www / ".real-head")
+    (www / ".damaging-head").write_text(DAMAGING_HEAD.format(real="/home/deploy/www/.real-head"))
+    (www / ".damaging-head").chmod(0o755)
+    mounts = []
+
+    def damage() -> None:
+        mounted = fap_fleet.in_host("host2", ["mount", "--bind", "/home/deploy/www/.damaging-head", real])
+        assert mounted.returncode == 0, mounted.stderr
+        mounts.append(real)
+
+    try:
+        yield damage
+    finally:
+        for path in mounts:
+            fap_fleet.in_host("host2", ["umount", path])
+
+
+def test_a_damaged_transfer_on_one_host_switches_no_host(fap_fleet, fap_run, tmp_path, damage_host2):
+    before = good_release(fap_fleet, fap_run, tmp_path)
+    damage_host2()
+    (tmp_path / "dist" / "VERSION").write_text("2\n")
+    (tmp_path / "dist" / "data.bin").write_bytes(os.urandom(3_000_000))
+
+    result = deploy(fap_fleet, fap_run, tmp_path, {"upload_source": "dist"})
+
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if "arrived damaged or short" in line]
+    assert errors and all("host2" in line and "host1" not in line and "host3" not in line for line in errors), result.output
+    assert "nothing changed" in result.output
+    assert_nothing_changed(fap_fleet, before)
