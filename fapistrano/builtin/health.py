@@ -1,0 +1,94 @@
+"""healthcheck: run the configured check on one host until it passes or its timeout ends.
+
+The runner calls :func:`check_host` on every host after ``published`` (after
+``restarted`` in ``fap restart``) and decides for the fleet (see
+:meth:`fapistrano.runner.Runner.health_gate`). Each attempt runs under the
+host's ``timeout`` (coreutils), so a check that hangs is killed on the host at
+the deadline and the run's one connection stays usable.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fapistrano import layout
+from fapistrano.errors import CommandFailed, FapError
+
+#: How many of the last check's output lines the report shows.
+SHOWN_LINES = 5
+#: Seconds ``timeout`` waits after its TERM before it KILLs a check that ignores it.
+KILL_AFTER = 2
+
+
+@dataclass
+class HealthResult:
+    """How one host's check ended: passed or not, after how many attempts, and its last output lines."""
+
+    passed: bool
+    attempts: int
+    seconds: float
+    output: str = ""
+    interrupted: bool = False
+
+
+def check_environment(ctx: Any) -> dict[str, str]:
+    """The ``FAP_*`` variables the check sees, as a ``run:`` step sees them."""
+    return {
+        "FAP_APP": str(ctx.config.get("app_name") or ""),
+        "FAP_STAGE": ctx.stage,
+        "FAP_ROLE": ctx.role,
+        "FAP_HOST": ctx.host,
+        "FAP_RELEASE": ctx.release or "",
+        "FAP_RELEASE_PATH": ctx.release_path,
+        "FAP_PREVIOUS_RELEASE": ctx.previous_release or "",
+        "FAP_COMMAND": str(ctx.flow),
+    }
+
+
+def check_script(command: str, seconds: float) -> str:
+    """``command`` run by ``sh`` under ``timeout``: killed on the host after ``seconds``."""
+    return f"timeout -k {KILL_AFTER} {max(seconds, 0.1):.1f} sh -c {layout.q(command)}"
+
+
+def last_lines(text: str, count: int = SHOWN_LINES) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:])
+
+
+def check_host(ctx: Any, stopping: Any = None) -> HealthResult:
+    """Run ``healthcheck`` on ``ctx``'s host every ``healthcheck_interval`` s until it passes or ``healthcheck_timeout`` ends.
+
+    ``stopping`` (a ``threading.Event``) set by Ctrl-C or SIGTERM ends the
+    retries: the check counts as failed. Under ``--dry-run`` the check is shown, not run.
+    """
+    config = ctx.config
+    command = config["healthcheck"]
+    interval = float(config["healthcheck_interval"])
+    timeout = float(config["healthcheck_timeout"])
+    started = time.monotonic()
+    deadline = started + timeout
+    attempts = 0
+    output = ""
+    while True:
+        attempts += 1
+        remaining = deadline - time.monotonic()
+        try:
+            ctx.run(check_script(command, remaining), cwd=config["current_path"], env=check_environment(ctx))
+            return HealthResult(True, attempts, time.monotonic() - started)
+        except CommandFailed as failure:
+            shown = failure.stdout if failure.stderr == failure.stdout else f"{failure.stdout}\n{failure.stderr}"
+            output = last_lines(shown) or f"exited {failure.status}"
+            if failure.status == 124:
+                output = f"killed at the timeout ({timeout:g} s)"
+        except FapError as failure:  # interrupted before running, or the host lost
+            output = str(failure)
+        if stopping is not None and stopping.is_set():
+            return HealthResult(False, attempts, time.monotonic() - started, output, interrupted=True)
+        if time.monotonic() + interval >= deadline:
+            return HealthResult(False, attempts, time.monotonic() - started, output)
+        if stopping is not None and stopping.wait(interval):
+            return HealthResult(False, attempts, time.monotonic() - started, output, interrupted=True)
+        if stopping is None:
+            time.sleep(interval)
