@@ -467,12 +467,13 @@ class Runner:
         self.switch_run_back(everyone)
         for member in everyone:
             if member.failed is None and member.status != "dropped":
-                member.failed = Stopped("stopped: the health check failed") if not stopped else error
+                member.failed = Stopped(f"healthy, stopped: the health check failed on {names}") if not stopped else error
                 member.failed_phase = member.failed_phase or "healthcheck"
         live = [m for m in everyone if m.status != "dropped" and m.ctx is not None]
         self.tell_plugins_failed(live, error)
         if not self.dry_run:
-            self.remove_new_release(live)
+            # A host left on the new release (its first deploy) keeps it: current points there.
+            self.remove_new_release([m for m in live if not m.switched])
         return False
 
     def switch_run_back(self, members: Sequence[Member]) -> None:
