@@ -32,6 +32,7 @@ BUILTIN_PLUGINS = {
     "core.switch": "fapistrano.builtin.switch",
     "core.cleanup": "fapistrano.builtin.cleanup",
     "core.checks": "fapistrano.builtin.checks",
+    "core.health": "fapistrano.builtin.health",
 }
 
 

@@ -156,3 +156,10 @@ def test_ctrl_c_during_the_check_counts_as_a_failed_check(fap_fleet, tmp_path, g
         assert not fap_fleet.locked(host)
     assert "interrupted during the health check" in stderr or "interrupted" in stderr
     assert "Traceback" not in stdout + stderr
+
+
+def test_fap_check_validates_the_check_without_running_it(fap_fleet, fap_run, tmp_path, good):
+    broken = fap_run(["check", "-s", "test", "--healthcheck", "if then curl"], cwd=tmp_path)
+    assert broken.exit_code != 0, broken.output
+    assert "healthcheck is not valid shell" in broken.output
+    assert broken.output.count("healthcheck is not valid shell") >= 3 or "host1, host2, host3" in broken.output

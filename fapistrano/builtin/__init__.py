@@ -5,6 +5,7 @@
 - :mod:`~fapistrano.builtin.switch`: the atomic switch of ``current`` (warning when the release is empty).
 - :mod:`~fapistrano.builtin.cleanup`: old releases, and the release a rollback left.
 - :mod:`~fapistrano.builtin.checks`: ``fap check``'s own checks (directories writable, linked files, the lock).
+- :mod:`~fapistrano.builtin.health`: the health check after the switch (the runner decides for the fleet).
 
 Each step is one remote script: one round trip per host per phase.
 """

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from fapistrano import layout
+from fapistrano import hookimpl, layout
 from fapistrano.errors import CommandFailed, FapError
 
 #: How many of the last check's output lines the report shows.
@@ -55,6 +55,27 @@ def check_script(command: str, seconds: float) -> str:
 def last_lines(text: str, count: int = SHOWN_LINES) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-count:])
+
+
+@hookimpl
+def fap_check(ctx: Any) -> list[str]:
+    """``fap check`` validates the check without running it: it would test the live release, not the next one."""
+    command = ctx.config["healthcheck"]
+    if not command:
+        return []
+    output = ctx.run(
+        f"sh -n -c {layout.q(command)} 2>&1 || echo fap-health-syntax\n"
+        "command -v timeout >/dev/null 2>&1 || echo fap-health-no-timeout",
+        readonly=True,
+    )
+    problems = []
+    lines = output.splitlines()
+    if "fap-health-syntax" in lines:
+        detail = last_lines("\n".join(line for line in lines if not line.startswith("fap-health-")), 1)
+        problems.append(f"healthcheck is not valid shell: {detail}")
+    if "fap-health-no-timeout" in lines:
+        problems.append("healthcheck needs 'timeout' (coreutils) on the host, to kill a check that hangs")
+    return problems
 
 
 def check_host(ctx: Any, stopping: Any = None) -> HealthResult:
