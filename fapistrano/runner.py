@@ -493,6 +493,10 @@ class Runner:
         deploying = {key(m): (m.ctx, m.target) for m in back}
         self.make_contexts(back, lambda m: (deploying[key(m)][0].previous_release, deploying[key(m)][0].release),  # type: ignore[union-attr]
                            flows.ROLLBACK)
+        for member in back:
+            assert member.ctx is not None
+            # Where current is now (the new release): the core's switch moves it back, and says so here.
+            member.ctx.current_release = deploying[key(member)][0].current_release  # type: ignore[union-attr]
         errors: dict[str, BaseException] = {}
         for phase in (flows.Phase.PUBLISHING, flows.Phase.PUBLISHED):
             hook_name = flows.ROLLBACK.hook_name(phase)

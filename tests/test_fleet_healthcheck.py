@@ -163,3 +163,34 @@ def test_fap_check_validates_the_check_without_running_it(fap_fleet, fap_run, tm
     assert broken.exit_code != 0, broken.output
     assert "healthcheck is not valid shell" in broken.output
     assert broken.output.count("healthcheck is not valid shell") >= 3 or "host1, host2, host3" in broken.output
+
+
+#: A plugin whose publishing step refuses to go back on host1 (it runs before the core's switch).
+REFUSES_TO_GO_BACK = """\
+from fapistrano import FapError, hookimpl
+
+
+@hookimpl
+def fap_deploy_publishing(ctx):
+    if ctx.flow == "rollback" and ctx.host == "host1":
+        raise FapError("host1: the old release cannot be published again")
+"""
+
+
+def test_a_host_that_cannot_switch_back_is_named_with_the_command_to_run(fap_fleet, fap_run, tmp_path, good):
+    (tmp_path / "refuses_to_go_back.py").write_text(REFUSES_TO_GO_BACK)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["refuses_to_go_back"]})
+    result = deploy(fap_run, tmp_path, "--healthcheck", FAILS_ON_HOST2, "--healthcheck-timeout", "1")
+
+    assert result.exit_code == 4, result.output
+    new = fap_fleet.current("host1")
+    assert new != good
+    assert f"could not switch back to {good}: refuses_to_go_back: the old release cannot be published again;" \
+           f" run: fap rollback -s test -r web --hosts host1 --to {good}" in result.output, result.output
+    assert fap_fleet.current("host2") == fap_fleet.current("host3") == good
+    assert f"current now points to {new} (kept) on host1" in result.stderr, result.output
+    # Once its cause is fixed, the command named does the job.
+    fap_fleet.write_deployfile(tmp_path)
+    back = fap_run(["rollback", "-s", "test", "-r", "web", "--hosts", "host1", "--to", good], cwd=tmp_path)
+    assert back.exit_code == 0, back.output
+    assert fap_fleet.current("host1") == good
