@@ -136,7 +136,8 @@ def test_dry_run_shows_the_check_and_fap_check_does_not_run_it(fap_fleet, fap_ru
         assert fap_fleet.current(host) == good
 
 
-def test_ctrl_c_during_the_check_counts_as_a_failed_check(fap_fleet, tmp_path, good):
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_the_check_counts_as_a_failed_check(fap_fleet, tmp_path, good, sent, code):
     started = fap_fleet.app_dir("host1") / "shared" / "checking"
     check = 'touch "$FAP_RELEASE_PATH/../../shared/checking"; exit 1'
     process = subprocess.Popen([sys.executable, "-m", "fapistrano", "deploy", "-s", "test", "--healthcheck", check],
@@ -146,15 +147,16 @@ def test_ctrl_c_during_the_check_counts_as_a_failed_check(fap_fleet, tmp_path, g
     while not started.exists():
         assert time.monotonic() < deadline, "the check never started"
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     stdout, stderr = process.communicate(timeout=120)
 
-    assert process.returncode == 130, stdout + stderr
+    assert process.returncode == code, stdout + stderr
     for host in fap_fleet.names:
         assert fap_fleet.current(host) == good, stdout + stderr
         assert fap_fleet.releases(host) == [good]
         assert not fap_fleet.locked(host)
-    assert "interrupted during the health check" in stderr or "interrupted" in stderr
+    assert stdout.count(f"switched back to {good}") == 3, stdout + stderr
+    assert "nothing changed: the new release was removed" in stderr
     assert "Traceback" not in stdout + stderr
 
 
@@ -194,3 +196,24 @@ def test_a_host_that_cannot_switch_back_is_named_with_the_command_to_run(fap_fle
     back = fap_run(["rollback", "-s", "test", "-r", "web", "--hosts", "host1", "--to", good], cwd=tmp_path)
     assert back.exit_code == 0, back.output
     assert fap_fleet.current("host1") == good
+
+
+#: Records how the run ended, as a notification plugin reads it.
+RUN_OUTCOME = """\
+import pathlib
+
+from fapistrano import hookimpl
+
+
+@hookimpl
+def fap_run_finished(run):
+    pathlib.Path(__file__).with_name("outcome.txt").write_text(str(run.outcome))
+"""
+
+
+def test_run_level_hooks_read_switched_back(fap_fleet, fap_run, tmp_path, good):
+    (tmp_path / "run_outcome.py").write_text(RUN_OUTCOME)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["run_outcome"]})
+    result = deploy(fap_run, tmp_path, "--healthcheck", FAILS_ON_HOST2, "--healthcheck-timeout", "1")
+    assert result.exit_code == 4, result.output
+    assert (tmp_path / "outcome.txt").read_text() == "switched back"
