@@ -46,7 +46,7 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "ssh_connect_timeout": (10, "Seconds to wait for a host to accept the connection."),
     "max_parallel": (20, "How many hosts connect, and then run each phase, at once."),
     "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once)."),
-    "max_fail": ("0", "Hosts that may fail before publishing and be dropped while the rest go on: N or P%."),
+    "max_fail": ("0", "Hosts that may fail before publishing (dropped) or fail the healthcheck (kept) while the rest go on: N or P%."),
     "healthcheck": ("", "Shell command run on every host after published, until it passes (empty: no check); a failure switches the run back."),
     "healthcheck_interval": (1.0, "Seconds between two attempts of healthcheck."),
     "healthcheck_timeout": (30.0, "Seconds healthcheck may take to pass on a host, attempts included."),
