@@ -47,7 +47,10 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "ssh_connect_timeout": (10, "Seconds to wait for a host to accept the connection."),
     "max_parallel": (20, "How many hosts connect, and then run each phase, at once."),
     "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once)."),
-    "max_fail": ("0", "Hosts that may fail before publishing and be dropped while the rest go on: N or P%."),
+    "max_fail": ("0", "Hosts that may fail before publishing (dropped) or fail the healthcheck (kept) while the rest go on: N or P%."),
+    "healthcheck": ("", "Shell command run on every host after published, until it passes (empty: no check); a failure switches the run back."),
+    "healthcheck_interval": (1.0, "Seconds between two attempts of healthcheck."),
+    "healthcheck_timeout": (30.0, "Seconds healthcheck may take to pass on a host, attempts included."),
     "plugins": ([], "Plugins to enable: entry point names or dotted module paths."),
     "mask": ([], "Settings whose values are secrets, masked in all output (each item of a list, each value of a mapping; 4 characters at least)."),
     "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path, the release's .env exported."),
@@ -938,6 +941,9 @@ def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None
     for name in ("keep_releases", "max_parallel", "ssh_connect_timeout"):
         if config[name] < 1:
             raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be at least 1, got {config[name]}")
+    for name in ("healthcheck_interval", "healthcheck_timeout"):
+        if config[name] <= 0:
+            raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be more than 0 seconds, got {config[name]}")
     if config["batch_size"] < 0:
         raise ConfigError(f"{settings.origins['batch_size'].prefix()}batch_size: must be 0 (all at once) or more, got {config['batch_size']}")
     max_fail = str(config["max_fail"]).strip()

@@ -86,7 +86,8 @@ class Context:
         #: The phase running now (``"updating"``…; ``"failed"`` in ``fap_deploy_failed``).
         self.phase = "connecting"
         #: In ``fap_deploy_failed``: the phase the run failed in (on this host
-        #: or, for the hosts that did not fail, on another); else ``None``.
+        #: or, for the hosts that did not fail, on another; ``"healthcheck"``
+        #: when the health check after ``published`` failed); else ``None``.
         self.failed_phase: str | None = None
         #: ``True`` under ``--dry-run``: :meth:`run` prints instead of running.
         self.dry_run = dry_run

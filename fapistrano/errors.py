@@ -75,6 +75,12 @@ class CommandKilled(HostUnreachable):
     """fap killed the command itself: the run was stopped (Ctrl-C's grace period ended, SIGTERM)."""
 
 
+class HealthCheckFailed(FapError):
+    """The health check failed after the switch on more hosts than ``max_fail`` allows: the run was switched back."""
+
+    exit_code = 4
+
+
 class Interrupted(FapError):
     """The operator pressed Ctrl-C (or the run was sent SIGTERM)."""
 

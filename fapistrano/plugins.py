@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = {
     "core.switch": "fapistrano.builtin.switch",
     "core.cleanup": "fapistrano.builtin.cleanup",
     "core.checks": "fapistrano.builtin.checks",
+    "core.health": "fapistrano.builtin.health",
 }
 
 

@@ -22,9 +22,9 @@ class RunOutcome(str, Enum):
     OK = "ok"
     #: It failed (a host, a command, a plugin, an interrupt).
     FAILED = "failed"
-    #: Done, except on hosts dropped within ``--max-fail``.
+    #: Done, except on hosts dropped (or unhealthy) within ``--max-fail``.
     PARTIAL = "partial"
-    #: It failed at or after the switch, and the hosts that had switched were switched back.
+    #: It failed at or after the switch (or its health check failed), and the hosts that had switched were switched back.
     SWITCHED_BACK = "switched back"
 
     def __str__(self) -> str:

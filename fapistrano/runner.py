@@ -25,10 +25,11 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from fapistrano import layout
+from fapistrano import flows, layout
+from fapistrano.builtin.health import HealthResult, check_host
 from fapistrano.config import HostSpec, RoleSettings, Step, Target, hosts_of, target_for_host
 from fapistrano.context import Context
-from fapistrano.errors import CommandFailed, CommandKilled, FapError, Interrupted, Stopped, Terminated
+from fapistrano.errors import CommandFailed, CommandKilled, FapError, HealthCheckFailed, Interrupted, Stopped, Terminated
 from fapistrano.flows import Flow, FlowName
 from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
@@ -45,8 +46,9 @@ SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 #: How a member ended, beyond failed or not: "" while running, "ok"/"failed" in fap once,
-#: "dropped" (taken out under --max-fail), "reverted" (switched back after a failed switch).
-MemberStatus = Literal["", "ok", "failed", "dropped", "reverted"]
+#: "dropped" (taken out under --max-fail), "reverted" (switched back after a failed switch or health check),
+#: "unhealthy" (its health check failed, within --max-fail: left on the new release).
+MemberStatus = Literal["", "ok", "failed", "dropped", "reverted", "unhealthy"]
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Member:
     failed: BaseException | None = None
     failed_phase: str = ""
     status: MemberStatus = ""
+    health: HealthResult | None = None  # how its health check ended, when one ran
     started: float = field(default_factory=time.monotonic)
     last_active: float | None = None  # when its last phase ended: its time in the summary
     steps: tuple[Step, ...] = ()  # the run: steps of hooks: this host runs (see fapistrano.steps.assign_steps)
@@ -356,13 +359,16 @@ class Runner:
 
         return self.on_each(members, work)
 
-    def run_flow(self, flow: Flow, members: list[Member], max_fail: int = 0, barrier: PhaseBarrier | None = None) -> bool:
+    def run_flow(self, flow: Flow, members: list[Member], max_fail: int = 0, barrier: PhaseBarrier | None = None,
+                 earlier: Sequence[Member] = ()) -> bool:
         """Run every phase in lockstep; on failure take the failure path. True when all went well.
 
         Up to ``max_fail`` hosts (counting those already dropped) that fail before
         publishing are dropped — their new release removed — while the rest go on.
         ``barrier`` is called before any host starts a phase and after every host
         finished it; what it raises is that phase's failure on every host.
+        ``earlier``: the hosts of batches already done, switched back too when
+        this batch's health check fails.
         """
         late_failures = False
         for phase in flow.phases:
@@ -407,6 +413,13 @@ class Runner:
                     # A later publishing hook (trylast) may fail after this host's switch: it is switched all the same.
                     moved = member.ctx is not None and member.ctx.current_release != member.ctx.previous_release
                     member.switched = key(member) not in failures or moved
+            if phase == health_phase(flow):
+                for member in active:
+                    if key(member) in failures:
+                        member.failed = failures[key(member)]
+                checked = [m for m in active if key(m) not in failures]
+                if not self.health_gate(flow, checked, members, earlier, max_fail):
+                    return False
             if not failures:
                 continue
             failed = [m for m in active if key(m) in failures]
@@ -434,6 +447,126 @@ class Runner:
                 member.last_active = time.monotonic()
             return {key(m): error for m in members}
         return {}
+
+    def health_gate(self, flow: Flow, checked: Sequence[Member], batch: Sequence[Member], earlier: Sequence[Member],
+                    max_fail: int) -> bool:
+        """Run ``healthcheck`` on every ``checked`` host; decide for the run. False when the run is over.
+
+        Unhealthy hosts within ``max_fail`` (counting hosts dropped and hosts
+        unhealthy in earlier batches) are reported and kept. More of them, or
+        a stop during the check: a deploy switches every host of the run back
+        (:meth:`switch_run_back`); a rollback or restart reports them failed.
+        """
+        with_check = [m for m in checked if m.ctx is not None and m.ctx.config["healthcheck"]]
+        if not with_check:
+            return True
+        commands = sorted({m.ctx.config["healthcheck"] for m in with_check if m.ctx})
+        self.emit("run", f"health check on {len(with_check)} host(s): {'; '.join(commands)}")
+
+        def work(member: Member) -> None:
+            assert member.ctx is not None
+            member.ctx.phase = "healthcheck"
+            member.health = result = check_host(member.ctx, self.stopping)
+            if self.dry_run:
+                return
+            if result.passed:
+                self.emit("log", f"healthy: check passed after {result.seconds:.1f} s ({result.attempts} attempt(s))",
+                          host=member.name, phase="healthcheck")
+            else:
+                self.emit("error", f"failed its health check after {result.seconds:.1f} s ({result.attempts} attempt(s)):"
+                                   f" {result.output}", host=member.name, phase="healthcheck")
+
+        self.on_each(with_check, work)
+        unhealthy = [m for m in with_check if m.health is not None and not m.health.passed]
+        stopped = self.stopping.is_set()
+        if not unhealthy and not stopped:
+            return True
+        counted = len(unhealthy) + sum(1 for m in earlier if m.status == "unhealthy") + sum(1 for m in batch if m.status == "dropped")
+        if counted <= max_fail and not stopped:
+            for member in unhealthy:
+                member.status = "unhealthy"
+            return True
+        names = ", ".join(m.name for m in unhealthy) or "none"
+        error: FapError = HealthCheckFailed(f"health check failed on {len(unhealthy)} of {len(with_check)} host(s) ({names});"
+                                            f" max_fail allows {max_fail}")
+        if stopped:
+            error = Interrupted("interrupted during the health check")
+        for member in unhealthy:
+            member.failed_phase = "healthcheck"
+            member.failed = error if stopped else HealthCheckFailed(f"failed its health check: {member.health.output}"  # type: ignore[union-attr]
+                                                                     if member.health else "failed its health check")
+        if not flow.creates_release:
+            # A rollback or restart has nothing to go back to: the report is all it can do.
+            for member in unhealthy:
+                member.status = "unhealthy"
+            return False
+        self.stop_cancelling()
+        everyone = [*earlier, *batch]
+        self.switch_run_back(everyone)
+        for member in everyone:
+            if member.failed is None and member.status != "dropped":
+                member.failed = Stopped(f"healthy, stopped: the health check failed on {names}") if not stopped else error
+                member.failed_phase = member.failed_phase or "healthcheck"
+        live = [m for m in everyone if m.status != "dropped" and m.ctx is not None]
+        self.tell_plugins_failed(live, error)
+        if not self.dry_run:
+            # A host left on the new release (its first deploy) keeps it: current points there.
+            self.remove_new_release([m for m in live if not m.switched])
+        return False
+
+    def switch_run_back(self, members: Sequence[Member]) -> None:
+        """Every switched host back to the release it had, through the ``publishing`` and ``published`` hooks
+        of a rollback to it (the core's atomic switch, then what restarts processes on the old code).
+
+        A host on its first deploy has nothing to go back to: it stays on the new release, reported.
+        """
+        switched = [m for m in members if m.switched and m.status != "reverted" and m.ctx is not None]
+        for member in switched:
+            if not member.ctx.previous_release:  # type: ignore[union-attr]
+                self.emit("warning", f"first deploy: nothing to switch back to; left on {member.ctx.release}",  # type: ignore[union-attr]
+                          host=member.name, phase="healthcheck")
+        back = [m for m in switched if m.ctx and m.ctx.previous_release]
+        if not back:
+            return
+        deploying = {key(m): (m.ctx, m.target) for m in back}
+        self.make_contexts(back, lambda m: (deploying[key(m)][0].previous_release, deploying[key(m)][0].release),  # type: ignore[union-attr]
+                           flows.ROLLBACK)
+        for member in back:
+            assert member.ctx is not None
+            # Where current is now (the new release): the core's switch moves it back, and says so here.
+            member.ctx.current_release = deploying[key(member)][0].current_release  # type: ignore[union-attr]
+        errors: dict[str, BaseException] = {}
+        for phase in (flows.Phase.PUBLISHING, flows.Phase.PUBLISHED):
+            hook_name = flows.ROLLBACK.hook_name(phase)
+
+            def work(member: Member, phase: str = phase, hook_name: str = hook_name) -> None:
+                assert member.ctx is not None
+                member.ctx.stopping = None  # switching back must run even after Ctrl-C
+                member.ctx.phase = phase
+                self.plugins.caller(hook_name, member.target.plugins)(ctx=member.ctx)
+
+            errors.update(self.on_each([m for m in back if key(m) not in errors], work))
+        for member in back:
+            old_ctx = member.ctx
+            assert old_ctx is not None
+            member.ctx, member.target = deploying[key(member)]  # type: ignore[assignment]
+            previous = old_ctx.release
+            moved_back = old_ctx.current_release == previous and not old_ctx.dry_run
+            target = f"-s {member.settings.stage} -r {member.settings.role} --hosts {member.name}"
+            if moved_back:
+                member.ctx.current_release = previous  # type: ignore[union-attr]  # what fap_deploy_failed reads
+                member.switched = False
+                member.status = "reverted"
+            if moved_back and key(member) not in errors:
+                self.emit("warning", f"switched back to {previous}", host=member.name, phase="healthcheck")
+            elif moved_back:
+                self.emit("error", f"switched back to {previous}, but its {old_ctx.phase} hooks failed:"
+                                   f" {describe(errors[key(member)], member.name)}; run: fap restart {target}",
+                          host=member.name, phase="healthcheck")
+            else:
+                why = describe(errors[key(member)], member.name) if key(member) in errors else "current did not move"
+                self.emit("error", f"could not switch back to {previous}: {why}; run: fap rollback {target} --to {previous}",
+                          host=member.name, phase="healthcheck")
 
     def drop(self, flow: Flow, members: Sequence[Member], error: BaseException) -> None:
         """Take failed hosts out of a tolerant run (``--max-fail``): clean them up, go on without them."""
@@ -579,6 +712,11 @@ class StepNaming(Reporter):
         self.reporter.close()
 
 
+def health_phase(flow: Flow) -> str:
+    """The phase after which the health check runs: ``published`` (after the switch and restarts), or a restart's last."""
+    return flows.Phase.PUBLISHED if flow.publish_phase is not None else flow.phases[-1]
+
+
 def key(member: Member) -> str:
     """A member's identity in this run: stage, role and host."""
     return f"{member.settings.stage}/{member.settings.role}/{member.spec.name}:{member.spec.port or ''}"
@@ -643,7 +781,7 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
             status = "skipped"
         else:
             status = "failed"
-        if member.status in ("reverted", "dropped"):
+        if member.status in ("reverted", "dropped", "unhealthy"):
             status = member.status
         ctx = member.ctx
         error = "" if member.failed is None else describe(member.failed, member.name)
@@ -659,12 +797,19 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
                 status=status,
                 release=(ctx.release or "") if ctx and member.last_active is not None and _release_remains(member, status) else "",
                 duration=(member.last_active or now) - member.started,
-                error=(masker or Masker())(error) if status in ("failed", "dropped", "reverted") else "",
+                error=(masker or Masker())(error or _health_text(member)) if status in ("failed", "dropped", "reverted", "unhealthy") else "",
                 commands=ctx.commands_run if ctx else 0,
                 current=current,
             )
         )
     return results
+
+
+def _health_text(member: Member) -> str:
+    """The summary's error column for a host whose health check failed (its last output lines)."""
+    if member.health is None or member.health.passed:
+        return ""
+    return f"failed its health check: {member.health.output}"
 
 
 def _release_remains(member: Member, status: str) -> bool:

@@ -55,7 +55,7 @@ class HostResult:
 
     host: str
     target: str
-    status: str  # "ok", "failed", "skipped", "reverted", "dropped"
+    status: str  # "ok", "failed", "skipped", "reverted", "dropped", "unhealthy"
     release: str = ""
     duration: float = 0.0
     error: str = ""
@@ -127,7 +127,7 @@ def _summary_table(title: str, results: list[HostResult], ok: bool, width: int =
     show_errors = fits and room >= 20 and any(r.error for r in results)
     if show_errors:
         table.add_column("error", no_wrap=True)
-    styles = {"ok": "green", "failed": "bold red", "reverted": "yellow", "skipped": "dim", "dropped": "red"}
+    styles = {"ok": "green", "failed": "bold red", "reverted": "yellow", "skipped": "dim", "dropped": "red", "unhealthy": "red"}
     for result in results:
         row = [
             Text(result.host),

@@ -6,6 +6,7 @@
 - :mod:`~fapistrano.builtin.cleanup`: old releases, and the release a rollback left.
 - :mod:`~fapistrano.builtin.checks`: ``fap check``'s own checks (directories writable, linked files, the lock).
 - :mod:`~fapistrano.builtin.steps`: the ``run:`` steps of deploy.yml's ``hooks:``, last in each phase.
+- :mod:`~fapistrano.builtin.health`: the health check after the switch (the runner decides for the fleet).
 
 Each core step is one remote script: one round trip per host per phase (a step of ``hooks:`` is one per step).
 """

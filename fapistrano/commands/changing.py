@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from fapistrano.errors import FapError, Interrupted, Stopped
+from fapistrano.errors import FapError, HealthCheckFailed, Interrupted, Stopped
 from fapistrano.flows import Flow
 from fapistrano.run import Run, RunOutcome, RunTarget
 from fapistrano.runner import (
@@ -29,8 +29,10 @@ from fapistrano.steps import LocalSteps
 #: Given the hosts that answered, says for each host ``(release to work on, release being left)``.
 ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
 
-#: Exit code when the run succeeded on every host but those dropped under ``--max-fail``.
+#: Exit code when the run succeeded on every host but those dropped (or unhealthy) within ``--max-fail``.
 PARTIAL_EXIT = 3
+#: Exit code when the health check failed after the switch and the run was switched back.
+SWITCHED_BACK_EXIT = 4
 
 
 @dataclass
@@ -130,7 +132,8 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         if len(batches) > 1:
             runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
         already_dropped = sum(1 for m in members if m.status == "dropped")
-        ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped, barrier=local_steps) and ok
+        done = [m for earlier in batches[:number - 1] for m in earlier]
+        ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped, barrier=local_steps, earlier=done) and ok
         if any(m.failed is not None and m.status != "dropped" for m in batch):
             for later in batches[number:]:
                 for member in later:
@@ -146,11 +149,15 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         exit_code = SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
         return Outcome(False, exit_code, [*errors, f"{stopped} {where}"], release, moved,
                        where_current_is(flow, members, release))
-    dropped = [m for m in members if m.status == "dropped"]
+    dropped = [m for m in members if m.status in ("dropped", "unhealthy")]
     if ok and not dropped:
         return Outcome(True, 0, [], release, moved)
     if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
+        errors += [f"{m.name}: failed its health check, left on {release}: {m.health.output}"
+                   for m in members if m.status == "unhealthy" and m.health is not None]
         return Outcome(False, PARTIAL_EXIT, errors, release, moved)
+    if flow.creates_release and any(isinstance(m.failed, HealthCheckFailed) for m in members):
+        return Outcome(False, SWITCHED_BACK_EXIT, errors, release, moved, where_current_is(flow, members, release))
     return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
 
 
@@ -207,7 +214,7 @@ def _run_finished(runner: Runner, members: Sequence[Member], run: Run, outcome: 
         run.outcome = RunOutcome.OK
     elif outcome.exit_code == PARTIAL_EXIT:
         run.outcome = RunOutcome.PARTIAL
-    elif any(m.status == "reverted" for m in members) and not outcome.moved:
+    elif outcome.exit_code == SWITCHED_BACK_EXIT or (any(m.status == "reverted" for m in members) and not outcome.moved):
         run.outcome = RunOutcome.SWITCHED_BACK
     else:
         run.outcome = RunOutcome.FAILED

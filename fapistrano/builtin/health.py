@@ -1,0 +1,103 @@
+"""healthcheck: run the configured check on one host until it passes or its timeout ends.
+
+The runner calls :func:`check_host` on every host after ``published`` (after
+``restarted`` in ``fap restart``) and decides for the fleet (see
+:meth:`fapistrano.runner.Runner.health_gate`). Each attempt runs under the
+host's ``timeout`` (coreutils), so a check that hangs is killed on the host at
+the deadline and the run's one connection stays usable.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fapistrano import hookimpl, layout
+from fapistrano.errors import CommandFailed, FapError
+from fapistrano.steps import remote_environment
+
+#: How many of the last check's output lines the report shows.
+SHOWN_LINES = 5
+#: Seconds ``timeout`` waits after its TERM before it KILLs a check that ignores it.
+KILL_AFTER = 2
+
+
+@dataclass
+class HealthResult:
+    """How one host's check ended: passed or not, after how many attempts, and its last output lines."""
+
+    passed: bool
+    attempts: int
+    seconds: float
+    output: str = ""
+    interrupted: bool = False
+
+
+def check_script(command: str, seconds: float) -> str:
+    """``command`` run by ``sh`` under ``timeout``: killed on the host after ``seconds``."""
+    return f"timeout -k {KILL_AFTER} {max(seconds, 0.1):.1f} sh -c {layout.q(command)}"
+
+
+def last_lines(text: str, count: int = SHOWN_LINES) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:])
+
+
+@hookimpl
+def fap_check(ctx: Any) -> list[str]:
+    """``fap check`` validates the check without running it: it would test the live release, not the next one."""
+    command = ctx.config["healthcheck"]
+    if not command:
+        return []
+    output = ctx.run(
+        f"sh -n -c {layout.q(command)} 2>&1 || echo fap-health-syntax\n"
+        "command -v timeout >/dev/null 2>&1 || echo fap-health-no-timeout",
+        readonly=True,
+    )
+    problems = []
+    lines = output.splitlines()
+    if "fap-health-syntax" in lines:
+        detail = last_lines("\n".join(line for line in lines if not line.startswith("fap-health-")), 1)
+        problems.append(f"healthcheck is not valid shell: {detail}")
+    if "fap-health-no-timeout" in lines:
+        problems.append("healthcheck needs 'timeout' (coreutils) on the host, to kill a check that hangs")
+    return problems
+
+
+def check_host(ctx: Any, stopping: Any = None) -> HealthResult:
+    """Run ``healthcheck`` on ``ctx``'s host every ``healthcheck_interval`` s until it passes or ``healthcheck_timeout`` ends.
+
+    ``stopping`` (a ``threading.Event``) set by Ctrl-C or SIGTERM ends the
+    retries: the check counts as failed. Under ``--dry-run`` the check is shown, not run.
+    """
+    config = ctx.config
+    command = config["healthcheck"]
+    interval = float(config["healthcheck_interval"])
+    timeout = float(config["healthcheck_timeout"])
+    started = time.monotonic()
+    deadline = started + timeout
+    attempts = 0
+    output = ""
+    environment = remote_environment(ctx)  # the FAP_* variables a run: step sees
+    while True:
+        attempts += 1
+        remaining = deadline - time.monotonic()
+        try:
+            ctx.run(check_script(command, remaining), cwd=config["current_path"], env=environment)
+            return HealthResult(True, attempts, time.monotonic() - started)
+        except CommandFailed as failure:
+            shown = failure.stdout if failure.stderr == failure.stdout else f"{failure.stdout}\n{failure.stderr}"
+            output = last_lines(shown) or f"exited {failure.status}"
+            if failure.status == 124:
+                output = f"killed at the timeout ({timeout:g} s)"
+        except FapError as failure:  # interrupted before running, or the host lost
+            output = str(failure)
+        if stopping is not None and stopping.is_set():
+            return HealthResult(False, attempts, time.monotonic() - started, output, interrupted=True)
+        if time.monotonic() + interval >= deadline:
+            return HealthResult(False, attempts, time.monotonic() - started, output)
+        if stopping is not None and stopping.wait(interval):
+            return HealthResult(False, attempts, time.monotonic() - started, output, interrupted=True)
+        if stopping is None:
+            time.sleep(interval)
