@@ -71,6 +71,12 @@ class Run:
         ``"switched back"``) and, when it failed, the error lines fap prints
         (one string, lines joined by newlines; ``None`` when ok). In
         ``fap_run_starting`` ``ok`` is ``False``, ``outcome`` and ``error`` ``None``.
+    ``previous_revision``, ``revision``
+        The revision the release ``current`` pointed to when the run started
+        holds, and the revision of :attr:`release` once its code is there, as
+        the plugin that put the code there answers ``fap_release_revision``
+        (asked on the run's first host); ``None`` when no plugin knows.
+        ``revision`` is set for ``fap_run_finished``.
     ``state``
         A dict a plugin may keep its own state in, from ``fap_run_starting``
         to ``fap_run_finished``; prefix keys with the plugin's name. The phase
@@ -98,6 +104,8 @@ class Run:
         self.ok = False
         self.outcome: RunOutcome | None = None
         self.error: str | None = None
+        self.previous_revision: str | None = None
+        self.revision: str | None = None
         self.state: dict[str, Any] = {}
         self._reporter = reporter
         self._mask = masker or Masker()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from fapistrano.errors import FapError, HealthCheckFailed, Interrupted, Stopped
+from fapistrano.errors import FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
 from fapistrano.run import Run, RunOutcome, RunTarget
 from fapistrano.runner import (
@@ -84,6 +84,8 @@ def execute(
             try:
                 if local_steps is not None and not outcome.ok:
                     local_steps.failed(members)
+                if run is not None:
+                    run.revision = _revision(members, lambda ctx: ctx.release)
             finally:
                 runner.close(members)
         return outcome
@@ -191,11 +193,25 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
     for member in members:
         if member.ctx is not None:
             member.ctx.run_state = run.state  # what fap_run_starting prepares, every host's phases read
+    run.previous_revision = _revision(members, lambda ctx: ctx.previous_release)
     try:
         runner.plugins.caller("fap_run_starting", _run_plugins(members))(run=run)
     except Exception as error:  # noqa: BLE001 - any plugin error aborts the run, named
         # Bad input a plugin finds before any host changed is exit 2, like any other (a ConfigError).
         return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
+    return None
+
+
+def _revision(members: Sequence[Member], release_of: Callable[[Any], str | None]) -> str | None:
+    """The revision a release holds, asked on the first host still connected that has that release; else ``None``."""
+    for member in members:
+        ctx = member.ctx
+        if ctx is None or not release_of(ctx) or isinstance(member.failed, HostUnreachable):
+            continue
+        try:
+            return ctx.revision(release_of(ctx))
+        except Exception:  # noqa: BLE001 - a revision is news for a notification, never a reason to fail the run
+            return None
     return None
 
 

@@ -31,6 +31,9 @@ def finished(run: Any, who: str, seconds: float | None) -> str:
     verdict, meaning = _VERDICTS.get(outcome, (outcome, ""))
     took = f" in {_duration(seconds)}" if seconds is not None else ""
     lines = [f"{_headline(run)} by {who}: {verdict}{took}" + (f": {meaning}" if meaning else ""), *_details(run)]
+    old, new = getattr(run, "previous_revision", None), getattr(run, "revision", None)
+    if old or new:
+        lines.append(f"revision: {_short(old)} -> {_short(new)}")
     first_error = first_line(run.error)
     if first_error and outcome != "ok":
         lines.append(f"error: {first_error}")
@@ -54,6 +57,11 @@ def _headline(run: Any) -> str:
 
 def _details(run: Any) -> list[str]:
     return [f"hosts: {_hosts(run.hosts)}"]
+
+
+def _short(revision: str | None) -> str:
+    """A revision as people quote it (a git sha's first 7 characters); ``?`` when no plugin knows it."""
+    return revision[:7] if revision else "?"
 
 
 def _hosts(hosts: Sequence[str]) -> str:

@@ -179,3 +179,38 @@ def test_a_webhook_read_from_the_environment_for_one_stage_role_posts_and_stays_
     assert result.exit_code == 0, result.output
     assert len(webhook.posts) == 2 and webhook.posts[0].path.endswith(webhook.token)
     assert webhook.token not in result.output
+
+
+#: Puts a "revision" in each release and answers fap_release_revision, as the git plugin does.
+REVISIONS = '''\
+from fapistrano import hookimpl
+
+
+@hookimpl
+def fap_deploy_updating(ctx):
+    ctx.run("printf %s " + ctx.config["next_revision"] + " > REVISION", cwd=ctx.release_path)
+
+
+@hookimpl
+def fap_release_revision(ctx, release):
+    return ctx.run("cat REVISION 2>/dev/null || true", cwd=ctx.config["releases_path"] + "/" + release, readonly=True) or None
+'''
+
+
+def test_the_end_message_names_the_revision_before_and_after(fap_local, fap_run, webhook):
+    (fap_local.root / "revisions.py").write_text(REVISIONS)
+
+    def deploy_revision(sha):
+        fap_local.write_deployfile({"app_name": "shop", "plugins": ["revisions", "fapistrano.slack"],
+                                    "slack_webhook": webhook.url(), "next_revision": sha})
+        return fap_run(["deploy", "-s", "test", "--next-revision", sha], cwd=fap_local.root)
+
+    first = deploy_revision("1111111aaaa")
+    assert first.exit_code == 0, first.output
+    assert webhook.texts[1].splitlines()[-1] == "revision: ? -> 1111111"  # a first deploy: nothing before it
+
+    second = deploy_revision("2222222bbbb")
+
+    assert second.exit_code == 0, second.output
+    assert webhook.texts[3].splitlines()[-1] == "revision: 1111111 -> 2222222"
+    assert "revision" not in webhook.texts[2]  # the start message: the new code is not there yet
