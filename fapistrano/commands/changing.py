@@ -84,7 +84,7 @@ def execute(
             try:
                 if local_steps is not None and not outcome.ok:
                     local_steps.failed(members)
-                if run is not None:
+                if run is not None and _run_hooks_listen(runner, members):
                     run.revision = _revision(members, lambda ctx: ctx.release)
             finally:
                 runner.close(members)
@@ -193,13 +193,21 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
     for member in members:
         if member.ctx is not None:
             member.ctx.run_state = run.state  # what fap_run_starting prepares, every host's phases read
-    run.previous_revision = _revision(members, lambda ctx: ctx.previous_release)
+    if _run_hooks_listen(runner, members):
+        run.previous_revision = _revision(members, lambda ctx: ctx.previous_release)
     try:
         runner.plugins.caller("fap_run_starting", _run_plugins(members))(run=run)
     except Exception as error:  # noqa: BLE001 - any plugin error aborts the run, named
         # Bad input a plugin finds before any host changed is exit 2, like any other (a ConfigError).
         return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
     return None
+
+
+def _run_hooks_listen(runner: Runner, members: Sequence[Member]) -> bool:
+    """Whether a plugin of the run implements a run-level hook: only then are revisions asked (a round trip)."""
+    active = set(_run_plugins(members))
+    hooks = (runner.plugins.manager.hook.fap_run_starting, runner.plugins.manager.hook.fap_run_finished)
+    return any(impl.plugin_name in active for hook in hooks for impl in hook.get_hookimpls())
 
 
 def _revision(members: Sequence[Member], release_of: Callable[[Any], str | None]) -> str | None:
