@@ -21,7 +21,7 @@ from typing import Any
 
 from fapistrano.errors import ConfigError
 from fapistrano.masking import MIN_SECRET, Masker, collect_secrets
-from fapistrano.settings import KIND_WORDS, Setting, from_legacy, kind_of_default
+from fapistrano.settings import KIND_WORDS, Setting, from_legacy
 
 #: The commands whose plugins deploy.yml can choose with ``<command>_plugins``.
 COMMANDS = ("deploy", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
@@ -537,11 +537,6 @@ def declared_settings(
                 raise ConfigError(f"plugin {plugin}: setting {setting.name!r} is already declared by {declared[setting.name].origin}")
             declared[setting.name] = Declared(setting, Origin("plugin", plugin))
     return declared
-
-
-def setting_kind(default: Any) -> str:
-    """The kind of value a setting accepts, from its default: bool, int, float, list, dict or str."""
-    return kind_of_default(default)
 
 
 def _plain(value: Any) -> Any:

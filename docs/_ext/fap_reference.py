@@ -178,9 +178,7 @@ def plugin_settings(plugins: Iterable[BundledPlugin] | None = None) -> list[Plug
 
 def _kind(setting: Setting) -> str:
     """The type a setting accepts, as ``fapistrano.config`` checks it (declared, else from its default)."""
-    from fapistrano.settings import kind_of_default
-
-    kind = setting.kind or kind_of_default(setting.default)
+    kind = setting.kind
     return {"dict": "mapping", "str": "string"}.get(kind, kind)
 
 
