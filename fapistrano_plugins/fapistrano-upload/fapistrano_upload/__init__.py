@@ -15,11 +15,11 @@ When:
 ``fap_run_starting`` (once, on this machine, before any host changes)
     Runs ``upload_build`` in deploy.yml's directory (its output streams into
     the view; its failure stops the run with nothing changed), then packs
-    ``upload_source`` into one temporary tar file and computes its sha256.
+    ``upload_source`` into one temporary tar file and computes its checksum.
 ``updating`` (every host)
     Streams that file into ``upload_target`` (the release by default) through
-    the host's session; the host unpacks it and checks the sha256 of what it
-    received: a damaged or short upload fails the deploy before publishing.
+    the host's session; the host unpacks it and checks the checksum (POSIX
+    ``cksum``) of what it received: a damaged or short upload fails the deploy before publishing.
 ``fap_run_finished``
     Removes the temporary file.
 """
@@ -42,7 +42,7 @@ PLUGIN = "fapistrano.upload"
 #: ``run.state`` / ``ctx.run_state`` key of what ``fap_run_starting`` packed.
 STATE = "fapistrano.upload"
 #: What each host needs to receive an upload.
-HOST_TOOLS = ("tar", "sha256sum", "base64", "head", "mkfifo", "tee")
+HOST_TOOLS = ("tar", "cksum", "base64", "head", "mkfifo", "tee")
 
 
 @hookimpl
@@ -98,7 +98,7 @@ def fap_run_starting(run: Any) -> None:
         packed = pack.pack(source, patterns, scratch)
         run.state[STATE]["packed"][(source, patterns)] = packed
         run.log(f"packed {packed.files} files ({_size(packed.file_bytes)}) from {source}: {_size(packed.size)} to send,"
-                f" sha256 {packed.sha256[:16]}")
+                f" cksum {packed.checksum}")
 
 
 def _would_send(source: str, patterns: tuple[str, ...], hosts: int) -> str:
@@ -121,7 +121,7 @@ def fap_run_finished(run: Any) -> None:
 
 @hookimpl
 def fap_deploy_updating(ctx: Any) -> None:
-    """Stream the packed upload into the release; the host checks its sha256 before the deploy goes on."""
+    """Stream the packed upload into the release; the host checks its checksum before the deploy goes on."""
     target = pack.target_path(ctx.config["upload_target"], ctx.release_path)
     source, patterns = _key(ctx.config, _project_dir(ctx))
     if ctx.dry_run:
@@ -137,7 +137,7 @@ def fap_deploy_updating(ctx: Any) -> None:
             ctx.run(pack.receive_command(target, packed), stdin=stream)
     except CommandFailed as error:
         raise FapError(f"{ctx.host}: upload to {target} failed: {_last_lines(error.stderr)}") from None
-    ctx.log(f"received {packed.files} files, sha256 verified")
+    ctx.log(f"received {packed.files} files, checksum verified")
 
 
 @hookimpl

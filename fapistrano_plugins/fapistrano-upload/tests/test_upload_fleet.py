@@ -50,7 +50,7 @@ def test_a_build_shipped_to_every_host_arrives_byte_exact_and_is_built_once(fap_
         ran = fap_fleet.in_host(host, ["sh", "-c", f"cd {fap_fleet.app_dir(host)}/current && python3 entry"], user="deploy")
         assert ran.stdout == "42\n", ran.stderr
     assert len(releases) == 1
-    assert result.output.count("sha256 verified") == len(fap_fleet.hosts)
+    assert result.output.count("checksum verified") == len(fap_fleet.hosts)
 
 
 def good_release(fleet, fap_run, directory: Path) -> dict[str, str | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def test_a_local_deploy_builds_once_and_unpacks_the_build_with_modes_and_links(f
     assert os.stat(release / "run.sh").st_mode & 0o777 == 0o755
     assert os.stat(release / "app" / "sub").st_mode & 0o777 == 0o750
     assert os.readlink(release / "app" / "run-link") == "../run.sh"
-    assert "packed 3 files" in result.output and "sha256 verified" in result.output
+    assert "packed 3 files" in result.output and "checksum verified" in result.output
 
 
 def test_the_build_runs_in_deploy_yml_s_directory_from_a_subdirectory(fap_local, fap_run):
@@ -163,3 +164,18 @@ def test_the_readme_lists_every_setting():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for setting in fap_settings():
         assert f"| `{setting.name}` |" in readme, setting.name
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 65_536, 1_048_577, 3_000_001])
+def test_the_checksum_is_the_one_the_hosts_cksum_prints(size, tmp_path):
+    from fapistrano_upload.pack import Cksum
+
+    data = os.urandom(size)
+    checksum = Cksum()
+    for start in range(0, size, 100_003):  # pieces of an odd size, as a file is read
+        checksum.update(data[start:start + 100_003])
+    (tmp_path / "data").write_bytes(data)
+
+    printed = subprocess.run(["cksum", str(tmp_path / "data")], capture_output=True, text=True, check=True).stdout
+
+    assert printed.split()[:2] == [str(checksum.value()), str(size)]
