@@ -6,8 +6,11 @@ session running ``sh`` on the host. Each command is a few lines written to
 that shell's stdin; a random per-connection marker, printed after the command
 with its exit status, says where its output ends. A command then costs one
 round trip and no new local process (a mux client ``ssh`` per command costs
-~13 ms of CPU). ``connection: local`` runs the same shell text on this
-machine through plumbum's ``local``.
+~13 ms of CPU). A command with a binary stdin (an upload) is the one
+exception: it gets a channel of its own on the same connection, opened by
+a client of that master, so that its bytes go straight to it.
+``connection: local`` runs the same shell text on this machine through
+plumbum's ``local``.
 
 This module knows nothing of deploys: it runs text and reports what came
 back. Quoting of configured values is the caller's job (see ``layout``).
@@ -108,6 +111,8 @@ class Host:
         # One command at a time on the session; separate from _lock, which guards the plumbum machine.
         self._run_lock = threading.Lock()
         self._running: Any = None
+        # The host's process group of the command running on a channel of its own (see _run_on_channel).
+        self._channel_group: int | None = None
         self._session: Session | None = None
         # Started by start(), not yet answered: (session, its control path), or why it could not start.
         self._pending: tuple[Session, str] | None = None
@@ -230,20 +235,24 @@ class Host:
                 os.killpg(process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 process.kill()
+        channel_group = self._channel_group
+        if channel_group is not None:
+            # A command on a channel of its own: the session is idle and stays, the command goes.
+            self._kill_remote_group(channel_group)
         session = self._session
         if session is not None and session.busy:
             self._cancelled = True
-            self._kill_remote_group(session)
+            self._kill_remote_group(session.remote_group)
             session.kill()
 
-    def _kill_remote_group(self, session: Session) -> None:
-        """Kill the far shell's process group: ending ssh alone leaves the command running on the host."""
-        if session.remote_group is None or self._ssh is None or self._control_path is None:
+    def _kill_remote_group(self, group: int | None) -> None:
+        """Kill a process group on the host: ending ssh alone leaves the command running there."""
+        if group is None or self._ssh is None or self._control_path is None:
             return
-        kill = f"kill -KILL -- -{session.remote_group}"
+        kill = f"kill -KILL -- -{group}"
         if self._sudo_user:
             # The command runs as sudo_user: the deploy user may not signal it, sudo_user may.
-            kill = f"{kill} 2>/dev/null; {quote_all(['sudo', '-n', '-u', self._sudo_user, '--', 'kill', '-KILL', '--', f'-{session.remote_group}'])}"
+            kill = f"{kill} 2>/dev/null; {quote_all(['sudo', '-n', '-u', self._sudo_user, '--', 'kill', '-KILL', '--', f'-{group}'])}"
         try:
             subprocess.run(["ssh", *self._client_options(), self._ssh.host, kill],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -259,18 +268,20 @@ class Host:
     ) -> Result:
         """Run ``script`` in a new ``sh`` (as ``sudo_user`` when set); stream lines to ``on_line(stream, line)``.
 
-        The script and ``stdin`` reach the host as here-documents of the
-        shell's input, never as an argument: a script of any size runs (see
-        :func:`command_text`). A binary ``stdin`` (bytes, a binary file, an
-        iterable of bytes) is streamed in pieces of :data:`STREAM_CHUNK`
-        bytes (see :func:`stream_text`): memory stays flat whatever its size.
+        The script and a text ``stdin`` reach the host as here-documents of
+        the shell's input, never as an argument: a script of any size runs
+        (see :func:`command_text`). A binary ``stdin`` (bytes, a binary file,
+        an iterable of bytes) goes with its script on a stream of its own
+        (see :meth:`_run_streaming`): memory stays flat whatever its size.
         """
+        if stdin is not None and not isinstance(stdin, str):
+            return self._run_streaming(script, on_line, stdin)
         if self._ssh is not None:
             return self._run_in_session(script, on_line, stdin)
         from plumbum import local
 
         # The same shell text as over ssh, read by a local ``sh`` from its stdin: no argument carries the script.
-        program = command_pieces(script, stdin, self._sudo_user, "FAP-" + secrets.token_hex(12))
+        program = command_text(script, stdin, self._sudo_user, "FAP-" + secrets.token_hex(12)).encode()
         process = local["sh"].popen(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -279,7 +290,7 @@ class Host:
             start_new_session=True,
         )
         self._running = process
-        threading.Thread(target=_feed, args=(process.stdin, program), daemon=True).start()
+        threading.Thread(target=_feed, args=(process.stdin, [program]), daemon=True).start()
         stdout: list[str] = []
         stderr: list[str] = []
         reader = threading.Thread(target=_read, args=(process.stderr, stderr, "stderr", on_line), daemon=True)
@@ -292,18 +303,23 @@ class Host:
             raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
         return Result(exit_code, "".join(stdout), "".join(stderr))
 
+    def _session_after_cancel(self) -> Session:
+        """The session to run in: a new one when cancel() killed the last (the failure path still has work here)."""
+        if self._cancelled and (self._session is None or self._session.dead):
+            self._cancelled = False
+            self._close_machine()
+            if self._session is not None:
+                self._session.kill()
+                self._session = None
+            self.connect()
+        if self._session is None:
+            raise HostUnreachable(f"{self.name}: not connected")
+        return self._session
+
     def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: Stdin) -> Result:
         with self._run_lock:
-            if self._cancelled and (self._session is None or self._session.dead):
-                # Killed by cancel(), not lost: the failure path still has to clean up here.
-                self._cancelled = False
-                self._close_machine()
-                if self._session is not None:
-                    self._session.kill()
-                    self._session = None
-                self.connect()
-            if self._session is None:
-                raise HostUnreachable(f"{self.name}: not connected")
+            self._session_after_cancel()
+            assert self._session is not None
             try:
                 return self._session.run(script, on_line, stdin, self._sudo_user)
             except SessionLost as lost:
@@ -311,22 +327,114 @@ class Host:
                     raise CommandKilled(f"{self.name}: command killed (signal {signal.SIGKILL.value})") from None
                 raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
 
+    def _run_streaming(self, script: str, on_line: LineCallback | None,
+                       stdin: bytes | BinaryIO | Iterable[bytes]) -> Result:
+        """Run ``script`` with a binary ``stdin``: the script, then the bytes, on one stream of their own.
+
+        Over ssh that stream is a channel of its own, multiplexed on the
+        run's connection by an ``ssh`` client of the session's master
+        (``ControlMaster=no``): no new connection, key exchange or login. The
+        session's shell would have to count the bytes through ``head``,
+        ``cat`` and a FIFO on the host; the channel carries them straight to
+        the command, and a regular file goes into it by ``sendfile``, copied
+        by no process of fap (see bench/upload_bench.py). Locally the stream
+        is a new ``sh``'s stdin. Either way the shell runs only
+        :func:`channel_input`'s command and reads the script from the head of
+        the stream.
+        """
+        head, command = channel_input(script, self._sudo_user)
+        if self._ssh is None:
+            return self._run_process(["sh", "-c", command], head, stdin, on_line)
+        with self._run_lock:
+            session = self._session_after_cancel()
+            result = self._run_process(["ssh", *self._client_options(), self._ssh.host, command], head, stdin, on_line)
+            if result.exit_code == 255 and (session.dead or session.process.poll() is not None):
+                said = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+                raise HostUnreachable(f"{self.name}: connection lost{': ' + said[-1] if said else ''}")
+            return result
+
+    def _run_process(self, argv: list[str], head: bytes, stdin: bytes | BinaryIO | Iterable[bytes],
+                     on_line: LineCallback | None) -> Result:
+        """Run ``argv`` with ``head`` and ``stdin`` on its stdin; its first line is the far shell's pid."""
+        try:
+            # A session of its own: Ctrl-C reaches fap, not the command; the runner decides when to stop.
+            process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       start_new_session=True)
+        except OSError as error:
+            raise HostUnreachable(f"{self.name}: cannot start {argv[0]}: {error.strerror}") from None
+        self._running = process
+        try:
+            threading.Thread(target=_feed_channel, args=(process.stdin, head, stdin), daemon=True).start()
+            stderr: list[str] = []
+            reader = threading.Thread(target=_read, args=(process.stderr, stderr, "stderr", on_line), daemon=True)
+            reader.start()
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            stdout: list[str] = []
+            if first.strip().isdigit():
+                self._channel_group = int(first)
+            elif first:  # the shell never started: what came is ssh's or the login shell's
+                _emit(first, stdout, "stdout", on_line)
+            _read(process.stdout, stdout, "stdout", on_line)
+            reader.join()
+            exit_code = process.wait()
+        finally:
+            self._running = None
+            self._channel_group = None
+        if exit_code < 0:
+            raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
+        return Result(exit_code, "".join(stdout), "".join(stderr))
+
 
 def _feed(pipe: Any, pieces: Iterable[bytes]) -> None:
+    """Write ``pieces`` into ``pipe`` and close it; a reader that is gone stops the writing."""
     try:
         for piece in pieces:
             pipe.write(piece)
+    except OSError:
+        pass
+    finally:
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+
+def _feed_channel(pipe: Any, head: bytes, stdin: bytes | BinaryIO | Iterable[bytes]) -> None:
+    """Write ``head``, then ``stdin``, into a channel's pipe and close it.
+
+    A regular file goes by ``sendfile``: the kernel moves its pages into the
+    pipe and fap copies none of them (on 20 hosts, a second of CPU per GB).
+    """
+    source = _regular_file(stdin)
+    if source is None:
+        _feed(pipe, _with_head(head, binary_pieces(stdin)))
+        return
+    try:
+        pipe.write(head)
+        pipe.flush()
+        offset = source.tell()
+        while sent := os.sendfile(pipe.fileno(), source.fileno(), offset, 4 * STREAM_CHUNK):
+            offset += sent
+        source.seek(offset)
+    except OSError:
+        pass  # the command stopped reading: its status says the rest
+    finally:
+        _close_quietly(pipe)
+
+
+def _regular_file(stdin: Any) -> BinaryIO | None:
+    try:
+        return stdin if stat.S_ISREG(os.fstat(stdin.fileno()).st_mode) else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _close_quietly(pipe: Any) -> None:
+    try:
         pipe.close()
     except OSError:
         pass
-
-
-def command_pieces(script: str, stdin: Stdin, sudo_user: str | None, tag: str) -> Iterator[bytes]:
-    """The shell input that runs ``script`` with ``stdin``, in pieces: :func:`command_text`, or :func:`stream_text`."""
-    if stdin is None or isinstance(stdin, str):
-        yield command_text(script, stdin, sudo_user, tag).encode()
-    else:
-        yield from stream_text(script, stdin, sudo_user, tag)
 
 
 def binary_pieces(stdin: bytes | BinaryIO | Iterable[bytes], size: int = STREAM_CHUNK) -> Iterator[bytes]:
@@ -353,114 +461,8 @@ def binary_pieces(stdin: bytes | BinaryIO | Iterable[bytes], size: int = STREAM_
         yield bytes(pending)
 
 
-def stream_text(script: str, stdin: bytes | BinaryIO | Iterable[bytes], sudo_user: str | None, tag: str) -> Iterator[bytes]:
-    """Shell input, in pieces, that runs ``script`` with a binary ``stdin`` of any size, memory flat on both ends.
-
-    A here-document is read whole by the shell before its command starts,
-    so one holding the data would hold all of it. Instead the reading shell
-    starts the command in the background, its stdin a FIFO in a private
-    directory (see :func:`stream_start`), and then runs one short command
-    per piece, ``base64 -d`` of a here-document of at most
-    :data:`STREAM_CHUNK` bytes into that FIFO: the shell and fap hold one
-    piece at a time, and the command reads as the bytes arrive. When the
-    command ends early, the pieces left are decoded into the FIFO and lost
-    (``base64`` dies of SIGPIPE): the status is the command's.
-
-    This is the form any ``sh`` reading a pipe can run; over ssh a session
-    sends the bytes as they are instead (:meth:`Session.run`), which no
-    shell parses.
-    """
-    code = _script_bytes(script)
-    var = "FAP_stream_" + secrets.token_hex(4)
-    yield stream_start(len(code), sudo_user, var)
-    start, end = f"base64 -d >&4 2>/dev/null <<'{tag}-stdin'\n".encode(), f"{tag}-stdin\n".encode()
-    for piece in _with_head(code, binary_pieces(stdin)):
-        # Written as they are made: one piece and its base64 at a time per host, no joined copies.
-        yield start
-        yield from _base64_lines(piece)
-        yield end
-    yield stream_end(var)
-
-
 def _script_bytes(script: str) -> bytes:
     return (script if script.endswith("\n") else script + "\n").encode()
-
-
-def stream_start(script_size: int, sudo_user: str | None, var: str) -> bytes:
-    """Shell text that starts a command reading its script, then its stdin, from a FIFO written on descriptor 4.
-
-    The command runs in the background of the reading shell, its stdin a
-    FIFO in a private directory (``mktemp -d``). The script travels first on
-    that stream, with its length: the command is ``sh -c 'eval "$(head -c
-    N)"'`` (``head -c`` reads no further than its count), so the script is
-    never an argument of any process, whatever its size, and crosses
-    ``sudo`` (which closes every descriptor above 2) like the data.
-    ``var`` prefixes the reading shell's variables; :func:`stream_end`
-    closes descriptor 4, waits for the command, removes the directory,
-    unsets them and leaves the command's status in ``$?``.
-    """
-    argv = ["sh", "-c", f"eval \"$(head -c {script_size})\""]
-    if sudo_user:
-        argv = ["sudo", "-n", "-H", "-u", sudo_user, "--", *argv]
-    return (
-        f"{var}_d=$(mktemp -d \"${{TMPDIR:-/tmp}}/fap-stdin.XXXXXXXX\") && mkfifo -m 600 \"${var}_d/in\" && {var}_ok=1 || {var}_ok=\n"
-        f"if [ -n \"${var}_ok\" ]; then {quote_all(argv)} <\"${var}_d/in\" & {var}_pid=$!; exec 4>\"${var}_d/in\"; else exec 4>/dev/null; fi\n"
-    ).encode()
-
-
-def stream_end(var: str) -> bytes:
-    """See :func:`stream_start`."""
-    return (
-        "exec 4>&-\n"
-        f"if [ -n \"${var}_ok\" ]; then wait \"${var}_pid\"; {var}_s=$?; else echo 'fap: cannot make a FIFO for stdin' >&2; {var}_s=125; fi\n"
-        f"rm -rf \"${var}_d\"; unset {var}_d {var}_ok {var}_pid; eval \"unset {var}_s; (exit ${var}_s)\"\n"
-    ).encode()
-
-
-def raw_chunks(code: bytes, stdin: bytes | BinaryIO | Iterable[bytes]) -> Iterator[tuple[int, Iterator[bytes]]]:
-    """The script, then ``stdin``, as ``(size, pieces)`` chunks whose size is known before they are sent.
-
-    A regular file, ``bytes`` or an in-memory file is one chunk of script and
-    data together; any other stream is one chunk per piece of at most
-    :data:`STREAM_CHUNK` bytes. A file that shrinks while it is read is
-    padded with zero bytes, and one that grows is cut, to the size announced:
-    the far side counts bytes, and the data must never be read as commands.
-    """
-    size = _known_size(stdin)
-    if size is None:
-        yield len(code), iter([code])
-        for piece in binary_pieces(stdin):
-            yield len(piece), iter([piece])
-        return
-    yield len(code) + size, _with_head(code, _exactly(binary_pieces(stdin), size))
-
-
-def _known_size(stdin: Any) -> int | None:
-    if isinstance(stdin, (bytes, bytearray, memoryview)):
-        return len(stdin)
-    if hasattr(stdin, "getbuffer") and hasattr(stdin, "tell"):
-        return stdin.getbuffer().nbytes - stdin.tell()
-    try:
-        info = os.fstat(stdin.fileno())
-        if stat.S_ISREG(info.st_mode):
-            return max(0, info.st_size - stdin.tell())
-    except (AttributeError, OSError, ValueError):
-        pass
-    return None
-
-
-def _exactly(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
-    left = size
-    for piece in pieces:
-        if left <= 0:
-            return
-        piece = piece[:left]
-        left -= len(piece)
-        yield piece
-    while left > 0:
-        pad = min(left, STREAM_CHUNK)
-        left -= pad
-        yield bytes(pad)
 
 
 def _with_head(head: bytes, pieces: Iterator[bytes]) -> Iterator[bytes]:
@@ -470,11 +472,38 @@ def _with_head(head: bytes, pieces: Iterator[bytes]) -> Iterator[bytes]:
 
 def _read(pipe: Any, sink: list[str], stream: str, on_line: LineCallback | None) -> None:
     for raw in iter(pipe.readline, b""):
-        line = raw.decode("utf-8", errors="replace")
-        sink.append(line)
-        if on_line is not None:
-            on_line(stream, line.rstrip("\n"))
+        _emit(raw, sink, stream, on_line)
     pipe.close()
+
+
+def _emit(raw: bytes, sink: list[str], stream: str, on_line: LineCallback | None) -> None:
+    line = raw.decode("utf-8", errors="replace")
+    sink.append(line)
+    if on_line is not None:
+        on_line(stream, line.rstrip("\n"))
+
+
+def channel_input(script: str, sudo_user: str | None) -> tuple[bytes, str]:
+    """What a channel of its own needs: the head of its stdin (before the bytes) and the login shell's command.
+
+    The login shell (``sh``, ``bash``, ``fish``, ``zsh``: whatever the
+    account has) runs only ``exec sh -c '…'``, text that reads alike in
+    all of them: the shell says its pid (sshd made it a process group
+    leader: :meth:`Host.cancel` kills that group), then reads exactly the
+    script's length from its stdin (``head -c`` reads no further than its
+    count) and runs it; the bytes that follow are the script's stdin. With
+    ``sudo_user`` the first text read is ``exec sudo … sh -c '…'``, whose
+    shell reads the script the same way: sudo passes stdin on, so the
+    script is never an argument of any process, whatever its size.
+    """
+    code = _script_bytes(script)
+    head = code
+    if sudo_user:
+        inner = quote_all(["sudo", "-n", "-H", "-u", sudo_user, "--", "sh", "-c", f'eval "$(head -c {len(code)})"'])
+        wrapper = f"exec {inner}\n".encode()
+        head = wrapper + code
+        code = wrapper
+    return head, f"exec sh -c 'echo $$; eval \"$(head -c {len(code)})\"'"
 
 
 def command_text(script: str, stdin: str | None, sudo_user: str | None, tag: str) -> str:
@@ -590,8 +619,11 @@ class Session:
             self.kill()
         return " | ".join(errors) or f"ssh exited {self.process.returncode}"
 
-    def run(self, script: str, on_line: LineCallback | None, stdin: Stdin, sudo_user: str | None = None) -> Result:
-        """Run ``script`` (see :func:`command_text`); raise :class:`SessionLost` when the session ends first."""
+    def run(self, script: str, on_line: LineCallback | None, stdin: str | None, sudo_user: str | None = None) -> Result:
+        """Run ``script`` (see :func:`command_text`); raise :class:`SessionLost` when the session ends first.
+
+        A binary stdin never comes here: it goes on a channel of its own (:meth:`Host._run_on_channel`).
+        """
         if self.dead:
             raise SessionLost(self._last_stderr)
         # Lines between commands come from something the run left in the background: not this command's.
@@ -610,13 +642,8 @@ class Session:
         end = f"printf '\\n%s %s\\n' {marker} \"$?\"\n" + f"printf '\\n%s\\n' {marker} >&2\n"
         self.busy = True
         try:
-            early: list[tuple[str, str | None]] = []
-            if stdin is None or isinstance(stdin, str):
-                self._send_or_lose(command_text(script, stdin, sudo_user, marker) + end)
-            else:
-                self._send_raw(script, stdin, sudo_user, marker, early)
-                self._send_or_lose(end)
-            return self._collect(marker, on_line, early)
+            self._send_or_lose(command_text(script, stdin, sudo_user, marker) + end)
+            return self._collect(marker, on_line)
         finally:
             self.busy = False
 
@@ -625,43 +652,7 @@ class Session:
             self.dead = True
             raise SessionLost(self._drain_stderr())
 
-    def _send_raw(self, script: str, stdin: bytes | BinaryIO | Iterable[bytes], sudo_user: str | None, marker: str,
-                  early: list[tuple[str, str | None]]) -> None:
-        """Send a binary stdin as it is: no base64, and no shell parses it.
-
-        The command starts as in :func:`stream_start`. Then for each chunk of
-        known size N the session's shell runs ``head -c N`` into the FIFO —
-        ``head`` reads no further than its count — once it has said it is
-        about to (a line ``<marker>-go-<k>``): the shell read its command
-        line before saying so, and nothing more was there to read, so the N
-        bytes that follow reach ``head`` and only ``head``, never the shell
-        as commands. When the command stops reading early, ``cat`` drains the
-        rest of the chunk. Output lines seen meanwhile are kept in ``early``
-        for :meth:`_collect`.
-        """
-        code = _script_bytes(script)
-        var = "FAP_stream_" + secrets.token_hex(4)
-        self._send_or_lose(stream_start(len(code), sudo_user, var))
-        for number, (size, pieces) in enumerate(raw_chunks(code, stdin), start=1):
-            go = f"{marker}-go-{number}"
-            self._send_or_lose(f"printf '%s\\n' {go}; head -c {size} | {{ cat >&4 2>/dev/null; cat >/dev/null; }}\n")
-            self._wait_line("stdout", go, early)
-            for piece in pieces:
-                self._send_or_lose(piece)
-        self._send_or_lose(stream_end(var))
-
-    def _wait_line(self, stream: str, text: str, early: list[tuple[str, str | None]]) -> None:
-        while True:
-            got, line = self._lines.get()
-            if line is None:
-                self._ended.add(got)
-                self.dead = True
-                raise SessionLost(self._drain_stderr([entry for source, entry in early if source == "stderr" and entry]))
-            if got == stream and line.rstrip("\n") == text:
-                return
-            early.append((got, line))
-
-    def _collect(self, marker: str, on_line: LineCallback | None, early: Sequence[tuple[str, str | None]] = ()) -> Result:
+    def _collect(self, marker: str, on_line: LineCallback | None) -> Result:
         sinks: dict[str, list[str]] = {"stdout": [], "stderr": []}
         held = {"stdout": False, "stderr": False}
         code: int | None = None
@@ -677,9 +668,8 @@ class Session:
                 except BaseException as error:  # noqa: BLE001 - read up to the marker first, or the session desyncs
                     failure = error
 
-        seen = list(early)
         while code is None or not stderr_done:
-            stream, line = seen.pop(0) if seen else self._lines.get()
+            stream, line = self._lines.get()
             if line is None:
                 self._ended.add(stream)
                 self.dead = True
@@ -802,9 +792,3 @@ def quote_all(words: Sequence[str]) -> str:
     """Join ``words`` into one shell line, each quoted."""
     return " ".join(shlex.quote(word) for word in words)
 
-
-def _base64_lines(data: bytes, width: int = 65536) -> Iterator[bytes]:
-    """``data`` in base64, in long lines: the reading shell checks each line for the terminator."""
-    encoded = base64.b64encode(data)
-    for start in range(0, len(encoded), width):
-        yield encoded[start:start + width] + b"\n"

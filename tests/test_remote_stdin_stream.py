@@ -101,3 +101,48 @@ def test_memory_stays_flat_whatever_the_size(fap_fleet: Any) -> None:
     assert size == megabytes * 1024 * 1024
     # ru_maxrss is in KiB: the stream may hold a few pieces of 1 MiB, never the 120 MiB.
     assert after - before < 16 * 1024, (before, after)
+
+
+@pytest.mark.fleet
+def test_a_binary_stdin_travels_on_the_run_s_connection_not_a_new_one(fap_fleet: Any, host: Host) -> None:
+    # The host's sshd stops listening: only the connection the run holds can still carry a command.
+    listener = fap_fleet.hosts["host1"].process
+    listener.terminate()
+    listener.wait(timeout=10)
+
+    result = host.run("wc -c; id -un", stdin=b"\0" * 300_000)
+
+    assert (result.exit_code, result.stdout.split()) == (0, ["300000", "deploy"]), result.stderr
+
+
+@pytest.mark.fleet
+def test_a_cancelled_binary_stdin_command_is_killed_on_the_host(fap_fleet: Any, host: Host, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    marker = "fap-cancel-" + os.urandom(4).hex()
+    started = threading.Event()
+    outcome: list[BaseException | object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(host.run(f"echo started; exec sh -c 'sleep 300; :' {marker}",
+                                    on_line=lambda _stream, _line: started.set(), stdin=b"x" * 1000))
+        except BaseException as error:  # noqa: BLE001 - the test reads it below
+            outcome.append(error)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(20)
+    host.cancel()
+    worker.join(20)
+
+    assert outcome and isinstance(outcome[0], BaseException), outcome
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listed = fap_fleet.in_host("host1", ["pgrep", "-f", marker])
+        if listed.returncode != 0:
+            break
+        time.sleep(0.1)
+    assert listed.returncode != 0, "the command still runs on the host"
+    assert host.run("echo still here").stdout == "still here\n"

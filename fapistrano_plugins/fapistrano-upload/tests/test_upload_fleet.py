@@ -81,28 +81,24 @@ def test_a_failed_build_changes_nothing_and_shows_its_last_lines(fap_fleet, fap_
     assert_nothing_changed(fap_fleet, before)
 
 
-DAMAGING_HEAD = """#!/bin/sh
-# head on a damaged link: a long read of counted bytes (an upload's, past its first 4 KiB) arrives with bytes changed.
-if [ "$1" = -c ] && [ "$#" = 2 ] && [ "$2" -gt 100000 ] 2>/dev/null; then
-    {real} -c 4096 && {real} -c $(($2 - 4096)) | tr A B
-    exit $?
-fi
-exec {real} "$@"
+DAMAGING_TEE = """#!/bin/sh
+# tee behind a damaged link: the bytes that reach it have been changed on the way.
+tr A B | exec {real} "$@"
 """
 
 
 @pytest.fixture
 def damage_host2(fap_fleet) -> Iterator[Callable[[], None]]:
-    """Call it, and host2 changes the bytes of every upload on the way; the other hosts are fine."""
+    """Call it, and every upload reaches host2's receiving end with bytes changed; the other hosts are fine."""
     www = fap_fleet.app_dir("host2").parent  # /home/deploy/www, this machine's view of it
-    real = shutil.which("head")
-    shutil.copy2(real, www / ".real-head")
-    (www / ".damaging-head").write_text(DAMAGING_HEAD.format(real="/home/deploy/www/.real-head"))
-    (www / ".damaging-head").chmod(0o755)
+    real = shutil.which("tee")
+    shutil.copy2(real, www / ".real-tee")
+    (www / ".damaging-tee").write_text(DAMAGING_TEE.format(real="/home/deploy/www/.real-tee"))
+    (www / ".damaging-tee").chmod(0o755)
     mounts = []
 
     def damage() -> None:
-        mounted = fap_fleet.in_host("host2", ["mount", "--bind", "/home/deploy/www/.damaging-head", real])
+        mounted = fap_fleet.in_host("host2", ["mount", "--bind", "/home/deploy/www/.damaging-tee", real])
         assert mounted.returncode == 0, mounted.stderr
         mounts.append(real)
 
