@@ -42,7 +42,7 @@ PLUGIN = "fapistrano.upload"
 #: ``run.state`` / ``ctx.run_state`` key of what ``fap_run_starting`` packed.
 STATE = "fapistrano.upload"
 #: What each host needs to receive an upload.
-HOST_TOOLS = ("tar", "cksum", "base64", "head", "mkfifo", "tee")
+HOST_TOOLS = ("tar", "cksum", "xargs", "head", "mkfifo", "tee")
 
 
 @hookimpl

@@ -52,6 +52,9 @@ class Packed:
     file_bytes: int
     #: ``-z`` when the bytes are gzip (an uploaded ``.tar.gz``), else empty.
     tar_flags: str = ""
+    #: What fap packed itself: each regular file's name in the tar, its cksum CRC and size, in the tar's order.
+    #: The hosts check these files once unpacked; an archive uploaded as it is (``None``) is checked as a stream.
+    listing: tuple[tuple[str, int, int], ...] | None = None
 
 
 def source_path(source: str, project_dir: str) -> str:
@@ -168,9 +171,9 @@ def pack(source: str, patterns: Sequence[str], directory: str) -> Packed:
     fd, path = _new_file(directory)
     with os.fdopen(fd, "wb") as raw:
         summing = _Summing(raw)
-        _write_tar(entries, summing)
-    files = sum(1 for entry in entries if entry.kind == "file")
-    return Packed(path, summing.checksum.value(), summing.checksum.size, files, sum(entry.size for entry in entries))
+        listing = _write_tar(entries, summing)
+    return Packed(path, summing.checksum.value(), summing.checksum.size, len(listing),
+                  sum(entry.size for entry in entries), listing=tuple(listing))
 
 
 # Each byte with its bits in reverse order: zlib's CRC-32 reads bits the other way round from cksum's.
@@ -215,18 +218,41 @@ class _Summing:
         return self.raw.write(data)
 
 
-def _write_tar(entries: Sequence[Entry], stream: Any) -> None:
+def _write_tar(entries: Sequence[Entry], stream: Any) -> list[tuple[str, int, int]]:
+    """Write ``entries`` as a tar into ``stream``; return each regular file's (name, cksum CRC, size)."""
+    listing: list[tuple[str, int, int]] = []
+    sums: dict[str, tuple[int, int]] = {}
     with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as archive:
         for entry in entries:
             info = archive.gettarinfo(entry.path, arcname=entry.name)
             # Owners belong to this machine: the hosts' files belong to whoever unpacks them.
             info.uid = info.gid = 0
             info.uname = info.gname = ""
-            if entry.kind == "file":
+            if info.isreg():
                 with open(entry.path, "rb") as content:
-                    archive.addfile(info, content)
+                    summed = _SummedReader(content)
+                    archive.addfile(info, summed)
+                sums[entry.name] = (summed.checksum.value(), summed.checksum.size)
             else:
                 archive.addfile(info)
+            if info.islnk():  # a second name of a file already sent: the same content
+                sums[entry.name] = sums[info.linkname]
+            if entry.name in sums:
+                listing.append((entry.name, *sums[entry.name]))
+    return listing
+
+
+class _SummedReader:
+    """A binary file that checksums what is read from it: each file is summed as it goes into the tar."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.checksum = Cksum()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.checksum.update(data)
+        return data
 
 
 def _new_file(directory: str) -> tuple[int, str]:
@@ -244,17 +270,57 @@ def _checksum_of(path: str) -> tuple[int, int]:
 
 
 def receive_command(target: str, packed: Packed) -> str:
-    """Shell text that unpacks the tar on its stdin into ``target`` and fails unless ``cksum`` finds ``packed``'s.
+    """Shell text that unpacks the tar on its stdin into ``target`` and fails unless it arrived whole and unchanged.
 
-    The bytes go through ``tee`` to ``tar`` and to ``cksum`` at once; tar is
-    drained to the end so that the checksum covers every byte received. A
-    damaged or short upload fails the command (and so the deploy, before
-    anything is published), whatever tar made of it. ``cksum`` (POSIX, on
-    every host) prints the CRC-32 and the byte count: a short upload never
-    matches the count, and a damaged one its CRC. Tampering on the way is
-    SSH's to refuse (every packet carries a MAC); the checksum is for what
-    SSH does not see, a pipe or a process on the host that lost or changed
-    bytes. sha256sum cost the hosts about ten times the CPU.
+    What fap packed itself is checked once unpacked: ``cksum`` reads every
+    regular file it sent, straight from the page cache, and the checksum of
+    that listing (CRC, size and name of each, in order) must be the one
+    computed here. A short upload leaves tar failing or files missing, a
+    damaged one files whose CRC differ. An archive uploaded as it is is
+    checked as a stream instead (:func:`_stream_check_command`). ``cksum``
+    is POSIX, on every host; tampering on the way is SSH's to refuse (every
+    packet carries a MAC): the checksum is for what SSH does not see, a pipe
+    or a process on the host that lost or changed bytes. sha256sum on the
+    stream cost the hosts about ten times the CPU, a ``tee`` of it twice.
+    """
+    if packed.listing is None:
+        return _stream_check_command(target, packed)
+    text = "".join(f"{crc} {size} {name}\n" for name, crc, size in packed.listing)
+    listed = Cksum()
+    listed.update(text.encode("utf-8", "surrogateescape"))
+    names = " ".join(_printf_word(name) for name, _crc, _size in packed.listing)
+    check = ""
+    if packed.listing:
+        check = f"""\
+listed=$(printf '%b\\0' {names} | xargs -0 cksum -- | cksum)
+if [ "$listed" != "{listed.value()} {listed.size}" ]; then
+    echo "the upload arrived damaged or short: the {len(packed.listing)} files unpacked in $target are not the ones packed ({packed.size} bytes sent)" >&2
+    exit 1
+fi
+"""
+    return f"""\
+target={shlex.quote(target)}
+mkdir -p "$target" && cd "$target" || exit 1
+tar -x -p --no-same-owner -f - || {{ echo "tar could not unpack the upload into $target: it arrived damaged or short" >&2; exit 1; }}
+{check}"""
+
+
+def _printf_word(name: str) -> str:
+    """``name`` as a single-quoted argument of ``printf '%b'``: any byte but NUL, the text plain ASCII."""
+    out = []
+    for byte in os.fsencode(name):
+        if 32 <= byte < 127 and byte not in b"\\'":
+            out.append(chr(byte))
+        else:
+            out.append(f"\\0{byte:03o}")
+    return "'" + "".join(out) + "'"
+
+
+def _stream_check_command(target: str, packed: Packed) -> str:
+    """Shell text that unpacks an uploaded archive and checks the ``cksum`` of the stream as it arrives.
+
+    The bytes go through ``tee`` to ``tar`` and to ``cksum`` at once; tar
+    is drained to the end so that the checksum covers every byte received.
     """
     expected = f"{packed.checksum} {packed.size}"
     return f"""\

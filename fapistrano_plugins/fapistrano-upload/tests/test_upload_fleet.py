@@ -81,8 +81,8 @@ def test_a_failed_build_changes_nothing_and_shows_its_last_lines(fap_fleet, fap_
     assert_nothing_changed(fap_fleet, before)
 
 
-DAMAGING_TEE = """#!/bin/sh
-# tee behind a damaged link: the bytes that reach it have been changed on the way.
+DAMAGING_TAR = """#!/bin/sh
+# tar behind a damaged link: the bytes that reach it have been changed on the way.
 tr A B | exec {real} "$@"
 """
 
@@ -91,14 +91,14 @@ tr A B | exec {real} "$@"
 def damage_host2(fap_fleet) -> Iterator[Callable[[], None]]:
     """Call it, and every upload reaches host2's receiving end with bytes changed; the other hosts are fine."""
     www = fap_fleet.app_dir("host2").parent  # /home/deploy/www, this machine's view of it
-    real = shutil.which("tee")
-    shutil.copy2(real, www / ".real-tee")
-    (www / ".damaging-tee").write_text(DAMAGING_TEE.format(real="/home/deploy/www/.real-tee"))
-    (www / ".damaging-tee").chmod(0o755)
+    real = shutil.which("tar")
+    shutil.copy2(real, www / ".real-tar")
+    (www / ".damaging-tar").write_text(DAMAGING_TAR.format(real="/home/deploy/www/.real-tar"))
+    (www / ".damaging-tar").chmod(0o755)
     mounts = []
 
     def damage() -> None:
-        mounted = fap_fleet.in_host("host2", ["mount", "--bind", "/home/deploy/www/.damaging-tee", real])
+        mounted = fap_fleet.in_host("host2", ["mount", "--bind", "/home/deploy/www/.damaging-tar", real])
         assert mounted.returncode == 0, mounted.stderr
         mounts.append(real)
 

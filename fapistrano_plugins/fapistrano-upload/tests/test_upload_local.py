@@ -179,3 +179,28 @@ def test_the_checksum_is_the_one_the_hosts_cksum_prints(size, tmp_path):
     printed = subprocess.run(["cksum", str(tmp_path / "data")], capture_output=True, text=True, check=True).stdout
 
     assert printed.split()[:2] == [str(checksum.value()), str(size)]
+
+
+ODD_NAMES = ["-starts-with-dash", "it's", 'back\\slash "quoted"', "new\nline", "tab\there", "ünïcode", "%b %s\\0"]
+
+
+def test_files_with_any_name_and_hard_links_arrive_and_are_checked(fap_local, fap_run):
+    dist = fap_local.root / "dist"
+    (dist / "sub dir").mkdir(parents=True)
+    for number, name in enumerate(ODD_NAMES):
+        (dist / "sub dir" / name).write_bytes(os.urandom(number * 1000))
+    raw_name = os.fsdecode(b"latin-1 \xe9")  # not UTF-8: the name's bytes go as they are
+    (dist / raw_name).write_bytes(b"bytes")
+    (dist / "big").write_bytes(os.urandom(300_000))
+    os.link(dist / "big", dist / "big-again")
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "dist"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert "checksum verified" in result.output
+    release = release_dir(fap_local)
+    for name in ODD_NAMES:
+        assert (release / "sub dir" / name).read_bytes() == (dist / "sub dir" / name).read_bytes()
+    assert (release / raw_name).read_bytes() == b"bytes"
+    assert (release / "big-again").read_bytes() == (dist / "big").read_bytes()
