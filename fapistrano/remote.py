@@ -84,6 +84,9 @@ Stdin = str | bytes | BinaryIO | Iterable[bytes] | None
 #: Bytes of a binary stdin per piece written into the session: what fap and the far shell hold at once.
 STREAM_CHUNK = 512 * 1024
 
+#: Bytes a binary stdin's pipe holds (Linux's default is 64 KiB).
+PIPE_SIZE = 1024 * 1024
+
 # How long close() lets the session end by itself: a process the run left in
 # the background with the session's stdout open keeps ssh waiting for ever.
 CLOSE_WAIT = 3.0
@@ -406,6 +409,7 @@ def _feed_channel(pipe: Any, head: bytes, stdin: bytes | BinaryIO | Iterable[byt
     A regular file goes by ``sendfile``: the kernel moves its pages into the
     pipe and fap copies none of them (on 20 hosts, a second of CPU per GB).
     """
+    _widen(pipe)
     source = _regular_file(stdin)
     if source is None:
         _feed(pipe, _with_head(head, binary_pieces(stdin)))
@@ -421,6 +425,21 @@ def _feed_channel(pipe: Any, head: bytes, stdin: bytes | BinaryIO | Iterable[byt
         pass  # the command stopped reading: its status says the rest
     finally:
         _close_quietly(pipe)
+
+
+def _widen(pipe: Any) -> None:
+    """Give the pipe 1 MiB instead of 64 KiB: ssh then reads it in a few large pieces, not thousands of small ones.
+
+    With 20 hosts a 64 KiB pipe costs a quarter of the upload's time in
+    context switches. Linux only; elsewhere, or past the user's pipe
+    quota, the pipe keeps its size.
+    """
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (AttributeError, ImportError, OSError, ValueError):
+        pass
 
 
 def _regular_file(stdin: Any) -> BinaryIO | None:
