@@ -8,10 +8,14 @@ runs, side by side:
 
 - ``fap deploy`` with ``plugins: [fapistrano.upload]`` and
   ``upload_source: dist`` to the first N hosts (the whole deploy: connect,
-  lock, pack once, stream, sha256 on every host, switch, unlock);
+  lock, pack once, stream, unpack and checksum on every host, switch, unlock);
 - the floor: the same file sent to the same N hosts in parallel with
   ``scp`` over fresh connections (``scp -F <config> file host:path``), which
-  neither packs, checks, nor switches anything.
+  neither packs, checks, nor switches anything;
+- for where the time goes: the same ``fap deploy`` of a build of one
+  empty file (the deploy's own cost: start-up, connect, lock, phases,
+  switch, unlock) and the connect floor (``ssh host true`` to the same
+  hosts in parallel, fresh connections).
 
 Every deploy is checked (exit 0, the file byte-exact in ``current`` on every
 host) before it counts. Printed: median wall time of ``--runs`` runs per
@@ -57,9 +61,9 @@ def write_build(directory: Path, megabytes: int) -> str:
     return digest.hexdigest()
 
 
-def deploy(fleet: Fleet, project: Path, names: list[str]) -> tuple[float, int]:
-    """One ``fap deploy`` of ``dist`` to ``names``: (seconds, peak RSS in KiB of fap)."""
-    fleet.write_deployfile(project, {"plugins": ["fapistrano.upload"], "upload_source": "dist", "keep_releases": 1},
+def deploy(fleet: Fleet, project: Path, names: list[str], source: str = "dist") -> tuple[float, int]:
+    """One ``fap deploy`` of ``source`` to ``names``: (seconds, peak RSS in KiB of fap)."""
+    fleet.write_deployfile(project, {"plugins": ["fapistrano.upload"], "upload_source": source, "keep_releases": 1},
                            hosts=names)
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "fapistrano", "deploy", "-s", "test", "-q"], cwd=project,
@@ -108,6 +112,16 @@ def scp_floor(fleet: Fleet, source: Path, names: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def connect_floor(fleet: Fleet, names: list[str]) -> float:
+    """Seconds for ``ssh host true`` to every host at once, over fresh connections."""
+    started = time.perf_counter()
+    processes = [subprocess.Popen(["ssh", "-F", str(fleet.ssh_config), "-o", "BatchMode=yes", name, "true"],
+                                  stdin=subprocess.DEVNULL) for name in names]
+    for process in processes:
+        process.wait(timeout=600)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, action="append", help="fleet sizes (repeatable; default 1, 5, 20)")
@@ -123,19 +137,26 @@ def main() -> None:
     project = Path(tempfile.mkdtemp(prefix="fap-upload-bench-"))
     try:
         sha256 = write_build(project, options.size_mb)
+        (project / "empty").mkdir()
+        (project / "empty" / "EMPTY").write_bytes(b"")
         print(f"build: {options.size_mb} MB of random bytes; {options.runs} runs each; medians")
-        print(f"{'hosts':>5}  {'fap deploy':>10}  {'scp floor':>10}  {'fap / floor':>11}  {'fap peak RSS':>12}")
+        print(f"{'hosts':>5}  {'fap deploy':>10}  {'scp floor':>10}  {'fap / floor':>11}  {'fap peak RSS':>12}"
+              f"  {'fap, empty':>10}  {'ssh true':>8}")
         for count in sizes:
             names = list(fleet.names[:count])
-            fap_times, floor_times, peaks = [], [], []
+            times: dict[str, list[float]] = {"fap": [], "floor": [], "empty": [], "connect": []}
+            peaks = []
             for _ in range(options.runs):
                 seconds, peak = deploy(fleet, project, names)
                 check(fleet, names, sha256)
-                fap_times.append(seconds)
+                times["fap"].append(seconds)
                 peaks.append(peak)
-                floor_times.append(scp_floor(fleet, project / "dist" / "build.bin", names))
-            fap, floor = statistics.median(fap_times), statistics.median(floor_times)
-            print(f"{count:>5}  {fap:>9.2f}s  {floor:>9.2f}s  {fap / floor:>11.2f}  {max(peaks) / 1024:>9.0f} MB", flush=True)
+                times["floor"].append(scp_floor(fleet, project / "dist" / "build.bin", names))
+                times["empty"].append(deploy(fleet, project, names, "empty")[0])
+                times["connect"].append(connect_floor(fleet, names))
+            fap, floor, empty, connect = (statistics.median(times[key]) for key in ("fap", "floor", "empty", "connect"))
+            print(f"{count:>5}  {fap:>9.2f}s  {floor:>9.2f}s  {fap / floor:>11.2f}  {max(peaks) / 1024:>9.0f} MB"
+                  f"  {empty:>9.2f}s  {connect:>7.2f}s", flush=True)
         if options.rss_mb:
             fleet.reset()
             sha256 = write_build(project, options.rss_mb)
