@@ -158,9 +158,10 @@ class Context:
         (sent whole, as text), or binary data of any size — ``bytes``, a
         binary file object (``open(path, "rb")``) or an iterable of ``bytes``
         — streamed through the host's one connection as it is read (over SSH
-        the bytes as they are, counted by ``head -c`` on the host; with
-        ``connection: local`` in base64 pieces of 512 KiB), so memory stays
-        flat on both ends whatever the size. The command starts
+        on a channel of its own multiplexed on that connection, the bytes as
+        they are; a regular file goes in by ``sendfile``, fap reads none of
+        it), so memory stays flat on both ends whatever the size. The
+        command starts
         while the data arrives; when it exits before reading it all, the rest
         is discarded and its exit status is what counts. A file object is read
         from its current position to its end (give each host its own).
