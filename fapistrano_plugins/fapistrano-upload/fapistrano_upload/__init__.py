@@ -15,11 +15,12 @@ When:
 ``fap_run_starting`` (once, on this machine, before any host changes)
     Runs ``upload_build`` in deploy.yml's directory (its output streams into
     the view; its failure stops the run with nothing changed), then packs
-    ``upload_source`` into one temporary tar file and computes its checksum.
+    ``upload_source`` into one temporary tar file, with the checksum of
+    every file it packs.
 ``updating`` (every host)
     Streams that file into ``upload_target`` (the release by default) through
-    the host's session; the host unpacks it and checks the checksum (POSIX
-    ``cksum``) of what it received: a damaged or short upload fails the deploy before publishing.
+    a channel of the host's connection; the host unpacks it and checks the
+    checksum (POSIX ``cksum``) of every file it unpacked: a damaged or short upload fails the deploy before publishing.
 ``fap_run_finished``
     Removes the temporary file.
 """
@@ -97,8 +98,7 @@ def fap_run_starting(run: Any) -> None:
     for source, patterns in keys:
         packed = pack.pack(source, patterns, scratch)
         run.state[STATE]["packed"][(source, patterns)] = packed
-        run.log(f"packed {packed.files} files ({_size(packed.file_bytes)}) from {source}: {_size(packed.size)} to send,"
-                f" cksum {packed.checksum}")
+        run.log(f"packed {packed.files} files ({_size(packed.file_bytes)}) from {source}: {_size(packed.size)} to send")
 
 
 def _would_send(source: str, patterns: tuple[str, ...], hosts: int) -> str:
@@ -121,7 +121,7 @@ def fap_run_finished(run: Any) -> None:
 
 @hookimpl
 def fap_deploy_updating(ctx: Any) -> None:
-    """Stream the packed upload into the release; the host checks its checksum before the deploy goes on."""
+    """Stream the packed upload into the release; the host checks what it unpacked before the deploy goes on."""
     target = pack.target_path(ctx.config["upload_target"], ctx.release_path)
     source, patterns = _key(ctx.config, _project_dir(ctx))
     if ctx.dry_run:

@@ -45,8 +45,9 @@ class Packed:
     """The upload, packed once: the tar file to stream, its checksum, what it holds."""
 
     path: str
-    #: The POSIX ``cksum`` CRC of the bytes to send (``size`` of them): what every host must compute.
-    checksum: int
+    #: The POSIX ``cksum`` CRC of an archive sent as it is (``size`` bytes), checked as a stream; ``None`` for a
+    #: tar fap packed, whose files are checked one by one (``listing``).
+    checksum: int | None
     size: int
     files: int
     file_bytes: int
@@ -170,10 +171,9 @@ def pack(source: str, patterns: Sequence[str], directory: str) -> Packed:
     entries = list(scan(source, patterns))
     fd, path = _new_file(directory)
     with os.fdopen(fd, "wb") as raw:
-        summing = _Summing(raw)
-        listing = _write_tar(entries, summing)
-    return Packed(path, summing.checksum.value(), summing.checksum.size, len(listing),
-                  sum(entry.size for entry in entries), listing=tuple(listing))
+        listing = _write_tar(entries, raw)
+        size = raw.tell()
+    return Packed(path, None, size, len(listing), sum(entry.size for entry in entries), listing=tuple(listing))
 
 
 # Each byte with its bits in reverse order: zlib's CRC-32 reads bits the other way round from cksum's.
@@ -206,23 +206,11 @@ class Cksum:
         return int(f"{crc:032b}"[::-1], 2)
 
 
-class _Summing:
-    """A binary file that checksums what is written to it: the tar is summed as it is made, not read again."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.checksum = Cksum()
-
-    def write(self, data: bytes) -> int:
-        self.checksum.update(data)
-        return self.raw.write(data)
-
-
 def _write_tar(entries: Sequence[Entry], stream: Any) -> list[tuple[str, int, int]]:
     """Write ``entries`` as a tar into ``stream``; return each regular file's (name, cksum CRC, size)."""
     listing: list[tuple[str, int, int]] = []
     sums: dict[str, tuple[int, int]] = {}
-    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=_PIECE) as archive:
         for entry in entries:
             info = archive.gettarinfo(entry.path, arcname=entry.name)
             # Owners belong to this machine: the hosts' files belong to whoever unpacks them.
