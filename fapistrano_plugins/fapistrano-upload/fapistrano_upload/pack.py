@@ -210,7 +210,8 @@ def _write_tar(entries: Sequence[Entry], stream: Any) -> list[tuple[str, int, in
     """Write ``entries`` as a tar into ``stream``; return each regular file's (name, cksum CRC, size)."""
     listing: list[tuple[str, int, int]] = []
     sums: dict[str, tuple[int, int]] = {}
-    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=_PIECE) as archive:
+    # "w", not the stream mode "w|": that one re-slices its buffer into 10 KiB records, half the packing time.
+    with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT, copybufsize=_PIECE) as archive:
         for entry in entries:
             info = archive.gettarinfo(entry.path, arcname=entry.name)
             # Owners belong to this machine: the hosts' files belong to whoever unpacks them.
