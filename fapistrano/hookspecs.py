@@ -382,9 +382,13 @@ def fap_deploy_failed(ctx: Context, error: BaseException) -> None:
     - under ``--max-fail``, on each host **dropped** from the run (a failure
       before ``publishing``), when it is dropped, while the other hosts go
       on; under ``--batch-size``, on the hosts of the batch that failed.
-    - **not** after ``publishing`` (a failure in ``published``,
-      ``finishing`` or ``finished`` keeps the new release live and is
-      reported per host), and **not** in ``fap restart``.
+    - **after** ``publishing`` (a failure in ``published``, ``finishing``
+      or ``finished``; in a rollback ``reverted``, ``finishing_rollback`` or
+      ``finished``), in ``fap restart`` (``restarting``,
+      ``restarted``), and on a host that fails its health check in a
+      rollback or restart: on the **host that failed** only, with its own
+      error. Nothing is switched back or removed there: the release it
+      failed in is live (``ctx.current_release == ctx.release``).
 
     Where the live release is: ``ctx.current_release`` (after a switch
     back, the release ``current`` points to again: ``ctx.previous_release``;

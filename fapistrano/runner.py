@@ -433,6 +433,8 @@ class Runner:
             if all_or_nothing:
                 self.fail_run(flow, members, failures)
                 return False
+            # After the switch, or in a restart: nothing to undo for the run, each host's failure is its own.
+            self.tell_plugins_failed(failed)
             late_failures = True
         return not late_failures
 
@@ -496,9 +498,10 @@ class Runner:
             member.failed = error if stopped else HealthCheckFailed(f"failed its health check: {member.health.output}"  # type: ignore[union-attr]
                                                                      if member.health else "failed its health check")
         if not flow.creates_release:
-            # A rollback or restart has nothing to go back to: the report is all it can do.
+            # A rollback or restart has nothing to go back to: the report, and its plugins told, is all it can do.
             for member in unhealthy:
                 member.status = "unhealthy"
+            self.tell_plugins_failed(unhealthy)
             return False
         self.stop_cancelling()
         everyone = [*earlier, *batch]
@@ -595,8 +598,8 @@ class Runner:
         if flow.creates_release and not self.dry_run:
             self.remove_new_release(live)
 
-    def tell_plugins_failed(self, members: Sequence[Member], error: BaseException) -> None:
-        """``fap_deploy_failed`` on each member; a failing cleanup does not stop the others."""
+    def tell_plugins_failed(self, members: Sequence[Member], error: BaseException | None = None) -> None:
+        """``fap_deploy_failed`` on each member (with ``error``, or its own); a failing cleanup does not stop the others."""
 
         stopped_in = next((m.failed_phase for m in members if m.failed_phase), "")
 
@@ -606,7 +609,7 @@ class Runner:
             member.ctx.phase = "failed"
             member.ctx.stopping = None  # cleanup must run even after Ctrl-C
             try:
-                self.plugins.caller("fap_deploy_failed", member.target.plugins)(ctx=member.ctx, error=error)
+                self.plugins.caller("fap_deploy_failed", member.target.plugins)(ctx=member.ctx, error=error or member.failed)
             except Exception as failure:  # noqa: BLE001 - reported, then the next plugin/host goes on
                 self.emit("error", f"fap_deploy_failed: {describe(failure, member.name)}", host=member.name, phase="failed")
 

@@ -50,6 +50,8 @@ def test_failure_after_publishing_is_reported_and_rollback_brings_the_fleet_back
         assert summary_row(result.stdout, host)["current"] == f"now {new}"
     for host in faulty.fleet.names:
         faulty.assert_clean(host)
+    # fap_deploy_failed ran where the failure was, with the new release still live there, and nowhere else.
+    assert failed_hook_runs(faulty) == {"host1": "", "host2": "", "host3": "failed\n"}
 
     rollback = faulty.fap("rollback", "-s", "test")
     assert rollback.exit_code == 0, rollback.output
@@ -97,3 +99,31 @@ def test_unfinished_release_left_by_a_dead_run_never_counts(faulty):
     for host in fleet.names:
         assert stale not in fleet.releases(host)
         assert fleet.current(host) not in (stale, faulty.good)
+
+
+def failed_hook_runs(faulty) -> dict[str, str]:
+    """What the fault plugin's ``fap_deploy_failed`` wrote on each host ("" where it did not run)."""
+    found = {}
+    for host in faulty.fleet.names:
+        log = faulty.fleet.app_dir(host) / "shared" / "failed-hook.log"
+        found[host] = log.read_text() if log.exists() else ""
+    return found
+
+
+@pytest.mark.parametrize("phase", ["restarting", "restarted"])
+def test_a_failed_restart_tells_the_plugins_on_the_host_that_failed(faulty, phase):
+    result = faulty.fap("restart", "-s", "test", "--fault-phase", phase, "--fault-host", "host2")
+
+    assert result.exit_code == 1, result.output
+    assert f"host2: {phase}: faultplugin: boom (command exited 7)" in result.stderr
+    assert failed_hook_runs(faulty) == {"host1": "", "host2": "failed\n", "host3": ""}
+    faulty.assert_untouched()
+
+
+def test_a_failed_rollback_after_its_switch_tells_the_plugins_on_the_host_that_failed(faulty):
+    assert faulty.fap("deploy", "-s", "test").exit_code == 0
+    result = faulty.fap("rollback", "-s", "test", "--fault-phase", "finishing_rollback", "--fault-host", "host1")
+
+    assert result.exit_code == 1, result.output
+    assert failed_hook_runs(faulty) == {"host1": "failed\n", "host2": "", "host3": ""}
+    assert faulty.currents() == {host: faulty.good for host in faulty.fleet.names}
