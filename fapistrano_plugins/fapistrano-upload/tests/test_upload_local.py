@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,19 @@ def test_files_with_any_name_and_hard_links_arrive_and_are_checked(fap_local, fa
         assert (release / "sub dir" / name).read_bytes() == (dist / "sub dir" / name).read_bytes()
     assert (release / raw_name).read_bytes() == b"bytes"
     assert (release / "big-again").read_bytes() == (dist / "big").read_bytes()
+
+
+def test_the_packed_file_is_removed_after_the_run(fap_local, fap_run, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    (fap_local.root / "dist").mkdir()
+    (fap_local.root / "dist" / "data.bin").write_bytes(os.urandom(2_000_000))
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "dist"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root, env={"TMPDIR": str(scratch)})
+
+    assert result.exit_code == 0, result.output
+    deadline = time.monotonic() + 10
+    while list(scratch.glob("fap-upload-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(scratch.glob("fap-upload-*"))
