@@ -24,6 +24,11 @@ tool and N, fap's ratio to the floor and fap's own peak resident memory
 ``--rss-mb`` (default 1024) it then deploys a build of that size to one host
 and prints the same.
 
+The hosts' files are on this machine's disk, like fap's packed file
+(its ``TMPDIR``); ``--ram`` puts the hosts' files and the build in
+``/dev/shm``, where the figures repeat better (see deploy_bench.py on this
+VM's disk).
+
 Example (root, on a machine with sshd; everything stays on loopback)::
 
     python bench/upload_bench.py --hosts 1 --hosts 5 --hosts 20 --runs 3
@@ -128,7 +133,13 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=50, help="size of the build (MB)")
     parser.add_argument("--runs", type=int, default=3, help="runs per tool and fleet size (median printed)")
     parser.add_argument("--rss-mb", type=int, default=1024, help="size of the build whose peak memory is measured (0: skip)")
+    parser.add_argument("--ram", action="store_true",
+                        help="keep the hosts' files (and the build) in RAM (/dev/shm) instead of on this machine's disk")
     options = parser.parse_args()
+    if options.ram:
+        if not os.path.isdir("/dev/shm"):
+            parser.error("no /dev/shm on this machine: run without --ram")
+        tempfile.tempdir = "/dev/shm"  # the fleet's and the build's directories: tempfile.mkdtemp
     sizes = options.hosts or [1, 5, 20]
     try:
         fleet = Fleet([f"host{i}" for i in range(1, max(sizes) + 1)]).start()
@@ -139,7 +150,8 @@ def main() -> None:
         sha256 = write_build(project, options.size_mb)
         (project / "empty").mkdir()
         (project / "empty" / "EMPTY").write_bytes(b"")
-        print(f"build: {options.size_mb} MB of random bytes; {options.runs} runs each; medians")
+        where = "in RAM (/dev/shm)" if options.ram else "on this machine's disk"
+        print(f"build: {options.size_mb} MB of random bytes; {options.runs} runs each; medians; hosts' files {where}")
         print(f"{'hosts':>5}  {'fap deploy':>10}  {'scp floor':>10}  {'fap / floor':>11}  {'fap peak RSS':>12}"
               f"  {'fap, empty':>10}  {'ssh true':>8}")
         for count in sizes:

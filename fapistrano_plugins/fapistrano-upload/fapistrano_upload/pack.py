@@ -290,8 +290,14 @@ fi
     return f"""\
 target={shlex.quote(target)}
 mkdir -p "$target" && cd "$target" || exit 1
-tar -x -p --no-same-owner -f - || {{ echo "tar could not unpack the upload into $target: it arrived damaged or short" >&2; exit 1; }}
+{_LARGE_RECORDS}
+tar -x $records -p --no-same-owner -f - || {{ echo "tar could not unpack the upload into $target: it arrived damaged or short" >&2; exit 1; }}
 {check}"""
+
+
+#: GNU tar reads a pipe in records of 1 MiB instead of 10 KiB: half its CPU on a large upload (busybox tar has no -b).
+_LARGE_RECORDS = 'records=; case $(tar --version </dev/null 2>/dev/null) in *GNU*) records="-b 2048";; esac'
+
 
 
 def _printf_word(name: str) -> str:
