@@ -203,17 +203,37 @@ class Host:
             except SessionLost as lost:
                 raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
 
-    def close(self) -> None:
-        """End the session (and plumbum's, if one was opened): EOF to the shell, then a kill if it lingers."""
-        self._close_machine()
-        if self._pending is not None:
-            # Started, never used: nothing runs there yet, so there is nothing to wait for.
-            self._pending[0].kill()
-            self._pending = None
-        if self._session is not None:
-            self._session.close(CLOSE_WAIT)
-            self._session = None
-        self._control_path = None
+    def close(self, last: str | None = None) -> Result | None:
+        """End the session (and plumbum's, if one was opened): EOF to the shell, then a kill if it lingers.
+
+        ``last``: a command to run before the end (releasing the lock); its
+        result is returned. On a live session it is sent together with the
+        end of the shell's input: one round trip for both. What running it
+        raises is raised once the session is closed all the same.
+        """
+        try:
+            return self._run_last(last) if last is not None else None
+        finally:
+            self._close_machine()
+            if self._pending is not None:
+                # Started, never used: nothing runs there yet, so there is nothing to wait for.
+                self._pending[0].kill()
+                self._pending = None
+            if self._session is not None:
+                self._session.close(CLOSE_WAIT)
+                self._session = None
+            self._control_path = None
+
+    def _run_last(self, script: str) -> Result:
+        session = self._session
+        if self._ssh is None or session is None or session.dead or self._cancelled:
+            return self.run(script)  # local, not connected, or killed by cancel(): the plain path says or reconnects
+        self._close_machine()  # plumbum's channel first, as without a last command
+        with self._run_lock:
+            try:
+                return session.run_and_end(script, self._sudo_user)
+            except SessionLost as lost:
+                raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
 
     def _close_machine(self) -> None:
         with self._lock:
@@ -678,6 +698,22 @@ class Session:
             return self._collect(marker, on_line)
         finally:
             self.busy = False
+
+    def run_and_end(self, script: str, sudo_user: str | None = None) -> Result:
+        """Run ``script`` as the last command: it and the end of the shell's input go in one write, one round trip."""
+        if self.dead:
+            raise SessionLost(self._last_stderr)
+        try:
+            marker = self.queue(script, sudo_user)
+        except SessionLost:
+            self.dead = True
+            raise SessionLost(self._drain_stderr()) from None
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        except OSError:
+            pass
+        return self.collect(marker)
 
     def _send_or_lose(self, data: str | bytes) -> None:
         if not self._send_bytes(data.encode() if isinstance(data, str) else data):
