@@ -778,6 +778,8 @@ class Session:
             if line is None:
                 self._ended.add(stream)
                 self.dead = True
+                if (stream == "stdout" and code is not None) or (stream == "stderr" and stderr_done):
+                    continue  # the session's last command: this stream ended after its marker, the other's is coming
                 raise SessionLost(self._drain_stderr(sinks["stderr"]))
             stripped = line.rstrip("\n")
             if stream == "stdout" and stripped.startswith(marker + " ") and stripped[len(marker) + 1:].isdigit():
