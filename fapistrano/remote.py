@@ -170,39 +170,6 @@ class Host:
         self._session = session
         self._control_path = control_path
 
-    def connect_and_run(self, script: str, on_connected: Callable[[], None] | None = None) -> Result:
-        """Connect and run ``script`` as the session's first command, in the same round trip as the handshake.
-
-        ``script`` is written behind the handshake before its answer comes
-        (the far shell reads it once it starts), so a run's first command -
-        the probe - costs no round trip of its own. ``on_connected`` is
-        called once the host has answered, before ``script``'s output is
-        read. A failed connection raises :class:`HostUnreachable` as
-        :meth:`connect` does.
-        """
-        if self._ssh is None or self._session is not None:
-            self.connect()
-            if on_connected is not None:
-                on_connected()
-            return self.run(script)
-        with self._run_lock:
-            self.start()
-            marker = None
-            if self._pending is not None:
-                try:
-                    marker = self._pending[0].queue(script, self._sudo_user)
-                except SessionLost:
-                    pass  # ssh has already ended: connect() says why
-            self.connect()
-            if on_connected is not None:
-                on_connected()
-            try:
-                if marker is None or self._session is None:
-                    raise SessionLost("")  # the write failed, yet ssh answered: it has closed its input
-                return self._session.collect(marker)
-            except SessionLost as lost:
-                raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
-
     def close(self, last: str | None = None) -> Result | None:
         """End the session (and plumbum's, if one was opened): EOF to the shell, then a kill if it lingers.
 
@@ -679,16 +646,11 @@ class Session:
             self.busy = False
 
     def queue(self, script: str, sudo_user: str | None = None) -> str:
-        """Send ``script`` now and return the marker :meth:`collect` reads its result up to.
-
-        Sent while connecting, it waits in ssh's input behind the ready
-        marker: the far shell runs it as soon as it starts.
-        """
+        """Send ``script`` now and return the marker :meth:`collect` reads its result up to."""
         self._count += 1
         marker = f"{self._token}-{self._count}"
         if not self._send(command_text(script, None, sudo_user, marker) + _end_of(marker)):
-            # Left for the caller to explain: while connecting, wait_ready() reads what ssh said.
-            raise SessionLost("")
+            raise SessionLost("")  # the caller says why
         self.busy = True
         return marker
 

@@ -239,16 +239,14 @@ class Runner:
         """Open every member's connection, all at once.
 
         With ``probe``, each host is probed (and locked, with ``lock``) as
-        soon as it answers, not after the slowest host has answered: the
-        probe rides behind the handshake (see :meth:`Host.connect_and_run`).
+        soon as it answers, not after the slowest host has answered.
         """
         self._connections.extend(m.connection for m in members)
 
         def work(member: Member) -> None:
+            member.connection.connect()
             if probe:
                 self._probe(member, lock)
-            else:
-                member.connection.connect()
 
         return self.on_each(members, work)
 
@@ -277,7 +275,7 @@ class Runner:
         self._pool.shutdown(wait=True)
 
     def _probe(self, member: Member, lock: bool) -> None:
-        """Connect and, in the handshake's round trip, take the lock (when asked), read current and releases."""
+        """One round trip: take the lock (when asked), read current and releases."""
         config = member.target.config
         script = layout.probe_script(
             config["path"],
@@ -285,12 +283,9 @@ class Runner:
             config["releases_path"],
             self.lock_text if lock else None,
         )
-
-        def connected() -> None:
-            # A ``command`` event like every other command, so that --log-json counts it.
-            self.emit("command", "(probe) reading releases and lock", host=member.name, phase="probe")
-
-        result = member.connection.connect_and_run(script, on_connected=connected)
+        # A ``command`` event like every other round trip, so that --log-json counts it.
+        self.emit("command", "(probe) reading releases and lock", host=member.name, phase="probe")
+        result = member.connection.run(script)
         if result.exit_code != 0:
             raise CommandFailed(member.name, "(probe) reading releases and lock", result.exit_code, self.masker(result.stderr))
         member.state = layout.parse_probe(result.stdout)

@@ -100,32 +100,6 @@ def test_connect_errors_are_one_line(fap_fleet: Any) -> None:
         fap_fleet.wait_ready("host2")
 
 
-def test_first_command_sent_with_the_handshake_runs_once_connected(fap_fleet: Any) -> None:
-    connection = Host("host3", settings(fap_fleet, "host3"))
-    answered: list[bool] = []
-    try:
-        result = connection.connect_and_run("printf 'first\\n'; echo oops >&2; exit 4",
-                                            on_connected=lambda: answered.append(connection._session is not None))
-        assert (result.exit_code, result.stdout, result.stderr) == (4, "first\n", "oops\n")
-        assert answered == [True]
-        assert connection.run("echo next").stdout == "next\n"
-    finally:
-        connection.close()
-
-
-def test_first_command_to_an_unreachable_host_is_a_one_line_connect_error(fap_fleet: Any) -> None:
-    fap_fleet.kill_host("host2")
-    try:
-        with pytest.raises(HostUnreachable) as caught:
-            Host("host2", settings(fap_fleet, "host2")).connect_and_run("touch /home/deploy/www/never")
-        message = str(caught.value)
-        assert message.startswith("host2: cannot connect: ") and "\n" not in message
-        assert "Connection refused" in message
-    finally:
-        fap_fleet.start_host("host2")
-        fap_fleet.wait_ready("host2")
-
-
 def test_last_command_runs_before_the_session_ends(fap_fleet: Any) -> None:
     connection = Host("host3", settings(fap_fleet, "host3"))
     connection.connect()
