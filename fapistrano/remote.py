@@ -178,17 +178,37 @@ class Host:
         self._session = session
         self._control_path = control_path
 
-    def close(self) -> None:
-        """End the session (and plumbum's, if one was opened): EOF to the shell, then a kill if it lingers."""
-        self._close_machine()
-        if self._pending is not None:
-            # Started, never used: nothing runs there yet, so there is nothing to wait for.
-            self._pending[0].kill()
-            self._pending = None
-        if self._session is not None:
-            self._session.close(CLOSE_WAIT)
-            self._session = None
-        self._control_path = None
+    def close(self, last: str | None = None) -> Result | None:
+        """End the session (and plumbum's, if one was opened): EOF to the shell, then a kill if it lingers.
+
+        ``last``: a command to run before the end (releasing the lock); its
+        result is returned. On a live session it is sent together with the
+        end of the shell's input: one round trip for both. What running it
+        raises is raised once the session is closed all the same.
+        """
+        try:
+            return self._run_last(last) if last is not None else None
+        finally:
+            self._close_machine()
+            if self._pending is not None:
+                # Started, never used: nothing runs there yet, so there is nothing to wait for.
+                self._pending[0].kill()
+                self._pending = None
+            if self._session is not None:
+                self._session.close(CLOSE_WAIT)
+                self._session = None
+            self._control_path = None
+
+    def _run_last(self, script: str) -> Result:
+        session = self._session
+        if self._ssh is None or session is None or session.dead or self._cancelled:
+            return self.run(script)  # local, not connected, or killed by cancel(): the plain path says or reconnects
+        self._close_machine()  # plumbum's channel first, as without a last command
+        with self._run_lock:
+            try:
+                return session.run_and_end(script, self._sudo_user)
+            except SessionLost as lost:
+                raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
 
     def _close_machine(self) -> None:
         with self._lock:
@@ -557,6 +577,11 @@ def command_text(script: str, stdin: str | None, sudo_user: str | None, tag: str
     return text
 
 
+def _end_of(marker: str) -> str:
+    """What follows each command in a session: its status and the end of its stderr, each after ``marker``."""
+    return f"printf '\\n%s %s\\n' {marker} \"$?\"\n" + f"printf '\\n%s\\n' {marker} >&2\n"
+
+
 class SessionLost(Exception):
     """The session's ssh process ended; the message is ssh's last word, if any."""
 
@@ -666,6 +691,38 @@ class Session:
         finally:
             self.busy = False
 
+    def queue(self, script: str, sudo_user: str | None = None) -> str:
+        """Send ``script`` now and return the marker :meth:`collect` reads its result up to."""
+        self._count += 1
+        marker = f"{self._token}-{self._count}"
+        if not self._send(command_text(script, None, sudo_user, marker) + _end_of(marker)):
+            raise SessionLost("")  # the caller says why
+        self.busy = True
+        return marker
+
+    def collect(self, marker: str, on_line: LineCallback | None = None) -> Result:
+        """The result of the command :meth:`queue` sent with ``marker``."""
+        try:
+            return self._collect(marker, on_line)
+        finally:
+            self.busy = False
+
+    def run_and_end(self, script: str, sudo_user: str | None = None) -> Result:
+        """Run ``script`` as the last command: it and the end of the shell's input go in one write, one round trip."""
+        if self.dead:
+            raise SessionLost(self._last_stderr)
+        try:
+            marker = self.queue(script, sudo_user)
+        except SessionLost:
+            self.dead = True
+            raise SessionLost(self._drain_stderr()) from None
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        except OSError:
+            pass
+        return self.collect(marker)
+
     def _send_or_lose(self, data: str | bytes) -> None:
         if not self._send_bytes(data.encode() if isinstance(data, str) else data):
             self.dead = True
@@ -692,6 +749,8 @@ class Session:
             if line is None:
                 self._ended.add(stream)
                 self.dead = True
+                if (stream == "stdout" and code is not None) or (stream == "stderr" and stderr_done):
+                    continue  # the session's last command: this stream ended after its marker, the other's is coming
                 raise SessionLost(self._drain_stderr(sinks["stderr"]))
             stripped = line.rstrip("\n")
             if stream == "stdout" and stripped.startswith(marker + " ") and stripped[len(marker) + 1:].isdigit():

@@ -256,10 +256,16 @@ class Runner:
         self.stop_cancelling()
 
         def work(member: Member) -> None:
-            try:
-                self._unlock(member)
-            finally:
+            if not member.locked:
                 member.connection.close()
+                return
+            # The unlock goes with the end of the session: one round trip for both.
+            self.emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
+            result = member.connection.close(last=layout.unlock_script(member.target.config["path"]))
+            if result is not None and result.exit_code == 0:
+                member.locked = False
+            elif result is not None:
+                self.emit("error", f"could not release the lock: {result.stderr.strip()}", host=member.name)
 
         by_key = {key(m): m for m in members}
         for name, error in self.on_each(members, work).items():
@@ -284,16 +290,6 @@ class Runner:
             raise CommandFailed(member.name, "(probe) reading releases and lock", result.exit_code, self.masker(result.stderr))
         member.state = layout.parse_probe(result.stdout)
         member.locked = member.state.locked_by_us
-
-    def _unlock(self, member: Member) -> None:
-        if not member.locked:
-            return
-        self.emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
-        result = member.connection.run(layout.unlock_script(member.target.config["path"]))
-        if result.exit_code == 0:
-            member.locked = False
-        else:
-            self.emit("error", f"could not release the lock: {result.stderr.strip()}", host=member.name)
 
     def make_contexts(self, members: Sequence[Member], release_of: Callable[[Member], tuple[str | None, str | None]],
                       flow: Flow | FlowName) -> None:

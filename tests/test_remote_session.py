@@ -100,6 +100,17 @@ def test_connect_errors_are_one_line(fap_fleet: Any) -> None:
         fap_fleet.wait_ready("host2")
 
 
+def test_last_command_runs_before_the_session_ends(fap_fleet: Any) -> None:
+    connection = Host("host3", settings(fap_fleet, "host3"))
+    connection.connect()
+    connection.run("echo kept > /home/deploy/www/last.txt")
+    result = connection.close(last="cat /home/deploy/www/last.txt; rm /home/deploy/www/last.txt; exit 3")
+    assert result is not None and (result.exit_code, result.stdout) == (3, "kept\n")
+    assert not Path(fap_fleet.hosts["host3"].path("/home/deploy/www/last.txt")).exists()
+    with pytest.raises(HostUnreachable, match="not connected"):
+        connection.run("true")
+
+
 def test_lost_connection_mid_command(fap_fleet: Any) -> None:
     connection = Host("host2", settings(fap_fleet, "host2"))
     connection.connect()
