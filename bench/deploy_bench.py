@@ -80,6 +80,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from delay_proxy import DelayProxy  # noqa: E402
+from installed import compile_fap  # noqa: E402
 
 from fapistrano.testing import DEPLOY_USER, WWW, Fleet, FleetUnavailable  # noqa: E402
 
@@ -830,6 +831,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.capistrano and not shutil.which("cap"):
         parser.error("--capistrano needs Capistrano's cap command (apt-get install -y capistrano)")
 
+    compile_fap()
     in_ram = not args.disk
     if in_ram:
         if not os.path.isdir("/dev/shm"):

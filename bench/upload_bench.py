@@ -49,6 +49,8 @@ import threading
 import time
 from pathlib import Path
 
+from installed import compile_fap
+
 from fapistrano.testing import Fleet, FleetUnavailable
 
 
@@ -141,6 +143,7 @@ def main() -> None:
             parser.error("no /dev/shm on this machine: run without --ram")
         tempfile.tempdir = "/dev/shm"  # the fleet's and the build's directories: tempfile.mkdtemp
     sizes = options.hosts or [1, 5, 20]
+    compile_fap()
     try:
         fleet = Fleet([f"host{i}" for i in range(1, max(sizes) + 1)]).start()
     except FleetUnavailable as error:
