@@ -357,6 +357,13 @@ class Fleet:
         """Settings that make fap reach this fleet: ``ssh_config`` and ``hosts``."""
         return {"ssh_config": str(self.ssh_config), "hosts": list(hosts or self.names)}
 
+    def ssh_settings(self, name: str, connect_timeout: int = 10) -> Any:
+        """How fap reaches host ``name`` (a :class:`fapistrano.remote.SshSettings`), for tests of the transport."""
+        from fapistrano.remote import SshSettings
+
+        return SshSettings(host=name, user=DEPLOY_USER, port=None, ssh_config=str(self.ssh_config), ssh_options=(),
+                           connect_timeout=connect_timeout)
+
     def deployfile(self, extra: Mapping[str, Any] | None = None, stage: str = "test", role: str = "web",
                    hosts: Iterable[str] | None = None) -> dict[str, Any]:
         """A deploy.yml (as data) targeting this fleet, merged with ``extra``."""

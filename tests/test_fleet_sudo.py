@@ -118,11 +118,9 @@ def test_a_script_over_the_argument_size_limit_with_stdin_runs_as_sudo_user(
 ) -> None:
     import tempfile
 
-    from fapistrano.remote import Host, SshSettings
+    from fapistrano.remote import Host
 
-    ssh = SshSettings(host="host1", user="deploy", port=None, ssh_config=str(fap_fleet.ssh_config), ssh_options=(),
-                      connect_timeout=10)
-    host = Host("host1", ssh, sudo_user="app", control_dir=tempfile.mkdtemp(prefix="fap-t-"))
+    host = Host("host1", fap_fleet.ssh_settings("host1"), sudo_user="app", control_dir=tempfile.mkdtemp(prefix="fap-t-"))
     host.connect()
     try:
         script = "".join(f": {'x' * 70}\n" for _ in range(3000)) + "id -un; cat; exit 4\n"
@@ -152,11 +150,9 @@ def test_a_binary_stdin_streams_to_a_command_run_as_sudo_user(fap_fleet: Any, ap
     import hashlib
     import tempfile
 
-    from fapistrano.remote import Host, SshSettings
+    from fapistrano.remote import Host
 
-    ssh = SshSettings(host="host1", user="deploy", port=None, ssh_config=str(fap_fleet.ssh_config), ssh_options=(),
-                      connect_timeout=10)
-    host = Host("host1", ssh, sudo_user="app", control_dir=tempfile.mkdtemp(prefix="fap-t-"))
+    host = Host("host1", fap_fleet.ssh_settings("host1"), sudo_user="app", control_dir=tempfile.mkdtemp(prefix="fap-t-"))
     host.connect()
     try:
         data = os.urandom(3 * 1024 * 1024 + 5)

@@ -16,17 +16,12 @@ from typing import Any
 import pytest
 
 from fapistrano.errors import HostUnreachable
-from fapistrano.remote import Host, SshSettings
-
-
-def settings(fleet: Any, name: str = "host1", timeout: int = 10) -> SshSettings:
-    return SshSettings(host=name, user="deploy", port=None, ssh_config=str(fleet.ssh_config), ssh_options=(),
-                       connect_timeout=timeout)
+from fapistrano.remote import Host
 
 
 @pytest.fixture
 def host(fap_fleet: Any) -> Iterator[Host]:
-    connection = Host("host1", settings(fap_fleet), control_dir=tempfile.mkdtemp(prefix="fap-t-"))
+    connection = Host("host1", fap_fleet.ssh_settings("host1"), control_dir=tempfile.mkdtemp(prefix="fap-t-"))
     connection.connect()
     yield connection
     connection.close()
@@ -91,7 +86,7 @@ def test_connect_errors_are_one_line(fap_fleet: Any) -> None:
     fap_fleet.kill_host("host2")
     try:
         with pytest.raises(HostUnreachable) as caught:
-            Host("host2", settings(fap_fleet, "host2")).connect()
+            Host("host2", fap_fleet.ssh_settings("host2")).connect()
         message = str(caught.value)
         assert message.startswith("host2: cannot connect: ") and "\n" not in message
         assert "Connection refused" in message
@@ -101,7 +96,7 @@ def test_connect_errors_are_one_line(fap_fleet: Any) -> None:
 
 
 def test_last_command_runs_before_the_session_ends(fap_fleet: Any) -> None:
-    connection = Host("host3", settings(fap_fleet, "host3"))
+    connection = Host("host3", fap_fleet.ssh_settings("host3"))
     connection.connect()
     connection.run("echo kept > /home/deploy/www/last.txt")
     result = connection.close(last="cat /home/deploy/www/last.txt; rm /home/deploy/www/last.txt; exit 3")
@@ -112,7 +107,7 @@ def test_last_command_runs_before_the_session_ends(fap_fleet: Any) -> None:
 
 
 def test_lost_connection_mid_command(fap_fleet: Any) -> None:
-    connection = Host("host2", settings(fap_fleet, "host2"))
+    connection = Host("host2", fap_fleet.ssh_settings("host2"))
     connection.connect()
     try:
         killer = threading.Timer(1.0, fap_fleet.kill_host, args=("host2",))
@@ -158,7 +153,7 @@ def test_plumbum_machine_multiplexes_over_the_session(host: Host) -> None:
 
 
 def test_close_does_not_wait_for_a_background_process(fap_fleet: Any) -> None:
-    connection = Host("host3", settings(fap_fleet, "host3"))
+    connection = Host("host3", fap_fleet.ssh_settings("host3"))
     connection.connect()
     connection.run("nohup sleep 60 >/dev/null 2>&1 & sleep 100 &")
     session = connection._session

@@ -20,17 +20,12 @@ from typing import Any
 
 import pytest
 
-from fapistrano.remote import Host, SshSettings
-
-
-def settings(fleet: Any, name: str = "host1") -> SshSettings:
-    return SshSettings(host=name, user="deploy", port=None, ssh_config=str(fleet.ssh_config), ssh_options=(),
-                       connect_timeout=10)
+from fapistrano.remote import Host
 
 
 @pytest.fixture
 def host(fap_fleet: Any) -> Iterator[Host]:
-    connection = Host("host1", settings(fap_fleet), control_dir=tempfile.mkdtemp(prefix="fap-t-"))
+    connection = Host("host1", fap_fleet.ssh_settings("host1"), control_dir=tempfile.mkdtemp(prefix="fap-t-"))
     connection.connect()
     yield connection
     connection.close()
