@@ -81,7 +81,7 @@ LineCallback = Callable[[str, str], None]
 #: bounded pieces - ``bytes``, a binary file object, or an iterable of ``bytes``.
 Stdin = str | bytes | BinaryIO | Iterable[bytes] | None
 
-#: Bytes of a binary stdin per piece written into the session: what fap and the far shell hold at once.
+#: Bytes of a binary stdin per piece fap reads and writes into its channel's pipe (a file goes by sendfile).
 STREAM_CHUNK = 512 * 1024
 
 #: Bytes a binary stdin's pipe holds (Linux's default is 64 KiB).
@@ -114,7 +114,7 @@ class Host:
         # One command at a time on the session; separate from _lock, which guards the plumbum machine.
         self._run_lock = threading.Lock()
         self._running: Any = None
-        # The host's process group of the command running on a channel of its own (see _run_on_channel).
+        # The host's process group of the command running on a channel of its own (see _run_streaming).
         self._channel_group: int | None = None
         self._session: Session | None = None
         # Started by start(), not yet answered: (session, its control path), or why it could not start.
@@ -208,7 +208,7 @@ class Host:
             try:
                 return session.run_and_end(script, self._sudo_user)
             except SessionLost as lost:
-                raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
+                raise self._lost(str(lost)) from None
 
     def _close_machine(self) -> None:
         with self._lock:
@@ -341,14 +341,17 @@ class Host:
 
     def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: Stdin) -> Result:
         with self._run_lock:
-            self._session_after_cancel()
-            assert self._session is not None
+            session = self._session_after_cancel()
             try:
-                return self._session.run(script, on_line, stdin, self._sudo_user)
+                return session.run(script, on_line, stdin, self._sudo_user)
             except SessionLost as lost:
                 if self._cancelled:
                     raise CommandKilled(f"{self.name}: command killed (signal {signal.SIGKILL.value})") from None
-                raise HostUnreachable(f"{self.name}: connection lost{': ' + str(lost) if str(lost) else ''}") from None
+                raise self._lost(str(lost)) from None
+
+    def _lost(self, said: str) -> HostUnreachable:
+        """The error for a connection that ended under a command, with ssh's last word when there is one."""
+        return HostUnreachable(f"{self.name}: connection lost{': ' + said if said else ''}")
 
     def _run_streaming(self, script: str, on_line: LineCallback | None,
                        stdin: bytes | BinaryIO | Iterable[bytes]) -> Result:
@@ -373,7 +376,7 @@ class Host:
             result = self._run_process(["ssh", *self._client_options(), self._ssh.host, command], head, stdin, on_line)
             if result.exit_code == 255 and (session.dead or session.process.poll() is not None):
                 said = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-                raise HostUnreachable(f"{self.name}: connection lost{': ' + said[-1] if said else ''}")
+                raise self._lost(said[-1] if said else "")
             return result
 
     def _run_process(self, argv: list[str], head: bytes, stdin: bytes | BinaryIO | Iterable[bytes],
@@ -417,10 +420,7 @@ def _feed(pipe: Any, pieces: Iterable[bytes]) -> None:
     except OSError:
         pass
     finally:
-        try:
-            pipe.close()
-        except OSError:
-            pass
+        _close_quietly(pipe)
 
 
 def _feed_channel(pipe: Any, head: bytes, stdin: bytes | BinaryIO | Iterable[bytes]) -> None:
@@ -666,7 +666,7 @@ class Session:
     def run(self, script: str, on_line: LineCallback | None, stdin: str | None, sudo_user: str | None = None) -> Result:
         """Run ``script`` (see :func:`command_text`); raise :class:`SessionLost` when the session ends first.
 
-        A binary stdin never comes here: it goes on a channel of its own (:meth:`Host._run_on_channel`).
+        A binary stdin never comes here: it goes on a channel of its own (:meth:`Host._run_streaming`).
         """
         if self.dead:
             raise SessionLost(self._last_stderr)
@@ -681,20 +681,21 @@ class Session:
                 self.dead = True
         if self.dead:
             raise SessionLost(self._last_stderr)
-        self._count += 1
-        marker = f"{self._token}-{self._count}"
-        end = f"printf '\\n%s %s\\n' {marker} \"$?\"\n" + f"printf '\\n%s\\n' {marker} >&2\n"
+        marker = self._next_marker()
         self.busy = True
         try:
-            self._send_or_lose(command_text(script, stdin, sudo_user, marker) + end)
+            self._send_or_lose(command_text(script, stdin, sudo_user, marker) + _end_of(marker))
             return self._collect(marker, on_line)
         finally:
             self.busy = False
 
+    def _next_marker(self) -> str:
+        self._count += 1
+        return f"{self._token}-{self._count}"
+
     def queue(self, script: str, sudo_user: str | None = None) -> str:
         """Send ``script`` now and return the marker :meth:`collect` reads its result up to."""
-        self._count += 1
-        marker = f"{self._token}-{self._count}"
+        marker = self._next_marker()
         if not self._send(command_text(script, None, sudo_user, marker) + _end_of(marker)):
             raise SessionLost("")  # the caller says why
         self.busy = True
