@@ -18,6 +18,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, BinaryIO
 
 from fapistrano import FapError
@@ -56,6 +57,11 @@ class Packed:
     #: What fap packed itself: each regular file's name in the tar, its cksum CRC and size, in the tar's order.
     #: The hosts check these files once unpacked; an archive uploaded as it is (``None``) is checked as a stream.
     listing: tuple[tuple[str, int, int], ...] | None = None
+
+    @cached_property
+    def files_check(self) -> str:
+        """Shell text that checks the unpacked ``listing`` in ``$target``: made once, sent to every host."""
+        return _files_check(self.listing or (), self.size)
 
 
 def source_path(source: str, project_dir: str) -> str:
@@ -161,7 +167,7 @@ def check_archive(path: str) -> int:
 
 
 def pack(source: str, patterns: Sequence[str], directory: str) -> Packed:
-    """Pack ``source`` once into a tar file in ``directory`` (an archive source is sent as it is); hash it."""
+    """Pack ``source`` once into a tar file in ``directory``, checksumming each file (an archive is sent as it is)."""
     if is_archive(source):
         files = check_archive(source)
         checksum, size = _checksum_of(source)
@@ -274,26 +280,30 @@ def receive_command(target: str, packed: Packed) -> str:
     """
     if packed.listing is None:
         return _stream_check_command(target, packed)
-    text = "".join(f"{crc} {size} {name}\n" for name, crc, size in packed.listing)
-    listed = Cksum()
-    listed.update(text.encode("utf-8", "surrogateescape"))
-    names = " ".join(_printf_word(name) for name, _crc, _size in packed.listing)
-    check = ""
-    if packed.listing:
-        check = f"""\
-listed=$(printf '%b\\0' {names} | xargs -0 cksum -- | cksum)
-if [ "$listed" != "{listed.value()} {listed.size}" ]; then
-    echo "the upload arrived damaged or short: the {len(packed.listing)} files unpacked in $target are not the ones packed ({packed.size} bytes sent)" >&2
-    exit 1
-fi
-"""
     return f"""\
 target={shlex.quote(target)}
 mkdir -p "$target" && cd "$target" || exit 1
 {_WIDE_PIPE}
 {_LARGE_RECORDS}
 tar -x $records -p --no-same-owner -f - || {{ echo "tar could not unpack the upload into $target: it arrived damaged or short" >&2; exit 1; }}
-{check}"""
+{packed.files_check}"""
+
+
+def _files_check(listing: Sequence[tuple[str, int, int]], sent: int) -> str:
+    """Shell text: ``cksum`` of each listed file in ``$target``, and of that listing, must be what was packed."""
+    if not listing:
+        return ""
+    text = "".join(f"{crc} {size} {name}\n" for name, crc, size in listing)
+    listed = Cksum()
+    listed.update(text.encode("utf-8", "surrogateescape"))
+    names = " ".join(_printf_word(name) for name, _crc, _size in listing)
+    return f"""\
+listed=$(printf '%b\\0' {names} | xargs -0 cksum -- | cksum)
+if [ "$listed" != "{listed.value()} {listed.size}" ]; then
+    echo "the upload arrived damaged or short: the {len(listing)} files unpacked in $target are not the ones packed ({sent} bytes sent)" >&2
+    exit 1
+fi
+"""
 
 
 #: The pipe sshd feeds the upload into holds 1 MiB instead of 64 KiB (Linux; perl is on nearly every host, and
