@@ -16,7 +16,7 @@ import shlex
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, BinaryIO
@@ -109,7 +109,12 @@ def scan(source: str, patterns: Sequence[str]) -> Iterator[Entry]:
         yield Entry(source, os.path.basename(source), "file", info.st_size)
         return
     root = os.path.realpath(source)
-    yield from _walk(root, "", patterns)
+    entries = list(_walk(root, "", patterns))
+    # Checked once every link is known: one link's meaning depends on the others (``sub/y -> ..``).
+    links = {entry.name: os.readlink(entry.path) for entry in entries if entry.kind == "link"}
+    for name, pointed in links.items():
+        _check_link(name, pointed, links, "the source")
+    yield from entries
 
 
 def _walk(root: str, relative: str, patterns: Sequence[str]) -> Iterator[Entry]:
@@ -123,7 +128,6 @@ def _walk(root: str, relative: str, patterns: Sequence[str]) -> Iterator[Entry]:
         path = os.path.join(root, child)
         info = os.lstat(path)
         if stat.S_ISLNK(info.st_mode):
-            _check_link(root, child, path)
             yield Entry(path, child, "link", 0)
         elif stat.S_ISDIR(info.st_mode):
             yield Entry(path, child, "dir", 0)
@@ -134,19 +138,57 @@ def _walk(root: str, relative: str, patterns: Sequence[str]) -> Iterator[Entry]:
             raise FapError(f"upload_source: {path} is not a file, a directory or a link")
 
 
-def _check_link(root: str, relative: str, path: str) -> None:
-    pointed = os.readlink(path)
-    if os.path.isabs(pointed):
-        raise FapError(f"upload_source: link {relative} -> {pointed} is absolute: on the hosts it would lead outside"
+#: Links the kernel follows while resolving one path before it gives up (ELOOP): Linux's MAXSYMLINKS.
+_MAX_LINKS = 40
+
+
+def _check_link(name: str, pointed: str, links: Mapping[str, str], where: str) -> None:
+    """Refuse the link ``name -> pointed`` unless it resolves inside the tree sent, as the hosts' kernel will."""
+    if pointed.startswith("/"):
+        raise FapError(f"upload_source: link {name} -> {pointed} is absolute: on the hosts it would lead outside"
                        " the release; make it relative to a path inside the source")
-    resolved = os.path.normpath(os.path.join(os.path.dirname(path), pointed))
-    if resolved != root and not resolved.startswith(root + os.sep):
-        raise FapError(f"upload_source: link {relative} -> {pointed} leads outside the source")
+    if resolve(posixpath.dirname(name), pointed, links) is None:
+        raise FapError(f"upload_source: link {name} -> {pointed} leads outside {where}")
+
+
+def resolve(directory: str, path: str, links: Mapping[str, str]) -> str | None:
+    """``path`` (relative to ``directory``) resolved the way the kernel will once the tree is unpacked; ``None`` outside.
+
+    ``directory``, the result and the keys of ``links`` (each symbolic link
+    of the tree and what it points at) are relative to the tree's top. Each
+    component that is a link is replaced by what it points at, then ``..``
+    is taken: read as text, ``sub/y/sub/y/../..`` stays below ``sub``; with
+    ``sub/y -> ..`` it climbs two levels above the link's directory. A name
+    that is not in the tree is taken as a directory (it may exist on a host
+    later). A path that resolves nowhere (a loop of links) is not outside.
+    """
+    resolved: list[str] = []
+    pending = [*reversed(path.split("/")), *reversed(directory.split("/"))]
+    followed = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        pointed = links.get("/".join((*resolved, part)))
+        if pointed is None:
+            resolved.append(part)
+            continue
+        followed += 1
+        if followed > _MAX_LINKS or pointed.startswith("/"):
+            return "/".join(resolved) if followed > _MAX_LINKS else None
+        pending.extend(reversed(pointed.split("/")))
+    return "/".join(resolved)
 
 
 def check_archive(path: str) -> int:
     """Check an uploaded archive's members stay inside the release; return how many files it holds."""
     files = 0
+    links: dict[str, str] = {}
     try:
         with tarfile.open(path, "r|*") as archive:
             for member in archive:
@@ -156,13 +198,17 @@ def check_archive(path: str) -> int:
                 if member.issym():
                     if member.linkname.startswith("/"):
                         raise FapError(f"upload_source {path}: link {member.name} -> {member.linkname} is absolute")
-                    pointed = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
-                    if pointed == ".." or pointed.startswith("../"):
-                        raise FapError(f"upload_source {path}: link {member.name} -> {member.linkname} leads outside the archive")
+                    links[name] = member.linkname
+                else:
+                    links.pop(name, None)  # a later member of the same name replaces the link
                 if member.isfile():
                     files += 1
     except tarfile.TarError as error:
         raise FapError(f"upload_source {path}: not a readable tar archive: {error}") from None
+    # Checked once every link is known, as tar leaves them: one link's meaning depends on the others.
+    for name, pointed in links.items():
+        if resolve(posixpath.dirname(name), pointed, links) is None:
+            raise FapError(f"upload_source {path}: link {name} -> {pointed} leads outside the archive")
     return files
 
 
