@@ -57,11 +57,14 @@ class Packed:
     #: What fap packed itself: each regular file's name in the tar, its cksum CRC and size, in the tar's order.
     #: The hosts check these files once unpacked; an archive uploaded as it is (``None``) is checked as a stream.
     listing: tuple[tuple[str, int, int], ...] | None = None
+    #: The directories and files of the tar their owner may not read (``chmod 000``), with their modes, in the
+    #: tar's order: the hosts' check opens them for itself, then gives them their mode back.
+    sealed: tuple[tuple[str, int], ...] = ()
 
     @cached_property
     def files_check(self) -> str:
         """Shell text that checks the unpacked ``listing`` in ``$target``: made once, sent to every host."""
-        return _files_check(self.listing or (), self.size)
+        return _files_check(self.listing or (), self.size, self.sealed)
 
 
 def source_path(source: str, project_dir: str) -> str:
@@ -220,12 +223,16 @@ def pack(source: str, patterns: Sequence[str], directory: str) -> Packed:
         with open(source, "rb") as stream:
             gzip = stream.read(2) == b"\x1f\x8b"
         return Packed(source, checksum, size, files, size, "-z" if gzip else "")
-    entries = list(scan(source, patterns))
-    fd, path = _new_file(directory)
-    with os.fdopen(fd, "wb") as raw:
-        listing = _write_tar(entries, raw)
-        size = raw.tell()
-    return Packed(path, None, size, len(listing), sum(entry.size for entry in entries), listing=tuple(listing))
+    try:
+        entries = list(scan(source, patterns))
+        fd, path = _new_file(directory)
+        with os.fdopen(fd, "wb") as raw:
+            listing, sealed = _write_tar(entries, raw)
+            size = raw.tell()
+    except PermissionError as error:  # a file or directory the deployer may not read, named without a traceback
+        raise FapError(f"upload_source: cannot read {error.filename}: {error.strerror}") from None
+    return Packed(path, None, size, len(listing), sum(entry.size for entry in entries), listing=tuple(listing),
+                  sealed=tuple(sealed))
 
 
 # Each byte with its bits in reverse order: zlib's CRC-32 reads bits the other way round from cksum's.
@@ -258,9 +265,11 @@ class Cksum:
         return int(f"{crc:032b}"[::-1], 2)
 
 
-def _write_tar(entries: Sequence[Entry], stream: Any) -> list[tuple[str, int, int]]:
-    """Write ``entries`` as a tar into ``stream``; return each regular file's (name, cksum CRC, size)."""
+def _write_tar(entries: Sequence[Entry], stream: Any) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+    """Write ``entries`` as a tar into ``stream``; return each regular file's (name, cksum CRC, size), and the
+    (name, mode) of each file and directory its owner may not read (see :attr:`Packed.sealed`)."""
     listing: list[tuple[str, int, int]] = []
+    sealed: list[tuple[str, int]] = []
     sums: dict[str, tuple[int, int]] = {}
     # "w", not the stream mode "w|": that one re-slices its buffer into 10 KiB records, half the packing time.
     with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT, copybufsize=_PIECE) as archive:
@@ -280,7 +289,10 @@ def _write_tar(entries: Sequence[Entry], stream: Any) -> list[tuple[str, int, in
                 sums[entry.name] = sums[info.linkname]
             if entry.name in sums:
                 listing.append((entry.name, *sums[entry.name]))
-    return listing
+            needs = 0o400 if info.isreg() else 0o500 if info.isdir() else 0
+            if info.mode & needs != needs:
+                sealed.append((entry.name, info.mode & 0o7777))
+    return listing, sealed
 
 
 class _SummedReader:
@@ -335,21 +347,31 @@ tar -x $records -p --no-same-owner -f - || {{ echo "tar could not unpack the upl
 {packed.files_check}"""
 
 
-def _files_check(listing: Sequence[tuple[str, int, int]], sent: int) -> str:
-    """Shell text: ``cksum`` of each listed file in ``$target``, and of that listing, must be what was packed."""
+def _files_check(listing: Sequence[tuple[str, int, int]], sent: int, sealed: Sequence[tuple[str, int]] = ()) -> str:
+    """Shell text: ``cksum`` of each listed file in ``$target``, and of that listing, must be what was packed.
+
+    What its owner may not read (``sealed``: a ``chmod 000`` file, a
+    directory without ``r`` or ``x``) is opened for the check, directories
+    from the top down, and given back its mode afterwards, from the bottom
+    up: it is deployed as it was built, and checked all the same.
+    """
     if not listing:
         return ""
     text = "".join(f"{crc} {size} {name}\n" for name, crc, size in listing)
     listed = Cksum()
     listed.update(text.encode("utf-8", "surrogateescape"))
     names = " ".join(_printf_word(name) for name, _crc, _size in listing)
+    # One chmod per sealed path, in order: a directory must be opened before what it holds, and closed after.
+    opened = "".join(f"printf '%b\\0' {_printf_word(name)} | xargs -0 chmod u+rx -- || exit 1\n" for name, _mode in sealed)
+    closed = "".join(f"printf '%b\\0' {_printf_word(name)} | xargs -0 chmod {mode:04o} -- || exit 1\n"
+                     for name, mode in reversed(sealed))
     return f"""\
-listed=$(printf '%b\\0' {names} | xargs -0 cksum -- | cksum)
+{opened}listed=$(printf '%b\\0' {names} | xargs -0 cksum -- | cksum)
 if [ "$listed" != "{listed.value()} {listed.size}" ]; then
     echo "the upload arrived damaged or short: the {len(listing)} files unpacked in $target are not the ones packed ({sent} bytes sent)" >&2
     exit 1
 fi
-"""
+{closed}"""
 
 
 #: The pipe sshd feeds the upload into holds 1 MiB instead of 64 KiB (Linux; perl is on nearly every host, and

@@ -147,3 +147,28 @@ def test_an_archive_uploaded_as_it_is_and_damaged_before_it_is_summed_switches_n
     assert errors and all("host2" in line and "host1" not in line and "host3" not in line for line in errors), result.output
     assert "nothing changed" in result.output
     assert_nothing_changed(fap_fleet, before)
+
+
+def test_files_and_directories_their_owner_cannot_read_arrive_checked_with_their_modes(fap_fleet, fap_run, tmp_path):
+    # The deploy user owns what it unpacks, but cksum cannot read a mode-000 file nor enter a mode-000
+    # directory: the check opens them for itself and gives them back the mode they were sent with.
+    dist = tmp_path / "dist"
+    (dist / "locked").mkdir(parents=True)
+    (dist / "locked" / "inside").write_bytes(os.urandom(5000))
+    (dist / "sealed").write_bytes(os.urandom(7000))
+    (dist / "open").write_text("open\n")
+    (dist / "sealed").chmod(0o000)
+    (dist / "locked").chmod(0o000)
+    expected = {"locked/inside": hashlib.sha256((dist / "locked" / "inside").read_bytes()).hexdigest(),
+                "sealed": hashlib.sha256((dist / "sealed").read_bytes()).hexdigest()}
+
+    result = deploy(fap_fleet, fap_run, tmp_path, {"upload_source": "dist"})
+
+    assert result.exit_code == 0, result.output
+    assert result.output.count("checksum verified") == len(fap_fleet.hosts)
+    for host in fap_fleet.hosts:
+        current = fap_fleet.current_dir(host)
+        assert os.stat(current / "sealed").st_mode & 0o777 == 0o000, host
+        assert os.stat(current / "locked").st_mode & 0o777 == 0o000, host
+        for name, digest in expected.items():  # read as root, from this machine
+            assert hashlib.sha256((current / name).read_bytes()).hexdigest() == digest, (host, name)
