@@ -109,7 +109,8 @@ def scan(source: str, patterns: Sequence[str]) -> Iterator[Entry]:
         raise FapError(f"upload_source {source}: no such file or directory")
     if not os.path.isdir(source):
         info = os.stat(source)
-        yield Entry(source, os.path.basename(source), "file", info.st_size)
+        # Given through a link (build/latest -> tool-1.2.bin), the file it names is sent: the link would dangle there.
+        yield Entry(os.path.realpath(source), os.path.basename(source), "file", info.st_size)
         return
     root = os.path.realpath(source)
     entries = list(_walk(root, "", patterns))
@@ -229,7 +230,7 @@ def pack(source: str, patterns: Sequence[str], directory: str) -> Packed:
         with os.fdopen(fd, "wb") as raw:
             listing, sealed = _write_tar(entries, raw)
             size = raw.tell()
-    except PermissionError as error:  # a file or directory the deployer may not read, named without a traceback
+    except OSError as error:  # a file the deployer may not read, a dangling link: named, without a traceback
         raise FapError(f"upload_source: cannot read {error.filename}: {error.strerror}") from None
     return Packed(path, None, size, len(listing), sum(entry.size for entry in entries), listing=tuple(listing),
                   sealed=tuple(sealed))

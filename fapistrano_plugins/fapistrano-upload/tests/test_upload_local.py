@@ -300,3 +300,18 @@ def test_an_uploaded_archive_with_links_inside_it_is_unpacked(fap_local, fap_run
 
     assert result.exit_code == 0, result.output
     assert (release_dir(fap_local) / "app" / "same").read_text() == "ok\n"
+
+
+def test_a_single_file_given_through_a_link_is_sent_as_the_file_it_names(fap_local, fap_run):
+    # build/tool -> tool-1.2.bin, as build tools leave a "latest" link: its content is sent, never a link
+    # to a path of this machine.
+    (fap_local.root / "build").mkdir()
+    (fap_local.root / "build" / "tool-1.2.bin").write_bytes(b"tool 1.2\n")
+    (fap_local.root / "build" / "tool").symlink_to("tool-1.2.bin")
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "build/tool", "upload_target": "bin"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    sent = release_dir(fap_local) / "bin" / "tool"
+    assert not sent.is_symlink() and sent.read_bytes() == b"tool 1.2\n"
