@@ -7,7 +7,9 @@ the run.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import threading
 import time
@@ -446,6 +448,33 @@ class JsonLog(Reporter):
             self.stream.close()
         except OSError:
             pass  # what was left in the buffer could not be written: said already, or nothing was left
+
+
+def open_event_log(path: str, wait: float = 2.0) -> IO[str]:
+    """``--log-json``'s file, opened to append without ever blocking the run before it starts.
+
+    A FIFO's plain ``open`` waits for a reader, forever when none comes: it
+    is opened non-blocking instead, tried again for ``wait`` seconds (a
+    reader started at the same moment as fap), then refused. Once open,
+    writes block as usual. Raises :class:`OSError` whose ``strerror`` says why.
+    """
+    import fcntl
+    import stat
+
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(path, flags, 0o666)
+            break
+        except OSError as error:
+            if error.errno != errno.ENXIO or not stat.S_ISFIFO(os.stat(path).st_mode):
+                raise
+            if time.monotonic() >= deadline:
+                raise OSError(errno.ENXIO, "a FIFO that no process reads; start its reader first", path) from None
+            time.sleep(0.05)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def make_console(stderr: bool = False) -> Any:

@@ -93,6 +93,29 @@ def test_an_event_log_whose_reader_left_is_a_warning_and_the_deploy_goes_on(fap_
     assert not (fap_local.path / ".fap-lock").exists()
 
 
+def test_an_event_log_that_is_a_directory_is_bad_input_in_one_line(fap_local: Any, fap_run: Any, tmp_path: Path) -> None:
+    fap_local.write_deployfile()
+    result = fap_run(["deploy", "-s", "test", "--log-json", str(tmp_path)], cwd=fap_local.root)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [f"fap: error: --log-json {tmp_path}: Is a directory"]
+    assert fap_local.releases() == [] and not (fap_local.path / ".fap-lock").exists()
+
+
+def test_an_event_log_fifo_with_no_reader_is_bad_input_and_does_not_hang(fap_local: Any, fap_run: Any, tmp_path: Path) -> None:
+    fap_local.write_deployfile()
+    fifo = tmp_path / "events"
+    os.mkfifo(fifo)
+
+    result = fap_run(["deploy", "-s", "test", "--log-json", str(fifo)], cwd=fap_local.root, timeout=20)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"fap: error: --log-json {fifo}: a FIFO that no process reads; start its reader first"]
+    assert result.duration < 10, result.duration
+    assert fap_local.releases() == [] and not (fap_local.path / ".fap-lock").exists()
+
+
 PLUGIN = '''
 import json
 

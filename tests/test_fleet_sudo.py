@@ -25,7 +25,10 @@ SUDOERS = Path("/etc/sudoers.d/fapistrano-tests-app")
 def app_user(fap_fleet_session: Any) -> Iterator[pwd.struct_passwd]:
     """A user ``app`` that ``deploy`` may become with ``sudo -n -u app``."""
     if not shutil.which("sudo") or not shutil.which("useradd") or not SUDOERS.parent.is_dir():
-        pytest.skip("sudo_user tests need sudo (with /etc/sudoers.d) and useradd")
+        reason = "sudo_user tests need sudo (with /etc/sudoers.d) and useradd"
+        if os.environ.get("CI") == "true":  # .ci/run installs sudo: missing there, the feature goes untested
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
     created = False
     try:
         pwd.getpwnam("app")

@@ -16,7 +16,6 @@ from typing import Any
 
 from fapistrano import config as cfg
 from fapistrano.commands.options import Options
-from fapistrano.errors import FapError
 from fapistrano.runner import Member
 
 #: Commands that read hosts without deploying into them: two targets may share a path.
@@ -154,7 +153,7 @@ class Fleet:
     def _finish_setup(self, options: Options, plugins: Any, command: str) -> None:
         from fapistrano.masking import Masker, MaskingReporter, collect_secrets
         from fapistrano.runner import Runner, lock_owner_text
-        from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter
+        from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter, open_event_log
 
         self.console = make_console()
         self.errors = make_console(stderr=True)
@@ -174,9 +173,9 @@ class Fleet:
         reporters = [make_reporter(self.console, options.verbosity, live=options.live, dry_run=options.dry_run)]
         if options.log_json:
             try:
-                stream = open(options.log_json, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reporter
-            except OSError as error:
-                raise FapError(f"--log-json {options.log_json}: {error.strerror}") from None
+                stream = open_event_log(options.log_json)  # closed by the reporter
+            except OSError as error:  # bad input on the command line: exit 2, before any host is reached
+                raise cfg.ConfigError(f"--log-json {options.log_json}: {error.strerror}") from None
             reporters.append(JsonLog(stream, on_error=functools.partial(self._log_json_failed, options.log_json)))
         # Every event passes the masker on its way to any output: the one boundary secrets cannot cross.
         self.reporter = MaskingReporter(Fanout(reporters), self.masker)

@@ -38,7 +38,12 @@ __version__ = "1.0.0"
 PLUGIN = "fapistrano.slack"
 #: Where fap_run_starting leaves the start time for fap_run_finished (``run.state``).
 STARTED = "fapistrano.slack.started"
+#: Where the first message leaves the timeout it used, so that a bad ``slack_timeout`` is told once per run.
+TIMEOUT = "fapistrano.slack.timeout"
 DEFAULT_TIMEOUT = 5.0
+#: The longest a message may wait: past five minutes a notification tells nobody anything, and a larger
+#: number (``1e308``) overflows the clocks that a wait is measured with.
+MAX_TIMEOUT = 300.0
 
 
 @hookimpl
@@ -47,7 +52,8 @@ def fap_settings() -> list[Setting]:
     return [
         Setting("slack_webhook", "", "Incoming webhook URL to post to (a secret: masked everywhere); empty: post nothing.", secret=True),
         Setting("slack_channel", "", "Channel to post in (e.g. '#deploys'), when the webhook lets a message choose; empty: the webhook's own."),
-        Setting("slack_timeout", DEFAULT_TIMEOUT, "Seconds to wait for the webhook per message; then warn and go on.", type=float),
+        Setting("slack_timeout", DEFAULT_TIMEOUT, "Seconds to wait for the webhook per message (at most 300); then warn"
+                " and go on.", type=float),
     ]
 
 
@@ -88,15 +94,27 @@ def _post(run: Any, text: str, which: str) -> None:
         run.log(f"not posting the {which} message under --dry-run")
         return
     timeout = _timeout(run, settings)
-    problem = webhook.post(url, message.payload(run.mask(text), settings), timeout)
+    try:
+        problem = webhook.post(url, message.payload(run.mask(text), settings), timeout)
+    except Exception as error:  # noqa: BLE001 - a notification never fails a run, whatever went wrong in it
+        problem = f"cannot post to the webhook: {type(error).__name__}"
     if problem:
         # run.warn masks the line too; webhook.where names the host only, never the token in the path.
         run.warn(f"{PLUGIN}: {which} message not posted to {webhook.where(url)}: {problem}")
 
 
 def _timeout(run: Any, settings: Mapping[str, Any]) -> float:
+    """``slack_timeout`` within (0, MAX_TIMEOUT]: a value out of bounds is a warning (once per run), never an error."""
+    if TIMEOUT in run.state:
+        return run.state[TIMEOUT]
     value = settings.get("slack_timeout")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    run.warn(f"{PLUGIN}: slack_timeout must be a positive number of seconds, got {value!r}; using {DEFAULT_TIMEOUT:g}")
-    return DEFAULT_TIMEOUT
+    timeout = DEFAULT_TIMEOUT
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:  # nan too
+        run.warn(f"{PLUGIN}: slack_timeout must be a positive number of seconds, got {value!r}; using {DEFAULT_TIMEOUT:g}")
+    elif value > MAX_TIMEOUT:
+        run.warn(f"{PLUGIN}: slack_timeout {value:g} s is more than {MAX_TIMEOUT:g} s; using {MAX_TIMEOUT:g}")
+        timeout = MAX_TIMEOUT
+    else:
+        timeout = float(value)
+    run.state[TIMEOUT] = timeout
+    return timeout

@@ -214,3 +214,26 @@ def test_the_end_message_names_the_revision_before_and_after(fap_local, fap_run,
     assert second.exit_code == 0, second.output
     assert webhook.texts[3].splitlines()[-1] == "revision: 1111111 -> 2222222"
     assert "revision" not in webhook.texts[2]  # the start message: the new code is not there yet
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    ("1e308", "slack_timeout 1e+308 s is more than 300 s; using 300"),
+    ("0", "slack_timeout must be a positive number of seconds, got 0; using 5"),
+    ("-1", "slack_timeout must be a positive number of seconds, got -1; using 5"),
+])
+def test_a_slack_timeout_out_of_bounds_is_one_warning_and_never_fails_the_run(fap_local, fap_run, webhook, given, said):
+    result = deploy(fap_local, fap_run, {"slack_webhook": webhook.url()}, "--slack-timeout", given)
+
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert len(webhook.posts) == 2
+    assert [line.split("warning: ", 1)[1] for line in warnings(result)] == [f"fapistrano.slack: {said}"]
+
+
+@pytest.mark.parametrize("given", ["soon", "inf", "nan"])
+def test_a_slack_timeout_that_is_not_a_number_is_bad_input(fap_local, fap_run, webhook, given):
+    result = deploy(fap_local, fap_run, {"slack_webhook": webhook.url()}, "--slack-timeout", given)
+
+    assert result.exit_code == 2, result.output
+    assert f"slack_timeout: expected a number, got {given!r}" in result.output and "Traceback" not in result.output
+    assert webhook.posts == [] and fap_local.releases() == []

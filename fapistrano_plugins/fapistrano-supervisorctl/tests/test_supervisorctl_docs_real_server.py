@@ -112,7 +112,7 @@ def debian_server() -> Iterator[SupervisedFleet]:
     if not shutil.which("sudo") or not SUDOERS.parent.is_dir():
         _unavailable("sudo (with /etc/sudoers.d) is not installed")
     if SUDOERS.exists():
-        pytest.skip(f"{SUDOERS} exists on this machine; not overwriting it")
+        _unavailable(f"{SUDOERS} exists on this machine; not overwriting it")
     Path(SUPERVISOR_DIR).mkdir(parents=True, exist_ok=True)
     fleet = Fleet(["app1"], mounts={WWW: "www", SUPERVISOR_DIR: "supervisor"}, app_name="myapp")
     supervised = SupervisedFleet(fleet)

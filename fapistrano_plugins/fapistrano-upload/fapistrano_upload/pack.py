@@ -16,7 +16,7 @@ import shlex
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, BinaryIO
@@ -57,11 +57,14 @@ class Packed:
     #: What fap packed itself: each regular file's name in the tar, its cksum CRC and size, in the tar's order.
     #: The hosts check these files once unpacked; an archive uploaded as it is (``None``) is checked as a stream.
     listing: tuple[tuple[str, int, int], ...] | None = None
+    #: The directories and files of the tar their owner may not read (``chmod 000``), with their modes, in the
+    #: tar's order: the hosts' check opens them for itself, then gives them their mode back.
+    sealed: tuple[tuple[str, int], ...] = ()
 
     @cached_property
     def files_check(self) -> str:
         """Shell text that checks the unpacked ``listing`` in ``$target``: made once, sent to every host."""
-        return _files_check(self.listing or (), self.size)
+        return _files_check(self.listing or (), self.size, self.sealed)
 
 
 def source_path(source: str, project_dir: str) -> str:
@@ -106,10 +109,16 @@ def scan(source: str, patterns: Sequence[str]) -> Iterator[Entry]:
         raise FapError(f"upload_source {source}: no such file or directory")
     if not os.path.isdir(source):
         info = os.stat(source)
-        yield Entry(source, os.path.basename(source), "file", info.st_size)
+        # Given through a link (build/latest -> tool-1.2.bin), the file it names is sent: the link would dangle there.
+        yield Entry(os.path.realpath(source), os.path.basename(source), "file", info.st_size)
         return
     root = os.path.realpath(source)
-    yield from _walk(root, "", patterns)
+    entries = list(_walk(root, "", patterns))
+    # Checked once every link is known: one link's meaning depends on the others (``sub/y -> ..``).
+    links = {entry.name: os.readlink(entry.path) for entry in entries if entry.kind == "link"}
+    for name, pointed in links.items():
+        _check_link(name, pointed, links, "the source")
+    yield from entries
 
 
 def _walk(root: str, relative: str, patterns: Sequence[str]) -> Iterator[Entry]:
@@ -123,7 +132,6 @@ def _walk(root: str, relative: str, patterns: Sequence[str]) -> Iterator[Entry]:
         path = os.path.join(root, child)
         info = os.lstat(path)
         if stat.S_ISLNK(info.st_mode):
-            _check_link(root, child, path)
             yield Entry(path, child, "link", 0)
         elif stat.S_ISDIR(info.st_mode):
             yield Entry(path, child, "dir", 0)
@@ -134,19 +142,57 @@ def _walk(root: str, relative: str, patterns: Sequence[str]) -> Iterator[Entry]:
             raise FapError(f"upload_source: {path} is not a file, a directory or a link")
 
 
-def _check_link(root: str, relative: str, path: str) -> None:
-    pointed = os.readlink(path)
-    if os.path.isabs(pointed):
-        raise FapError(f"upload_source: link {relative} -> {pointed} is absolute: on the hosts it would lead outside"
+#: Links the kernel follows while resolving one path before it gives up (ELOOP): Linux's MAXSYMLINKS.
+_MAX_LINKS = 40
+
+
+def _check_link(name: str, pointed: str, links: Mapping[str, str], where: str) -> None:
+    """Refuse the link ``name -> pointed`` unless it resolves inside the tree sent, as the hosts' kernel will."""
+    if pointed.startswith("/"):
+        raise FapError(f"upload_source: link {name} -> {pointed} is absolute: on the hosts it would lead outside"
                        " the release; make it relative to a path inside the source")
-    resolved = os.path.normpath(os.path.join(os.path.dirname(path), pointed))
-    if resolved != root and not resolved.startswith(root + os.sep):
-        raise FapError(f"upload_source: link {relative} -> {pointed} leads outside the source")
+    if resolve(posixpath.dirname(name), pointed, links) is None:
+        raise FapError(f"upload_source: link {name} -> {pointed} leads outside {where}")
+
+
+def resolve(directory: str, path: str, links: Mapping[str, str]) -> str | None:
+    """``path`` (relative to ``directory``) resolved the way the kernel will once the tree is unpacked; ``None`` outside.
+
+    ``directory``, the result and the keys of ``links`` (each symbolic link
+    of the tree and what it points at) are relative to the tree's top. Each
+    component that is a link is replaced by what it points at, then ``..``
+    is taken: read as text, ``sub/y/sub/y/../..`` stays below ``sub``; with
+    ``sub/y -> ..`` it climbs two levels above the link's directory. A name
+    that is not in the tree is taken as a directory (it may exist on a host
+    later). A path that resolves nowhere (a loop of links) is not outside.
+    """
+    resolved: list[str] = []
+    pending = [*reversed(path.split("/")), *reversed(directory.split("/"))]
+    followed = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        pointed = links.get("/".join((*resolved, part)))
+        if pointed is None:
+            resolved.append(part)
+            continue
+        followed += 1
+        if followed > _MAX_LINKS or pointed.startswith("/"):
+            return "/".join(resolved) if followed > _MAX_LINKS else None
+        pending.extend(reversed(pointed.split("/")))
+    return "/".join(resolved)
 
 
 def check_archive(path: str) -> int:
     """Check an uploaded archive's members stay inside the release; return how many files it holds."""
     files = 0
+    links: dict[str, str] = {}
     try:
         with tarfile.open(path, "r|*") as archive:
             for member in archive:
@@ -156,13 +202,17 @@ def check_archive(path: str) -> int:
                 if member.issym():
                     if member.linkname.startswith("/"):
                         raise FapError(f"upload_source {path}: link {member.name} -> {member.linkname} is absolute")
-                    pointed = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
-                    if pointed == ".." or pointed.startswith("../"):
-                        raise FapError(f"upload_source {path}: link {member.name} -> {member.linkname} leads outside the archive")
+                    links[name] = member.linkname
+                else:
+                    links.pop(name, None)  # a later member of the same name replaces the link
                 if member.isfile():
                     files += 1
     except tarfile.TarError as error:
         raise FapError(f"upload_source {path}: not a readable tar archive: {error}") from None
+    # Checked once every link is known, as tar leaves them: one link's meaning depends on the others.
+    for name, pointed in links.items():
+        if resolve(posixpath.dirname(name), pointed, links) is None:
+            raise FapError(f"upload_source {path}: link {name} -> {pointed} leads outside the archive")
     return files
 
 
@@ -174,12 +224,16 @@ def pack(source: str, patterns: Sequence[str], directory: str) -> Packed:
         with open(source, "rb") as stream:
             gzip = stream.read(2) == b"\x1f\x8b"
         return Packed(source, checksum, size, files, size, "-z" if gzip else "")
-    entries = list(scan(source, patterns))
-    fd, path = _new_file(directory)
-    with os.fdopen(fd, "wb") as raw:
-        listing = _write_tar(entries, raw)
-        size = raw.tell()
-    return Packed(path, None, size, len(listing), sum(entry.size for entry in entries), listing=tuple(listing))
+    try:
+        entries = list(scan(source, patterns))
+        fd, path = _new_file(directory)
+        with os.fdopen(fd, "wb") as raw:
+            listing, sealed = _write_tar(entries, raw)
+            size = raw.tell()
+    except OSError as error:  # a file the deployer may not read, a dangling link: named, without a traceback
+        raise FapError(f"upload_source: cannot read {error.filename}: {error.strerror}") from None
+    return Packed(path, None, size, len(listing), sum(entry.size for entry in entries), listing=tuple(listing),
+                  sealed=tuple(sealed))
 
 
 # Each byte with its bits in reverse order: zlib's CRC-32 reads bits the other way round from cksum's.
@@ -212,9 +266,11 @@ class Cksum:
         return int(f"{crc:032b}"[::-1], 2)
 
 
-def _write_tar(entries: Sequence[Entry], stream: Any) -> list[tuple[str, int, int]]:
-    """Write ``entries`` as a tar into ``stream``; return each regular file's (name, cksum CRC, size)."""
+def _write_tar(entries: Sequence[Entry], stream: Any) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+    """Write ``entries`` as a tar into ``stream``; return each regular file's (name, cksum CRC, size), and the
+    (name, mode) of each file and directory its owner may not read (see :attr:`Packed.sealed`)."""
     listing: list[tuple[str, int, int]] = []
+    sealed: list[tuple[str, int]] = []
     sums: dict[str, tuple[int, int]] = {}
     # "w", not the stream mode "w|": that one re-slices its buffer into 10 KiB records, half the packing time.
     with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT, copybufsize=_PIECE) as archive:
@@ -234,7 +290,10 @@ def _write_tar(entries: Sequence[Entry], stream: Any) -> list[tuple[str, int, in
                 sums[entry.name] = sums[info.linkname]
             if entry.name in sums:
                 listing.append((entry.name, *sums[entry.name]))
-    return listing
+            needs = 0o400 if info.isreg() else 0o500 if info.isdir() else 0
+            if info.mode & needs != needs:
+                sealed.append((entry.name, info.mode & 0o7777))
+    return listing, sealed
 
 
 class _SummedReader:
@@ -289,21 +348,31 @@ tar -x $records -p --no-same-owner -f - || {{ echo "tar could not unpack the upl
 {packed.files_check}"""
 
 
-def _files_check(listing: Sequence[tuple[str, int, int]], sent: int) -> str:
-    """Shell text: ``cksum`` of each listed file in ``$target``, and of that listing, must be what was packed."""
+def _files_check(listing: Sequence[tuple[str, int, int]], sent: int, sealed: Sequence[tuple[str, int]] = ()) -> str:
+    """Shell text: ``cksum`` of each listed file in ``$target``, and of that listing, must be what was packed.
+
+    What its owner may not read (``sealed``: a ``chmod 000`` file, a
+    directory without ``r`` or ``x``) is opened for the check, directories
+    from the top down, and given back its mode afterwards, from the bottom
+    up: it is deployed as it was built, and checked all the same.
+    """
     if not listing:
         return ""
     text = "".join(f"{crc} {size} {name}\n" for name, crc, size in listing)
     listed = Cksum()
     listed.update(text.encode("utf-8", "surrogateescape"))
     names = " ".join(_printf_word(name) for name, _crc, _size in listing)
+    # One chmod per sealed path, in order: a directory must be opened before what it holds, and closed after.
+    opened = "".join(f"printf '%b\\0' {_printf_word(name)} | xargs -0 chmod u+rx -- || exit 1\n" for name, _mode in sealed)
+    closed = "".join(f"printf '%b\\0' {_printf_word(name)} | xargs -0 chmod {mode:04o} -- || exit 1\n"
+                     for name, mode in reversed(sealed))
     return f"""\
-listed=$(printf '%b\\0' {names} | xargs -0 cksum -- | cksum)
+{opened}listed=$(printf '%b\\0' {names} | xargs -0 cksum -- | cksum)
 if [ "$listed" != "{listed.value()} {listed.size}" ]; then
     echo "the upload arrived damaged or short: the {len(listing)} files unpacked in $target are not the ones packed ({sent} bytes sent)" >&2
     exit 1
 fi
-"""
+{closed}"""
 
 
 #: The pipe sshd feeds the upload into holds 1 MiB instead of 64 KiB (Linux; perl is on nearly every host, and

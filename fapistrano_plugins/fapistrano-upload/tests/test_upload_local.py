@@ -221,3 +221,97 @@ def test_the_packed_file_is_removed_after_the_run(fap_local, fap_run, tmp_path):
     while list(scratch.glob("fap-upload-*")) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not list(scratch.glob("fap-upload-*"))
+
+
+#: ``app/sub/y -> ..`` makes ``sub/y`` the directory ``app`` itself: the path below climbs ten levels above ``app``
+#: on the disk though, read as text, it never leaves it. Resolved as the kernel will, it is ``/etc/passwd``.
+CLIMBING = "sub/y/" * 10 + "../" * 10 + "etc/passwd"
+
+
+def test_a_link_that_climbs_out_through_another_link_is_refused(fap_local, fap_run):
+    app = fap_local.root / "dist" / "app"
+    (app / "sub").mkdir(parents=True)
+    (app / "sub" / "y").symlink_to("..")
+    (app / "esc").symlink_to(CLIMBING)
+    assert os.path.realpath(app / "esc") == "/etc/passwd"  # what it would be on a host, too
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "dist"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 1, result.output
+    assert f"link app/esc -> {CLIMBING} leads outside the source" in result.output
+    assert "Traceback" not in result.output
+    assert fap_local.releases() == [] and fap_local.current() is None
+
+
+def test_links_that_stay_inside_through_other_links_are_sent(fap_local, fap_run):
+    app = fap_local.root / "dist" / "app"
+    (app / "sub").mkdir(parents=True)
+    (app / "sub" / "y").symlink_to("..")
+    (app / "VERSION").write_text("1\n")
+    (app / "same").symlink_to("sub/y/sub/y/VERSION")
+    (fap_local.root / "dist" / "top").symlink_to("app/sub/y/../VERSION")  # app/sub/y is app: its parent is the top
+    (fap_local.root / "dist" / "VERSION").write_text("top\n")
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "dist"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    release = release_dir(fap_local)
+    assert (release / "app" / "same").read_text() == "1\n"
+    assert (release / "top").read_text() == "top\n"
+
+
+def archive(path: Path, members: list[tuple[str, str | None]]) -> None:
+    """A .tgz of ``members``: (name, link target) for a symbolic link, (name, None) for a small file."""
+    with tarfile.open(path, mode="w:gz") as packed:
+        for name, pointed in members:
+            info = tarfile.TarInfo(name)
+            if pointed is None:
+                info.size = 3
+                packed.addfile(info, io.BytesIO(b"ok\n"))
+            else:
+                info.type, info.linkname = tarfile.SYMTYPE, pointed
+                packed.addfile(info)
+
+
+@pytest.mark.parametrize(("members", "refused"), [
+    ([("web/index.html", None), ("web/escape", "../../outside")], "link web/escape -> ../../outside leads outside the archive"),
+    ([("web/index.html", None), ("web/passwd", "/etc/passwd")], "link web/passwd -> /etc/passwd is absolute"),
+    ([("app/sub/y", ".."), ("app/esc", CLIMBING)], f"link app/esc -> {CLIMBING} leads outside the archive"),
+], ids=["climbing", "absolute", "through-a-link"])
+def test_an_uploaded_archive_with_a_link_leading_outside_it_is_refused(fap_local, fap_run, members, refused):
+    archive(fap_local.root / "app.tgz", members)
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "app.tgz"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 1, result.output
+    assert refused in result.output and "Traceback" not in result.output
+    assert fap_local.releases() == [] and fap_local.current() is None
+    assert not (fap_local.path / "outside").exists()
+
+
+def test_an_uploaded_archive_with_links_inside_it_is_unpacked(fap_local, fap_run):
+    archive(fap_local.root / "app.tgz", [("app/sub/y", ".."), ("app/VERSION", None), ("app/same", "sub/y/VERSION")])
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "app.tgz"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert (release_dir(fap_local) / "app" / "same").read_text() == "ok\n"
+
+
+def test_a_single_file_given_through_a_link_is_sent_as_the_file_it_names(fap_local, fap_run):
+    # build/tool -> tool-1.2.bin, as build tools leave a "latest" link: its content is sent, never a link
+    # to a path of this machine.
+    (fap_local.root / "build").mkdir()
+    (fap_local.root / "build" / "tool-1.2.bin").write_bytes(b"tool 1.2\n")
+    (fap_local.root / "build" / "tool").symlink_to("tool-1.2.bin")
+    fap_local.write_deployfile({"plugins": ["fapistrano.upload"], "upload_source": "build/tool", "upload_target": "bin"})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    sent = release_dir(fap_local) / "bin" / "tool"
+    assert not sent.is_symlink() and sent.read_bytes() == b"tool 1.2\n"
