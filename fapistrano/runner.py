@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import os
 import pwd
+import secrets
 import signal
 import socket
 import sys
@@ -166,6 +167,9 @@ class Runner:
         self.dry_run = dry_run
         self.max_parallel = max(1, max_parallel)
         self.lock_text = lock_text
+        # This run's own mark in the locks it takes: it releases a lock only while the lock still holds it.
+        # ``None`` releases whoever's lock (``fap unlock``).
+        self.lock_token: str | None = secrets.token_hex(16)
         self.stopping = threading.Event()
         self.stopped_by: signal.Signals | None = None  # the signal that stopped the run
         self._pool = ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="fap-host")
@@ -261,9 +265,14 @@ class Runner:
                 return
             # The unlock goes with the end of the session: one round trip for both.
             self.emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
-            result = member.connection.close(last=layout.unlock_script(member.target.config["path"]))
+            result = member.connection.close(last=layout.unlock_script(member.target.config["path"], self.lock_token))
             if result is not None and result.exit_code == 0:
                 member.locked = False
+            elif result is not None and result.exit_code == layout.LOCK_NOT_OURS:
+                member.locked = False
+                self.emit("warning", "the lock is no longer this run's (removed by 'fap unlock';"
+                                     f" now held by {result.stderr.strip() or 'unknown'}): left in place",
+                          host=member.name, phase="unlock")
             elif result is not None:
                 self.emit("error", f"could not release the lock: {result.stderr.strip()}", host=member.name)
 
@@ -282,6 +291,7 @@ class Runner:
             config["current_path"],
             config["releases_path"],
             self.lock_text if lock else None,
+            self.lock_token or "",
         )
         # A ``command`` event like every other round trip, so that --log-json counts it.
         self.emit("command", "(probe) reading releases and lock", host=member.name, phase="probe")
