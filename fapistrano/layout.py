@@ -335,6 +335,18 @@ def _refuse_current(current_path: str, releases: Sequence[str]) -> list[str]:
     ]
 
 
+#: A shell function: ``remove DIR...`` removes each whole, as the deploy user can. A directory the code
+#: shipped read-only (``chmod 555``, kept by tar) is made writable first, then removed; rm alone would
+#: leave it, and every later deploy would fail on it. find, not ``chmod -R``: it follows no symlink,
+#: and its ``-exec … ;`` opens a directory to the user before it goes into it. Only on rm's failure:
+#: a release of ordinary directories costs one rm, as before.
+_REMOVE = (
+    'remove() { rm -rf -- "$@" 2>/dev/null && return 0;'
+    ' find "$@" -type d ! -perm -u+rwx -exec chmod u+rwx {} \\; 2>/dev/null; rm -rf -- "$@"; }'
+)
+_REMOVE_ARGUMENTS = '; remove "$@"'
+
+
 def _checked(releases: Iterable[str]) -> list[str]:
     names = list(releases)
     for name in names:
@@ -359,7 +371,7 @@ def remove_releases_script(releases_path: str, current_path: str, releases: Iter
             f"cd {q(releases_path)} || exit 1",
             *_refuse_current(current_path, names),
             # Release names are digits and dashes: nothing for xargs to unquote.
-            "xargs rm -rf -- <<'FAP-RELEASES' || exit 1",
+            f"xargs sh -c {q(_REMOVE + _REMOVE_ARGUMENTS)} sh <<'FAP-RELEASES' || exit 1",
             *names,
             "FAP-RELEASES",
             # Markers last, so that a release that could not be removed whole still reads as unfinished.
@@ -382,7 +394,8 @@ def remove_new_release_script(releases_path: str, current_path: str, release: st
             f"[ -d {q(releases_path)} ] || exit 0" if created else f"[ -e {q(marker(releases_path, name))} ] || exit 0",
             f"cd {q(releases_path)} || exit 1",
             *_refuse_current(current_path, [name]),
-            f"rm -rf -- {name} || exit 1",
+            _REMOVE,
+            f"remove {name} || exit 1",
             f"rm -f -- .{name}.unfinished",
         ]
     )

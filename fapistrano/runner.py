@@ -65,6 +65,7 @@ class Member:
     locked: bool = False
     switched: bool = False
     made_release: bool = False  # its first phase made this run's release directory
+    release_left: bool = False  # the run's new release could not be removed after a failure: still on the host
     failed: BaseException | None = None
     failed_phase: str = ""
     status: MemberStatus = ""
@@ -663,9 +664,11 @@ class Runner:
                                                           member.made_release)
                 result = member.connection.run(script)
             except FapError as error:
+                member.release_left = True
                 self.emit("error", f"could not remove unfinished release {ctx.release}: {error}", host=member.name)
                 return
             if result.exit_code != 0:
+                member.release_left = True
                 self.emit("error", f"could not remove unfinished release {ctx.release}: {result.stderr.strip()}", host=member.name)
 
         self.on_each(members, work)

@@ -257,6 +257,11 @@ def where_current_is(flow: Flow, members: Sequence[Member], release: str | None)
     if flow.publish_phase is None:
         return "current is unchanged on every host"  # restart: no switch, but its hooks may have acted
     if not moved:
+        left = [m.name for m in members if m.release_left]
+        if left and release:
+            # Marked unfinished still: the next run that takes the lock removes it.
+            return (f"nothing changed: current is unchanged on every host; the new release {release} is left on"
+                    f" {', '.join(left)}, marked unfinished (the next deploy removes it once it can)")
         removed = "the new release was removed, " if flow.creates_release and release else ""
         return f"nothing changed: {removed}current is unchanged on every host"
     hosts = "every host" if len(moved) == len(members) else ", ".join(moved)

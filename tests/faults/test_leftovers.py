@@ -70,3 +70,51 @@ def test_an_unfinished_release_is_left_alone_while_another_run_holds_the_lock(fa
     for host in faulty.fleet.names:
         assert faulty.fleet.current(host) == running[0]
         faulty.assert_clean(host)
+
+
+READ_ONLY = {"hooks": {"updating": [{"run": "mkdir -p ro/sub && touch ro/sub/file && chmod 555 ro/sub ro"}]}}
+
+
+def _with_read_only_dirs(faulty) -> None:
+    faulty.fleet.write_deployfile(faulty.directory, {"plugins": ["faultplugin"], "linked_files": ["config/secret.yml"],
+                                                     "keep_releases": 1, **READ_ONLY})
+
+
+def test_a_failed_deploy_removes_its_release_with_read_only_directories(faulty):
+    _with_read_only_dirs(faulty)
+
+    result = faulty.fap("deploy", "-s", "test", "--fault-phase", "updated", "--fault-host", "host1")
+
+    assert result.exit_code == 1, result.output
+    assert "Permission denied" not in result.output
+    assert "nothing changed: the new release was removed, current is unchanged on every host" in result.stderr
+    faulty.assert_untouched()
+    # And the next deploy goes through, removing a release with read-only directories as keep_releases says.
+    assert faulty.fap("deploy", "-s", "test").exit_code == 0
+    second = faulty.fap("deploy", "-s", "test")
+    assert second.exit_code == 0, second.output
+    new = faulty.fleet.current("host1")
+    for host in faulty.fleet.names:
+        assert faulty.fleet.current(host) == new
+        assert len(faulty.fleet.releases(host)) == 2, host  # keep_releases: 1, and the one a rollback returns to
+        faulty.assert_clean(host)
+
+
+def test_a_release_that_cannot_be_removed_is_not_reported_removed(faulty):
+    process = faulty.popen("deploy", "-s", "test", *faulty.block_args("updated"), "--fault-phase", "updated", "--fault-host", "host1")
+    faulty.wait_blocked()
+    releases = faulty.fleet.app_dir("host2") / "releases"
+    (new,) = [p.name for p in releases.iterdir() if p.name != faulty.good and not p.name.startswith(".")]
+    # root's directory in host2's new release: the deploy user can neither empty it nor make it writable.
+    (releases / new / "roots").mkdir()
+    (releases / new / "roots" / "file").touch()
+    faulty.unblock()
+    stdout, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 1, stdout + stderr
+    assert "the new release was removed" not in stderr
+    assert f"nothing changed: current is unchanged on every host; the new release {new} is left on host2" in stderr
+    assert faulty.fleet.current("host2") == faulty.good
+    # Left marked unfinished: the next run removes it once it can.
+    assert (releases / f".{new}.unfinished").exists()
+    faulty.assert_untouched(["host1", "host3"])
