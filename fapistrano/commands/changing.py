@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from fapistrano.errors import FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
+from fapistrano.errors import CommandKilled, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
 from fapistrano.run import Run, RunOutcome, RunTarget
 from fapistrano.runner import (
@@ -23,6 +23,7 @@ from fapistrano.runner import (
     install_signal_handlers,
     key,
     restore_signal_handlers,
+    unwrapped,
 )
 from fapistrano.steps import LocalSteps
 
@@ -83,7 +84,8 @@ def execute(
         finally:
             try:
                 if local_steps is not None and not outcome.ok:
-                    local_steps.failed(members)
+                    with runner.cancellable():
+                        local_steps.failed(members)
                 if run is not None and _run_hooks_listen(runner, members):
                     run.revision = _revision(members, lambda ctx: ctx.release)
             finally:
@@ -178,6 +180,7 @@ def make_run(command: str, members: Sequence[Member], config: dict[str, Any], dr
         reporter=runner.reporter,
         masker=runner.masker,
         project_dir=runner.project_dir,
+        processes=runner.local_processes,
     )
 
 
@@ -198,6 +201,8 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
     try:
         runner.plugins.caller("fap_run_starting", _run_plugins(members))(run=run)
     except Exception as error:  # noqa: BLE001 - any plugin error aborts the run, named
+        if runner.stopping.is_set() and isinstance(unwrapped(error), CommandKilled):
+            return None  # killed by the stop (a build): the phases report the stop, nothing changed
         # Bad input a plugin finds before any host changed is exit 2, like any other (a ConfigError).
         return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
     return None
