@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import tempfile
+from pathlib import Path
+
 
 def _die_while_updating(faulty) -> str:
     """Run a deploy, kill host2's sshd while it updates, bring host2 back: return the dead run's release."""
@@ -118,3 +123,27 @@ def test_a_release_that_cannot_be_removed_is_not_reported_removed(faulty):
     # Left marked unfinished: the next run removes it once it can.
     assert (releases / f".{new}.unfinished").exists()
     faulty.assert_untouched(["host1", "host3"])
+
+
+def _packed_copies() -> set[str]:
+    return {str(p) for p in Path(tempfile.gettempdir()).glob("fap-upload-*")}
+
+
+def test_the_packed_upload_left_by_a_killed_run_is_removed_by_the_next_run(faulty):
+    faulty.fleet.write_deployfile(faulty.directory, {"plugins": ["faultplugin", "fapistrano.upload"],
+                                                     "linked_files": ["config/secret.yml"], "upload_source": "faultplugin.py"})
+    before = _packed_copies()
+    process = faulty.popen("deploy", "-s", "test", *faulty.block_args("updating"))
+    faulty.wait_blocked()
+    left = _packed_copies() - before
+    assert left, "the run packed nothing"
+    process.send_signal(signal.SIGKILL)  # nothing of fap's cleanup runs
+    process.communicate(timeout=30)
+    faulty.unblock()
+    assert all(os.path.exists(path) for path in left)
+    assert faulty.fap("unlock", "-s", "test").exit_code == 0
+
+    result = faulty.fap("deploy", "-s", "test")
+
+    assert result.exit_code == 0, result.output
+    assert [path for path in left if os.path.exists(path)] == []
