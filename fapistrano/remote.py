@@ -470,7 +470,9 @@ class LocalProcesses:
         """``process`` ended; whether :meth:`kill` killed it."""
         with self._lock:
             self._running.discard(process)
-            return process.pid in self._killed
+            killed = process.pid in self._killed
+            self._killed.discard(process.pid)  # a later process may get the same pid
+            return killed
 
     def kill(self) -> None:
         """SIGKILL every running command and its session."""

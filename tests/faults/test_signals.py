@@ -5,9 +5,15 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
+
+from fapistrano.errors import CommandKilled
+from fapistrano.remote import LocalProcesses
+from fapistrano.run import Run
 
 
 def still_running(marker: str) -> list[str]:
@@ -94,10 +100,11 @@ def test_failure_in_a_publishing_hook_after_the_switch_switches_back(faulty):
     faulty.assert_untouched()
 
 
-def _wait_running(marker: str, count: int = 1, timeout: float = 30) -> None:
+def _wait_running(command: str, count: int = 1, timeout: float = 30) -> None:
+    """Wait until ``count`` processes run exactly ``command`` (fap's own command line only mentions it)."""
     deadline = time.monotonic() + timeout
-    while len(still_running(marker)) < count:
-        assert time.monotonic() < deadline, f"{marker!r} never started"
+    while len([line for line in still_running(command) if line.split(None, 1)[1:] == [command]]) < count:
+        assert time.monotonic() < deadline, f"{command!r} never started"
         time.sleep(0.1)
 
 
@@ -180,3 +187,39 @@ def test_a_check_that_leaves_a_process_behind_leaves_nothing_on_the_host_and_cos
     assert result.exit_code == 0, result.output
     assert _gone("sleep 121.7", timeout=1) == []
     assert result.duration < quick.duration + 2, (quick.duration, result.duration)
+
+
+def test_sigterm_during_the_health_check_kills_it_with_connection_local(fap_local):
+    fap_local.write_deployfile()
+    process = subprocess.Popen([sys.executable, "-m", "fapistrano", "deploy", "-s", "test", "--healthcheck", "sleep 34.7",
+                                "--healthcheck-timeout", "60"], cwd=fap_local.root, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    _wait_running("sleep 34.7")
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 143, stdout + stderr
+    assert _gone("sleep 34.7") == []
+    assert not (fap_local.path / ".fap-lock").exists()
+
+
+def test_a_stopped_local_command_dies_with_what_it_started_wherever_it_moved():
+    processes = LocalProcesses()
+    run = Run("deploy", (), (), {}, processes=processes)
+    errors: list[BaseException] = []
+
+    def local() -> None:
+        try:
+            run.local("sleep 35.9 & timeout 60 sleep 36.9")
+        except BaseException as error:  # noqa: BLE001 - what the test checks
+            errors.append(error)
+
+    worker = threading.Thread(target=local)
+    worker.start()
+    _wait_running("sleep 36.9")
+    processes.kill()
+    worker.join(timeout=10)
+
+    assert not worker.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], CommandKilled), errors
+    assert _gone("sleep 35.9") == [] and _gone("sleep 36.9") == []
