@@ -94,10 +94,17 @@ def test_a_failed_deploy_removes_its_release_with_read_only_directories(faulty):
     assert "Permission denied" not in result.output
     assert "nothing changed: the new release was removed, current is unchanged on every host" in result.stderr
     faulty.assert_untouched()
-    # And the next deploy goes through, removing a release with read-only directories as keep_releases says.
-    assert faulty.fap("deploy", "-s", "test").exit_code == 0
-    second = faulty.fap("deploy", "-s", "test")
-    assert second.exit_code == 0, second.output
+    # And the next deploys go through, cleanup removing releases with read-only directories as keep_releases says.
+    for _ in range(2):
+        assert faulty.fap("deploy", "-s", "test").exit_code == 0
+    first = faulty.fleet.current("host1")
+    third = faulty.fap("deploy", "-s", "test")
+    assert third.exit_code == 0, third.output
+    assert f"removed 1 old release(s): {first}" not in third.stdout  # the one a rollback returns to stays
+    fourth = faulty.fap("deploy", "-s", "test")
+    assert fourth.exit_code == 0, fourth.output
+    assert f"removed 1 old release(s): {first}" in fourth.stdout
+    second = fourth
     new = faulty.fleet.current("host1")
     for host in faulty.fleet.names:
         assert faulty.fleet.current(host) == new
