@@ -23,6 +23,10 @@ from dataclasses import dataclass
 
 RELEASE_FORMAT = "%y%m%d-%H%M%S"
 LOCK_DIR = ".fap-lock"
+#: The file in the lock that holds the token of the run that took it.
+LOCK_TOKEN = "token"
+#: :func:`unlock_script`'s status when the lock is another run's now: left in place.
+LOCK_NOT_OURS = 3
 # A time, then, when that time (or a later one) is already taken, a counter: -01 ... -99, -100 ...
 # written in one way only (no "-1", no "-001"), so that every name has its own sort key.
 _RELEASE_NAME = re.compile(r"(\d{6}-\d{6})(?:-(0[1-9]|[1-9]\d+))?\Z")
@@ -94,17 +98,26 @@ def probe_script(
     current_path: str,
     releases_path: str,
     lock_info: str | None,
+    token: str = "",
 ) -> str:
     """One round trip: (optionally) take the lock, then report current, releases and the lock.
 
     ``lock_info`` is written into the lock when given; ``None`` only reads.
+    ``token``, this run's own, is written beside it: the run releases the
+    lock only while it still holds that token (see :func:`unlock_script`).
+
+    Every line is ``key=value`` and no name on the host can add one: only
+    release names (digits and dashes) and their markers are listed, and the
+    lock's owner and ``current``'s target are printed with their newlines
+    replaced. A directory named ``"zz\\nlock=ours"`` is not a line of its own.
     """
     lock = posixpath.join(path, LOCK_DIR)
-    lines = ["cd / || exit 1"]
+    lines = ["cd / || exit 1", "nl='\n'"]
     if lock_info is not None:
         lines += [
             f"[ -d {q(path)} ] || mkdir -p {q(path)} || exit 1",
-            f"if lock_error=$(mkdir {q(lock)} 2>&1); then printf '%s\\n' {q(lock_info)} > {q(lock + '/owner')} && echo 'lock=ours';"
+            f"if lock_error=$(mkdir {q(lock)} 2>&1); then printf '%s\\n' {q(lock_info)} > {q(lock + '/owner')}"
+            f" && printf '%s\\n' {q(token)} > {q(lock + '/' + LOCK_TOKEN)} && echo 'lock-taken=1';"
             f" elif [ -d {q(lock)} ]; then printf 'lock=%s\\n' \"$(tr '\\n' ' ' < {q(lock + '/owner')} 2>/dev/null || echo unknown)\";"
             # No lock there and none made (permissions, full disk): say why, not "locked by unknown".
             " else printf '%s\\n' \"$lock_error\" >&2; exit 1; fi",
@@ -115,8 +128,13 @@ def probe_script(
         )
     lines += [
         f"[ -d {q(path)} ] || echo 'nopath=1'",
-        f"printf 'current=%s\\n' \"$(readlink {q(current_path)} 2>/dev/null)\"",
+        f"link=$(readlink {q(current_path)} 2>/dev/null)",
+        # Only a link made by hand holds a newline: tr runs for it alone.
+        'case $link in *"$nl"*) link=$(printf \'%s\' "$link" | tr \'\\n\' \'?\');; esac',
+        "printf 'current=%s\\n' \"$link\"",
+        # Release names are digits and dashes: any other name (a newline in it) is not listed at all.
         f"if [ -d {q(releases_path)} ]; then cd {q(releases_path)} && for entry in * .*.unfinished; do"
+        " name=${entry#.}; name=${name%.unfinished}; case $name in ''|*[!0-9-]*) continue;; esac;"
         " if [ -d \"$entry\" ]; then printf 'release=%s\\n' \"$entry\";"
         " elif [ -f \"$entry\" ]; then printf 'unfinished=%s\\n' \"$entry\"; fi; done; fi",
         "exit 0",
@@ -142,11 +160,10 @@ def parse_probe(output: str) -> HostState:
             name = value[1 : -len(".unfinished")]
             if is_release_name(name):
                 unfinished.append(name)
+        elif key == "lock-taken":
+            ours = True  # a key of its own: an owner file reading "ours" is someone else's lock
         elif key == "lock":
-            if value == "ours":
-                ours = True
-            else:
-                lock_owner = value.strip() or "unknown"
+            lock_owner = value.strip() or "unknown"
         elif key == "nopath":
             path_exists = False
     finished = tuple(sort_releases(r for r in releases if r not in unfinished))
@@ -318,6 +335,18 @@ def _refuse_current(current_path: str, releases: Sequence[str]) -> list[str]:
     ]
 
 
+#: A shell function: ``remove DIR...`` removes each whole, as the deploy user can. A directory the code
+#: shipped read-only (``chmod 555``, kept by tar) is made writable first, then removed; rm alone would
+#: leave it, and every later deploy would fail on it. find, not ``chmod -R``: it follows no symlink,
+#: and its ``-exec … ;`` opens a directory to the user before it goes into it. Only on rm's failure:
+#: a release of ordinary directories costs one rm, as before.
+_REMOVE = (
+    'remove() { rm -rf -- "$@" 2>/dev/null && return 0;'
+    ' find "$@" -type d ! -perm -u+rwx -exec chmod u+rwx {} \\; 2>/dev/null; rm -rf -- "$@"; }'
+)
+_REMOVE_ARGUMENTS = '; remove "$@"'
+
+
 def _checked(releases: Iterable[str]) -> list[str]:
     names = list(releases)
     for name in names:
@@ -342,7 +371,7 @@ def remove_releases_script(releases_path: str, current_path: str, releases: Iter
             f"cd {q(releases_path)} || exit 1",
             *_refuse_current(current_path, names),
             # Release names are digits and dashes: nothing for xargs to unquote.
-            "xargs rm -rf -- <<'FAP-RELEASES' || exit 1",
+            f"xargs sh -c {q(_REMOVE + _REMOVE_ARGUMENTS)} sh <<'FAP-RELEASES' || exit 1",
             *names,
             "FAP-RELEASES",
             # Markers last, so that a release that could not be removed whole still reads as unfinished.
@@ -365,15 +394,34 @@ def remove_new_release_script(releases_path: str, current_path: str, release: st
             f"[ -d {q(releases_path)} ] || exit 0" if created else f"[ -e {q(marker(releases_path, name))} ] || exit 0",
             f"cd {q(releases_path)} || exit 1",
             *_refuse_current(current_path, [name]),
-            f"rm -rf -- {name} || exit 1",
+            _REMOVE,
+            f"remove {name} || exit 1",
             f"rm -f -- .{name}.unfinished",
         ]
     )
 
 
-def unlock_script(path: str) -> str:
-    """Release the lock (only ever called by the run that holds it, or by ``fap unlock``)."""
-    return f"rm -rf {q(posixpath.join(path, LOCK_DIR))}"
+def unlock_script(path: str, token: str | None = None) -> str:
+    """Release the lock: the run's own (``token``), or whoever's (``fap unlock``: ``None``).
+
+    A run's lock may have been removed by ``fap unlock`` and taken by another
+    run since: then the lock holds another token and stays; the script exits
+    :data:`LOCK_NOT_OURS` and says whose it is on stderr. A lock that is not
+    there any more is nothing to release.
+    """
+    lock = posixpath.join(path, LOCK_DIR)
+    if token is None:
+        return f"rm -rf {q(lock)}"
+    return "\n".join(
+        [
+            f"[ -d {q(lock)} ] || exit 0",
+            # read is a builtin: no process; a lock without a token file is not this run's either.
+            f"held=; read -r held 2>/dev/null < {q(lock + '/' + LOCK_TOKEN)}",
+            f"if [ \"$held\" = {q(token)} ]; then rm -rf {q(lock)}; exit; fi",
+            f"printf '%s\\n' \"$(tr '\\n' ' ' < {q(lock + '/owner')} 2>/dev/null || echo unknown)\" >&2",
+            f"exit {LOCK_NOT_OURS}",
+        ]
+    )
 
 
 def now() -> _dt.datetime:

@@ -254,10 +254,8 @@ class Host:
         """
         process = self._running
         if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                process.kill()
+            # Its whole session: GNU timeout (a health check) moves to a process group of its own.
+            kill_session(process.pid)
         channel_group = self._channel_group
         if channel_group is not None:
             # A command on a channel of its own: the session is idle and stays, the command goes.
@@ -269,13 +267,20 @@ class Host:
             session.kill()
 
     def _kill_remote_group(self, group: int | None) -> None:
-        """Kill a process group on the host: ending ssh alone leaves the command running there."""
+        """Kill a process group on the host, and its session: ending ssh alone leaves the command running there.
+
+        sshd made the shell the leader of a session, whose id is the group's:
+        ``pkill -s`` reaches what left the group for one of its own in that
+        session (GNU ``timeout``, which a health check runs under).
+        """
         if group is None or self._ssh is None or self._control_path is None:
             return
-        kill = f"kill -KILL -- -{group}"
+        kill = f"kill -KILL -- -{group} 2>/dev/null; pkill -KILL -s {group}"
         if self._sudo_user:
             # The command runs as sudo_user: the deploy user may not signal it, sudo_user may.
-            kill = f"{kill} 2>/dev/null; {quote_all(['sudo', '-n', '-u', self._sudo_user, '--', 'kill', '-KILL', '--', f'-{group}'])}"
+            sudo = ["sudo", "-n", "-u", self._sudo_user, "--"]
+            kill = (f"{kill} 2>/dev/null; {quote_all([*sudo, 'kill', '-KILL', '--', f'-{group}'])} 2>/dev/null;"
+                    f" {quote_all([*sudo, 'pkill', '-KILL', '-s', str(group)])}")
         try:
             subprocess.run(["ssh", *self._client_options(), self._ssh.host, kill],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -410,6 +415,72 @@ class Host:
         if exit_code < 0:
             raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
         return Result(exit_code, "".join(stdout), "".join(stderr))
+
+
+def kill_session(leader: int) -> None:
+    """SIGKILL every process of this machine in the session ``leader`` started (``start_new_session``).
+
+    Its process group first; then, from ``/proc`` (Linux), the processes that
+    moved to a group of their own in the same session (GNU ``timeout`` does).
+    A process that left the session (``setsid``) is out of reach, as it meant to be.
+    """
+    try:
+        os.killpg(leader, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat_file:
+                fields = stat_file.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command's name: state, ppid, pgrp, session.
+        if len(fields) > 3 and fields[3] == str(leader).encode():
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+class LocalProcesses:
+    """The commands a run starts on this machine (``local:`` steps, a plugin's build), so that a stop ends them.
+
+    Each runs in a session of its own (Ctrl-C reaches fap, which decides, as
+    for commands on the hosts); :meth:`kill` ends every one, with whatever it
+    started in that session.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[Any] = set()
+        self._killed: set[int] = set()
+
+    def started(self, process: Any) -> None:
+        """``process`` runs now: :meth:`kill` ends it."""
+        with self._lock:
+            self._running.add(process)
+
+    def finished(self, process: Any) -> bool:
+        """``process`` ended; whether :meth:`kill` killed it."""
+        with self._lock:
+            self._running.discard(process)
+            killed = process.pid in self._killed
+            self._killed.discard(process.pid)  # a later process may get the same pid
+            return killed
+
+    def kill(self) -> None:
+        """SIGKILL every running command and its session."""
+        with self._lock:
+            running = list(self._running)
+            self._killed.update(process.pid for process in running)
+        for process in running:
+            kill_session(process.pid)
 
 
 def _feed(pipe: Any, pieces: Iterable[bytes]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from fapistrano.errors import CommandFailed, FapError
+from fapistrano.errors import CommandFailed, CommandKilled, FapError
 from fapistrano.masking import Masker
+from fapistrano.remote import LocalProcesses
 from fapistrano.ui import Event, Reporter
 
 
@@ -93,7 +95,7 @@ class Run:
 
     def __init__(self, command: str, hosts: tuple[str, ...], targets: tuple[RunTarget, ...], config: Mapping[str, Any], *,
                  dry_run: bool = False, reporter: Reporter | None = None, masker: Masker | None = None,
-                 project_dir: str | None = None) -> None:
+                 project_dir: str | None = None, processes: LocalProcesses | None = None) -> None:
         self.command = command
         self.hosts = hosts
         self.targets = targets
@@ -109,6 +111,8 @@ class Run:
         self.state: dict[str, Any] = {}
         self._reporter = reporter
         self._mask = masker or Masker()
+        # Where local() leaves what it runs: the runner kills them when the run is stopped.
+        self._processes = processes or LocalProcesses()
         self.hook = "fap_run_starting"  # which run-level hook is being called: where its lines show
 
     def __repr__(self) -> str:
@@ -149,10 +153,13 @@ class Run:
         self._emit("command", shown)
         environment = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}}
         try:
+            # A session of its own: Ctrl-C reaches fap, which gives the command its grace period, then kills it.
             process = subprocess.Popen(["sh", "-c", command], cwd=cwd, env=environment, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                                       start_new_session=True)
         except OSError as error:
             raise FapError(f"local: cannot run {shown}: {error.strerror or error}") from None
+        self._processes.started(process)
         out: list[str] = []
         err: list[str] = []
 
@@ -166,6 +173,8 @@ class Run:
         pump(process.stdout, out, "stdout")
         reader.join()
         status = process.wait()
+        if self._processes.finished(process):
+            raise CommandKilled(f"local: command killed (signal {-status if status < 0 else signal.SIGKILL.value}): {shown}")
         if status != 0:
             raise CommandFailed("local", shown, status, self._mask("".join(err)), self._mask("".join(out)))
         return "".join(out).rstrip("\n")

@@ -10,17 +10,19 @@ lock is released on every exit path, Ctrl-C and SIGTERM included.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import os
 import pwd
+import secrets
 import signal
 import socket
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -33,7 +35,7 @@ from fapistrano.errors import CommandFailed, CommandKilled, FapError, HealthChec
 from fapistrano.flows import Flow, FlowName
 from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
-from fapistrano.remote import Host, ssh_settings_from
+from fapistrano.remote import Host, LocalProcesses, ssh_settings_from
 from fapistrano.ui import Event, Reporter
 
 #: Seconds a running command may go on after Ctrl-C before it is killed.
@@ -43,6 +45,8 @@ INTERRUPT_GRACE = 10.0
 
 #: fap's exit status after a signal, once cleaned up: 128 + the signal's number, as shells report it.
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+#: Seconds a second signal waits for the locks to be released before fap exits.
+UNLOCK_ON_EXIT_WAIT = 10.0
 
 
 #: How a member ended, beyond failed or not: "" while running, "ok"/"failed" in fap once,
@@ -64,6 +68,7 @@ class Member:
     locked: bool = False
     switched: bool = False
     made_release: bool = False  # its first phase made this run's release directory
+    release_left: bool = False  # the run's new release could not be removed after a failure: still on the host
     failed: BaseException | None = None
     failed_phase: str = ""
     status: MemberStatus = ""
@@ -166,6 +171,9 @@ class Runner:
         self.dry_run = dry_run
         self.max_parallel = max(1, max_parallel)
         self.lock_text = lock_text
+        # This run's own mark in the locks it takes: it releases a lock only while the lock still holds it.
+        # ``None`` releases whoever's lock (``fap unlock``).
+        self.lock_token: str | None = secrets.token_hex(16)
         self.stopping = threading.Event()
         self.stopped_by: signal.Signals | None = None  # the signal that stopped the run
         self._pool = ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="fap-host")
@@ -173,6 +181,11 @@ class Runner:
         # The grace timer's kill and the cleanup must not overlap: a late kill would hit a cleanup command.
         self._cancel_lock = threading.Lock()
         self._cancelling_over = False
+        # Which stretch of the run a grace timer belongs to: one started before the cleanup kills nothing in it.
+        self._cancel_window = 0
+        #: The commands the run starts on this machine (``run.local``): a stop kills them as it kills the hosts'.
+        self.local_processes = LocalProcesses()
+        self._locked: list[Member] = []  # every member whose lock this run took: a second signal still releases them
 
     # -- plumbing ---------------------------------------------------------
 
@@ -205,21 +218,22 @@ class Runner:
         """
         received = signal.Signals(signum)
         if self.stopping.is_set():
-            # No cleanup, but no orphans either: the commands this run started die with it.
+            # No cleanup, but no orphans either: the commands this run started die with it, and its locks go.
             self.cancel_running()
+            self._release_locks_now()
             os._exit(SIGNAL_EXIT.get(received, 130))
         self.stopped_by = received
         self.stopping.set()
         grace = 0.0 if received == signal.SIGTERM else INTERRUPT_GRACE
         # A signal handler may interrupt the main thread while it holds the reporter's lock: report from a thread.
         threading.Thread(target=self._report_interrupt, args=(received, grace), daemon=True).start()
-        timer = threading.Timer(grace, self._cancel_after_grace)
+        timer = threading.Timer(grace, self._cancel_after_grace, args=(self._cancel_window,))
         timer.daemon = True
         timer.start()
 
-    def _cancel_after_grace(self) -> None:
+    def _cancel_after_grace(self, window: int) -> None:
         with self._cancel_lock:
-            if not self._cancelling_over:
+            if not self._cancelling_over and window == self._cancel_window:
                 self.cancel_running()
                 self._cancelling_over = True
 
@@ -227,6 +241,45 @@ class Runner:
         """Cleanup begins: the grace timer kills nothing from now on (waits for a kill already under way)."""
         with self._cancel_lock:
             self._cancelling_over = True
+
+    @contextlib.contextmanager
+    def cancellable(self) -> Iterator[None]:
+        """Steps of the failure path (``fap_deploy_failed``, ``failed`` steps): a signal now stops them as it stops a phase.
+
+        A grace timer of a signal that came before does not reach into them:
+        that signal is why they run. Once they end, nothing is killed again
+        (the switch-back, the removal of the release and the unlock follow).
+        """
+        with self._cancel_lock:
+            reopened = self._cancelling_over  # in the cleanup; before it (--max-fail drops a host) nothing changes
+            if reopened:
+                self._cancel_window += 1
+                self._cancelling_over = False
+        try:
+            yield
+        finally:
+            if reopened:
+                self.stop_cancelling()
+
+    def _release_locks_now(self) -> None:
+        """On the way out after a second signal: release this run's locks, each host at once, bounded in time."""
+        held = [m for m in self._locked if m.locked]
+        token = self.lock_token
+        if not held or token is None:
+            return
+
+        def release(member: Member) -> None:
+            try:
+                member.connection.run(layout.unlock_script(member.target.config["path"], token))
+            except Exception:  # noqa: BLE001 - leaving now: a host that cannot be reached keeps its lock (fap unlock)
+                pass
+
+        workers = [threading.Thread(target=release, args=(m,), daemon=True) for m in held]
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + UNLOCK_ON_EXIT_WAIT
+        for worker in workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _report_interrupt(self, received: signal.Signals, grace: float) -> None:
         if received == signal.SIGTERM:
@@ -261,9 +314,14 @@ class Runner:
                 return
             # The unlock goes with the end of the session: one round trip for both.
             self.emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
-            result = member.connection.close(last=layout.unlock_script(member.target.config["path"]))
+            result = member.connection.close(last=layout.unlock_script(member.target.config["path"], self.lock_token))
             if result is not None and result.exit_code == 0:
                 member.locked = False
+            elif result is not None and result.exit_code == layout.LOCK_NOT_OURS:
+                member.locked = False
+                self.emit("warning", "the lock is no longer this run's (removed by 'fap unlock';"
+                                     f" now held by {result.stderr.strip() or 'unknown'}): left in place",
+                          host=member.name, phase="unlock")
             elif result is not None:
                 self.emit("error", f"could not release the lock: {result.stderr.strip()}", host=member.name)
 
@@ -282,6 +340,7 @@ class Runner:
             config["current_path"],
             config["releases_path"],
             self.lock_text if lock else None,
+            self.lock_token or "",
         )
         # A ``command`` event like every other round trip, so that --log-json counts it.
         self.emit("command", "(probe) reading releases and lock", host=member.name, phase="probe")
@@ -290,6 +349,8 @@ class Runner:
             raise CommandFailed(member.name, "(probe) reading releases and lock", result.exit_code, self.masker(result.stderr))
         member.state = layout.parse_probe(result.stdout)
         member.locked = member.state.locked_by_us
+        if member.locked:
+            self._locked.append(member)
 
     def make_contexts(self, members: Sequence[Member], release_of: Callable[[Member], tuple[str | None, str | None]],
                       flow: Flow | FlowName) -> None:
@@ -440,6 +501,8 @@ class Runner:
         try:
             call(phase, members)
         except Exception as error:  # noqa: BLE001 - any error of the barrier fails the phase, named
+            if self.stopping.is_set() and isinstance(unwrapped(error), CommandKilled):
+                error = Interrupted(f"interrupted: {describe(error, 'local')}")  # killed by the stop: not a failure
             for member in members:
                 member.failed_phase = phase
                 member.last_active = time.monotonic()
@@ -609,7 +672,8 @@ class Runner:
             except Exception as failure:  # noqa: BLE001 - reported, then the next plugin/host goes on
                 self.emit("error", f"fap_deploy_failed: {describe(failure, member.name)}", host=member.name, phase="failed")
 
-        self.on_each(members, work)
+        with self.cancellable():
+            self.on_each(members, work)
 
     def switch_back(self, members: Sequence[Member], unsure: Sequence[Member] = ()) -> None:
         """Point ``current`` back where it was on hosts that had already switched (and, quietly, on ``unsure`` ones)."""
@@ -653,15 +717,18 @@ class Runner:
                                                           member.made_release)
                 result = member.connection.run(script)
             except FapError as error:
+                member.release_left = True
                 self.emit("error", f"could not remove unfinished release {ctx.release}: {error}", host=member.name)
                 return
             if result.exit_code != 0:
+                member.release_left = True
                 self.emit("error", f"could not remove unfinished release {ctx.release}: {result.stderr.strip()}", host=member.name)
 
         self.on_each(members, work)
 
     def cancel_running(self) -> None:
         """After the grace period of a Ctrl-C (at once after SIGTERM): kill the commands still running, on every host at once."""
+        self.local_processes.kill()
         killers = [threading.Thread(target=connection.cancel, daemon=True) for connection in list(self._connections)]
         for killer in killers:
             killer.start()

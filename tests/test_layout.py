@@ -219,7 +219,8 @@ def test_parse_probe_reads_current_releases_unfinished_and_lock() -> None:
 def test_parse_probe_of_an_empty_host() -> None:
     state = layout.parse_probe("nopath=1\ncurrent=\n")
     assert state == HostState(path_exists=False)
-    assert layout.parse_probe("lock=ours\ncurrent=\n").locked_by_us
+    assert layout.parse_probe("lock-taken=1\ncurrent=\n").locked_by_us
+    assert not layout.parse_probe("lock=ours\ncurrent=\n").locked_by_us  # an owner file reading "ours"
 
 
 def test_parse_probe_current_with_trailing_slash() -> None:
@@ -469,3 +470,31 @@ def test_dotenv_round_trips_any_value_through_sh(environment: dict[str, str]) ->
     assert result.returncode == 0, result.stderr
     values = result.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1] if environment else []
     assert values == list(environment.values())
+
+
+def test_unlock_script_releases_only_the_runs_own_lock(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    lock = Path(paths["path"]) / layout.LOCK_DIR
+    assert layout.parse_probe(sh(layout.probe_script(paths["path"], paths["current_path"], paths["releases_path"],
+                                                     "run A", "token-a")).stdout).locked_by_us
+    shutil.rmtree(lock)  # fap unlock
+    assert layout.parse_probe(sh(layout.probe_script(paths["path"], paths["current_path"], paths["releases_path"],
+                                                     "run B", "token-b")).stdout).locked_by_us
+    refused = sh(layout.unlock_script(paths["path"], "token-a"))
+    assert refused.returncode == layout.LOCK_NOT_OURS and refused.stderr.strip() == "run B"
+    assert (lock / "owner").read_text() == "run B\n"
+    assert sh(layout.unlock_script(paths["path"], "token-b")).returncode == 0
+    assert not lock.exists()
+    assert sh(layout.unlock_script(paths["path"], "token-b")).returncode == 0  # nothing left to release
+
+
+def test_probe_lists_no_line_a_name_on_the_host_makes_up(tmp_path: Path) -> None:
+    paths = _make_host(tmp_path)
+    releases = Path(paths["releases_path"])
+    (releases / f".x\nunfinished=.{RELEASES[0]}.unfinished").touch()
+    (releases / "zz\nlock-taken=1").mkdir()
+    (releases / "zz\nlock=ours").mkdir()
+    state = layout.parse_probe(sh(layout.probe_script(paths["path"], paths["current_path"], paths["releases_path"], None)).stdout)
+    assert state.releases == RELEASES[:2]
+    assert state.unfinished == (RELEASES[2],)
+    assert state.lock_owner is None and not state.locked_by_us

@@ -35,8 +35,16 @@ class HealthResult:
 
 
 def check_script(command: str, seconds: float) -> str:
-    """``command`` run by ``sh`` under ``timeout``: killed on the host after ``seconds``."""
-    return f"timeout -k {KILL_AFTER} {max(seconds, 0.1):.1f} sh -c {layout.q(command)}"
+    """``command`` run by ``sh`` under ``timeout``: killed on the host after ``seconds``.
+
+    ``timeout`` makes a process group of its own, and every process the
+    check started is in it: what the check leaves running (``sleep 120 &``)
+    is killed when it ends, so that nothing of it outlives the check nor
+    holds the session's output open. The check reads the script's stdin
+    (a background command would read ``/dev/null``).
+    """
+    check = f"timeout -k {KILL_AFTER} {max(seconds, 0.1):.1f} sh -c {layout.q(command)}"
+    return f"exec 3<&0\n{check} <&3 3<&- &\ncheck=$!\nexec 3<&-\nwait $check\nstatus=$?\nkill -s KILL -- -$check 2>/dev/null\nexit $status"
 
 
 def last_lines(text: str, count: int = SHOWN_LINES) -> str:

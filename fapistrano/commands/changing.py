@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from fapistrano.errors import FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
+from fapistrano.errors import CommandKilled, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
 from fapistrano.run import Run, RunOutcome, RunTarget
 from fapistrano.runner import (
@@ -23,6 +23,7 @@ from fapistrano.runner import (
     install_signal_handlers,
     key,
     restore_signal_handlers,
+    unwrapped,
 )
 from fapistrano.steps import LocalSteps
 
@@ -83,7 +84,8 @@ def execute(
         finally:
             try:
                 if local_steps is not None and not outcome.ok:
-                    local_steps.failed(members)
+                    with runner.cancellable():
+                        local_steps.failed(members)
                 if run is not None and _run_hooks_listen(runner, members):
                     run.revision = _revision(members, lambda ctx: ctx.release)
             finally:
@@ -178,6 +180,7 @@ def make_run(command: str, members: Sequence[Member], config: dict[str, Any], dr
         reporter=runner.reporter,
         masker=runner.masker,
         project_dir=runner.project_dir,
+        processes=runner.local_processes,
     )
 
 
@@ -198,6 +201,8 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
     try:
         runner.plugins.caller("fap_run_starting", _run_plugins(members))(run=run)
     except Exception as error:  # noqa: BLE001 - any plugin error aborts the run, named
+        if runner.stopping.is_set() and isinstance(unwrapped(error), CommandKilled):
+            return None  # killed by the stop (a build): the phases report the stop, nothing changed
         # Bad input a plugin finds before any host changed is exit 2, like any other (a ConfigError).
         return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
     return None
@@ -257,6 +262,11 @@ def where_current_is(flow: Flow, members: Sequence[Member], release: str | None)
     if flow.publish_phase is None:
         return "current is unchanged on every host"  # restart: no switch, but its hooks may have acted
     if not moved:
+        left = [m.name for m in members if m.release_left]
+        if left and release:
+            # Marked unfinished still: the next run that takes the lock removes it.
+            return (f"nothing changed: current is unchanged on every host; the new release {release} is left on"
+                    f" {', '.join(left)}, marked unfinished (the next deploy removes it once it can)")
         removed = "the new release was removed, " if flow.creates_release and release else ""
         return f"nothing changed: {removed}current is unchanged on every host"
     hosts = "every host" if len(moved) == len(members) else ", ".join(moved)

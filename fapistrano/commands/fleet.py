@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -216,10 +217,9 @@ class Fleet:
                 member.connection.close()  # a no-op once the runner has closed it
             if hasattr(self, "reporter"):
                 self.reporter.close()
-            try:
-                os.rmdir(self._control_dir)
-            except OSError:
-                pass
+            # A master killed at the end (a session that would not close) leaves its socket file: the
+            # directory is this run's own, made by mkdtemp, and goes whole.
+            shutil.rmtree(self._control_dir, ignore_errors=True)
 
     def describe(self) -> str:
         targets = ", ".join(dict.fromkeys(m.label for m in self.members))  # a role --hosts left no host of is not run

@@ -9,6 +9,7 @@ from fapistrano.commands.fleet import Fleet
 def unlock(fleet: Fleet) -> int:
     """Remove the locks on the hosts of ``fleet`` (shown, not removed, under ``--dry-run``); return fap's exit code."""
     runner, members = fleet.runner, fleet.members
+    runner.lock_token = None  # whoever's lock it is: that is what fap unlock is for
     try:
         failures = runner.connect(members, probe=True)
         if failures:

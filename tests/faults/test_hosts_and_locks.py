@@ -209,3 +209,55 @@ def test_rollback_when_the_previous_release_was_removed_by_hand(faulty):
     again = faulty.fap("rollback", "-s", "test")
     assert again.exit_code == 1
     assert "nothing to roll back to" in again.stderr
+
+
+def test_a_name_with_a_newline_in_releases_cannot_mark_a_finished_release_unfinished(faulty):
+    assert faulty.fap("deploy", "-s", "test").exit_code == 0
+    previous = faulty.good  # finished, no longer current
+    releases = faulty.fleet.app_dir("host1") / "releases"
+    (releases / f".x\nunfinished=.{previous}.unfinished").touch()
+
+    result = faulty.fap("deploy", "-s", "test")
+
+    assert result.exit_code == 0, result.output
+    assert "removed unfinished release" not in result.stdout
+    assert previous in faulty.fleet.releases("host1")
+    assert (releases / previous / "app.txt").exists()
+
+
+def test_a_name_with_a_newline_in_releases_cannot_take_another_runs_lock(faulty):
+    lock = faulty.fleet.app_dir("host2") / ".fap-lock"
+    lock.mkdir()
+    (lock / "owner").write_text("alice@laptop pid 4242 'fap deploy' since 2026-01-01 10:00:00\n")
+    (faulty.fleet.app_dir("host2") / "releases" / "zz\nlock=ours").mkdir()
+    subprocess.run(["chown", "-R", "deploy:deploy", str(faulty.fleet.app_dir("host2"))], check=True)
+
+    result = faulty.fap("deploy", "-s", "test")
+
+    assert result.exit_code == 1, result.output
+    assert "host2: /home/deploy/www/app is locked by alice@laptop pid 4242" in result.stderr
+    assert (lock / "owner").read_text().startswith("alice@laptop pid 4242 ")
+    assert faulty.currents() == {h: faulty.good for h in faulty.fleet.names}
+
+
+def test_a_run_leaves_alone_a_lock_taken_by_another_run_after_fap_unlock(faulty):
+    first = faulty.popen("deploy", "-s", "test", *faulty.block_args("updating"))
+    try:
+        faulty.wait_blocked()
+        assert faulty.fap("unlock", "-s", "test").exit_code == 0
+        # Another run takes the lock (as run B's probe would), and holds it.
+        for host in faulty.fleet.names:
+            lock = faulty.fleet.app_dir(host) / ".fap-lock"
+            lock.mkdir()
+            (lock / "owner").write_text("bob@ci pid 777 'fap deploy' since 2026-01-01 10:00:00\n")
+    finally:
+        faulty.unblock()
+        stdout, stderr = first.communicate(timeout=120)
+
+    assert first.returncode == 0, stdout + stderr
+    for host in faulty.fleet.names:
+        owner = faulty.fleet.app_dir(host) / ".fap-lock" / "owner"
+        assert owner.exists() and owner.read_text().startswith("bob@ci pid 777 "), f"run A removed run B's lock on {host}"
+    assert "warning: the lock is no longer this run's (removed by 'fap unlock'; now held by bob@ci pid 777" in stdout
+    refused = faulty.fap("deploy", "-s", "test")
+    assert refused.exit_code == 1 and "is locked by bob@ci pid 777" in refused.stderr

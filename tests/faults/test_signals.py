@@ -5,8 +5,15 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
+import threading
+import time
 
 import pytest
+
+from fapistrano.errors import CommandKilled
+from fapistrano.remote import LocalProcesses
+from fapistrano.run import Run
 
 
 def still_running(marker: str) -> list[str]:
@@ -91,3 +98,128 @@ def test_failure_in_a_publishing_hook_after_the_switch_switches_back(faulty):
     assert result.exit_code == 1, result.output
     assert "host2: publishing: faultplugin: boom (command exited 7)" in result.stderr
     faulty.assert_untouched()
+
+
+def _wait_running(command: str, count: int = 1, timeout: float = 30) -> None:
+    """Wait until ``count`` processes run exactly ``command`` (fap's own command line only mentions it)."""
+    deadline = time.monotonic() + timeout
+    while len([line for line in still_running(command) if line.split(None, 1)[1:] == [command]]) < count:
+        assert time.monotonic() < deadline, f"{command!r} never started"
+        time.sleep(0.1)
+
+
+def _gone(marker: str, timeout: float = 5) -> list[str]:
+    """What still runs with ``marker`` in its command line after ``timeout`` s (killed processes take a moment)."""
+    deadline = time.monotonic() + timeout
+    while still_running(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return still_running(marker)
+
+
+def test_second_signal_still_releases_every_lock(faulty):
+    process = faulty.popen("deploy", "-s", "test", *faulty.block_args("updating"))
+    faulty.wait_blocked()
+    process.send_signal(signal.SIGINT)
+    faulty.wait_reported(process, "interrupted")
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.communicate(timeout=20)
+    finally:
+        faulty.unblock()
+    assert process.returncode == 143
+    assert [h for h in faulty.fleet.names if faulty.fleet.locked(h)] == []
+    assert faulty.currents() == {host: faulty.good for host in faulty.fleet.names}
+
+
+def test_sigterm_stops_a_hanging_failed_step_and_releases_the_locks(faulty):
+    faulty.fleet.write_deployfile(faulty.directory, {"plugins": ["faultplugin"], "linked_files": ["config/secret.yml"],
+                                                     "hooks": {"failed": [{"run": "sleep 30.7"}]}})
+    process = faulty.popen("deploy", "-s", "test", "--fault-phase", "updated", "--fault-host", "host1")
+    _wait_running("sleep 30.7", count=3)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 143, stdout + stderr
+    assert time.monotonic() - started < 15, "the failed step was waited for"
+    assert _gone("sleep 30.7") == []
+    faulty.assert_untouched()
+
+
+@pytest.mark.parametrize("where", ["local-step", "upload-build"])
+def test_sigterm_stops_a_local_command_and_releases_the_locks(faulty, where):
+    if where == "local-step":
+        extra = {"plugins": ["faultplugin"], "hooks": {"updated": [{"local": "sleep 25.3"}]}}
+    else:
+        extra = {"plugins": ["faultplugin", "fapistrano.upload"], "upload_build": "sleep 25.3", "upload_source": "faultplugin.py"}
+    faulty.fleet.write_deployfile(faulty.directory, {"linked_files": ["config/secret.yml"], **extra})
+    process = faulty.popen("deploy", "-s", "test")
+    _wait_running("sleep 25.3")
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 143, stdout + stderr
+    assert time.monotonic() - started < 10, "the local command was waited for"
+    assert _gone("sleep 25.3") == []
+    assert "Traceback" not in stdout + stderr
+    faulty.assert_untouched()
+
+
+def test_sigterm_during_the_health_check_kills_it_on_every_host(faulty):
+    process = faulty.popen("deploy", "-s", "test", "--healthcheck", "sleep 33.9", "--healthcheck-timeout", "60")
+    _wait_running("sleep 33.9", count=3)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 143, stdout + stderr
+    # GNU timeout puts the check in a process group of its own: killing the command's group alone leaves it.
+    assert _gone("sleep 33.9") == []
+    faulty.assert_untouched()
+
+
+def test_a_check_that_leaves_a_process_behind_leaves_nothing_on_the_host_and_costs_no_wait(faulty):
+    quick = faulty.fap("deploy", "-s", "test", "--healthcheck", "true")
+    assert quick.exit_code == 0, quick.output
+
+    result = faulty.fap("deploy", "-s", "test", "--healthcheck", "sleep 121.7 & exit 0")
+
+    assert result.exit_code == 0, result.output
+    assert _gone("sleep 121.7", timeout=1) == []
+    assert result.duration < quick.duration + 2, (quick.duration, result.duration)
+
+
+def test_sigterm_during_the_health_check_kills_it_with_connection_local(fap_local):
+    fap_local.write_deployfile()
+    process = subprocess.Popen([sys.executable, "-m", "fapistrano", "deploy", "-s", "test", "--healthcheck", "sleep 34.7",
+                                "--healthcheck-timeout", "60"], cwd=fap_local.root, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    _wait_running("sleep 34.7")
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 143, stdout + stderr
+    assert _gone("sleep 34.7") == []
+    assert not (fap_local.path / ".fap-lock").exists()
+
+
+def test_a_stopped_local_command_dies_with_what_it_started_wherever_it_moved():
+    processes = LocalProcesses()
+    run = Run("deploy", (), (), {}, processes=processes)
+    errors: list[BaseException] = []
+
+    def local() -> None:
+        try:
+            run.local("sleep 35.9 & timeout 60 sleep 36.9")
+        except BaseException as error:  # noqa: BLE001 - what the test checks
+            errors.append(error)
+
+    worker = threading.Thread(target=local)
+    worker.start()
+    _wait_running("sleep 36.9")
+    processes.kill()
+    worker.join(timeout=10)
+
+    assert not worker.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], CommandKilled), errors
+    assert _gone("sleep 35.9") == [] and _gone("sleep 36.9") == []

@@ -22,12 +22,14 @@ When:
     a channel of the host's connection; the host unpacks it and checks the
     checksum (POSIX ``cksum``) of every file it unpacked: a damaged or short upload fails the deploy before publishing.
 ``fap_run_finished``
-    Removes the temporary file.
+    Removes the temporary file. One a run killed before its end left behind
+    (SIGKILL, a second SIGTERM) is removed by the next run's ``fap_run_starting``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -45,6 +47,9 @@ PLUGIN = "fapistrano.upload"
 STATE = "fapistrano.upload"
 #: What each host needs to receive an upload.
 HOST_TOOLS = ("tar", "cksum", "xargs", "head", "mkfifo", "tee")
+#: A run's scratch directory on this machine: ``fap-upload-<pid>-XXXXXXXX`` in the temporary directory.
+SCRATCH_PREFIX = "fap-upload-"
+_SCRATCH_NAME = re.compile(rf"{SCRATCH_PREFIX}(\d+)-[^/]+\Z")
 
 
 @hookimpl
@@ -73,6 +78,7 @@ def _project_dir(owner: Any) -> str:
 @hookimpl
 def fap_run_starting(run: Any) -> None:
     """Build once and pack once, before any host changes; under ``--dry-run`` say what would be built and sent."""
+    _remove_stale_copies()
     if run.command != "deploy":
         return
     configs = [target.config for target in run.targets if "upload_source" in target.config] or [run.config]
@@ -94,12 +100,38 @@ def fap_run_starting(run: Any) -> None:
         for source, patterns in keys:
             run.log(_would_send(source, patterns, len(run.hosts)))
         return
-    scratch = tempfile.mkdtemp(prefix="fap-upload-")
+    scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
     run.state[STATE] = {"scratch": scratch, "packed": {}}
     for source, patterns in keys:
         packed = pack.pack(source, patterns, scratch)
         run.state[STATE]["packed"][(source, patterns)] = packed
         run.log(f"packed {packed.files} files ({_size(packed.file_bytes)}) from {source}: {_size(packed.size)} to send")
+
+
+def _remove_stale_copies() -> None:
+    """Remove what runs killed before their end (SIGKILL, a second SIGTERM) left: their packed copies.
+
+    Each run's scratch directory is named after its process; the process is
+    gone, so is the run. Only this user's: another's is not ours to judge.
+    """
+    base = tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        match = _SCRATCH_NAME.match(name)
+        if match is None:
+            continue
+        path = os.path.join(base, name)
+        try:
+            if os.lstat(path).st_uid != os.getuid():
+                continue
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            _remove_in_background(path)
+        except OSError:
+            continue  # the process is there (another user's, PermissionError), or the entry went
 
 
 def _would_send(source: str, patterns: tuple[str, ...], hosts: int) -> str:
