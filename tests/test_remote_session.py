@@ -247,3 +247,22 @@ def test_a_changed_host_key_keeps_sshs_words_and_says_how_to_replace_it(fap_flee
     assert message.endswith(f"; the host's key is not the one {known} holds for fap-fleet: if the server was rebuilt"
                             f" or its key replaced, check the new fingerprint, then remove the old one"
                             f" (ssh-keygen -f {known} -R fap-fleet)"), message
+
+
+def test_fap_deploy_with_a_refused_key_says_what_ssh_said_and_what_to_do(fap_fleet: Any, fap_run: Any, tmp_path: Path) -> None:
+    import subprocess
+
+    wrong = tmp_path / "id_wrong"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    settings = _ssh_config_with(fap_fleet, tmp_path, f"IdentityFile {fap_fleet.key}", f"IdentityFile {wrong}")
+    fap_fleet.write_deployfile(tmp_path, {"ssh_config": settings.ssh_config}, hosts=["host1"])
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("fap: error:")]
+    assert len(errors) == 1 and "Permission denied (publickey)" in errors[0], result.stderr
+    assert errors[0].endswith(f"; ssh offered the key {wrong} as user deploy: add its public key ({wrong}.pub) to the"
+                              " host's ~/.ssh/authorized_keys, or name the right key with IdentityFile in the ssh config"
+                              " or ssh_options: [-i, KEY]"), result.stderr
+    assert "Traceback" not in result.output and fap_fleet.current("host1") is None
