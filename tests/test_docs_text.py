@@ -59,7 +59,7 @@ def test_the_quick_starts_trimmed_deploy_file_shows_the_defaults_it_keeps():
 def _readme_sections() -> dict[str, str]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     parts = re.split(r"^## (.+)\n", text, flags=re.MULTILINE)
-    return dict(zip(parts[1::2], parts[2::2]))
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
 def test_the_readme_starts_with_the_newcomers_path_and_leaves_the_figures_to_the_docs():
