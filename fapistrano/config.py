@@ -355,7 +355,8 @@ class DeployFile:
             line = f":{mark.line + 1}" if mark else ""
             problem = error.problem or error.context or "invalid YAML"
             kind = "YAML value error" if isinstance(error, ConstructorError) else "YAML syntax error"
-            raise ConfigError(f"{path}{line}: {kind}: {problem}") from None
+            hint = _colon_hint(text, mark.line) if mark and problem == "mapping values are not allowed here" else ""
+            raise ConfigError(f"{path}{line}: {kind}: {problem}{hint}") from None
         except (YAMLError, ValueError, TypeError, RecursionError) as error:
             raise ConfigError(f"{path}: YAML error: {str(error).splitlines()[0]}") from None
         if data is None:
@@ -383,6 +384,10 @@ class DeployFile:
                 for key in block or {}:
                     if not isinstance(key, str):
                         raise ConfigError(f"{cls._where(path, block, key)}: setting names must be strings, got {key!r}")
+        custom = data.get("custom_settings", [])
+        if not isinstance(custom, list) or not all(isinstance(name, str) for name in custom):
+            raise ConfigError(f"{cls._where(path, data, 'custom_settings')}: custom_settings: expected a list of setting names,"
+                              f" got {_describe(custom)}")
         deployfile = cls(path=path, data=data)
         # Every block's steps are read now: a mistake in any of them stops every command, before any host.
         deployfile.hook_steps(None, None)
@@ -398,6 +403,11 @@ class DeployFile:
         except (AttributeError, KeyError, TypeError):
             return str(path)
         return f"{path}:{line}"
+
+    @property
+    def custom_settings(self) -> frozenset[str]:
+        """The names ``custom_settings:`` lists: the user's own, even one edit away from a known setting."""
+        return frozenset(self.data.get("custom_settings") or ())
 
     def where(self, mapping: Any, key: Any) -> str:
         """``file:line`` of ``key`` in ``mapping`` (a node of this file)."""
@@ -664,6 +674,44 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _one_edit(word: str, name: str) -> bool:
+    """Whether ``word`` is ``name`` with one letter added, dropped, changed, or two neighbours swapped."""
+    if word == name or abs(len(word) - len(name)) > 1:
+        return False
+    if len(word) == len(name):
+        diffs = [i for i, (a, b) in enumerate(zip(word, name, strict=True)) if a != b]
+        return len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1
+                                   and word[diffs[0]] == name[diffs[1]] and word[diffs[1]] == name[diffs[0]])
+    short, long = sorted((word, name), key=len)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+def _upper_case_warning(deployfile: DeployFile, layer: Any, key: str, where: str) -> str:
+    """An upper-case key among settings is most likely an environment variable outside ``environment:``."""
+    if "environment" in layer and not layer["environment"]:
+        line = deployfile.where(layer, "environment").rsplit(":", 1)[-1]
+        return (f"{where}: {key} is upper-case beside an empty environment: (line {line}):"
+                f" indent it under environment: to set it in the app's environment")
+    return (f"{where}: {key} is an upper-case setting, not an environment variable:"
+            f" to set it in the app's environment, put it under environment:")
+
+
+def _colon_hint(text: str, line: int) -> str:
+    """For YAML's 'mapping values are not allowed here': the line's value holds ': ', and must be quoted.
+
+    A hook's command is shown quoted; any other value is not shown (it may be a secret).
+    """
+    lines = text.splitlines()
+    match = re.match(r"\s*(?:-\s+)?([^\s:#'\"][^:]*?):\s+(.*?)\s*$", lines[line] if line < len(lines) else "")
+    if match is None:
+        return ""
+    key, value = match.groups()
+    if key not in ("run", "local"):
+        return f"; a value holding ': ' must be quoted: {key}: \"…\""
+    quoted = f'"{value}"' if '"' not in value and "\\" not in value else "'" + value.replace("'", "''") + "'"
+    return f"; a command holding ': ' must be quoted: {key}: {quoted}"
+
+
 def parse_overrides(args: Iterable[str], declared: Mapping[str, Declared]) -> dict[str, Any]:
     """``['--keep-releases', '3', '--curl-url=U']`` -> ``{'keep_releases': 3, 'curl_url': 'U'}``."""
     args = list(args)
@@ -719,8 +767,8 @@ class RoleSettings:
     steps: tuple[Step, ...] = ()
 
 
-#: Top-level keys that are no settings: the targets, and the steps of ``hooks:``.
-_RESERVED = {"stage_role_configs", "hooks"}
+#: Top-level keys that are no settings: the targets, the steps of ``hooks:``, and the names of the user's own settings.
+_RESERVED = {"stage_role_configs", "hooks", "custom_settings"}
 
 
 def merge(
@@ -748,9 +796,19 @@ def merge(
             else:
                 # Undeclared names are the user's own, for %(name)s references.
                 values[key] = check_type(key, value, "" if _scalar(_plain(value)) else value, origin)
+                if key in deployfile.custom_settings:
+                    origins[key] = origin
+                    continue
+                near = [name for name in declared if _one_edit(key, name)]
+                if near:
+                    # One letter off a known setting is a typo, not a name of one's own: the deploy would go on with the default.
+                    raise ConfigError(f"{origin.where}: {key} is not a known setting (did you mean {near[0]!r}?);"
+                                      f" if it is a setting of your own, list it in custom_settings: [{key}]")
                 hint = _suggest(key, declared)
                 if hint:
                     warnings.append(f"{origin.where}: {key} is not a known setting{hint}")
+                elif key.isupper():
+                    warnings.append(_upper_case_warning(deployfile, layer, key, origin.where))
             origins[key] = origin
     for key, value in overrides.items():
         values[key] = value

@@ -75,6 +75,45 @@ class SshSettings:
         return options
 
 
+def ssh_hint(ssh: SshSettings, control_path: str, said: str) -> str:
+    """What to do when ssh refused the key or the host's key (``; …``, after ssh's own words), else ``""``.
+
+    ``ssh -G`` (no connection) tells which keys, user and known_hosts file ssh used with fap's options.
+    """
+    refused = "Permission denied" in said and "publickey" in said
+    changed = "REMOTE HOST IDENTIFICATION HAS CHANGED" in said
+    if not (refused or changed or "Host key verification failed" in said):
+        return ""
+    try:
+        shown = subprocess.run(["ssh", "-G", *ssh.base_options(control_path), ssh.host], capture_output=True, text=True,
+                               timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    options: dict[str, list[str]] = {}
+    for line in shown.splitlines():
+        name, _, value = line.partition(" ")
+        options.setdefault(name, []).append(value)
+    first = {name: values[0] for name, values in options.items()}
+    if refused:
+        keys = [path for path in (os.path.expanduser(k) for k in options.get("identityfile", [])) if os.path.exists(path)]
+        agent = " and the agent's keys" if os.environ.get("SSH_AUTH_SOCK") and first.get("identitiesonly") != "yes" else ""
+        offered = (f"the key {keys[0]}" if len(keys) == 1 else f"the keys {', '.join(keys)}" if keys else "no key file") + agent
+        public = f"its public key ({keys[0]}.pub)" if len(keys) == 1 else "the public key of the right one"
+        return (f"; ssh offered {offered} as user {first.get('user', '?')}: add {public} to the host's ~/.ssh/authorized_keys,"
+                " or name the right key with IdentityFile in the ssh config or ssh_options: [-i, KEY]")
+    known = os.path.expanduser((first.get("userknownhostsfile") or "~/.ssh/known_hosts").split()[0])
+    alias = first.get("hostkeyalias", "none")
+    name = alias if alias != "none" else first.get("hostname", ssh.host)
+    port = first.get("port", "22")
+    if changed:
+        return (f"; the host's key is not the one {known} holds for {name}: if the server was rebuilt or its key replaced,"
+                f" check the new fingerprint, then remove the old one (ssh-keygen -f {known} -R {name})")
+    stored = f", each line's host name replaced by {alias}, its HostKeyAlias" if alias != "none" else ""
+    return (f"; the host's key is not in {known}: check its fingerprint, then add it"
+            f" (ssh-keyscan -p {port} {first.get('hostname', ssh.host)} >> {known}{stored}),"
+            " or name a known_hosts file with ssh_options: [-o, UserKnownHostsFile=FILE]")
+
+
 LineCallback = Callable[[str, str], None]
 
 #: What a command may read on its stdin: text (sent whole), or bytes of any size streamed in
@@ -174,6 +213,8 @@ class Host:
             session.kill()
             if error == "timeout":
                 error = f"no answer in {self._ssh.connect_timeout} s"
+            else:
+                error += ssh_hint(self._ssh, control_path, error)
             raise HostUnreachable(f"{self.name}: cannot connect: {error}")
         self._session = session
         self._control_path = control_path

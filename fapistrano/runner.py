@@ -528,6 +528,7 @@ class Runner:
             assert member.ctx is not None
             member.ctx.phase = "healthcheck"
             member.health = result = check_host(member.ctx, self.stopping)
+            member.last_active = time.monotonic()  # its time in the summary covers the check
             if self.dry_run:
                 return
             if result.passed:
@@ -605,7 +606,10 @@ class Runner:
                 assert member.ctx is not None
                 member.ctx.stopping = None  # switching back must run even after Ctrl-C
                 member.ctx.phase = phase
-                self.plugins.caller(hook_name, member.target.plugins)(ctx=member.ctx)
+                try:
+                    self.plugins.caller(hook_name, member.target.plugins)(ctx=member.ctx)
+                finally:
+                    member.last_active = time.monotonic()  # switching back is part of its time
 
             errors.update(self.on_each([m for m in back if key(m) not in errors], work))
         for member in back:

@@ -265,6 +265,8 @@ class PlainReporter(Reporter):
 
 #: The phase each flow ends with (release and rollback: finished; restart: restarted).
 _LAST_PHASES = ("finished", "restarted")
+#: What the events of the health check give as their phase (it runs between two phases, on its own).
+HEALTH_PHASE = "healthcheck"
 
 
 def step_label(plugin: str) -> str:
@@ -345,6 +347,8 @@ class LiveReporter(Reporter):
             # either way its spinner and clock stop, and the hosts still working stand out.
             last = event.phase in _LAST_PHASES
             row.update(status="ok" if last else "waiting", end=now, **({"phase": "done", "step": ""} if last else {}))
+        elif event.phase == HEALTH_PHASE and kind in ("command", "log", "error", "output"):
+            self._update_health_row(row, event, now)
         elif kind in ("command", "log", "warning", "output"):
             if event.data.get("step"):
                 row["step"] = event.data["step"]
@@ -354,6 +358,22 @@ class LiveReporter(Reporter):
                 row["line"] = event.message.strip()
         elif kind == "result":
             row.update(status=event.status, end=now, phase="done" if event.status == "ok" else event.status)
+
+    @staticmethod
+    def _update_health_row(row: dict[str, Any], event: Event, now: float) -> None:
+        """The health check is a row's phase of its own: each attempt counted, its last output shown, then its verdict."""
+        if row["phase"] != HEALTH_PHASE:
+            row.update(phase=HEALTH_PHASE, step="", line="", status="running", end=None, attempts=0)
+        if event.kind == "command":
+            row["attempts"] = row.get("attempts", 0) + 1
+            if event.data.get("dry_run"):
+                row["line"] = "would run: " + (event.message.splitlines() or [""])[0]
+        elif event.kind == "output" and event.message.strip():
+            row["line"] = event.message.strip()
+        elif event.kind == "log":  # passed: its clock stops, like a host done with a phase
+            row.update(status="waiting", end=now, line=event.message.strip())
+        elif event.kind == "error":
+            row.update(status="failed", end=now, line=event.message.strip())
 
     def _render(self) -> Any:
         from rich.spinner import Spinner
@@ -372,6 +392,8 @@ class LiveReporter(Reporter):
         for host, row in self._rows.items():
             status = row["status"]
             phase = f"{row['phase']}: {step_label(row['step'])}" if row["step"] and status in ("running", "failed") else row["phase"]
+            if row["phase"] == HEALTH_PHASE and row.get("attempts"):
+                phase = f"{HEALTH_PHASE}: attempt {row['attempts']}"
             line = row["line"]
             if status == "waiting":
                 slow = [h for h, r in self._rows.items() if r["status"] == "running" and r["phase"] == row["phase"]]

@@ -147,11 +147,30 @@ def test_a_plugin_beside_deploy_yml_is_imported_by_name(fap_local: Any, fap_run:
     ]
 
 
-def test_a_misspelt_setting_in_deploy_yml_warns(fap_local: Any, fap_run: Any) -> None:
+def test_a_setting_one_letter_off_in_deploy_yml_is_refused(fap_local: Any, fap_run: Any) -> None:
     fap_local.write_deployfile({"keep_release": 2})
     result = fap_run(["deploy", "-s", "test", "-q"], cwd=fap_local.root)
+    assert result.exit_code == 2, result.output
+    assert re.search(r"^fap: error: .*deploy.yml:\d+: keep_release is not a known setting \(did you mean 'keep_releases'\?\);"
+                     r" if it is a setting of your own, list it in custom_settings: \[keep_release\]$", result.stderr, re.MULTILINE), result.stderr
+    assert not fap_local.path.exists()
+
+
+def test_a_misspelt_setting_two_letters_off_in_deploy_yml_warns(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"keep_relses": 2})
+    result = fap_run(["deploy", "-s", "test", "-q"], cwd=fap_local.root)
     assert result.exit_code == 0, result.output
-    assert re.search(r"fap: warning: deploy.yml:\d+: keep_release is not a known setting \(did you mean 'keep_releases'\?\)", result.stderr)
+    assert re.search(r"fap: warning: deploy.yml:\d+: keep_relses is not a known setting \(did you mean 'keep_releases'\?\)", result.stderr)
+
+
+def test_an_environment_variable_dedented_out_of_environment_warns(fap_local: Any, fap_run: Any) -> None:
+    path = fap_local.root / "deploy.yml"
+    fap_local.write_deployfile({})
+    path.write_text(path.read_text() + "environment:\nGREETING: hi\n")
+    result = fap_run(["deploy", "-s", "test", "-q"], cwd=fap_local.root)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^fap: warning: deploy.yml:\d+: GREETING is upper-case beside an empty environment: \(line \d+\):"
+                     r" indent it under environment: to set it in the app's environment$", result.stderr, re.MULTILINE), result.stderr
 
 
 def test_fap_run_in_a_subdirectory_uses_the_nearest_deploy_file_and_says_so(fap_local: Any, fap_run: Any) -> None:

@@ -181,3 +181,118 @@ def test_failed_run_shows_which_host_failed_and_one_table(fap_fleet, pane, tmp_p
     assert re.search(r"^│ host2 +│ test/web │ failed +│ +│ unchanged │", end, re.MULTILINE), end
     for host in ("host1", "host3"):
         assert re.search(rf"^│ {host} +│ test/web │ skipped +│", end, re.MULTILINE), end
+
+
+def test_the_health_check_has_its_own_row_with_the_attempt_and_its_last_output(fap_fleet, pane, tmp_path):
+    # The check fails until the test creates 'go': the view must show it at work, not '✓ published … done'.
+    check = "if [ -e ../../go ]; then echo up; else echo not answering yet; exit 1; fi"  # run in current: the app's directory
+    fap_fleet.write_deployfile(tmp_path, {"healthcheck": check, "healthcheck_interval": 0.2, "healthcheck_timeout": 60})
+
+    view = pane(tmp_path, ["deploy", "-s", "test"], {})
+    screen = view.wait_for(r"^\s*host2 .*healthcheck: attempt [3-9]")
+    row = _live_row(screen, "host2")
+    assert SPINNER.fullmatch(row[0]) and re.fullmatch(r"healthcheck: attempt \d+", row[1]), screen
+    assert row[3] == "not answering yet", screen
+    later = _live_row(view.wait_for(r"^\s*host2 .*healthcheck: attempt (\d\d|[5-9])"), "host2")
+    assert int(later[1].split()[-1]) > int(row[1].split()[-1])  # the count goes up with each attempt
+    for host in fap_fleet.hosts:
+        (fap_fleet.app_dir(host) / "go").touch()
+
+    assert view.exit_code() == 0, view.screen()
+    end = view.screen()
+    assert "healthy" in end and not SPINNER.search(end)
+
+
+def test_the_summary_time_is_the_whole_run_with_a_failed_health_check(fap_fleet, pane, tmp_path):
+    # The check fails for ~3 s and the fleet is switched back: each host's time covers it, not only the phases before it.
+    fap_fleet.write_deployfile(tmp_path, {"healthcheck": "echo down; exit 1", "healthcheck_interval": 0.5,
+                                          "healthcheck_timeout": 3})
+    started = time.monotonic()
+    view = pane(tmp_path, ["deploy", "-s", "test"], {})
+    assert view.exit_code() == 4, view.screen()
+    took = time.monotonic() - started
+    end = view.screen()
+    times = [float(t) for t in re.findall(r"│ (\d+\.\d)s +│", end)]
+    assert len(times) == 3, end
+    assert all(3.0 <= t <= took for t in times), (times, took, end)
+
+
+REFUSER = '''\
+from fapistrano import FapError, hookimpl
+
+
+@hookimpl
+def fap_run_starting(run):
+    raise FapError("deploys are frozen for the release party")
+'''
+
+
+def test_a_run_refused_before_it_starts_shows_no_host_as_ok(fap_fleet, pane, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "refuser.py").write_text(REFUSER)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["refuser"]})
+
+    view = pane(tmp_path, ["deploy", "-s", "test"], {"PYTHONPATH": str(site)})
+
+    assert view.exit_code() == 1, view.screen()
+    end = view.screen()
+    assert "deploys are frozen for the release party" in end
+    assert "fap deploy: FAILED" in end
+    for host in fap_fleet.hosts:
+        assert re.search(rf"^│ {host} +│ test/web │ skipped +│ +│ unchanged │", end, re.MULTILINE), end
+    assert not re.search(r"│ ok ", end), end
+    assert all(fap_fleet.current(host) is None for host in fap_fleet.hosts)
+
+
+FETCH_AND_BUILD = '''\
+"""Two plugins' work in one module's shape: fetch runs in updating, build (a long install) in updated."""
+
+import shlex
+
+from fapistrano import hookimpl
+
+
+@hookimpl
+def fap_deploy_updating(ctx):
+    ctx.run("echo fetched the code")
+'''
+
+BUILD = '''\
+import shlex
+
+from fapistrano import hookimpl
+
+
+@hookimpl
+def fap_deploy_updated(ctx):
+    go = shlex.quote(ctx.config["path"] + "/go")
+    ctx.run("echo Collecting flask\\nwhile [ ! -e " + go + " ]; do sleep 0.05; done", cwd=ctx.release_path,
+            env={"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+'''
+
+
+def test_ctrl_c_during_a_plugins_command_is_one_line_naming_that_plugin(fap_fleet, pane, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "fetch.py").write_text(FETCH_AND_BUILD)
+    (site / "build.py").write_text(BUILD)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fetch", "build"]})
+
+    view = pane(tmp_path, ["deploy", "-s", "test"], {"PYTHONPATH": str(site)})
+    screen = view.wait_for(r"^host3 .*Collecting flask")
+    for host in fap_fleet.hosts:
+        assert _live_row(screen, host)[1] == "updated: build", screen  # the plugin at work, not the one before it
+    view._tmux("send-keys", "C-c")
+
+    assert view.exit_code() == 130, view.screen()
+    end = view.screen()
+    assert "while [" not in end and "PIP_NO_INPUT" not in end and "sleep 0.05" not in end, end  # no shell script
+    assert "fetch" not in end.replace("fetched", ""), end
+    for host in fap_fleet.hosts:  # one line per host, naming the plugin whose command was stopped
+        said = [line for line in end.splitlines() if line.startswith(f"{host} | ")]
+        assert said == [f"{host} | updated | interrupted: build: command killed (signal 9)"], end
+    # The last word names it too, once.
+    assert [line for line in end.splitlines() if line.startswith("fap: error:")] == [
+        "fap: error: interrupted in updated while build was running"], end
+    assert all(fap_fleet.current(host) is None for host in fap_fleet.hosts)

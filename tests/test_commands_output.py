@@ -67,7 +67,7 @@ def _columns(line: str) -> list[str]:
 def test_piped_output_is_plain_lines_unwrapped_unpadded_ascii(fap_fleet, fap_run, tmp_path):
     env = {**install_demo_plugin(tmp_path / "site"), "COLUMNS": "80"}  # what a pipe gets when nothing says otherwise
     # A misspelt setting: its warning is 95 columns long.
-    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.demo"], "keep_releasess": 3})
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.demo"], "keep_releasesss": 3})
 
     result = fap_run(["deploy", "-s", "test"], cwd=tmp_path, env=env)
 
@@ -76,7 +76,7 @@ def test_piped_output_is_plain_lines_unwrapped_unpadded_ascii(fap_fleet, fap_run
         assert line == line.rstrip(), f"padded: {line!r}"
     assert result.stdout.isascii(), result.stdout
     # The warning is one line, however long.
-    assert any(line.startswith("fap: warning: ") and line.endswith("keep_releasess is not a known setting (did you mean 'keep_releases'?)")
+    assert any(line.startswith("fap: warning: ") and line.endswith("keep_releasesss is not a known setting (did you mean 'keep_releases'?)")
                for line in result.stderr.splitlines()), result.stderr
     lines = result.stdout.splitlines()
     title = lines.index("fap deploy: ok")

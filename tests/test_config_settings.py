@@ -168,11 +168,68 @@ def test_a_setting_fap_sets_per_run_cannot_be_configured(tmp_path: Path) -> None
     assert str(caught.value) == f"{path}:{line_of(path, 'release: mine')}: 'release' is set by fap for each run and cannot be configured"
 
 
-def test_a_misspelt_setting_warns_with_the_closest_name(tmp_path: Path) -> None:
-    settings = settings_of(tmp_path, "keep_release: 3\n" + BASIC)
+@pytest.mark.parametrize("key", ["keep_release", "keep_releasse", "keep_relaeses", "keep_relEases", "greetng"])
+def test_a_key_one_edit_from_a_known_setting_is_an_error(tmp_path: Path, key: str) -> None:
+    # Left as a warning, the deploy went on with the default: keep_release: 3 kept 5 releases.
+    with pytest.raises(ConfigError) as caught:
+        settings_of(tmp_path, f"{key}: 3\n" + BASIC)
     path = tmp_path / "deploy.yml"
-    assert settings.warnings == (f"{path}:1: keep_release is not a known setting (did you mean 'keep_releases'?)",)
+    known = "greeting" if key == "greetng" else "keep_releases"
+    assert str(caught.value).startswith(f"{path}:1: {key} is not a known setting (did you mean {known!r}?)")
+    assert "custom_settings" in str(caught.value)
+
+
+def test_a_key_one_edit_from_a_known_setting_in_a_block_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_of(tmp_path, BASIC + "      keep_release: 3\n")
+    path = tmp_path / "deploy.yml"
+    assert str(caught.value).startswith(f"{path}:{line_of(path, 'keep_release:')}: keep_release is not a known setting")
+
+
+def test_custom_settings_keeps_a_setting_one_edit_from_a_known_one(tmp_path: Path) -> None:
+    settings = settings_of(tmp_path, "custom_settings: [keep_release]\nkeep_release: 3\n" + BASIC)
+    assert settings.values["keep_release"] == "3" and settings.values["keep_releases"] == 5
+    assert settings.warnings == ()
+    assert "custom_settings" not in settings.values
+
+
+@pytest.mark.parametrize("text", ["custom_settings: keep_release\n", "custom_settings: [1]\n"])
+def test_custom_settings_must_be_a_list_of_names(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match=r"deploy.yml:1: custom_settings: expected a list of setting names"):
+        settings_of(tmp_path, text + BASIC)
+
+
+def test_a_misspelt_setting_two_edits_away_warns_with_the_closest_name(tmp_path: Path) -> None:
+    settings = settings_of(tmp_path, "keep_relses: 3\n" + BASIC)
+    path = tmp_path / "deploy.yml"
+    assert settings.warnings == (f"{path}:1: keep_relses is not a known setting (did you mean 'keep_releases'?)",)
     assert settings.values["keep_releases"] == 5
+
+
+def test_an_upper_case_key_beside_an_empty_environment_warns(tmp_path: Path) -> None:
+    # GREETING dedented out of environment: is a setting of its own, and environment: is empty.
+    settings = settings_of(tmp_path, "environment:\nGREETING: hi\n" + BASIC)
+    path = tmp_path / "deploy.yml"
+    assert settings.warnings == (
+        f"{path}:2: GREETING is upper-case beside an empty environment: (line 1): indent it under environment:"
+        " to set it in the app's environment",)
+    assert settings.values["environment"] in ({}, None)
+
+
+def test_an_upper_case_top_level_key_warns(tmp_path: Path) -> None:
+    settings = settings_of(tmp_path, "environment:\n  A: b\nDATABASE_URL: x\n" + BASIC)
+    path = tmp_path / "deploy.yml"
+    assert settings.warnings == (
+        f"{path}:3: DATABASE_URL is an upper-case setting, not an environment variable:"
+        " to set it in the app's environment, put it under environment:",)
+
+
+def test_an_upper_case_key_beside_an_empty_environment_in_a_block_warns(tmp_path: Path) -> None:
+    settings = settings_of(tmp_path, BASIC + "      environment:\n      GREETING: hi\n")
+    path = tmp_path / "deploy.yml"
+    assert settings.warnings == (
+        f"{path}:{line_of(path, 'GREETING')}: GREETING is upper-case beside an empty environment:"
+        f" (line {line_of(path, 'environment:')}): indent it under environment: to set it in the app's environment",)
 
 
 def test_own_settings_are_allowed_for_references(tmp_path: Path) -> None:
@@ -455,6 +512,26 @@ def test_a_missing_deploy_file_is_named(tmp_path: Path, monkeypatch: pytest.Monk
 # ---------------------------------------------------------------------------
 # Reading the file: syntax errors, shape errors, selecting targets
 # ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["- run: echo migrated: done", "- local: echo tagged: ok", "- run: curl -H X-Team: ops"])
+def test_a_hook_command_with_an_unquoted_colon_gets_the_hint_to_quote_it(tmp_path: Path, step: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, f"app_name: shop\nhooks:\n  updated:\n    {step}\n")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'deploy.yml'}:4: YAML syntax error: mapping values are not allowed here")
+    command = step.split(": ", 1)[1]
+    kind = step[2:].split(":", 1)[0]
+    assert message.endswith(f"; a command holding ': ' must be quoted: {kind}: \"{command}\""), message
+    assert "\n" not in message
+
+
+def test_mapping_values_elsewhere_get_the_hint_without_the_value(tmp_path: Path) -> None:
+    # A setting's value may be a secret: the hint names the key only.
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, "app_name: shop\ndb_password: s3cr3t: x\n")
+    assert str(caught.value).endswith("mapping values are not allowed here; a value holding ': ' must be quoted: db_password: \"…\"")
+    assert "s3cr3t" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

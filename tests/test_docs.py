@@ -118,6 +118,45 @@ def test_every_core_setting_is_in_the_configuration_reference_with_its_default_a
     assert ":default: ``/home/%(user)s/www/%(app_name)s``" in confval_block(text, "path")
 
 
+def test_every_core_setting_shows_the_type_fap_checks():
+    # Every core setting once rendered 'Type: ""': the reference must say what deploy.yml may hold.
+    text = fap_reference.settings_rst(plugins=[])
+    declared = declared_settings([])
+
+    assert ':type: ``""``' not in text
+    for name, spec in declared.items():
+        kind = {"dict": "mapping", "str": "string"}.get(spec.setting.kind, spec.setting.kind)
+        assert f":type: ``{kind}" in confval_block(text, name), name
+    assert ":type: ``int``" in confval_block(text, "keep_releases")
+    assert ":type: ``list``" in confval_block(text, "linked_dirs")
+
+
+def test_the_command_line_line_of_each_setting_says_what_fap_does_with_it():
+    from fapistrano.config import ConfigError, parse_overrides
+
+    text = fap_reference.settings_rst(plugins=[])
+    # --hosts after a command is the host filter, not the hosts setting.
+    hosts = confval_block(text, "hosts")
+    assert "``--hosts VALUE``" not in hosts and "``--hosts PATTERNS``" in hosts
+    assert "is not this setting" in hosts and "shell-style patterns" in hosts
+    # --plugins is refused.
+    for name in ("plugins", "deploy_plugins", "release_plugins"):
+        block = confval_block(text, name)
+        assert "On the command line:" not in block, name
+        assert "cannot be chosen on the command line" in block, name
+    # Every line that offers a flag is one the command line takes.
+    declared = declared_settings([])
+    for name in declared:
+        block = confval_block(text, name)
+        match = re.search(r"On the command line: ``(--[\w-]+) (\S+)``", block)
+        if match:
+            sample = {"N": "1", "true|false": "true", "A,B": "a,b", "'{KEY: VALUE}'": "{A: b}"}.get(match[2], "x")
+            try:
+                parse_overrides([match[1], sample.split("|")[0]], declared)
+            except ConfigError as error:
+                assert "cannot be chosen" not in str(error), (name, error)
+
+
 def bundled_plugin_modules() -> dict[str, object]:
     """Each bundled plugin's module by entry point name, found through the installed metadata."""
     directories = {p.name for p in (REPO / "fapistrano_plugins").glob("fapistrano-*") if p.is_dir()}
@@ -289,6 +328,8 @@ def _docutils_core():
     "a `backtick`, a |pipe| and a trailing_ underscore",
     "- not a list item",
     "C:\\path\\to",
+    "named by file:line",
+    "ssh://, git@host:path, https:// or file://",
 ])
 def test_escaped_text_renders_as_itself(text):
     core = _docutils_core()

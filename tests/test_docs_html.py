@@ -36,35 +36,58 @@ class PageText(HTMLParser):
         self.text: list[str] = []
         self.links: list[str] = []
         self.ids: set[str] = set()
+        self.classes: list[list[str]] = []  # each element's classes
+        self.blocks: list[tuple[str, str]] = []  # (language, text) of each highlighted code block
         self._hidden = 0
+        self._block: tuple[str, list[str]] | None = None
+        self._language = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.classes.extend((value or "").split() for name, value in attrs if name == "class")
         if tag in ("script", "style"):
             self._hidden += 1
         if tag == "a":
             self.links += [value or "" for name, value in attrs if name == "href"]
         self.ids.update(value for name, value in attrs if name == "id" and value)
 
+        languages = [c[len("highlight-"):] for c in self.classes[-1:][0] if c.startswith("highlight-")] if self.classes else []
+        if tag == "div" and languages:
+            self._language = languages[0]
+        if tag == "pre" and self._language:
+            self._block = (self._language, [])
+            self._language = ""
+
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style"):
             self._hidden -= 1
+        if tag == "pre" and self._block is not None:
+            self.blocks.append((self._block[0], "".join(self._block[1])))
+            self._block = None
 
     def handle_data(self, data: str) -> None:
         if not self._hidden:
             self.text.append(data)
+        if self._block is not None:
+            self._block[1].append(data)
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PageText]:
-    """Every built page by its path relative to the HTML root."""
+def html_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built HTML: ``$FAP_DOCS_HTML`` (what ``tox -e docs`` just built), else a build of our own."""
     built = os.environ.get("FAP_DOCS_HTML")
     if built:
-        root = Path(built)
-    else:
-        from sphinx.cmd.build import build_main
+        return Path(built)
+    from sphinx.cmd.build import build_main
 
-        root = tmp_path_factory.mktemp("html")
-        assert build_main(["-W", "-q", "-b", "html", str(DOCS), str(root)]) == 0
+    root = tmp_path_factory.mktemp("html")
+    assert build_main(["-W", "-q", "-b", "html", str(DOCS), str(root)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def pages(html_root: Path) -> dict[str, PageText]:
+    """Every built page by its path relative to the HTML root."""
+    root = html_root
     found = {}
     for path in sorted(root.rglob("*.html")):
         if "_static" in path.parts or "_modules" in path.parts:
@@ -139,3 +162,53 @@ def test_the_public_api_is_on_its_pages(pages: dict[str, PageText]) -> None:
     missing = {page: [name for name in names if name not in pages[page].ids] for page, names in PUBLIC_API.items()}
 
     assert {page: names for page, names in missing.items() if names} == {}
+
+
+#: What Furo's stylesheet writes over a ``.. contents::`` box (its CSS adds the text: no HTML holds it).
+FURO_CONTENTS_ERROR = "Adding a table of contents in Furo-based documentation is unnecessary"
+FURO_ESCAPE = "this-will-duplicate-information-and-it-is-still-useful-here"
+
+
+def test_no_page_shows_furos_table_of_contents_error(html_root: Path, pages: dict[str, PageText]) -> None:
+    css = "".join(path.read_text(encoding="utf-8") for path in html_root.rglob("_static/**/*.css"))
+    assert FURO_CONTENTS_ERROR in css  # the theme still says it: the check below looks for what triggers it
+
+    boxes = {name: n for name, page in pages.items()
+             if (n := sum(1 for c in page.classes if "contents" in c and FURO_ESCAPE not in c))}
+    assert boxes == {}
+
+
+def test_only_web_addresses_are_links(pages: dict[str, PageText]) -> None:
+    # docutils makes a link of any scheme-like word: file:line, file://, ssh:// in prose.
+    odd = {name: sorted({link for link in page.links if re.match(r"[a-z][a-z0-9+.-]*:", link)
+                         and not link.startswith(("http://", "https://"))})
+           for name, page in pages.items()}
+    assert {name: links for name, links in odd.items() if links} == {}
+
+
+def test_the_hook_reference_intro_reads_as_a_page(pages: dict[str, PageText]) -> None:
+    text = " ".join("".join(pages["hooks.html"].text).split())
+    assert "Read this file top to bottom" not in text  # the source file's advice, not the page's
+    assert text.count("implements any subset of") == 1
+    assert "Every hook Fapistrano calls" in text
+
+
+def test_a_doc_named_in_the_reference_is_a_link(pages: dict[str, PageText]) -> None:
+    shown = {name: "docs/migrating.rst" in "".join(page.text) for name, page in pages.items()}
+    assert {name for name, there in shown.items() if there} == set()
+    assert any(link.startswith("migrating.html") for link in pages["hooks.html"].links)
+
+
+#: Characters of code a block shows without scrolling at 1280 px: Furo's content column is 46em
+#: less 3em of padding each side (640 px), less the block's own padding (28 px), at 13 px monospace
+#: (0.6 em a character): 78.
+CODE_COLUMNS = 78
+#: The pages whose YAML is read line by line, comments included (the examples people copy).
+YAML_PAGES = ("deploy-hooks.html", "configuration.html", "plugins.html", "hooks.html", "performance.html")
+
+
+def test_yaml_examples_fit_the_page_at_1280_px(pages: dict[str, PageText]) -> None:
+    long = {(name, line) for name in YAML_PAGES for language, text in pages[name].blocks if language == "yaml"
+            for line in text.splitlines() if len(line) > CODE_COLUMNS}
+    assert sorted(long) == []
+    assert any(language == "yaml" for language, _ in pages["deploy-hooks.html"].blocks)

@@ -54,3 +54,31 @@ def test_the_quick_starts_trimmed_deploy_file_shows_the_defaults_it_keeps():
 
     assert shown["branch"] == next(s.default for s in git_settings() if s.name == "branch")
     assert shown["keep_releases"] == CORE_SETTINGS["keep_releases"][0]
+
+
+def _readme_sections() -> dict[str, str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    parts = re.split(r"^## (.+)\n", text, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_the_readme_starts_with_the_newcomers_path_and_leaves_the_figures_to_the_docs():
+    sections = _readme_sections()
+    titles = list(sections)
+    assert titles[0] == "Try it (no server needed)" and titles[1] == "To a real server", titles
+    assert titles.index("Run the tests") > titles.index("To a real server")
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "|---|" not in text  # the benchmark tables are in docs/performance.rst
+    performance = sections["Performance"]
+    assert len([line for line in performance.splitlines() if line.strip()]) <= 4, performance
+    assert "docs/performance.rst" in performance
+    page = (REPO / "docs" / "performance.rst").read_text(encoding="utf-8")
+    for figure in ("fap / deploy floor", "scp floor", "python bench/deploy_bench.py --hosts 20 --runs 7 --capistrano"):
+        assert figure in page, figure
+
+
+def test_the_readme_installs_tox_before_running_it():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = [line.strip() for line in re.findall(r"```sh\n(.*?)```", text, re.DOTALL) for line in line.splitlines()]
+    assert "python3 -m pip install tox" in commands
+    assert commands.index("python3 -m pip install tox") < commands.index("tox")

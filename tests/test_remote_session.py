@@ -184,3 +184,85 @@ def test_a_script_over_the_argument_size_limit_runs_locally(tmp_path: Path) -> N
     # Lines that look like the end of a here-document are the script's own.
     result = local.run("cat <<'EOF'\nEOF-not\nEOF\necho $((6 * 7))")
     assert result.stdout == "EOF-not\n42\n"
+
+
+def _ssh_config_with(fap_fleet: Any, tmp_path: Path, old: str, new: str) -> Any:
+    """host1's ssh settings with one line of the fleet's ssh config changed."""
+    import dataclasses
+
+    text = Path(fap_fleet.ssh_config).read_text()
+    assert old in text
+    config = tmp_path / "ssh_config"
+    config.write_text(text.replace(old, new))
+    return dataclasses.replace(fap_fleet.ssh_settings("host1"), ssh_config=str(config))
+
+
+def test_a_key_the_host_refuses_keeps_sshs_words_and_names_the_key_tried(fap_fleet: Any, tmp_path: Path) -> None:
+    import subprocess
+
+    wrong = tmp_path / "id_wrong"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    settings = _ssh_config_with(fap_fleet, tmp_path, f"IdentityFile {fap_fleet.key}", f"IdentityFile {wrong}")
+    with pytest.raises(HostUnreachable) as caught:
+        Host("host1", settings, control_dir=tempfile.mkdtemp(prefix="fap-t-")).connect()
+    message = str(caught.value)
+    assert message.startswith("host1: cannot connect: ") and "\n" not in message
+    assert "Permission denied (publickey)" in message  # ssh's own words
+    assert message.endswith(f"; ssh offered the key {wrong} as user deploy: add its public key ({wrong}.pub) to the host's"
+                            " ~/.ssh/authorized_keys, or name the right key with IdentityFile in the ssh config"
+                            " or ssh_options: [-i, KEY]"), message
+
+
+def test_an_unknown_host_key_keeps_sshs_words_and_says_how_to_add_it(fap_fleet: Any, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    settings = _ssh_config_with(fap_fleet, tmp_path, f"UserKnownHostsFile {fap_fleet.dir / 'known_hosts'}",
+                                f"UserKnownHostsFile {known}")
+    with pytest.raises(HostUnreachable) as caught:
+        Host("host1", settings, control_dir=tempfile.mkdtemp(prefix="fap-t-")).connect()
+    message = str(caught.value)
+    assert message.startswith("host1: cannot connect: ") and "\n" not in message
+    assert "Host key verification failed" in message
+    address, port = fap_fleet.hosts["host1"].address, fap_fleet.port
+    assert message.endswith(f"; the host's key is not in {known}: check its fingerprint, then add it"
+                            f" (ssh-keyscan -p {port} {address} >> {known}, each line's host name replaced by fap-fleet,"
+                            " its HostKeyAlias),"
+                            " or name a known_hosts file with ssh_options: [-o, UserKnownHostsFile=FILE]"), message
+
+
+def test_a_changed_host_key_keeps_sshs_words_and_says_how_to_replace_it(fap_fleet: Any, tmp_path: Path) -> None:
+    import subprocess
+
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known = tmp_path / "known_hosts"
+    kind, key = Path(f"{other}.pub").read_text().split()[:2]
+    known.write_text(f"fap-fleet {kind} {key}\n")
+    settings = _ssh_config_with(fap_fleet, tmp_path, f"UserKnownHostsFile {fap_fleet.dir / 'known_hosts'}",
+                                f"UserKnownHostsFile {known}")
+    with pytest.raises(HostUnreachable) as caught:
+        Host("host1", settings, control_dir=tempfile.mkdtemp(prefix="fap-t-")).connect()
+    message = str(caught.value)
+    assert "Host key verification failed" in message and "\n" not in message
+    assert message.endswith(f"; the host's key is not the one {known} holds for fap-fleet: if the server was rebuilt"
+                            f" or its key replaced, check the new fingerprint, then remove the old one"
+                            f" (ssh-keygen -f {known} -R fap-fleet)"), message
+
+
+def test_fap_deploy_with_a_refused_key_says_what_ssh_said_and_what_to_do(fap_fleet: Any, fap_run: Any, tmp_path: Path) -> None:
+    import subprocess
+
+    wrong = tmp_path / "id_wrong"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    settings = _ssh_config_with(fap_fleet, tmp_path, f"IdentityFile {fap_fleet.key}", f"IdentityFile {wrong}")
+    fap_fleet.write_deployfile(tmp_path, {"ssh_config": settings.ssh_config}, hosts=["host1"])
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("fap: error:")]
+    assert len(errors) == 1 and "Permission denied (publickey)" in errors[0], result.stderr
+    assert errors[0].endswith(f"; ssh offered the key {wrong} as user deploy: add its public key ({wrong}.pub) to the"
+                              " host's ~/.ssh/authorized_keys, or name the right key with IdentityFile in the ssh config"
+                              " or ssh_options: [-i, KEY]"), result.stderr
+    assert "Traceback" not in result.output and fap_fleet.current("host1") is None

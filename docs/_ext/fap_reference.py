@@ -35,10 +35,16 @@ _INLINE_SPECIALS = re.compile(r"([\\*`|@])")
 _TRAILING_UNDERSCORE = re.compile(r"_(?=\W|$)")
 
 
+#: A word docutils would read as the start of an address: letters, then ':' and no space.
+_SCHEME = re.compile(r"(?<![\w.\\/-])([A-Za-z][A-Za-z0-9+.-]*):(?=[^\s:])")
+
+
 def escape(text: str) -> str:
     """Plain text -> reST that shows exactly that text (no markup, no references)."""
     text = _INLINE_SPECIALS.sub(r"\\\1", text)
     text = _TRAILING_UNDERSCORE.sub(r"\\_", text)
+    # docutils links any word that looks like a scheme (file:line, file://, ssh://): an escaped colon is text.
+    text = _SCHEME.sub(r"\1\\:", text)
     # A line starting with a list or comment marker would turn into one.
     lines = [("\\" + line) if line[:1] in "-+#.:" and line[:1] else line for line in text.splitlines()]
     return "\n".join(lines)
@@ -141,9 +147,11 @@ def _entry_points(directory: Path) -> list[tuple[str, str, str]]:
 
 def core_settings() -> list[Setting]:
     """The core's own settings, in the order ``CORE_SETTINGS`` declares them."""
-    from fapistrano.config import CORE_SETTINGS
+    from fapistrano.config import declared_settings
 
-    return [Setting(name, default, doc, "core") for name, (default, doc) in CORE_SETTINGS.items()]
+    # As fap declares them: each with the kind its values are checked against (not an empty kind).
+    return [Setting(name, s.default, s.doc, "core", s.secret, s.kind, s.optional and s.kind != "str", tuple(s.choices))
+            for name, s in ((name, d.setting) for name, d in declared_settings([]).items())]
 
 
 def plugin_settings(plugins: Iterable[BundledPlugin] | None = None) -> list[PluginSettings]:
@@ -212,13 +220,50 @@ def setting_rst(setting: Setting) -> str:
         "",
         indent(body),
         "",
-        f"   On the command line: {literal(flag + ' ' + value)}.",
+        indent(command_line_text(setting, flag, value)),
     ]
     if setting.choices:
         lines += ["", f"   One of {', '.join(literal(c) for c in setting.choices)}."]
     if setting.secret:
         lines += ["", "   A secret: its value is shown as ``***`` in all output."]
     return "\n".join(lines) + "\n"
+
+
+def command_line_text(setting: Setting, flag: str, value: str) -> str:
+    """What ``fap COMMAND … --flag VALUE`` does with this setting, asked of the CLI and the config parser themselves."""
+    from fapistrano.config import ConfigError, declared_settings, parse_cli_value
+
+    option, commands = _command_options().get(flag, (None, []))
+    if option is not None:
+        # A command's own option takes the flag before the overrides see it.
+        metavar = option.metavar or "VALUE"
+        named = ", ".join(f"``fap {name}``" for name in commands)
+        return (f"On the command line {literal(flag + ' ' + metavar)} is not this setting: it is an option of"
+                f" {named} (see :doc:`cli`): {_help_text(option.help)}")
+    if setting.owner == "core":
+        try:
+            parse_cli_value(setting.name, "x", declared_settings([])[setting.name])
+        except ConfigError as error:
+            if "cannot be chosen on the command line" in str(error):
+                said = str(error).split(": ", 2)[-1]
+                return f"Not on the command line: {literal(flag)} is refused ({escape(said)})."
+    return f"On the command line: {literal(flag + ' ' + value)}."
+
+
+def _command_options() -> dict[str, tuple[Any, list[str]]]:
+    """Each ``--flag`` that an option of a command taking ``--SETTING VALUE`` overrides claims first:
+    ``(the option, the commands that have it)``."""
+    import click
+
+    options: dict[str, tuple[Any, list[str]]] = {}
+    for name, command in cli_commands().items():
+        if not any(param.name == "overrides" for param in command.params):
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option):
+                for flag in [*param.opts, *param.secondary_opts]:
+                    options.setdefault(flag, (param, []))[1].append(name)
+    return options
 
 
 def settings_rst(core: list[Setting] | None = None, plugins: list[PluginSettings] | None = None) -> str:
@@ -351,11 +396,23 @@ def flows_rst() -> str:
     return "\n".join(lines)
 
 
+#: Advice to whoever reads the source file, which a page of the docs is not.
+_SOURCE_ONLY = re.compile(r"Read this file top to bottom[^.]*\.\s*")
+#: ``docs/NAME.rst`` in a docstring: on a page of the docs, a link to that page.
+_DOC_PATH = re.compile(r"``?docs/([\w-]+)\.rst``?|\bdocs/([\w-]+)\.rst\b")
+
+
+def docstring_for_page(text: str) -> str:
+    """A docstring as a page shows it: no advice on reading the source file, ``docs/NAME.rst`` a link."""
+    text = _SOURCE_ONLY.sub("", text)
+    return _DOC_PATH.sub(lambda m: f":doc:`{m[1] or m[2]}`", text)
+
+
 def hook_rst(hook: Hook, core: Mapping[str, list[str]] | None = None) -> str:
     """One hook: signature, its docstring, which flows call it, what the core does in it."""
     core = _core_impls() if core is None else core
     lines = [f".. py:function:: {hook.name}{hook.signature}", ""]
-    lines.append(indent(hook.doc) if hook.doc else "   *(undocumented)*")
+    lines.append(indent(docstring_for_page(hook.doc)) if hook.doc else "   *(undocumented)*")
     used = []
     for flow in _flows():
         for position, phase in enumerate(flow.phases, start=1):

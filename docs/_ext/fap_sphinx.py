@@ -112,7 +112,13 @@ class ExampleDirective(SphinxDirective):
         return [container]
 
 
+def _page_docstring(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """A docstring written for readers of the source, as a page: see :func:`fap_reference.docstring_for_page`."""
+    lines[:] = fap_reference.docstring_for_page("\n".join(lines)).splitlines()
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("autodoc-process-docstring", _page_docstring)
     app.add_directive("fap-settings", SettingsDirective)
     app.add_directive("fap-cli", CliDirective)
     app.add_directive("fap-hooks", HooksDirective)

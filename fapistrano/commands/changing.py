@@ -14,6 +14,7 @@ from typing import Any
 
 from fapistrano.errors import CommandKilled, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
+from fapistrano.plugins import PluginFailure
 from fapistrano.run import Run, RunOutcome, RunTarget
 from fapistrano.runner import (
     SIGNAL_EXIT,
@@ -150,6 +151,11 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
         phases = sorted({m.failed_phase for m in members if m.failed_phase})
         where = " and ".join(p if p.startswith("before ") else f"in {p}" for p in phases) or "before any phase"
+        # The plugin whose command was stopped: the last line names it, not only the phase.
+        running = sorted({m.failed.__cause__.plugin for m in members
+                          if isinstance(m.failed, Interrupted) and isinstance(m.failed.__cause__, PluginFailure)})
+        if running:
+            where += f" while {', '.join(running)} was running"
         exit_code = SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
         return Outcome(False, exit_code, [*errors, f"{stopped} {where}"], release, moved,
                        where_current_is(flow, members, release))
@@ -204,6 +210,9 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
         if runner.stopping.is_set() and isinstance(unwrapped(error), CommandKilled):
             return None  # killed by the stop (a build): the phases report the stop, nothing changed
         # Bad input a plugin finds before any host changed is exit 2, like any other (a ConfigError).
+        for member in members:
+            if member.failed is None:  # not run, not failed: each row says skipped, current unchanged
+                member.failed = Stopped(f"refused in fap_run_starting: {describe(error, '')}")
         return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
     return None
 
