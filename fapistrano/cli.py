@@ -380,8 +380,8 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
             console.print(line, soft_wrap=True)
     steps = "; ".join(f"{name.rsplit('.', 1)[-1]} ({', '.join(hooks)})" for name, hooks in builtin_steps())
     console.print(f"core steps, always on: {steps}", style="dim", markup=False, highlight=False, soft_wrap=True)
-    if broken:
-        sys.exit(1)
+    if broken:  # a plugin deploy.yml enables cannot load: bad input, as 'fap deploy' would say
+        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
