@@ -11,6 +11,7 @@ from fapistrano.errors import CommandFailed, Interrupted
 from fapistrano.layout import HostState
 from fapistrano.masking import Masker
 from fapistrano.remote import Host, Stdin
+from fapistrano.settings import Settings
 from fapistrano.ui import Event, Reporter
 
 
@@ -43,8 +44,10 @@ class Context:
         found = host_state or HostState()
         self.target = target
         #: The resolved settings (a read-only mapping; ``%(name)s`` already
-        #: interpolated for this host and release).
-        self.config: Mapping[str, Any] = target.config
+        #: interpolated for this host and release). Reading a name that no
+        #: plugin's ``fap_settings`` declares raises an error saying so (a
+        #: :class:`KeyError` too).
+        self.config: Mapping[str, Any] = Settings(target.config)
         #: The stage's name.
         self.stage = target.stage
         #: The role's name.

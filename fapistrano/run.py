@@ -12,6 +12,7 @@ from typing import Any
 
 from fapistrano.errors import CommandFailed, FapError
 from fapistrano.masking import Masker
+from fapistrano.settings import Settings
 from fapistrano.ui import Event, Reporter
 
 
@@ -39,6 +40,10 @@ class RunTarget:
     role: str
     hosts: tuple[str, ...]
     config: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, Settings):  # a name nothing declares is an error saying so, as in ctx.config
+            object.__setattr__(self, "config", Settings(self.config))
 
 
 class Run:
@@ -97,7 +102,7 @@ class Run:
         self.command = command
         self.hosts = hosts
         self.targets = targets
-        self.config = config
+        self.config: Mapping[str, Any] = config if isinstance(config, Settings) else Settings(config)
         self.dry_run = dry_run
         self.project_dir = project_dir
         self.release: str | None = None
