@@ -197,7 +197,7 @@ def fap_run_starting(run: Run) -> None:
     host, the locks are released, ``fap_run_finished`` is still called (with
     ``run.ok`` false), and fap exits 1 printing the error as one line
     (``fap: error: <plugin>: <message>``); 2 for a
-    :class:`fapistrano.errors.ConfigError` (a setting that cannot work). Raise
+    :class:`fapistrano.ConfigError` (a setting that cannot work). Raise
     :class:`fapistrano.FapError` with a message the operator can act on.
 
     What it leaves in ``run.state`` every host's phases read as
