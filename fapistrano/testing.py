@@ -1,6 +1,11 @@
 """A pytest plugin for plugin authors: a real SSH fleet, and a way to run ``fap`` on it.
 
-Fixtures (enabled by installing fapistrano; entry point ``pytest11``):
+Opt-in: a test suite enables it with ``-p fapistrano.testing`` (in its
+pytest configuration's ``addopts``, or ``pytest_plugins = ["fapistrano.testing"]``
+in its top ``conftest.py``); installing fapistrano loads nothing into other
+projects' pytest sessions.
+
+Fixtures:
 
 ``fap_fleet``
     A :class:`Fleet` of three SSH hosts for the test session: one ``sshd`` per
