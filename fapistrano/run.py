@@ -46,6 +46,29 @@ class RunTarget:
             object.__setattr__(self, "config", Settings(self.config))
 
 
+class RunState(dict[str, Any]):
+    """``run.state``: the dict a plugin keeps its run-wide state in, and the hosts' reports to the run (``ctx.report``).
+
+    The reports live beside the dict, not in it: a host's thread adds to them
+    under a lock while the other hosts' threads do the same.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def report(self, host: str, key: str, value: Any) -> None:
+        """Record ``value`` under ``key`` for ``host`` (thread-safe)."""
+        with self._lock:
+            self._reports.setdefault(host, {})[key] = value
+
+    def reports(self) -> dict[str, dict[str, Any]]:
+        """A copy of every host's reports, by host."""
+        with self._lock:
+            return {host: dict(data) for host, data in self._reports.items()}
+
+
 class Run:
     """One ``fap deploy``, ``fap rollback`` or ``fap restart``, as the run-level hooks see it.
 
@@ -87,6 +110,11 @@ class Run:
         to ``fap_run_finished``; prefix keys with the plugin's name. The phase
         hooks read it as ``ctx.run_state``: what ``fap_run_starting`` prepared
         for every host (an artifact built once).
+    ``reports``
+        What the phases reported with :meth:`Context.report
+        <fapistrano.context.Context.report>`: ``{host: {key: value}}``, a
+        copy made when read (read it in ``fap_run_finished``; empty in
+        ``fap_run_starting``). A host that reported nothing is not in it.
     ``mask(text)``
         ``text`` with every secret of the run hidden, as fap prints it: apply
         it to what a plugin sends elsewhere (a chat message quoting
@@ -111,10 +139,16 @@ class Run:
         self.error: str | None = None
         self.previous_revision: str | None = None
         self.revision: str | None = None
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, Any] = RunState()
         self._reporter = reporter
         self._mask = masker or Masker()
         self.hook = "fap_run_starting"  # which run-level hook is being called: where its lines show
+
+    @property
+    def reports(self) -> dict[str, dict[str, Any]]:
+        """What each host's phases reported with ``ctx.report(key, value)``: ``{host: {key: value}}`` (a copy)."""
+        state = self.state
+        return state.reports() if isinstance(state, RunState) else {}
 
     def __repr__(self) -> str:
         return f"<Run {self.command} release={self.release} hosts={len(self.hosts)}>"
@@ -180,4 +214,4 @@ class Run:
             self._reporter.handle(Event(kind=kind, phase=self.hook.removeprefix("fap_"), message=message, **fields))
 
 
-__all__ = ["Run", "RunOutcome", "RunTarget"]
+__all__ = ["Run", "RunOutcome", "RunState", "RunTarget"]

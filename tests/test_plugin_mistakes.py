@@ -87,3 +87,13 @@ def test_an_undeclared_setting_is_still_a_key_error_for_code_that_catches_one() 
     assert settings.get("keep_release", 3) == 3
     assert "keep_release" not in settings and settings["keep_releases"] == 5
     assert dict(settings) == {"keep_releases": 5}
+
+
+def test_a_hook_marked_optionalhook_that_fap_does_not_know_loads(fap_local: Any, fap_run: Any) -> None:
+    _write_plugin(fap_local.root, "future_plugin", MISSPELT_HOOK.replace("@hookimpl", "@hookimpl(optionalhook=True)"))
+    fap_local.write_deployfile({"plugins": ["future_plugin"]})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert "never called" not in result.output
