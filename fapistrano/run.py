@@ -75,7 +75,8 @@ class Run:
     Attributes a hook may read:
 
     ``command``
-        ``"deploy"``, ``"rollback"`` or ``"restart"``.
+        ``"deploy"``, ``"rollback"`` or ``"restart"``; ``"check"`` in
+        ``fap_check_run``.
     ``release``
         The release the run works on (the new one in a deploy, the one returned
         to in a rollback, the current one in a restart); ``None`` when the run
@@ -120,8 +121,9 @@ class Run:
         it to what a plugin sends elsewhere (a chat message quoting
         ``run.error``); ``log``, ``warn`` and ``local`` mask what fap shows.
     ``hook``
-        The run-level hook being called (``"fap_run_starting"`` or
-        ``"fap_run_finished"``): one function may implement both.
+        The run-level hook being called (``"fap_run_starting"``,
+        ``"fap_run_finished"`` or ``"fap_check_run"``): one function may
+        implement several (``specname``).
     """
 
     def __init__(self, command: str, hosts: tuple[str, ...], targets: tuple[RunTarget, ...], config: Mapping[str, Any], *,
