@@ -13,7 +13,7 @@ from fapistrano.masking import Masker
 from fapistrano.remote import Host, Stdin
 from fapistrano.run import RunState
 from fapistrano.settings import Settings
-from fapistrano.ui import Event, Reporter
+from fapistrano.ui import Event, EventKind, Reporter
 
 
 class Context:
@@ -239,5 +239,5 @@ class Context:
     def _show_line(self, stream: str, line: str) -> None:
         self._emit("log", self.mask(line), data={"stream": stream})
 
-    def _emit(self, kind: str, message: str, **fields: Any) -> None:
+    def _emit(self, kind: EventKind, message: str, **fields: Any) -> None:
         self._reporter.handle(Event(kind=kind, host=self.host, phase=self.phase, message=message, **fields))

@@ -13,7 +13,7 @@ from typing import Any
 from fapistrano.errors import CommandFailed, FapError
 from fapistrano.masking import Masker
 from fapistrano.settings import Settings
-from fapistrano.ui import Event, Reporter
+from fapistrano.ui import Event, EventKind, Reporter
 
 
 class RunOutcome(str, Enum):
@@ -205,7 +205,7 @@ class Run:
             raise CommandFailed("local", shown, status, self._mask("".join(err)), self._mask("".join(out)))
         return "".join(out).rstrip("\n")
 
-    def _emit(self, kind: str, message: str, **fields: Any) -> None:
+    def _emit(self, kind: EventKind, message: str, **fields: Any) -> None:
         if self._reporter is not None:
             self._reporter.handle(Event(kind=kind, phase=self.hook.removeprefix("fap_"), message=message, **fields))
 

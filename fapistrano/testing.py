@@ -41,6 +41,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import random
@@ -669,12 +670,9 @@ class LocalTarget:
 # pytest fixtures
 # ---------------------------------------------------------------------------
 
-try:
+# The module also serves bench/ scripts, where pytest may not be installed.
+if importlib.util.find_spec("pytest") is not None:
     import pytest
-except ImportError:  # pragma: no cover - the module also serves bench/ scripts
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
 
     def pytest_configure(config: Any) -> None:
         config.addinivalue_line("markers", "fleet: needs the real SSH test fleet (root, sshd, unshare)")

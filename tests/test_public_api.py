@@ -61,3 +61,16 @@ def test_a_bundled_plugin_requires_the_core_whose_api_it_imports(directory: Path
     core = [r for r in requires if r.split(">")[0].split("=")[0].strip() == "fapistrano"]
     assert core == ["fapistrano>=1.1"], f"{directory.name}/setup.cfg: {requires}"
     assert fapistrano.__version__ == "1.1.0"
+
+
+@pytest.mark.parametrize("directory", [REPO, *sorted((REPO / "fapistrano_plugins").glob("fapistrano-*"))],
+                         ids=lambda p: p.name)
+def test_a_distribution_that_says_mit_ships_the_mit_license(directory: Path) -> None:
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(directory / "setup.cfg")
+
+    assert parser.get("metadata", "license") == "MIT"
+    assert parser.get("metadata", "license_files") == "LICENSE"
+    assert (directory / "LICENSE").read_text().startswith("MIT License\n")

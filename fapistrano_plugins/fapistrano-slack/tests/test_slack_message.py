@@ -6,6 +6,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+
 from fapistrano import RunOutcome, RunTarget
 
 from fapistrano_slack import message
