@@ -250,7 +250,9 @@ def fap_run_finished(run: Run) -> None:
     ``fap_run_starting`` raised. The locks are already released. (Bad input
     that fap refuses before connecting to any host, exit 2, is not a run:
     neither run-level hook is called.)
-    ``run.ok``, ``run.outcome`` and ``run.error`` say how the run ended.
+    ``run.ok``, ``run.outcome`` and ``run.error`` say how the run ended;
+    what each host's phases reported with ``ctx.report(key, value)`` is in
+    ``run.reports`` (``{host: {key: value}}``).
 
     Post to a chat, write an audit record, tell CI. Raising here is shown as a
     warning (``fap: warning``-style line) and **never changes the run's
