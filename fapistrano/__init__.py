@@ -29,13 +29,17 @@ and list its entry point name under ``plugins:`` in deploy.yml. Every hook
 is documented in :mod:`fapistrano.hookspecs`; ``ctx`` is a
 :class:`fapistrano.Context`. What a plugin imports comes from here:
 ``hookimpl``, ``Setting``, ``Context``, ``Run`` (what the run-level hooks
-``fap_run_starting`` and ``fap_run_finished`` get), ``FapError``,
-``CommandFailed``.
+``fap_run_starting``, ``fap_run_finished`` and ``fap_check_run`` get), with
+its ``RunTarget`` and ``RunOutcome``, and the errors: ``FapError`` (fails
+with a message, exit 1), ``ConfigError`` (bad input, exit 2),
+``CommandFailed`` (what ``ctx.run`` raises). The test kit,
+:mod:`fapistrano.testing`, is a pytest plugin a test suite enables with
+``-p fapistrano.testing``.
 """
 
 import pluggy
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 #: Marks a function as an implementation of a Fapistrano hook.
 hookimpl = pluggy.HookimplMarker("fapistrano")
@@ -45,8 +49,9 @@ hookspec = pluggy.HookspecMarker("fapistrano")
 
 # The public API, imported after the markers: these modules import them.
 from fapistrano.context import Context  # noqa: E402
-from fapistrano.errors import CommandFailed, FapError  # noqa: E402
-from fapistrano.run import Run  # noqa: E402
+from fapistrano.errors import CommandFailed, ConfigError, FapError  # noqa: E402
+from fapistrano.run import Run, RunOutcome, RunTarget  # noqa: E402
 from fapistrano.settings import Setting  # noqa: E402
 
-__all__ = ["CommandFailed", "Context", "FapError", "Run", "Setting", "__version__", "hookimpl", "hookspec"]
+__all__ = ["CommandFailed", "ConfigError", "Context", "FapError", "Run", "RunOutcome", "RunTarget", "Setting", "__version__",
+           "hookimpl", "hookspec"]

@@ -235,11 +235,14 @@ def init(context: click.Context, deployfile: str | None, plugin_option: tuple[st
                short_help="Report, per host, what would make a deploy fail.")
 def check(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
     from fapistrano.commands.check import check as run
-    from fapistrano.commands.check import ok_line, summary
+    from fapistrano.commands.check import ok_line, run_problems, summary
     from fapistrano.commands.fleet import Fleet
 
     with Fleet(options.plain(), stage, role, overrides, "check") as fleet:
         fleet.announce(f"checking {fleet.app} on {fleet.describe()}")
+        problems = run_problems(fleet)
+        for problem in problems:
+            fleet.runner.emit("error", problem, phase="local")
         checks = run(fleet)
         for result in checks:
             if result.ok:
@@ -247,8 +250,8 @@ def check(options: Options, stage: str | None, role: str | None, overrides: list
             for problem in result.problems:
                 fleet.runner.emit("error", problem, host=result.host, phase=result.target)
         fleet.close()
-    ok = all(c.ok for c in checks)
-    fleet.console.print(summary(checks), style="green" if ok else "bold red", markup=False, highlight=False)
+    ok = not problems and all(c.ok for c in checks)
+    fleet.console.print(summary(checks, problems), style="green" if ok else "bold red", markup=False, highlight=False)
     if not ok:
         sys.exit(1)
 
@@ -380,8 +383,8 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
             console.print(line, soft_wrap=True)
     steps = "; ".join(f"{name.rsplit('.', 1)[-1]} ({', '.join(hooks)})" for name, hooks in builtin_steps())
     console.print(f"core steps, always on: {steps}", style="dim", markup=False, highlight=False, soft_wrap=True)
-    if broken:
-        sys.exit(1)
+    if broken:  # a plugin deploy.yml enables cannot load: bad input, as 'fap deploy' would say
+        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from fapistrano.errors import ConfigError
 from fapistrano.masking import MIN_SECRET, Masker, collect_secrets
@@ -173,7 +173,7 @@ class Step:
         for key in item:
             if key not in _STEP_KEYS:
                 try:  # the line of the key itself, when the step spans several
-                    where = f"{where.rsplit(':', 1)[0]}:{item.lc.key(key)[0] + 1}"
+                    where = f"{where.rsplit(':', 1)[0]}:{cast(Any, item).lc.key(key)[0] + 1}"  # ruamel's line info
                 except (AttributeError, KeyError, TypeError):
                     pass
                 raise ConfigError(f"{where}: hooks: {phase}: unknown step key {key!r}{_suggest(str(key), _STEP_KEYS)};"
@@ -264,7 +264,7 @@ def load_yaml(text: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 
-    class Constructor(RoundTripConstructor):  # type: ignore[misc]
+    class Constructor(RoundTripConstructor):
         def construct_object(self, node: Any, deep: bool = False) -> Any:
             try:
                 return super().construct_object(node, deep=deep)
@@ -439,6 +439,7 @@ class DeployFile:
             if (stage is None or s == stage) and (role is None or r == role)
         ]
         if not pairs:
+            assert stage is not None  # a known role matched nowhere: only within the one stage asked for
             raise ConfigError(f"{self.path}: stage {stage!r} has no role {role!r}; its roles: {', '.join(blocks[stage])}")
         return pairs
 
@@ -461,7 +462,7 @@ class DeployFile:
                 raise ConfigError(f"{self.where(hooks, phase)}: hooks: {phase}: expected a list of steps (- run: ... or - local: ...)")
             for index, item in enumerate(items):
                 try:
-                    where = f"{self.path}:{items.lc.item(index)[0] + 1}"
+                    where = f"{self.path}:{cast(Any, items).lc.item(index)[0] + 1}"  # ruamel's line info
                 except (AttributeError, KeyError, TypeError):
                     where = self.where(hooks, phase)
                 steps.append(Step.parse(item, phase, where, stage, role))
@@ -486,7 +487,7 @@ class DeployFile:
         out = []
         for index, name in enumerate(names):
             try:
-                line = names.lc.item(index)[0] + 1
+                line = cast(Any, names).lc.item(index)[0] + 1  # ruamel's line info
                 where = f"{self.path}:{line}"
             except (AttributeError, KeyError, TypeError):
                 where = self.where(layer, key)
@@ -941,7 +942,8 @@ def target_for_host(
             values = interpolate(values, settings.origins, reads=reads)
         except ConfigError:
             pass
-        mask = values.get("mask") if isinstance(values.get("mask"), list) else []
+        listed = values.get("mask")
+        mask = listed if isinstance(listed, list) else []
         environment = [value for variables in reads.values() for value in variables.values()]
         masker = Masker([*collect_secrets(values, mask, _prefixes(settings.origins)), *environment])
         raise ConfigError(masker(str(error))) from None

@@ -11,7 +11,9 @@ from fapistrano.errors import CommandFailed, Interrupted
 from fapistrano.layout import HostState
 from fapistrano.masking import Masker
 from fapistrano.remote import Host, Stdin
-from fapistrano.ui import Event, Reporter
+from fapistrano.run import RunState
+from fapistrano.settings import Settings
+from fapistrano.ui import Event, EventKind, Reporter
 
 
 class Context:
@@ -43,8 +45,10 @@ class Context:
         found = host_state or HostState()
         self.target = target
         #: The resolved settings (a read-only mapping; ``%(name)s`` already
-        #: interpolated for this host and release).
-        self.config: Mapping[str, Any] = target.config
+        #: interpolated for this host and release). Reading a name that no
+        #: plugin's ``fap_settings`` declares raises an error saying so (a
+        #: :class:`KeyError` too).
+        self.config: Mapping[str, Any] = Settings(target.config)
         #: The stage's name.
         self.stage = target.stage
         #: The role's name.
@@ -97,8 +101,9 @@ class Context:
         #: The run's :attr:`fapistrano.Run.state` (one dict shared by every host of a
         #: ``fap deploy``, ``rollback`` or ``restart``): what a ``fap_run_starting``
         #: prepared for the phases (an artifact built once). Read it; write only
-        #: in ``fap_run_starting``. An empty dict in the other commands.
-        self.run_state: dict[str, Any] = {}
+        #: in ``fap_run_starting``; to tell the run something about this host,
+        #: use :meth:`report`. An empty dict in the other commands.
+        self.run_state: dict[str, Any] = RunState()
         #: deploy.yml's directory on the machine running fap (absolute): where a
         #: plugin resolves relative local paths. ``None`` when not known.
         self.project_dir = project_dir
@@ -199,6 +204,20 @@ class Context:
         """Whether ``path`` exists on the host."""
         return self.test(f"test -e {shlex.quote(path)}")
 
+    def report(self, key: str, value: Any) -> None:
+        """Tell the run-level hooks ``value`` about this host: ``fap_run_finished`` reads it as ``run.reports[ctx.host][key]``.
+
+        Safe from every host's thread at once (the hosts run a phase in
+        parallel). Prefix ``key`` with the plugin's name; a later report
+        under the same key replaces the earlier one. A plugin timing the
+        switch reports ``time.time()`` in ``publishing`` and ``published``.
+        In the commands without run-level hooks (``check``, ``once``…) the
+        report goes nowhere.
+        """
+        state = self.run_state
+        if isinstance(state, RunState):
+            state.report(self.host, key, value)
+
     def revision(self, release: str | None = None) -> str | None:
         """The revision ``release`` (default :attr:`release`) holds, as the plugin that put the code there says.
 
@@ -220,5 +239,5 @@ class Context:
     def _show_line(self, stream: str, line: str) -> None:
         self._emit("log", self.mask(line), data={"stream": stream})
 
-    def _emit(self, kind: str, message: str, **fields: Any) -> None:
+    def _emit(self, kind: EventKind, message: str, **fields: Any) -> None:
         self._reporter.handle(Event(kind=kind, host=self.host, phase=self.phase, message=message, **fields))

@@ -136,9 +136,35 @@ def fap_check(ctx: Context) -> list[str] | None:
     calling it. Use only read-only commands (``ctx.test``, ``ctx.exists``,
     ``ctx.run(..., readonly=True)``). A problem is shown prefixed with the
     plugin's name; a hookimpl that raises is reported as that plugin's
-    ``check failed: ...`` and does not hide the other plugins' problems.
+    ``check failed: ...`` and does not hide the other plugins' problems. A
+    problem that is not about this host (the working tree, a local tool) is
+    :func:`fap_check_run`'s: said once, not once per host.
 
     :param ctx: the host's context; ``ctx.release`` is ``None``.
+    :return: a list of problems, each one line; empty or ``None`` when fine.
+    """
+
+
+@hookspec
+def fap_check_run(run: Run) -> list[str] | None:
+    """Report what would make a deploy fail that is not about one host: the project, this machine, the run's settings.
+
+    Called once by ``fap check``, on the deployer's machine, before the hosts
+    are checked (their connections open meanwhile), on every plugin that
+    deploy.yml enables for any selected target. A problem with the working
+    tree, a missing build tool or a CI token that does not work belongs here:
+    :func:`fap_check` would say it once per host. ``run.command`` is
+    ``"check"``; ``run.hosts``, ``run.targets``, ``run.config`` and
+    ``run.project_dir`` are as in :func:`fap_run_starting`; ``run.release``
+    is ``None``. Use only read-only commands (``run.local(...,
+    readonly=True)``). A problem is shown once, prefixed with the plugin's
+    name, and makes ``fap check`` exit 1; a hookimpl that raises is reported
+    as that plugin's ``check failed: ...`` and does not hide the others.
+
+    New in 1.1: a plugin that also supports 1.0 marks it
+    ``@hookimpl(optionalhook=True)``.
+
+    :param run: the run being checked (a :class:`fapistrano.Run`).
     :return: a list of problems, each one line; empty or ``None`` when fine.
     """
 
@@ -189,7 +215,11 @@ def fap_run_starting(run: Run) -> None:
     plugin for any target of the run, once (not once per target).
 
     Build an artifact here (``run.local("make dist")``), refuse to deploy a
-    revision CI has not passed, or say in a chat that a deploy begins. Under
+    revision CI has not passed, or say in a chat that a deploy begins. The
+    plugins' hookimpls run in the order deploy.yml lists the plugins: a gate
+    that must refuse before another plugin builds is
+    ``@hookimpl(tryfirst=True)`` (``trylast``, ``optionalhook``, ``specname``
+    and wrappers work as for every hook: docs/plugins.rst). Under
     ``--dry-run`` it is called too (``run.dry_run`` is ``True``): skip what
     you would not want done for a rehearsal.
 
@@ -197,7 +227,7 @@ def fap_run_starting(run: Run) -> None:
     host, the locks are released, ``fap_run_finished`` is still called (with
     ``run.ok`` false), and fap exits 1 printing the error as one line
     (``fap: error: <plugin>: <message>``); 2 for a
-    :class:`fapistrano.errors.ConfigError` (a setting that cannot work). Raise
+    :class:`fapistrano.ConfigError` (a setting that cannot work). Raise
     :class:`fapistrano.FapError` with a message the operator can act on.
 
     What it leaves in ``run.state`` every host's phases read as
@@ -220,7 +250,9 @@ def fap_run_finished(run: Run) -> None:
     ``fap_run_starting`` raised. The locks are already released. (Bad input
     that fap refuses before connecting to any host, exit 2, is not a run:
     neither run-level hook is called.)
-    ``run.ok``, ``run.outcome`` and ``run.error`` say how the run ended.
+    ``run.ok``, ``run.outcome`` and ``run.error`` say how the run ended;
+    what each host's phases reported with ``ctx.report(key, value)`` is in
+    ``run.reports`` (``{host: {key: value}}``).
 
     Post to a chat, write an audit record, tell CI. Raising here is shown as a
     warning (``fap: warning``-style line) and **never changes the run's

@@ -119,10 +119,27 @@ class Plugins:
         for name, (module, where) in reversed(modules.items()):
             self._register(module, name, where)
         self.loaded.extend(modules)
+        for name, (_module, where) in modules.items():
+            unknown = self._unknown_hooks(name)
+            if unknown:
+                raise ConfigError(f"{where}: plugin {name}: {unknown}") from None
         try:
             self.manager.check_pending()
-        except pluggy.PluginValidationError as error:
-            raise ConfigError(f"plugin {error.plugin_name}: {error}") from None
+        except pluggy.PluginValidationError as error:  # what the walk above missed, named as pluggy says it
+            raise ConfigError(f"plugin {self.manager.get_name(error.plugin)}: {error}") from None
+
+    def _unknown_hooks(self, name: str) -> str:
+        """``unknown hook NAME (did you mean …?)`` for the first hookimpl of plugin ``name`` no hookspec declares; else ``""``.
+
+        A hookimpl marked ``optionalhook=True`` is left alone: a plugin may
+        implement a hook of a newer fap and still load on this one.
+        """
+        plugin = self.manager.get_plugin(name)
+        for caller in sorted(self.manager.get_hookcallers(plugin) or [], key=lambda c: c.name):
+            if caller.has_spec() or all(impl.optionalhook for impl in caller.get_hookimpls() if impl.plugin is plugin):
+                continue
+            return f"unknown hook {caller.name}{_nearest(caller.name, hook_names())}"
+        return ""
 
     def _import(self, name: str, where: str, entry_points: dict[str, Any]) -> Any:
         try:
@@ -242,6 +259,19 @@ class Plugins:
         if plugin is None:
             return []
         return sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
+
+
+def hook_names() -> list[str]:
+    """Every hook :mod:`fapistrano.hookspecs` declares."""
+    return sorted(name for name, value in vars(hookspecs).items() if hasattr(value, "fapistrano_spec"))
+
+
+def _nearest(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` naming the closest of ``known``, both when two are as close (``publish``: ``published``
+    or ``publishing``); ``""`` when none is close."""
+    scored = sorted(((difflib.SequenceMatcher(None, name, k).ratio(), k) for k in known), reverse=True)
+    close = [k for score, k in scored[:2] if score >= 0.75 and score >= scored[0][0] - 0.05]
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
 def raised_by(impls: Iterable[Any], traceback: TracebackType | None) -> str | None:

@@ -208,14 +208,14 @@ class Host:
             assert error is not None
             raise error
         (session, control_path), self._pending = self._pending, None
-        error = session.wait_ready(self._ssh.connect_timeout + 20)
-        if error is not None:
+        problem = session.wait_ready(self._ssh.connect_timeout + 20)
+        if problem is not None:
             session.kill()
-            if error == "timeout":
-                error = f"no answer in {self._ssh.connect_timeout} s"
+            if problem == "timeout":
+                problem = f"no answer in {self._ssh.connect_timeout} s"
             else:
-                error += ssh_hint(self._ssh, control_path, error)
-            raise HostUnreachable(f"{self.name}: cannot connect: {error}")
+                problem += ssh_hint(self._ssh, control_path, problem)
+            raise HostUnreachable(f"{self.name}: cannot connect: {problem}")
         self._session = session
         self._control_path = control_path
 
@@ -343,7 +343,7 @@ class Host:
         an iterable of bytes) goes with its script on a stream of its own
         (see :meth:`_run_streaming`): memory stays flat whatever its size.
         """
-        if stdin is not None and not isinstance(stdin, str):
+        if not (stdin is None or isinstance(stdin, str)):
             return self._run_streaming(script, on_line, stdin)
         if self._ssh is not None:
             return self._run_in_session(script, on_line, stdin)
@@ -385,7 +385,7 @@ class Host:
             raise HostUnreachable(f"{self.name}: not connected")
         return self._session
 
-    def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: Stdin) -> Result:
+    def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: str | None) -> Result:
         with self._run_lock:
             session = self._session_after_cancel()
             try:
@@ -603,7 +603,7 @@ def binary_pieces(stdin: bytes | BinaryIO | Iterable[bytes], size: int = STREAM_
                 return
             yield piece
     pending = bytearray()
-    for piece in stdin:  # type: ignore[union-attr]
+    for piece in stdin:
         pending += piece
         while len(pending) >= size:
             yield bytes(pending[:size])

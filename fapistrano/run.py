@@ -14,7 +14,8 @@ from typing import Any
 from fapistrano.errors import CommandFailed, CommandKilled, FapError
 from fapistrano.masking import Masker
 from fapistrano.remote import LocalProcesses
-from fapistrano.ui import Event, Reporter
+from fapistrano.settings import Settings
+from fapistrano.ui import Event, EventKind, Reporter
 
 
 class RunOutcome(str, Enum):
@@ -42,78 +43,112 @@ class RunTarget:
     hosts: tuple[str, ...]
     config: Mapping[str, Any]
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, Settings):  # a name nothing declares is an error saying so, as in ctx.config
+            object.__setattr__(self, "config", Settings(self.config))
+
+
+class RunState(dict[str, Any]):
+    """``run.state``: the dict a plugin keeps its run-wide state in, and the hosts' reports to the run (``ctx.report``).
+
+    The reports live beside the dict, not in it: a host's thread adds to them
+    under a lock while the other hosts' threads do the same.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def report(self, host: str, key: str, value: Any) -> None:
+        """Record ``value`` under ``key`` for ``host`` (thread-safe)."""
+        with self._lock:
+            self._reports.setdefault(host, {})[key] = value
+
+    def reports(self) -> dict[str, dict[str, Any]]:
+        """A copy of every host's reports, by host."""
+        with self._lock:
+            return {host: dict(data) for host, data in self._reports.items()}
+
 
 class Run:
-    """One ``fap deploy``, ``fap rollback`` or ``fap restart``, as the run-level hooks see it.
+    """One ``fap deploy``, ``fap rollback`` or ``fap restart``, as the run-level hooks see it (and ``fap check``, as
+    ``fap_check_run`` sees it).
 
-    Attributes a hook may read:
-
-    ``command``
-        ``"deploy"``, ``"rollback"`` or ``"restart"``.
-    ``release``
-        The release the run works on (the new one in a deploy, the one returned
-        to in a rollback, the current one in a restart); ``None`` when the run
-        stopped before one was chosen.
-    ``hosts``
-        Every selected host's name, in the order of deploy.yml.
-    ``targets``
-        A :class:`RunTarget` per stage/role: ``stage``, ``role``, ``hosts``, ``config``.
-    ``config``
-        The run's top-level settings: defaults, deploy.yml's top level and
-        ``--key value`` overrides, interpolated (a per-host reference such as
-        ``%(host)s`` is left as written).
-    ``dry_run``
-        ``True`` under ``--dry-run``: nothing is changed on any host.
-    ``project_dir``
-        deploy.yml's directory (absolute), where a build runs and relative
-        local paths are resolved; ``None`` when not known.
-    ``ok``, ``outcome``, ``error``
-        In ``fap_run_finished``: whether every host is done (a bool), how the
-        run ended (a :class:`RunOutcome`: ``"ok"``, ``"failed"``, ``"partial"``,
-        ``"switched back"``) and, when it failed, the error lines fap prints
-        (one string, lines joined by newlines; ``None`` when ok). In
-        ``fap_run_starting`` ``ok`` is ``False``, ``outcome`` and ``error`` ``None``.
-    ``previous_revision``, ``revision``
-        The revision the release ``current`` pointed to when the run started
-        holds, and the revision of :attr:`release` once its code is there, as
-        the plugin that put the code there answers ``fap_release_revision``
-        (asked on the run's first host); ``None`` when no plugin knows.
-        ``revision`` is set for ``fap_run_finished``.
-    ``state``
-        A dict a plugin may keep its own state in, from ``fap_run_starting``
-        to ``fap_run_finished``; prefix keys with the plugin's name. The phase
-        hooks read it as ``ctx.run_state``: what ``fap_run_starting`` prepared
-        for every host (an artifact built once).
-    ``mask(text)``
-        ``text`` with every secret of the run hidden, as fap prints it: apply
-        it to what a plugin sends elsewhere (a chat message quoting
-        ``run.error``); ``log``, ``warn`` and ``local`` mask what fap shows.
-    ``hook``
-        The run-level hook being called (``"fap_run_starting"`` or
-        ``"fap_run_finished"``): one function may implement both.
+    Every attribute below may be read by any plugin; :attr:`state` is the one
+    a plugin writes. ``log``, ``warn`` and ``local`` report and run commands
+    on the deployer's machine; ``mask`` hides the run's secrets in what a
+    plugin sends elsewhere.
     """
 
     def __init__(self, command: str, hosts: tuple[str, ...], targets: tuple[RunTarget, ...], config: Mapping[str, Any], *,
                  dry_run: bool = False, reporter: Reporter | None = None, masker: Masker | None = None,
                  project_dir: str | None = None, processes: LocalProcesses | None = None) -> None:
+        #: ``"deploy"``, ``"rollback"`` or ``"restart"``; ``"check"`` in ``fap_check_run``.
         self.command = command
+        #: Every selected host's name, in the order of deploy.yml.
         self.hosts = hosts
+        #: A :class:`RunTarget` per stage/role: ``stage``, ``role``, ``hosts``, ``config``.
         self.targets = targets
-        self.config = config
+        #: The run's top-level settings: defaults, deploy.yml's top level and
+        #: ``--key value`` overrides, interpolated (a per-host reference such
+        #: as ``%(host)s`` is left as written); what a stage/role block sets is
+        #: in ``targets[i].config``. Reading a name no plugin declares raises
+        #: an error saying so.
+        self.config: Mapping[str, Any] = config if isinstance(config, Settings) else Settings(config)
+        #: ``True`` under ``--dry-run``: nothing is changed on any host.
         self.dry_run = dry_run
+        #: deploy.yml's directory (absolute), where a build runs and relative
+        #: local paths are resolved; ``None`` when not known.
         self.project_dir = project_dir
+        #: The release the run works on (the new one in a deploy, the one
+        #: returned to in a rollback, the current one in a restart); ``None``
+        #: when the run stopped before one was chosen, and in ``fap check``.
         self.release: str | None = None
+        #: In ``fap_run_finished``: whether every host is done. ``False`` in ``fap_run_starting``.
         self.ok = False
+        #: In ``fap_run_finished``: how the run ended, a :class:`RunOutcome`
+        #: (``"ok"``, ``"failed"``, ``"partial"``, ``"switched back"``);
+        #: ``None`` before.
         self.outcome: RunOutcome | None = None
+        #: In ``fap_run_finished``, when the run failed: the error lines fap
+        #: prints (one string, lines joined by newlines, as raised: mask it
+        #: before sending it elsewhere); ``None`` when ok, and before.
         self.error: str | None = None
+        #: The revision the release ``current`` pointed to when the run
+        #: started holds, as the plugin that put the code there answers
+        #: ``fap_release_revision`` (asked on the run's first host); ``None``
+        #: when no plugin knows.
         self.previous_revision: str | None = None
+        #: The revision :attr:`release` holds once its code is there (set for
+        #: ``fap_run_finished``); ``None`` when no plugin knows.
         self.revision: str | None = None
-        self.state: dict[str, Any] = {}
+        #: A dict a plugin keeps its own state in, from ``fap_run_starting``
+        #: to ``fap_run_finished``; prefix keys with the plugin's name. The
+        #: phase hooks read it as ``ctx.run_state``: what ``fap_run_starting``
+        #: prepared for every host (an artifact built once). The phases report
+        #: back with ``ctx.report`` (:attr:`reports`), not by writing here.
+        self.state: dict[str, Any] = RunState()
         self._reporter = reporter
         self._mask = masker or Masker()
         # Where local() leaves what it runs: the runner kills them when the run is stopped.
         self._processes = processes or LocalProcesses()
-        self.hook = "fap_run_starting"  # which run-level hook is being called: where its lines show
+        #: The run-level hook being called (``"fap_run_starting"``,
+        #: ``"fap_run_finished"`` or ``"fap_check_run"``): one function may
+        #: implement several (``specname``); where its lines show.
+        self.hook = "fap_run_starting"
+
+    @property
+    def reports(self) -> dict[str, dict[str, Any]]:
+        """What each host's phases reported with :meth:`ctx.report(key, value) <fapistrano.context.Context.report>`.
+
+        ``{host: {key: value}}``, a copy made when read: read it in
+        ``fap_run_finished`` (it is empty in ``fap_run_starting``). A host
+        that reported nothing is not in it; a host in two stage/roles of the
+        run reports into one dict.
+        """
+        state = self.state
+        return state.reports() if isinstance(state, RunState) else {}
 
     def __repr__(self) -> str:
         return f"<Run {self.command} release={self.release} hosts={len(self.hosts)}>"
@@ -179,9 +214,9 @@ class Run:
             raise CommandFailed("local", shown, status, self._mask("".join(err)), self._mask("".join(out)))
         return "".join(out).rstrip("\n")
 
-    def _emit(self, kind: str, message: str, **fields: Any) -> None:
+    def _emit(self, kind: EventKind, message: str, **fields: Any) -> None:
         if self._reporter is not None:
             self._reporter.handle(Event(kind=kind, phase=self.hook.removeprefix("fap_"), message=message, **fields))
 
 
-__all__ = ["Run", "RunOutcome", "RunTarget"]
+__all__ = ["Run", "RunOutcome", "RunState", "RunTarget"]

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, Literal, Protocol
 
 from fapistrano import flows, layout
@@ -36,7 +37,7 @@ from fapistrano.flows import Flow, FlowName
 from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
 from fapistrano.remote import Host, LocalProcesses, ssh_settings_from
-from fapistrano.ui import Event, Reporter
+from fapistrano.ui import Event, EventKind, Reporter
 
 #: Seconds a running command may go on after Ctrl-C before it is killed.
 #: After SIGTERM there is no grace: whoever sent it (a CI job being cancelled)
@@ -189,7 +190,7 @@ class Runner:
 
     # -- plumbing ---------------------------------------------------------
 
-    def emit(self, kind: str, message: str = "", **fields: Any) -> None:
+    def emit(self, kind: EventKind, message: str = "", **fields: Any) -> None:
         self.reporter.handle(Event(kind=kind, message=self.masker(message), **fields))
 
     def on_each(self, members: Iterable[Member], work: Callable[[Member], Any]) -> dict[str, BaseException]:
@@ -555,7 +556,7 @@ class Runner:
             error = Interrupted("interrupted during the health check")
         for member in unhealthy:
             member.failed_phase = "healthcheck"
-            member.failed = error if stopped else HealthCheckFailed(f"failed its health check: {member.health.output}"  # type: ignore[union-attr]
+            member.failed = error if stopped else HealthCheckFailed(f"failed its health check: {member.health.output}"
                                                                      if member.health else "failed its health check")
         if not flow.creates_release:
             # A rollback or restart has nothing to go back to: the report, and its plugins told, is all it can do.
@@ -615,7 +616,7 @@ class Runner:
         for member in back:
             old_ctx = member.ctx
             assert old_ctx is not None
-            member.ctx, member.target = deploying[key(member)]  # type: ignore[assignment]
+            member.ctx, member.target = deploying[key(member)]
             previous = old_ctx.release
             moved_back = old_ctx.current_release == previous and not old_ctx.dry_run
             target = f"-s {member.settings.stage} -r {member.settings.role} --hosts {member.name}"
@@ -767,7 +768,7 @@ class StepNaming(Reporter):
         self.reporter.handle(event)
 
     def _running_step(self) -> str | None:
-        frame = sys._getframe(2)  # noqa: SLF001 - the documented way to read the caller's frames
+        frame: FrameType | None = sys._getframe(2)  # noqa: SLF001 - the documented way to read the caller's frames
         while frame is not None:
             name = self._plugin_of.get(frame.f_code)
             if name is not None:

@@ -20,14 +20,15 @@ deploy.yml and the command line against it.
 
 from __future__ import annotations
 
+import difflib
 import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fapistrano.errors import ConfigError
+from fapistrano.errors import ConfigError, FapError
 
 #: The kinds of value a setting can hold, and how an error message names them.
 KIND_WORDS = {
@@ -169,6 +170,51 @@ class Setting:
         return ""
 
 
+class UndeclaredSetting(FapError, KeyError):
+    """A plugin read a setting that nothing declares (a :class:`KeyError` too, for code that catches one)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Settings(Mapping[str, Any]):
+    """Resolved settings, read-only (``ctx.config``, ``run.config``): a missing name says that no plugin declares it.
+
+    A :class:`KeyError` would name only the key; :class:`UndeclaredSetting`
+    (a ``KeyError`` and a :class:`~fapistrano.FapError`) says what to do:
+    declare it with ``fap_settings``, or fix the name (the closest declared
+    one is suggested).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = values
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            close = difflib.get_close_matches(str(name), [str(k) for k in self._values], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UndeclaredSetting(f"setting {name!r} is not declared by any plugin's fap_settings{hint}") from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Settings({dict(self._values)!r})"
+
+
 def from_legacy(defaults: Mapping[str, Any], docs: Mapping[str, str], secrets: Sequence[str], where: str) -> list[Setting]:
     """The 1.0 form (``fap_defaults``, ``fap_setting_docs``, ``fap_secret_settings``) as :class:`Setting` objects."""
     return [
@@ -177,4 +223,4 @@ def from_legacy(defaults: Mapping[str, Any], docs: Mapping[str, str], secrets: S
     ]
 
 
-__all__ = ["KIND_WORDS", "Setting", "fits", "from_legacy", "kind_of_default", "kind_of_type"]
+__all__ = ["KIND_WORDS", "Setting", "Settings", "UndeclaredSetting", "fits", "from_legacy", "kind_of_default", "kind_of_type"]

@@ -1,6 +1,11 @@
 """A pytest plugin for plugin authors: a real SSH fleet, and a way to run ``fap`` on it.
 
-Fixtures (enabled by installing fapistrano; entry point ``pytest11``):
+Opt-in: a test suite enables it with ``-p fapistrano.testing`` (in its
+pytest configuration's ``addopts``, or ``pytest_plugins = ["fapistrano.testing"]``
+in its top ``conftest.py``); installing fapistrano loads nothing into other
+projects' pytest sessions.
+
+Fixtures:
 
 ``fap_fleet``
     A :class:`Fleet` of three SSH hosts for the test session: one ``sshd`` per
@@ -14,6 +19,15 @@ Fixtures (enabled by installing fapistrano; entry point ``pytest11``):
     ``connection: local``; needs no root.
 ``fap_run``
     :func:`run_fap`: runs the real ``fap`` command and returns a :class:`FapResult`.
+``fap_start``
+    :func:`start_fap`: starts ``fap`` in the background and returns a
+    :class:`FapProcess`, to watch a host mid-run (``wait_until``), signal
+    it, then take its :class:`FapResult`; killed at the test's end if still
+    running.
+``fap_fleet_addresses``
+    The fleet's addresses: ``None`` (the default range, see :class:`Fleet`),
+    or a session-scoped fixture a suite overrides in its ``conftest.py`` to
+    return ``{"host1": "127.0.10.1", ...}``.
 
 Example::
 
@@ -27,6 +41,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import random
@@ -37,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,11 +86,18 @@ class FapResult:
         return self.stdout + self.stderr
 
 
+def _fap_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    """fap's environment in a test: this one, wide plain output, no ``FAP_APP`` unless ``env`` sets it."""
+    environment = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
+    if env is None or "FAP_APP" not in env:
+        environment.pop("FAP_APP", None)
+    return environment
+
+
 def run_fap(args: Sequence[str], cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
             timeout: float = 300, input: str | None = None) -> FapResult:
     """Run ``fap ARGS`` as a user would (a new process, output not a terminal)."""
-    environment = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
-    environment.pop("FAP_APP", None) if env is None or "FAP_APP" not in env else None
+    environment = _fap_environment(env)
     started = time.monotonic()
     completed = subprocess.run(
         [sys.executable, "-m", "fapistrano", *args],
@@ -88,6 +110,103 @@ def run_fap(args: Sequence[str], cwd: str | os.PathLike[str] | None = None, env:
         check=False,
     )
     return FapResult(completed.returncode, completed.stdout, completed.stderr, time.monotonic() - started)
+
+
+class FapProcess:
+    """``fap`` running in the background (:func:`start_fap`): watch a host while it runs, signal it, get its result.
+
+    Example: stop a deploy once the new release exists on ``host2``::
+
+        fap = fap_start(["deploy", "-s", "test"], cwd=tmp_path)
+        fap.wait_until(lambda: fap_fleet.releases("host2"), what="a release on host2")
+        fap.send_signal(signal.SIGINT)
+        result = fap.wait()
+        assert result.exit_code == 130
+    """
+
+    def __init__(self, args: Sequence[str], cwd: str | os.PathLike[str] | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        #: The arguments fap was started with.
+        self.args = list(args)
+        # Files, not pipes: a chatty fap never blocks on a full pipe while the test polls a host.
+        self._stdout = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        self._started = time.monotonic()
+        #: The ``fap`` process (a :class:`subprocess.Popen`).
+        self.process = subprocess.Popen([sys.executable, "-m", "fapistrano", *self.args], cwd=cwd,
+                                        env=_fap_environment(env), stdin=subprocess.DEVNULL,
+                                        stdout=self._stdout, stderr=self._stderr, text=True)
+        self._result: FapResult | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether fap has not exited yet."""
+        return self.process.poll() is None
+
+    @property
+    def output(self) -> str:
+        """What fap printed so far, stdout then stderr."""
+        return self._read(self._stdout) + self._read(self._stderr)
+
+    def wait_until(self, condition: Callable[[], Any], timeout: float = 60, interval: float = 0.05, what: str = "") -> Any:
+        """Call ``condition`` until it returns something true, and return that; fap goes on running meanwhile.
+
+        ``condition`` looks at a host, e.g. ``lambda: fap_fleet.locked("host1")``
+        or ``lambda: (fap_fleet.app_dir("host2") / "shared" / "ready").exists()``.
+        Raises :class:`AssertionError` naming ``what`` and what fap printed
+        when fap exits before the condition holds, or after ``timeout``
+        seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            label = what or getattr(condition, "__name__", "the condition")
+            if not self.running:
+                raise AssertionError(f"fap exited {self.process.returncode} before {label}:\n{self.output}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{label}: not after {timeout:g} s of fap {' '.join(self.args)}:\n{self.output}")
+            time.sleep(interval)
+
+    def send_signal(self, number: int) -> None:
+        """Send signal ``number`` to fap (``signal.SIGINT`` is Ctrl-C, ``signal.SIGTERM`` a CI job cancelled)."""
+        self.process.send_signal(number)
+
+    def wait(self, timeout: float = 300) -> FapResult:
+        """Wait for fap to exit; its :class:`FapResult` (the duration counts from the start)."""
+        if self._result is None:
+            self.process.wait(timeout=timeout)
+            self._result = FapResult(self.process.returncode, self._read(self._stdout), self._read(self._stderr),
+                                     time.monotonic() - self._started)
+            self._stdout.close()
+            self._stderr.close()
+        return self._result
+
+    def kill(self) -> None:
+        """Kill fap if it still runs (its hosts are left as a killed fap leaves them)."""
+        if self.running:
+            self.process.kill()
+        self.wait(timeout=30)
+
+    def __enter__(self) -> FapProcess:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.kill()
+
+    @staticmethod
+    def _read(stream: Any) -> str:
+        if stream.closed:
+            return ""
+        stream.seek(0)
+        return str(stream.read())
+
+
+def start_fap(args: Sequence[str], cwd: str | os.PathLike[str] | None = None,
+              env: Mapping[str, str] | None = None) -> FapProcess:
+    """Start ``fap ARGS`` in the background, as :func:`run_fap` runs it; a :class:`FapProcess` to watch and wait for."""
+    return FapProcess(args, cwd, env)
 
 
 def _yaml_dump(data: Any) -> str:
@@ -121,9 +240,12 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 class FleetHost:
     """One host of the fleet: its name, address, root directory here, and sshd."""
 
+    #: The host's name: what deploy.yml lists (``host1``), an alias in the fleet's ``ssh_config``.
     name: str
+    #: The loopback address its sshd listens on (``127.N.0.2``, or the one the fleet was given).
     address: str
-    root: Path  # this machine's view of the host's own files
+    #: This machine's view of the host's own files (its mounts are subdirectories of it: :meth:`path`).
+    root: Path
     process: subprocess.Popen[bytes] | None = None
     mounts: dict[str, str] = field(default_factory=dict)
 
@@ -147,16 +269,28 @@ class Fleet:
     ``Fleet(["web1", "web2"]).start()``; ``stop()`` kills every process of the
     fleet. ``mounts`` maps a path the hosts see to a subdirectory of each
     host's root (default: ``/home/deploy/www`` -> ``www``).
+
+    Each host listens on its own loopback address, all on one port
+    (:attr:`port`, free when the fleet starts). ``addresses`` chooses them:
+    ``{"host1": "127.0.10.1", ...}`` (or a list, in the order of ``names``),
+    each a distinct IPv4 address in ``127.0.0.0/8``. Without it, a fleet
+    takes ``127.N.0.2``, ``127.N.0.3``… for one ``N`` from 2 to 250 picked at
+    random when it starts (:data:`DEFAULT_RANGE`), so that two fleets on
+    one machine hardly ever meet. Read them back from
+    ``fleet.hosts[name].address``.
     """
 
     def __init__(self, names: Iterable[str] = ("host1", "host2", "host3"), mounts: Mapping[str, str] | None = None,
-                 app_name: str = "app") -> None:
+                 app_name: str = "app", addresses: Mapping[str, str] | Sequence[str] | None = None) -> None:
         self.names = list(names)
+        self.addresses = _addresses(self.names, addresses)
         self.mounts = dict(mounts or {str(WWW): "www"})
         self.app_name = app_name
         self.dir = Path(tempfile.mkdtemp(prefix="fap-fleet-"))
         self.dir.chmod(0o755)
+        #: Each host by name (a :class:`FleetHost`: ``address``, ``root``, ``path()``), once started.
         self.hosts: dict[str, FleetHost] = {}
+        #: The port every host's sshd listens on, once started.
         self.port = 0
         self.ssh_config = self.dir / "ssh_config"
         self.key = self.dir / "id_ed25519"
@@ -181,7 +315,7 @@ class Fleet:
         self.port = _free_port()
         octet = random.randint(2, 250)
         for index, name in enumerate(self.names, start=2):
-            address = f"127.{octet}.{index // 250}.{index % 250 + 1}"
+            address = self.addresses.get(name) or f"127.{octet}.{index // 250}.{index % 250 + 1}"
             host = FleetHost(name, address, self.dir / "hosts" / name, mounts=dict(self.mounts))
             self.hosts[name] = host
             for subdir in self.mounts.values():
@@ -422,6 +556,36 @@ class Fleet:
         return (self.app_dir(host, app_name) / ".fap-lock").exists()
 
 
+#: Where a fleet's hosts listen when no ``addresses`` are given: ``127.N.0.2`` onwards, one random ``N`` per fleet.
+DEFAULT_RANGE = "127.2.0.0 - 127.250.255.255"
+
+
+def _addresses(names: list[str], chosen: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
+    """``addresses`` of :class:`Fleet` checked and keyed by host: distinct loopback IPv4 addresses of known hosts."""
+    import ipaddress
+
+    if chosen is None:
+        return {}
+    if isinstance(chosen, Mapping):
+        by_name = dict(chosen)
+    else:
+        if len(chosen) != len(names):
+            raise ValueError(f"addresses: {len(chosen)} given for {len(names)} hosts ({', '.join(names)})")
+        by_name = dict(zip(names, chosen, strict=True))
+    for name, address in by_name.items():
+        if name not in names:
+            raise ValueError(f"addresses: {name!r} is not a host of this fleet ({', '.join(names)})")
+        try:
+            loopback = ipaddress.IPv4Address(address).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(f"addresses: {name}: {address!r} is not an IPv4 address in 127.0.0.0/8")
+    if len(set(by_name.values())) != len(by_name):
+        raise ValueError("addresses: each host needs its own address")
+    return by_name
+
+
 def ensure_deploy_user() -> None:
     """Create the ``deploy`` user (home ``/home/deploy``, unlocked for key login) if missing."""
     try:
@@ -466,6 +630,7 @@ def _q(text: str) -> str:
 class LocalTarget:
     """A directory on this machine deployed to with ``connection: local``."""
 
+    #: The test's directory: deploy.yml is written here, and the app lives under ``srv/`` in it (:attr:`path`).
     root: Path
     app_name: str = "app"
 
@@ -505,12 +670,9 @@ class LocalTarget:
 # pytest fixtures
 # ---------------------------------------------------------------------------
 
-try:
+# The module also serves bench/ scripts, where pytest may not be installed.
+if importlib.util.find_spec("pytest") is not None:
     import pytest
-except ImportError:  # pragma: no cover - the module also serves bench/ scripts
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
 
     def pytest_configure(config: Any) -> None:
         config.addinivalue_line("markers", "fleet: needs the real SSH test fleet (root, sshd, unshare)")
@@ -523,14 +685,19 @@ if pytest is not None:
                 item.add_marker(pytest.mark.fleet)
 
     @pytest.fixture(scope="session")
-    def fap_fleet_session() -> Iterable[Fleet]:
+    def fap_fleet_addresses() -> Mapping[str, str] | None:
+        """The fleet's addresses by host; ``None``: the default range. Override it in a conftest.py to choose them."""
+        return None
+
+    @pytest.fixture(scope="session")
+    def fap_fleet_session(fap_fleet_addresses: Mapping[str, str] | None) -> Iterable[Fleet]:
         try:
             Fleet.check_machine()
         except FleetUnavailable as reason:
             if os.environ.get("CI") == "true":
                 pytest.fail(f"CI=true but {reason}")
             pytest.skip(str(reason))
-        fleet = Fleet()
+        fleet = Fleet(addresses=fap_fleet_addresses)
         try:
             fleet.start()
         except FleetUnavailable as reason:
@@ -556,3 +723,18 @@ if pytest is not None:
     def fap_run() -> Any:
         """:func:`run_fap`."""
         return run_fap
+
+    @pytest.fixture
+    def fap_start() -> Iterable[Callable[..., FapProcess]]:
+        """:func:`start_fap`; a fap still running when the test ends is killed."""
+        started: list[FapProcess] = []
+
+        def start(args: Sequence[str], cwd: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None) -> FapProcess:
+            process = start_fap(args, cwd, env)
+            started.append(process)
+            return process
+
+        yield start
+        for process in started:
+            process.kill()

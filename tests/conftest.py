@@ -1,7 +1,8 @@
 """Shared helpers of the core's tests.
 
 The fixtures ``fap_fleet``, ``fap_local`` and ``fap_run`` come from
-:mod:`fapistrano.testing` (a pytest plugin installed with the core).
+:mod:`fapistrano.testing`, the pytest plugin this suite enables with
+``-p fapistrano.testing`` (pyproject.toml's ``addopts``).
 
 Test plugins are real modules that ``fap`` imports by dotted name: a test
 writes one next to its deploy.yml (fap puts deploy.yml's directory on

@@ -103,3 +103,60 @@ def test_check_sees_a_deployed_release_and_the_check_plugins_setting(fap_local, 
 
     assert result.exit_code == 0, result.output
     assert f"localhost | test/web | ok (current {fap_local.current()}, 1 release, not locked)" in result.stdout
+
+
+PROJECT_CHECK = '''\
+from fapistrano import Setting, hookimpl
+
+
+@hookimpl
+def fap_settings():
+    return [Setting("tree_state", "clean", "What the working tree looks like.")]
+
+
+@hookimpl
+def fap_check_run(run):
+    run.log(f"looking at {run.project_dir} for {run.command} of {len(run.hosts)} hosts")
+    dirty = run.local("cat STATE", cwd=run.project_dir, readonly=True)
+    if dirty != "clean":
+        return [f"the working tree is {dirty}: commit or stash first"]
+
+
+@hookimpl
+def fap_check(ctx):
+    return []
+'''
+
+
+def test_a_run_level_check_reports_a_project_problem_once_not_per_host(fap_fleet, fap_run, tmp_path):
+    (tmp_path / "tree_check.py").write_text(PROJECT_CHECK)
+    (tmp_path / "STATE").write_text("dirty\n")
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["tree_check"]})
+
+    result = fap_run(["check", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 1, result.output
+    problem = "tree_check: the working tree is dirty: commit or stash first"
+    assert result.stdout.count(problem) == 1, result.output
+    assert f"local | {problem}" in result.stdout
+    assert f"check_run | looking at {tmp_path} for check of 3 hosts" in result.stdout
+    for host in fap_fleet.hosts:
+        assert _lines(result, host) == [f"{host} | test/web | ok (current none yet, 0 releases, not locked)"]
+    assert result.stdout.splitlines()[-1] == "fap check: FAILED: 1 problem on this machine; 3 of 3 hosts ready to deploy"
+
+    (tmp_path / "STATE").write_text("clean\n")
+    result = fap_run(["check", "-s", "test"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "fap check: ok: 3 of 3 hosts ready to deploy"
+
+
+def test_a_crashing_run_level_check_is_named_once(fap_local, fap_run):
+    (fap_local.root / "tree_check.py").write_text(PROJECT_CHECK)
+    fap_local.write_deployfile({"plugins": ["tree_check"]})  # no STATE file: cat fails
+
+    result = fap_run(["check", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    failed = [line for line in result.stdout.splitlines() if "tree_check: check failed:" in line]
+    assert len(failed) == 1 and "STATE" in failed[0], result.output

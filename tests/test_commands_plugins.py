@@ -73,7 +73,7 @@ def test_plugins_fails_when_deploy_yml_enables_a_plugin_that_is_missing(tmp_path
 
     result = fap_run(["plugins"], cwd=tmp_path)
 
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     block = _block(result.stdout, "fapistrano.gti")
     assert block[0] == "fapistrano.gti  module listed at deploy.yml:2"
     assert "  enabled:  yes" in block

@@ -352,3 +352,113 @@ def test_literals_render_as_themselves(value, shown):
     doctree = core.publish_doctree("x " + fap_reference.literal(value), settings_overrides={"report_level": 2, "halt_level": 2})
 
     assert doctree.astext() == "x " + shown
+
+
+# ---------------------------------------------------------------------------
+# The API reference covers what the guides use
+# ---------------------------------------------------------------------------
+
+#: How the docs' examples name each public object, and the class the API reference documents it with.
+OBJECTS = {
+    "ctx": "fapistrano.context.Context",
+    "run": "fapistrano.Run",
+    "fap_fleet": "fapistrano.testing.Fleet",
+    "fap_local": "fapistrano.testing.LocalTarget",
+    "result": "fapistrano.testing.FapResult",
+}
+#: Where the API reference lives: ``.. autoclass::`` directives with their ``:members:``.
+REFERENCE_PAGES = ("hooks.rst", "testing.rst")
+
+
+def reference_members() -> dict[str, set[str]]:
+    """``{class: members}`` of every ``autoclass``/``autoexception`` in the reference pages."""
+    members: dict[str, set[str]] = {}
+    for page in REFERENCE_PAGES:
+        text = (DOCS / page).read_text()
+        for match in re.finditer(r"^\.\. auto(?:class|exception):: (\S+)\n((?:   .*\n)*)", text, re.MULTILINE):
+            options = re.search(r":members:((?:.*\n?)(?:      .*\n?)*)", match.group(2))
+            names = re.findall(r"\w+", options.group(1)) if options else []
+            members.setdefault(match.group(1), set()).update(names)
+    return members
+
+
+def _literal_texts(path: Path) -> list[str]:
+    """The code a page shows: its code blocks and inline literals; a Python file whole."""
+    text = path.read_text()
+    if path.suffix == ".py":
+        return [text]
+    blocks = re.findall(r"::\n(?:   :.*\n)*\n((?:(?:   .*)?\n)+)", text)
+    return blocks + re.findall(r"``(.+?)``", text, re.DOTALL) + re.findall(r"`([^`\n]+)`", text)
+
+
+def documented_examples() -> list[tuple[str, str]]:
+    """``(where, text)`` of every example in the docs, the files they include, and the hook docstrings."""
+    pages = sorted(DOCS.glob("*.rst")) + sorted(DOCS.glob("*.md"))
+    included = {
+        (page.parent / name).resolve()
+        for page in pages
+        for name in re.findall(r"^\.\. literalinclude:: (\S+\.py)$", page.read_text(), re.MULTILINE)
+    }
+    found = [(str(path.relative_to(REPO)), text) for path in [*pages, *sorted(included)] for text in _literal_texts(path)]
+    found += [(f"hookspecs.{name}", inspect.getdoc(function) or "") for name, function in spec_functions().items()]
+    return found
+
+
+def attributes_used() -> dict[tuple[str, str], str]:
+    """``{(object, attribute): where}`` for every ``ctx.x``, ``run.x``, ``fap_fleet.x``... the examples use."""
+    pattern = re.compile(rf"(?<![\w./])({'|'.join(OBJECTS)})\.([A-Za-z_]\w*)")
+    used: dict[tuple[str, str], str] = {}
+    for where, text in documented_examples():
+        for obj, attribute in pattern.findall(text):
+            used.setdefault((obj, attribute), where)
+    return used
+
+
+def _has_attribute(cls: type, name: str) -> bool:
+    """Whether instances of ``cls`` have ``name``: a class attribute, a dataclass field or one set in ``__init__``."""
+    return hasattr(cls, name) or name in getattr(cls, "__dataclass_fields__", {}) or \
+        re.search(rf"\bself\.{name}\b(?:: [^=]+)? =", inspect.getsource(cls)) is not None
+
+
+def _class(dotted: str) -> type:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_the_guides_use_the_objects_the_reference_checks():
+    used = {obj for obj, _ in attributes_used()}
+
+    assert used == set(OBJECTS)
+    assert ("ctx", "run_state") in attributes_used() and ("fap_fleet", "hosts") in attributes_used()
+
+
+@pytest.mark.parametrize("obj, attribute", sorted(attributes_used()))
+def test_every_attribute_the_docs_examples_use_is_in_the_api_reference(obj, attribute):
+    where = attributes_used()[(obj, attribute)]
+    cls = _class(OBJECTS[obj])
+
+    assert _has_attribute(cls, attribute), f"{where}: {obj}.{attribute} does not exist on {OBJECTS[obj]}"
+    assert attribute in reference_members().get(OBJECTS[obj], set()), \
+        f"{where} uses {obj}.{attribute}, which the API reference ({', '.join(REFERENCE_PAGES)}) does not list for {OBJECTS[obj]}"
+
+
+def test_every_member_the_api_reference_lists_exists():
+    for dotted, names in reference_members().items():
+        cls = _class(dotted)
+        for name in names:
+            assert _has_attribute(cls, name), f"the API reference lists {dotted}.{name}, which does not exist"
+
+
+def test_every_public_name_of_fapistrano_is_in_the_api_reference():
+    import fapistrano
+
+    text = (DOCS / "hooks.rst").read_text()
+    for name in fapistrano.__all__:
+        if name in ("__version__", "hookspec"):
+            continue
+        if name == "hookimpl":
+            assert "fapistrano.hookimpl" in text
+            continue
+        cls = getattr(fapistrano, name)
+        assert re.search(rf"^\.\. auto(?:class|exception):: ({re.escape(f'fapistrano.{name}')}|{re.escape(cls.__module__)}\.{name})$",
+                         text, re.MULTILINE), f"fapistrano.{name} is not in the API reference (docs/hooks.rst)"

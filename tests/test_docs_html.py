@@ -140,13 +140,19 @@ PUBLIC_API = {
         *(f"fapistrano.context.Context.{name}" for name in (
             "run", "test", "exists", "log", "warn", "mask", "config", "host", "release", "release_path",
             "previous_release", "current_release", "releases", "unfinished_releases", "locked", "state",
+            "run_state", "project_dir", "report",
         )),
+        *(f"fapistrano.Run.{name}" for name in ("command", "release", "hosts", "config", "state", "reports", "project_dir",
+                                                 "hook", "local")),
         "fapistrano.Setting", "fapistrano.CommandFailed", "fapistrano.CommandFailed.status", "fapistrano.FapError",
+        "fapistrano.ConfigError",
     ],
     "testing.html": [
         "fapistrano.testing.run_fap", "fapistrano.testing.FapResult", "fapistrano.testing.FapResult.exit_code",
         "fapistrano.testing.LocalTarget", "fapistrano.testing.LocalTarget.current",
         "fapistrano.testing.Fleet", "fapistrano.testing.Fleet.current", "fapistrano.testing.Fleet.releases",
+        "fapistrano.testing.Fleet.hosts", "fapistrano.testing.LocalTarget.root", "fapistrano.testing.start_fap",
+        "fapistrano.testing.FapProcess.wait_until",
     ],
 }
 

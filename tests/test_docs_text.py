@@ -43,9 +43,9 @@ def test_no_text_refers_to_an_issue_by_number():
 
 
 def test_the_quick_starts_trimmed_deploy_file_shows_the_defaults_it_keeps():
-    from fapistrano_git import fap_settings as git_settings
-
     from fapistrano.config import CORE_SETTINGS
+
+    from fapistrano_git import fap_settings as git_settings
 
     text = (REPO / "docs" / "quickstart.rst").read_text()
     block = re.search(r"   \.\. code-block:: yaml\n      :caption: deploy.yml\n\n((?:      .*\n|\n)+)", text)

@@ -33,8 +33,11 @@ class HostCheck:
         return not self.problems
 
 
-def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any, unprefixed: Iterable[str] = BUILTIN_PLUGINS) -> list[str]:
+def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any, unprefixed: Iterable[str] = BUILTIN_PLUGINS,
+                    argument: str = "ctx") -> list[str]:
     """Call each plugin's ``fap_check`` (from :meth:`Plugins.one_by_one`) with ``ctx``; each problem names its plugin.
+
+    ``argument`` is the hook's argument's name: ``run`` for ``fap_check_run``.
 
     The plugins are asked one by one so that a problem, or a crash, is
     attributed to the plugin that reported it, and one crashing check does
@@ -46,7 +49,7 @@ def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any, unprefixed: Ite
     for name, check in checks:
         label = "" if name in unprefixed else f"{name}: "
         try:
-            (found,) = check(ctx=ctx) or [None]
+            (found,) = check(**{argument: ctx}) or [None]
         except PluginFailure as failure:
             detail = str(failure) if isinstance(failure.error, FapError) else f"{type(failure.error).__name__}: {failure.error}"
             problems.append(f"{label}check failed: {detail}")
@@ -60,6 +63,30 @@ def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any, unprefixed: Ite
             if text:
                 problems.append(text if not label or text.startswith(label) else f"{label}{text}")
     return problems
+
+
+def run_problems(fleet: Fleet) -> list[str]:
+    """``fap_check_run``: what the enabled plugins find wrong with the run as a whole, asked once on this machine."""
+    from fapistrano.run import Run, RunTarget
+
+    members = fleet.members
+    groups: dict[str, list[Member]] = {}
+    for member in members:
+        groups.setdefault(member.label, []).append(member)
+    run = Run(
+        "check",
+        hosts=tuple(dict.fromkeys(m.name for m in members)),
+        targets=tuple(RunTarget(g[0].settings.stage, g[0].settings.role, tuple(m.name for m in g), g[0].target.config)
+                      for g in groups.values()),
+        config=fleet.run_config(),
+        reporter=fleet.reporter,
+        masker=fleet.masker,
+        project_dir=fleet.runner.project_dir,
+    )
+    run.hook = "fap_check_run"  # where its run.log lines show
+    active = list(dict.fromkeys(name for m in members for name in m.settings.plugins))
+    checks = fleet.runner.plugins.one_by_one("fap_check_run", active)
+    return [fleet.masker(p) for p in plugin_problems(checks, run, argument="run")]
 
 
 def check(fleet: Fleet) -> list[HostCheck]:
@@ -93,11 +120,13 @@ def check(fleet: Fleet) -> list[HostCheck]:
     return [results[key(m)] for m in members]
 
 
-def summary(checks: Sequence[HostCheck]) -> str:
-    """The closing line of ``fap check``."""
+def summary(checks: Sequence[HostCheck], run_problems: Sequence[str] = ()) -> str:
+    """The closing line of ``fap check``: the problems of the run as a whole (``fap_check_run``), then the hosts."""
     good = sum(1 for c in checks if c.ok)
-    verdict = "ok" if good == len(checks) else "FAILED"
-    return f"fap check: {verdict}: {good} of {len(checks)} host{'s' if len(checks) != 1 else ''} ready to deploy"
+    verdict = "ok" if good == len(checks) and not run_problems else "FAILED"
+    count = len(run_problems)
+    local = f"{count} problem{'s' if count != 1 else ''} on this machine; " if count else ""
+    return f"fap check: {verdict}: {local}{good} of {len(checks)} host{'s' if len(checks) != 1 else ''} ready to deploy"
 
 
 def ok_line(result: HostCheck) -> str:

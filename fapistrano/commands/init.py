@@ -158,7 +158,7 @@ def load_plugins(names: list[str], where: str = "--plugins") -> tuple[list[tuple
     plugins.load([(name, where) for name in names], search_path=os.getcwd())
     defaults = dict(plugins.defaults())
     installed = {p.name: p for p in installed_plugins()}
-    chosen = []
+    chosen: list[tuple[str, str, Mapping[str, Any]]] = []
     for name in names:
         dist = installed.get(name)
         label = f"{name} ({dist.distribution} {dist.version})" if dist else f"{name} (module)"

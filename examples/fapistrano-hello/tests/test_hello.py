@@ -1,8 +1,8 @@
 """fapistrano-hello's tests, written with Fapistrano's test kit.
 
 The fixtures ``fap_local``, ``fap_fleet`` and ``fap_run`` come from
-``fapistrano.testing``, a pytest plugin that installing fapistrano enables:
-nothing to import, nothing to configure. Every test runs the real ``fap``
+``fapistrano.testing``, the pytest plugin pyproject.toml enables (``-p fapistrano.testing``):
+nothing to import. Every test runs the real ``fap``
 command and checks what a user would check: the files on the host, where
 ``current`` points, what fap printed and its exit code.
 """

@@ -34,8 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fapistrano import FapError, Setting, hookimpl
-from fapistrano.errors import CommandFailed
+from fapistrano import CommandFailed, FapError, Setting, hookimpl
 
 from fapistrano_curl import command
 

@@ -6,7 +6,8 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from fapistrano.run import RunOutcome, RunTarget
+
+from fapistrano import RunOutcome, RunTarget
 
 from fapistrano_slack import message
 from fapistrano_slack import webhook as client

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fapistrano.testing import Fleet, FleetUnavailable
 from supervised_fleet import SUPERVISOR_DIR, WWW, SupervisedFleet
+
+from fapistrano.testing import Fleet, FleetUnavailable
 
 
 def _unavailable(reason: str) -> None:

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fapistrano.testing import Fleet, FleetUnavailable
 from ruamel.yaml import YAML
 from supervised_fleet import SUPERVISOR_DIR, SupervisedFleet, eventually
+
+from fapistrano.testing import Fleet, FleetUnavailable
 
 pytestmark = pytest.mark.fleet
 

@@ -7,6 +7,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+
 from fapistrano import FapError
 
 import fapistrano_supervisorctl

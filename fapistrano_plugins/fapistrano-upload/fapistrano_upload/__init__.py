@@ -226,11 +226,14 @@ def _shell_builtin(program: str) -> bool:
 
 
 def _size(count: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1024  # type: ignore[assignment]
-    return f"{count} bytes"
+    if count < 1024:
+        return f"{count} bytes"
+    scaled = float(count)
+    for unit in ("KiB", "MiB", "GiB"):
+        scaled /= 1024
+        if scaled < 1024 or unit == "GiB":
+            break
+    return f"{scaled:.1f} {unit}"
 
 
 def _last_lines(text: str, count: int = 5) -> str:

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, BinaryIO
 
-from fapistrano import FapError
-from fapistrano.errors import ConfigError
+from fapistrano import ConfigError, FapError
 
 #: Names never sent, wherever they are: a repository's history is no part of a build.
 ALWAYS_EXCLUDED = (".git",)

@@ -21,8 +21,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fapistrano import FapError, Setting, hookimpl
-from fapistrano.errors import CommandFailed
+from fapistrano import CommandFailed, FapError, Setting, hookimpl
 
 __version__ = "1.0.0"
 
