@@ -1,30 +1,18 @@
 """The guide's application: one codebase, three kinds of process, and its admin commands.
 
-    python3 app.py web            serves http://127.0.0.1:$PORT (/ and /up)
+    gunicorn app:application      the web process (gunicorn.conf.py binds 127.0.0.1:$PORT): / and /up
     python3 app.py up             asks the web process /up (the health check)
     python3 app.py worker         works a queue (here: a heartbeat in log/worker.log)
     python3 app.py cron           runs the scheduled job every CRON_SECONDS
     python3 app.py migrate        applies the schema to the stage's database (shared/db)
-    python3 app.py collectstatic  fills static/ in the release
-
-Only the standard library, so the guide runs anywhere python3 does; a real
-project runs gunicorn instead of ``web`` (see the guide).
-"""
+    python3 app.py collectstatic  fills static/ in the release"""
 
 import os
 import sys
 import time
 import urllib.request
-from wsgiref.simple_server import make_server
 
-
-def port() -> int:
-    """$PORT, unless this server says otherwise in shared/port (two web servers on one machine)."""
-    override = os.path.join(os.path.realpath("."), "..", "..", "shared", "port")
-    if os.path.exists(override):
-        with open(override) as text:
-            return int(text.read())
-    return int(os.environ["PORT"])
+from settings import port
 
 
 def application(environ, start_response):
@@ -38,9 +26,7 @@ def application(environ, start_response):
 
 
 def main(command: str) -> None:
-    if command == "web":
-        make_server("127.0.0.1", port(), application).serve_forever()
-    elif command == "up":
+    if command == "up":
         with urllib.request.urlopen(f"http://127.0.0.1:{port()}/up", timeout=5) as response:
             print(response.read().decode().strip())
     elif command in ("worker", "cron"):
