@@ -296,11 +296,13 @@ def _check_program_defined(ctx: Any) -> list[str]:
 
     The conf beside deploy.yml when there is one (what the next deploy
     ships, deploy.yml living in the repository), else the live release's on
-    the host; nothing to check before a first deploy that has neither.
+    the host, which supervisord is then asked about; nothing to check before
+    a first deploy that has neither.
     """
     config = ctx.config
     conf, program = config["supervisor_conf"], config["supervisor_program"]
     text = where = None
+    live = False  # whether the conf read is the live release's, which supervisord should run
     if not posixpath.isabs(conf) and ctx.project_dir:
         local = Path(ctx.project_dir) / conf
         if local.is_file():
@@ -310,10 +312,15 @@ def _check_program_defined(ctx: Any) -> list[str]:
         if not ctx.test(f"test -f {_q(path)}"):
             return []
         text, where = ctx.run(f"cat {_q(path)}", readonly=True), path
+        live = True
     defined = sconf.programs(text)
-    if defined.defines(program):
-        return []
-    return [_not_defined(program, where, defined)]
+    if not defined.defines(program):
+        return [_not_defined(program, where, defined)]
+    if live and _status(ctx).unknown_program:
+        # The live conf defines it, yet supervisord does not run it: its [include] misses the link.
+        return [f"supervisord does not know {program} although {where} defines it: "
+                f"is {config['supervisor_target']} in its [include] files?"]
+    return []
 
 
 def _not_defined(program: str, conf: str, defined: sconf.Programs) -> str:

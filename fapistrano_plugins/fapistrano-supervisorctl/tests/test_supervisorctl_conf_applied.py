@@ -155,3 +155,27 @@ def _equal(actual: object, expected: object) -> None:
 def _with(seen: dict[str, str], key: str, value: str) -> dict[str, str]:
     assert seen.get(key) == value, seen
     return seen
+
+
+def test_fap_check_reports_a_live_program_supervisord_does_not_know(supervised, fap_run, tmp_path):
+    setup_deploy(supervised, tmp_path, program("app"))
+    deployed = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert deployed.exit_code == 0, deployed.output
+    # host2's supervisord no longer includes conf.d (its conf was edited, then re-read): it drops the program.
+    conf = supervised.supervisor_dir("host2") / "supervisord.conf"
+    written = conf.read_text()
+    conf.write_text(written.replace("files = /etc/supervisor/conf.d/*.conf", "files = /etc/supervisor/elsewhere/*.conf"))
+    try:
+        for args in (("reread",), ("update",)):
+            done = supervised.ctl("host2", *args)
+            assert done.returncode == 0, done.stdout + done.stderr
+
+        check = fap_run(["check", "-s", "test"], cwd=tmp_path)
+    finally:
+        conf.write_text(written)
+        supervised.ctl("host2", "reread")
+
+    assert check.exit_code != 0, check.output
+    problems = [line for line in check.output.splitlines() if "supervisord does not know app" in line]
+    assert problems and all("host2" in line for line in problems), check.output
+    assert "is /etc/supervisor/conf.d/app.conf in its [include] files?" in problems[0]
