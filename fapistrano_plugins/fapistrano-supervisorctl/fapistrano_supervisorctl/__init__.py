@@ -217,9 +217,10 @@ def _apply(ctx: Any) -> None:
         _refresh(ctx, program)
         _report(ctx, "refreshed", program)
         return
-    ours: set[str] = set()
     if config["supervisor_conf"]:
         ours = set(ctx.state.get("supervisorctl.groups", ())) | set(_linked_programs(ctx).group_names)
+    else:
+        ours = {sctl.group_of(program)}  # a conf fap does not link: its program's group is all it knows
     # reread names every group whose conf changed, appeared or went, this app's and others':
     # only this app's are updated (stopped, re-read and started again by supervisord).
     changes = sctl.parse_reread(_ctl(ctx, "reread") or "")

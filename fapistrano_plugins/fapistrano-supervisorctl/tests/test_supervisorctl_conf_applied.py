@@ -179,3 +179,33 @@ def test_fap_check_reports_a_live_program_supervisord_does_not_know(supervised, 
     problems = [line for line in check.output.splitlines() if "supervisord does not know app" in line]
     assert problems and all("host2" in line for line in problems), check.output
     assert "is /etc/supervisor/conf.d/app.conf in its [include] files?" in problems[0]
+
+
+def test_rollback_to_a_release_without_fap_conf_links_its_own_conf(supervised, fap_run, tmp_path):
+    setup_deploy(supervised, tmp_path, program("app"), supervisor_check_status=True)
+    first = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert first.exit_code == 0, first.output
+    for host in supervised.names:
+        # As a release deployed before fap wrote its own conf.
+        (supervised.fleet.current_dir(host) / ".fap-supervisor.conf").unlink()
+    second = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert second.exit_code == 0, second.output
+
+    back = fap_run(["rollback", "-s", "test"], cwd=tmp_path)
+
+    assert back.exit_code == 0, back.output
+    assert_runs_current_release(supervised)
+    for host in supervised.names:
+        assert supervised.link(host, "/etc/supervisor/conf.d/app.conf") == f"{APP}/current/{CONF}"
+
+
+def test_a_conf_fap_does_not_link_is_added_on_the_first_deploy(supervised, fap_run, tmp_path):
+    app = setup_deploy(supervised, tmp_path, program("app"), supervisor_conf="")
+    for host in supervised.names:
+        # The program's conf, put in place by hand (or by configuration management), not yet read.
+        (supervised.supervisor_dir(host) / "conf.d" / "app.conf").write_text((app / CONF).read_text())
+
+    deployed = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert deployed.exit_code == 0, deployed.output
+    assert_runs_current_release(supervised)
