@@ -18,10 +18,6 @@ STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FA
 #: States a process passes through on its way to RUNNING (or back to it, with autorestart).
 TRANSIENT = ("STARTING", "BACKOFF", "STOPPING", "EXITED")
 
-#: Marks the exit status on the last line of :func:`captured`'s output.
-EXIT_MARK = "fap-supervisorctl-exit="
-
-
 @dataclass(frozen=True)
 class Process:
     """One line of ``supervisorctl status``: ``app:web_00  RUNNING  pid 12, uptime 0:00:03``."""
@@ -50,6 +46,10 @@ class Status:
     exit_code: int
     output: str
     processes: tuple[Process, ...]
+    #: What supervisorctl was asked (``status PROGRAM``, or ``pid`` for "does it answer").
+    asked: tuple[str, ...] = ("status",)
+    #: ``supervisorctl pid`` printed supervisord's pid.
+    pid_answered: bool = False
 
     @property
     def unknown_program(self) -> bool:
@@ -59,7 +59,7 @@ class Status:
     @property
     def answered(self) -> bool:
         """supervisord answered: it listed the program, or said it does not know it."""
-        return bool(self.processes) or self.unknown_program
+        return bool(self.processes) or self.unknown_program or self.pid_answered
 
     @property
     def all_running(self) -> bool:
@@ -92,34 +92,39 @@ def command(supervisorctl: str, *args: str) -> str:
     return " ".join(shlex.quote(word) for word in [*words, *args])
 
 
-def captured(shell_command: str) -> str:
-    """``shell_command`` with stderr folded into stdout and its exit status printed last.
-
-    supervisorctl reports most failures on stdout; this lets the caller read
-    both and decide what a non-zero exit means, instead of getting only a
-    failed command.
-    """
-    return f'{shell_command} 2>&1; echo "{EXIT_MARK}$?"'
+def parse_pid(exit_code: int, output: str) -> Status:
+    """Read ``supervisorctl pid`` (supervisord's pid when it answers) into a :class:`Status` with no process."""
+    answered = exit_code == 0 and output.strip().isdigit()
+    return Status(exit_code, output, (), asked=("pid",), pid_answered=answered)
 
 
-def split_captured(stdout: str) -> tuple[int, str]:
-    """``(exit status, output)`` from what :func:`captured` printed."""
-    lines = stdout.rstrip("\n").split("\n")
-    if lines and lines[-1].startswith(EXIT_MARK):
-        code = lines[-1][len(EXIT_MARK):]
-        return (int(code) if code.isdigit() else 1), "\n".join(lines[:-1])
-    # Dry run, or the shell died before printing the mark.
-    return 0, stdout
-
-
-def parse_status(exit_code: int, output: str) -> Status:
-    """Read ``supervisorctl status`` output into a :class:`Status`."""
+def parse_status(exit_code: int, output: str, program: str | None = None) -> Status:
+    """Read ``supervisorctl status [PROGRAM]`` output into a :class:`Status`."""
     processes = []
     for line in output.splitlines():
         words = line.split(None, 2)
         if len(words) >= 2 and words[1] in STATES:
             processes.append(Process(words[0], words[1], words[2].strip() if len(words) > 2 else ""))
-    return Status(exit_code, output, tuple(processes))
+    return Status(exit_code, output, tuple(processes), asked=("status", program) if program else ("status",))
+
+
+#: What ``supervisorctl reread`` says of a group whose conf changed, appeared or went away.
+REREAD_CHANGES = ("changed", "available", "disappeared")
+
+
+def parse_reread(output: str) -> list[tuple[str, str]]:
+    """``[(group, change), ...]`` from ``supervisorctl reread`` (``web: changed``, ``worker: available``)."""
+    changes = []
+    for line in output.splitlines():
+        group, sep, change = line.strip().rpartition(": ")
+        if sep and change in REREAD_CHANGES and group:
+            changes.append((group, change))
+    return changes
+
+
+def says_error(output: str) -> bool:
+    """Whether supervisorctl reported an error with a zero status (``reread`` and ``update`` may: ``ERROR: CANT_REREAD``)."""
+    return any(line.startswith("ERROR") for line in output.splitlines())
 
 
 def says_unknown(output: str) -> bool:

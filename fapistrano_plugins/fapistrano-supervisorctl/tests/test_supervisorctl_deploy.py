@@ -89,8 +89,8 @@ def test_deploy_and_rollback_restart_the_program_in_the_live_release(supervised,
     first = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
     assert first.exit_code == 0, first.output
     for host in supervised.names:
-        # Linked through current, so the link stays right after every later switch.
-        assert supervised.link(host, "/etc/supervisor/conf.d/app.conf") == f"{APP}/current/{CONF}"
+        # Linked through current, so the link stays right after every later switch; fap wrote the conf.
+        assert supervised.link(host, "/etc/supervisor/conf.d/app.conf") == f"{APP}/current/.fap-supervisor.conf"
     first_pids = assert_runs_current_release(supervised)
     first_releases = {host: supervised.fleet.current(host) for host in supervised.names}
 
@@ -206,7 +206,7 @@ def test_supervisord_not_answering_fails_before_anything_is_switched(supervised,
 
     assert result.exit_code != 0, result.output
     assert "Traceback" not in result.output
-    assert any("host3" in line and "supervisorctl does not answer: supervisorctl status app:" in line
+    assert any("host3" in line and "supervisorctl does not answer: supervisorctl pid:" in line
                and "supervisor.sock no such file" in line for line in result.output.splitlines()), result.output
     for host in supervised.names:
         assert supervised.fleet.current(host) is None

@@ -211,7 +211,7 @@ def assert_deployed_and_running(server: Fleet, fap_run: Any, project: Path, supe
     pid, cwd = eventually(lambda: record.read_text().split())
     assert cwd == f"{WWW}/myapp/releases/{release}"  # supervisord started it in current, the new release
     link = os.readlink(server.hosts["app1"].path(f"{supervisor_dir}/conf.d/myapp.conf"))
-    assert link == f"{WWW}/myapp/current/configs/supervisor_production_web.conf"
+    assert link == f"{WWW}/myapp/current/.fap-supervisor.conf"
     assert os.readlink(server.current_dir("app1") / ".env.local") == f"{WWW}/myapp/shared/.env.local"
     assert (server.app_dir("app1") / "shared" / ".env.local").read_text() == "SECRET_KEY=from-the-docs\n"
     return release

@@ -59,7 +59,7 @@ def test_processes_example_runs_and_restarts_every_process_of_the_group(supervis
     before = {}
     for host in supervised.names:
         assert supervised.link(host, "/etc/supervisor/conf.d/processes.conf") == (
-            "/home/deploy/www/processes/current/configs/supervisor_production_web.conf")
+            "/home/deploy/www/processes/current/.fap-supervisor.conf")
         before[host] = running(supervised, host)
 
     restarted = fap_run(["restart", "-s", "production"], cwd=project)

@@ -94,10 +94,14 @@ def test_unusable_supervisorctl_setting_is_a_clear_error(setting):
         sctl.command(setting, "status")
 
 
-def test_captured_output_carries_the_exit_status():
-    assert sctl.captured("supervisorctl status app") == 'supervisorctl status app 2>&1; echo "fap-supervisorctl-exit=$?"'
-    assert sctl.split_captured(FATAL + "fap-supervisorctl-exit=3\n") == (3, FATAL.rstrip("\n"))
-    assert sctl.split_captured("") == (0, "")  # what a dry run returns
+def test_reread_names_each_changed_group_and_pid_says_supervisord_answers():
+    reread = "app: changed\nextra: available\nold: disappeared\nother: ERROR (no such group)\n"
+    assert sctl.parse_reread(reread) == [("app", "changed"), ("extra", "available"), ("old", "disappeared")]
+    assert sctl.parse_reread("No config updates to processes\n") == []
+    assert sctl.says_error("ERROR: CANT_REREAD: File contains no section headers.\n")
+    assert sctl.parse_pid(0, "4242\n").answered
+    down = sctl.parse_pid(2, NO_SOCKET)
+    assert not down.answered and down.asked == ("pid",) and down.describe() == NO_SOCKET.strip()
 
 
 @pytest.mark.parametrize(("program", "group"), [("app", "app"), ("web:*", "web"), ("web:web_00", "web")])
