@@ -111,6 +111,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
                 member.status = "dropped"
                 runner.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed, member.name)}", host=member.name)
     live = [m for m in members if m.failed is None]
+    runner.hand_over(flow, None, [m for m in members if m.status == "dropped"], live)
     held = [m for m in live if m.state and m.state.lock_owner and not m.state.locked_by_us]
     if held:
         errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]
@@ -135,7 +136,9 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
             runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
         already_dropped = sum(1 for m in members if m.status == "dropped")
         done = [m for earlier in batches[:number - 1] for m in earlier]
-        ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped, barrier=local_steps, earlier=done) and ok
+        to_come = [m for later in batches[number:] for m in later]
+        ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped, barrier=local_steps, earlier=done,
+                             later=to_come) and ok
         if any(m.failed is not None and m.status != "dropped" for m in batch):
             for later in batches[number:]:
                 for member in later:
