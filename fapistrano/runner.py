@@ -357,7 +357,7 @@ class Runner:
         return self.on_each(members, work)
 
     def run_flow(self, flow: Flow, members: list[Member], max_fail: int = 0, barrier: PhaseBarrier | None = None,
-                 earlier: Sequence[Member] = (), later: Sequence[Member] = ()) -> bool:
+                 earlier: Sequence[Member] = (), later: Sequence[Member] = (), phases: Sequence[str] | None = None) -> bool:
         """Run every phase in lockstep; on failure take the failure path. True when all went well.
 
         Up to ``max_fail`` hosts (counting those already dropped) that fail before
@@ -366,11 +366,12 @@ class Runner:
         finished it; what it raises is that phase's failure on every host.
         ``earlier``: the hosts of batches already done, switched back too when
         this batch's health check fails; ``later``: those of the batches to come,
-        which may take over a ``once`` step (:meth:`hand_over`).
+        which may take over a ``once`` step (:meth:`hand_over`). ``phases``: those
+        of ``flow`` to run (all of them by default), for a batch that holds its last ones.
         A host that ran (or was running) a ``once`` step is never dropped.
         """
         late_failures = False
-        for phase in flow.phases:
+        for phase in flow.phases if phases is None else phases:
             active = [m for m in members if m.failed is None]
             if not active:
                 return False

@@ -221,3 +221,36 @@ def test_run_level_hooks_read_switched_back(fap_fleet, fap_run, tmp_path, good):
     result = deploy(fap_run, tmp_path, "--healthcheck", FAILS_ON_HOST2, "--healthcheck-timeout", "1")
     assert result.exit_code == 4, result.output
     assert (tmp_path / "outcome.txt").read_text() == "switched back"
+
+
+def summary_error(stdout: str, host: str) -> str:
+    """The error column of ``host``'s row in the summary table."""
+    lines = stdout.splitlines()
+    header = next(n for n, line in enumerate(lines) if line.startswith("host  "))
+    row = next(line for line in lines[header:] if line.startswith(f"{host} "))
+    return row[lines[header].index("error"):]
+
+
+def test_a_batched_switch_back_keeps_every_older_release(fap_fleet, fap_run, released, tmp_path):
+    # keep_releases: 1 and two earlier releases: a batch's cleanup before the last batch's check would remove the oldest.
+    fap_fleet.write_deployfile(tmp_path, {"keep_releases": 1})
+    first = released(deploy(fap_run, tmp_path, "-q"))
+    second = released(deploy(fap_run, tmp_path, "-q"))
+    assert fap_fleet.releases("host1") == [first, second]
+
+    result = deploy(fap_run, tmp_path, "--batch-size", "1", "--healthcheck", '[ "$FAP_HOST" != host3 ]',
+                    "--healthcheck-timeout", "0.5")
+
+    assert result.exit_code == 4, result.output
+    for host in fap_fleet.names:
+        assert fap_fleet.current(host) == second, result.output
+        assert fap_fleet.releases(host) == [first, second], result.output
+    assert "removed 1 old release" not in result.output
+    assert "nothing changed: the new release was removed, current is unchanged on every host" in result.stderr
+
+    # Every batch healthy: each host cleans up, once every batch passed.
+    passed = deploy(fap_run, tmp_path, "--batch-size", "1", "--healthcheck", "true")
+    assert passed.exit_code == 0, passed.output
+    for host in fap_fleet.names:
+        assert fap_fleet.releases(host) == [second, released(passed)]
+

@@ -20,6 +20,7 @@ from fapistrano.runner import (
     Member,
     Runner,
     describe,
+    health_phase,
     install_signal_handlers,
     key,
     restore_signal_handlers,
@@ -131,6 +132,10 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     batches = [live[i:i + batch_size] for i in range(0, len(live), batch_size)] if batch_size else [live]
     if local_steps is not None:
         local_steps.batches = len(batches)
+    # A batch's last phases (finishing: the cleanup of old releases) wait until every batch is live and healthy:
+    # a later batch's failed health check switches the earlier ones back, to releases they must still have.
+    held = flow.phases[flow.phases.index(health_phase(flow)) + 1:] if len(batches) > 1 else ()
+    completed = True
     for number, batch in enumerate(batches, start=1):
         if len(batches) > 1:
             runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
@@ -138,12 +143,19 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         done = [m for earlier in batches[:number - 1] for m in earlier]
         to_come = [m for later in batches[number:] for m in later]
         ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped, barrier=local_steps, earlier=done,
-                             later=to_come) and ok
+                             later=to_come, phases=flow.phases[:len(flow.phases) - len(held)]) and ok
         if any(m.failed is not None and m.status != "dropped" for m in batch):
             for later in batches[number:]:
                 for member in later:
                     member.failed = Stopped(f"stopped: batch {number} failed")
+            completed = False
             break
+    went_live = [m for m in live if m.failed is None]
+    if held and went_live:
+        runner.emit("run", f"{' and '.join(held)} on the {len(went_live)} host(s) that went live")
+        if local_steps is not None:
+            local_steps.batches = 1  # the held phases run once, for every batch; their local: steps with them
+        ok = runner.run_flow(flow, went_live, barrier=local_steps if completed else None, phases=held) and ok
     errors = group_errors([(m.name, f"{m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}")
                            for m in members if m.failed is not None and not isinstance(m.failed, Interrupted)])
     moved = [m.name for m in members if m.switched and m.status != "reverted"]
