@@ -515,7 +515,11 @@ class Runner:
         everyone = [*earlier, *batch]
         self.switch_run_back(everyone)
         for member in everyone:
-            if member.failed is None and member.status != "dropped":
+            if member.failed is None and member.health is not None and not member.health.passed:
+                # Kept within --max-fail in its own batch: still unhealthy, whatever a later batch did.
+                member.failed = HealthCheckFailed(f"failed its health check: {member.health.output}")
+                member.failed_phase = "healthcheck"
+            elif member.failed is None and member.status != "dropped":
                 member.failed = Stopped(f"healthy, stopped: the health check failed on {names}") if not stopped else error
                 member.failed_phase = member.failed_phase or "healthcheck"
         live = [m for m in everyone if m.status != "dropped" and m.ctx is not None]

@@ -254,3 +254,27 @@ def test_a_batched_switch_back_keeps_every_older_release(fap_fleet, fap_run, rel
     for host in fap_fleet.names:
         assert fap_fleet.releases(host) == [second, released(passed)]
 
+
+def test_a_host_unhealthy_in_an_earlier_batch_is_reported_unhealthy_when_the_run_switches_back(fap_fleet, fap_run, tmp_path,
+                                                                                                   good):
+    # host1 is unhealthy within --max-fail 1 in batch 1; host3's check in batch 3 is one too many.
+    check = 'if [ "$FAP_HOST" != host2 ]; then echo "503 from $FAP_HOST"; exit 1; fi'
+    result = deploy(fap_run, tmp_path, "--batch-size", "1", "--max-fail", "1", "--healthcheck", check,
+                    "--healthcheck-timeout", "0.5")
+
+    assert result.exit_code == 4, result.output
+    for host in fap_fleet.names:
+        assert fap_fleet.current(host) == good
+    assert "failed its health check: 503 from host1" in summary_error(result.stdout, "host1"), result.output
+    assert "healthy, stopped" in summary_error(result.stdout, "host2"), result.output
+    assert "host1: healthcheck: failed its health check: 503 from host1" in result.stderr, result.output
+    assert "healthy, stopped" not in result.stderr
+
+
+def test_a_check_that_exits_124_itself_is_not_reported_as_killed_at_the_timeout(fap_fleet, fap_run, tmp_path, good):
+    result = deploy(fap_run, tmp_path, "--healthcheck", "exit 124", "--healthcheck-timeout", "1",
+                    "--healthcheck-interval", "0.2")
+
+    assert result.exit_code == 4, result.output
+    assert "killed at the timeout" not in result.output
+    assert "failed its health check: exited 124" in result.stderr, result.output
