@@ -659,7 +659,15 @@ class Runner:
                 script = layout.switch_script(config["current_path"], f"{config['releases_path'].rstrip('/')}/{previous}", tag="back")
             else:
                 script = f"rm -f {layout.q(config['current_path'])}"
-            result = member.connection.run(script)
+            try:
+                result = member.connection.run(script)
+            except FapError as error:  # the host is gone: say so, with what brings it back once it answers again
+                back = f"fap rollback -s {member.settings.stage} -r {member.settings.role} --hosts {member.name} --to {previous}"
+                what = "current may have moved: once the host answers, check with fap releases" if key(member) in quiet \
+                    else f"once the host answers, run: {back}" if previous else "once the host answers, remove current"
+                self.emit("error", f"could not switch back to {previous or 'no release'}: {describe(error, member.name)}; {what}",
+                          host=member.name, phase="publishing")
+                return
             if result.exit_code == 0:
                 ctx.current_release = previous  # what fap_deploy_failed then reads
             if result.exit_code == 0 and key(member) in quiet:

@@ -172,8 +172,12 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
         errors += [f"{m.name}: failed its health check, left on {release}: {m.health.output}"
                    for m in members if m.status == "unhealthy" and m.health is not None]
-        return Outcome(False, PARTIAL_EXIT, errors, release, moved)
-    if flow.creates_release and any(isinstance(m.failed, HealthCheckFailed) for m in members):
+        if any(m.failed is None and not m.status for m in members):
+            return Outcome(False, PARTIAL_EXIT, errors, release, moved)
+        # Every host dropped or unhealthy (--max-fail 100%): done nowhere, a failure.
+        return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
+    switched_back = any(m.status == "reverted" for m in members)
+    if flow.creates_release and switched_back and any(isinstance(m.failed, HealthCheckFailed) for m in members):
         return Outcome(False, SWITCHED_BACK_EXIT, errors, release, moved, where_current_is(flow, members, release))
     return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
 
@@ -277,6 +281,34 @@ def where_current_is(flow: Flow, members: Sequence[Member], release: str | None)
     hosts = "every host" if len(moved) == len(members) else ", ".join(moved)
     kept = " (kept)" if flow.creates_release else ""
     return f"current now points to {release}{kept} on {hosts}"
+
+
+def return_hints(members: Sequence[Member], selection: str, left_out: bool) -> list[str]:
+    """After a deploy that left hosts on its new release: the command that brings them back, and who has nothing to go back to.
+
+    The command names exactly those hosts (``--hosts``) unless they are every
+    host the selection reaches; ``--hosts`` matches a name in every target, so
+    a name shared with a target that stays gets one command per target.
+    """
+    moved = [m for m in members if m.switched and m.status != "reverted" and m.ctx is not None]
+    back = [m for m in moved if m.ctx and m.ctx.previous_release]
+    first = [m for m in moved if not (m.ctx and m.ctx.previous_release)]
+    lines = []
+    if back and len(back) == len(members) and not left_out:
+        lines.append(f"to return to the previous release: {' '.join(p for p in ('fap rollback', selection) if p)}")
+    elif back:
+        names = {m.name for m in back}
+        shared = any(m.name in names for m in members if m not in back)
+        groups: dict[str, list[Member]] = {}
+        for member in back:
+            groups.setdefault(f"-s {member.settings.stage} -r {member.settings.role}" if shared else selection, []).append(member)
+        commands = [" ".join(p for p in ("fap rollback", where, "--hosts", ",".join(dict.fromkeys(m.name for m in group))) if p)
+                    for where, group in groups.items()]
+        lines.append(f"to return to the previous release: {'; '.join(commands)}")
+    if first:
+        hosts = ", ".join(dict.fromkeys(m.name for m in first))
+        lines.append(f"no release to return to on {hosts} (first deploy): fix the cause and deploy again")
+    return lines
 
 
 def group_errors(errors: Sequence[tuple[str, str]], shown_hosts: int = 5) -> list[str]:
