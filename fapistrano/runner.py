@@ -429,7 +429,8 @@ class Runner:
             interrupted = any(isinstance(e, Interrupted) for e in failures.values())
             droppable = flow.publish_phase and flow.before_publishing(phase) and dropped <= max_fail and not interrupted and not whole_run
             # A migration that ran (or may have) on a host cannot go live without it, nor run again elsewhere.
-            ran_once = [(m, step) for m in failed for step in m.steps if step.once and step.phase in flow.phases[:flow.phases.index(phase) + 1]]
+            so_far = flow.phases[:flow.phases.index(phase) + 1]
+            ran_once = [(m, step) for m in failed for step in m.steps if step.once and step.phase in so_far]
             if droppable and not ran_once:
                 self.drop(flow, failed, next(iter(failures.values())))
                 self.hand_over(flow, phase, failed, [*members, *later])
