@@ -191,9 +191,10 @@ def _finish(fleet: Any, outcome: Any, success: str) -> None:
     if outcome.where:
         fleet.errors.print(f"fap: {outcome.where}", style="red", markup=False, highlight=False, soft_wrap=True)
     if outcome.moved and fleet.command == "deploy":
-        back = " ".join(p for p in ("fap rollback", fleet.selection) if p)
-        fleet.errors.print(f"fap: to return to the previous release: {back}", style="red", markup=False, highlight=False,
-                           soft_wrap=True)
+        from fapistrano.commands.changing import return_hints
+
+        for line in return_hints(fleet.members, fleet.selection, bool(fleet.left_out)):
+            fleet.errors.print(f"fap: {line}", style="red", markup=False, highlight=False, soft_wrap=True)
     sys.exit(outcome.exit_code)
 
 

@@ -32,11 +32,12 @@ from fapistrano import flows, layout
 from fapistrano.builtin.health import HealthResult, check_host
 from fapistrano.config import HostSpec, RoleSettings, Step, Target, hosts_of, target_for_host
 from fapistrano.context import Context
-from fapistrano.errors import CommandFailed, CommandKilled, FapError, HealthCheckFailed, Interrupted, Stopped, Terminated
+from fapistrano.errors import CommandFailed, CommandKilled, FapError, HealthCheckFailed, Interrupted, Stopped, Terminated, one_line
 from fapistrano.flows import Flow, FlowName
 from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
 from fapistrano.remote import Host, LocalProcesses, ssh_settings_from
+from fapistrano.steps import hand_over_once_steps, once_group
 from fapistrano.ui import Event, EventKind, Reporter
 
 #: Seconds a running command may go on after Ctrl-C before it is killed.
@@ -418,7 +419,7 @@ class Runner:
         return self.on_each(members, work)
 
     def run_flow(self, flow: Flow, members: list[Member], max_fail: int = 0, barrier: PhaseBarrier | None = None,
-                 earlier: Sequence[Member] = ()) -> bool:
+                 earlier: Sequence[Member] = (), later: Sequence[Member] = (), phases: Sequence[str] | None = None) -> bool:
         """Run every phase in lockstep; on failure take the failure path. True when all went well.
 
         Up to ``max_fail`` hosts (counting those already dropped) that fail before
@@ -426,10 +427,13 @@ class Runner:
         ``barrier`` is called before any host starts a phase and after every host
         finished it; what it raises is that phase's failure on every host.
         ``earlier``: the hosts of batches already done, switched back too when
-        this batch's health check fails.
+        this batch's health check fails; ``later``: those of the batches to come,
+        which may take over a ``once`` step (:meth:`hand_over`). ``phases``: those
+        of ``flow`` to run (all of them by default), for a batch that holds its last ones.
+        A host that ran (or was running) a ``once`` step is never dropped.
         """
         late_failures = False
-        for phase in flow.phases:
+        for phase in flow.phases if phases is None else phases:
             active = [m for m in members if m.failed is None]
             if not active:
                 return False
@@ -485,14 +489,23 @@ class Runner:
                 member.failed = failures[key(member)]
             dropped = sum(1 for m in members if m.status == "dropped") + len(failed)
             interrupted = any(isinstance(e, Interrupted) for e in failures.values())
-            if flow.publish_phase and flow.before_publishing(phase) and dropped <= max_fail and not interrupted and not whole_run:
+            droppable = flow.publish_phase and flow.before_publishing(phase) and dropped <= max_fail and not interrupted and not whole_run
+            # A migration that ran (or may have) on a host cannot go live without it, nor run again elsewhere.
+            so_far = flow.phases[:flow.phases.index(phase) + 1]
+            ran_once = [(m, step) for m in failed for step in m.steps if step.once and step.phase in so_far]
+            if droppable and not ran_once:
                 self.drop(flow, failed, next(iter(failures.values())))
+                self.hand_over(flow, phase, failed, [*members, *later])
                 continue
+            for member, step in ran_once if droppable else ():
+                self.emit("error", f"not dropped (--max-fail): it ran once step {step.where} in {step.phase}, or was running it;"
+                                   " the run fails before the switch", host=member.name, phase=phase)
             if all_or_nothing:
                 self.fail_run(flow, members, failures)
                 return False
             # After the switch, or in a restart: nothing to undo for the run, each host's failure is its own.
             self.tell_plugins_failed(failed)
+            self.hand_over(flow, phase, failed, [*members, *later])
             late_failures = True
         return not late_failures
 
@@ -568,7 +581,11 @@ class Runner:
         everyone = [*earlier, *batch]
         self.switch_run_back(everyone)
         for member in everyone:
-            if member.failed is None and member.status != "dropped":
+            if member.failed is None and member.health is not None and not member.health.passed:
+                # Kept within --max-fail in its own batch: still unhealthy, whatever a later batch did.
+                member.failed = HealthCheckFailed(f"failed its health check: {member.health.output}")
+                member.failed_phase = "healthcheck"
+            elif member.failed is None and member.status != "dropped":
                 member.failed = Stopped(f"healthy, stopped: the health check failed on {names}") if not stopped else error
                 member.failed_phase = member.failed_phase or "healthcheck"
         live = [m for m in everyone if m.status != "dropped" and m.ctx is not None]
@@ -635,6 +652,25 @@ class Runner:
                 self.emit("error", f"could not switch back to {previous}: {why}; run: fap rollback {target} --to {previous}",
                           host=member.name, phase="healthcheck")
 
+    def hand_over(self, flow: Flow, phase: str | None, lost: Sequence[Member], candidates: Sequence[Member]) -> None:
+        """The ``once`` steps ``lost`` hosts carry in phases after ``phase`` (all, when ``None``) move to a host that goes on.
+
+        Reported on the host that takes the step over, or as a warning when no
+        host of its stage (or target) goes on (then nothing of it goes live).
+        """
+        later = flow.phases[flow.phases.index(phase) + 1:] if phase is not None else flow.phases
+        going_on = [m for m in candidates if m.failed is None and m.status != "dropped"]
+        for member in lost:
+            why = "dropped" if member.status == "dropped" else "failed"
+            for step, heir in hand_over_once_steps(member, going_on, later):
+                command = one_line(step.command, 60)
+                if heir is not None:
+                    self.emit("warning", f"once step {step.where} ({command}) moves here from {member.name} ({why})",
+                              host=heir.name, phase=step.phase)
+                else:
+                    self.emit("warning", f"once step {step.where} ({command}) runs on no host: no other host of"
+                                         f" {once_group(member, step)} goes on", host=member.name, phase=step.phase)
+
     def drop(self, flow: Flow, members: Sequence[Member], error: BaseException) -> None:
         """Take failed hosts out of a tolerant run (``--max-fail``): clean them up, go on without them."""
         for member in members:
@@ -693,7 +729,15 @@ class Runner:
                 script = layout.switch_script(config["current_path"], f"{config['releases_path'].rstrip('/')}/{previous}", tag="back")
             else:
                 script = f"rm -f {layout.q(config['current_path'])}"
-            result = member.connection.run(script)
+            try:
+                result = member.connection.run(script)
+            except FapError as error:  # the host is gone: say so, with what brings it back once it answers again
+                back = f"fap rollback -s {member.settings.stage} -r {member.settings.role} --hosts {member.name} --to {previous}"
+                what = "current may have moved: once the host answers, check with fap releases" if key(member) in quiet \
+                    else f"once the host answers, run: {back}" if previous else "once the host answers, remove current"
+                self.emit("error", f"could not switch back to {previous or 'no release'}: {describe(error, member.name)}; {what}",
+                          host=member.name, phase="publishing")
+                return
             if result.exit_code == 0:
                 ctx.current_release = previous  # what fap_deploy_failed then reads
             if result.exit_code == 0 and key(member) in quiet:

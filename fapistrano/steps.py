@@ -10,6 +10,7 @@ after every host finished any other phase, and once when the run failed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,39 @@ def assign_steps(members: Sequence[Member]) -> None:
                 continue
             chosen.append(step)
         member.steps = tuple(chosen)
+
+
+def once_group(member: Member, step: Step) -> str:
+    """Among whom ``step`` runs once: the stage (written at the top level), or the member's stage/role (in a block)."""
+    return member.settings.stage if step.role is None else member.label
+
+
+def hand_over_once_steps(lost: Member, candidates: Sequence[Member], phases: Sequence[str]) -> list[tuple[Step, Member | None]]:
+    """Move the ``once`` steps ``lost`` carries in ``phases`` to the first of ``candidates`` that runs the same step.
+
+    ``lost`` leaves the run (unreachable, dropped under ``--max-fail``, failed
+    after the switch) before those phases: the step must still run on a host
+    that goes on, the next one of its stage (or target) in deploy.yml's order.
+    Returns each step moved with its new host (``None``: no host of its group goes on).
+    """
+    moved: list[tuple[Step, Member | None]] = []
+    for step in [s for s in lost.steps if s.once and s.phase in phases]:
+        heir = next((c for c in candidates if c is not lost and step in c.settings.steps
+                     and once_group(c, step) == once_group(lost, step)), None)
+        _set_steps(lost, [s for s in lost.steps if s != step])
+        if heir is not None:
+            _set_steps(heir, [*heir.steps, step])
+        moved.append((step, heir))
+    return moved
+
+
+def _set_steps(member: Member, steps: Sequence[Step]) -> None:
+    """``member`` runs ``steps`` (in deploy.yml's order), from its next phase on: its ``ctx`` reads them there."""
+    keep = set(steps)
+    member.steps = tuple(s for s in member.settings.steps if s in keep)
+    member.target = dataclasses.replace(member.target, steps=member.steps)
+    if member.ctx is not None:
+        member.ctx.target = member.target
 
 
 def remote_environment(ctx: Any) -> dict[str, str]:

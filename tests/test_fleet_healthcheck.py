@@ -89,7 +89,7 @@ def test_a_first_deploy_has_nothing_to_go_back_to_and_stays_on_the_new_release(f
     fap_fleet.write_deployfile(tmp_path)
     result = deploy(fap_run, tmp_path, "--healthcheck", FAILS_ON_HOST2, "--healthcheck-timeout", "1")
 
-    assert result.exit_code == 4, result.output
+    assert result.exit_code == 1, result.output  # not 4: no host was switched back
     new = fap_fleet.current("host1")
     assert new is not None
     for host in fap_fleet.names:
@@ -221,3 +221,60 @@ def test_run_level_hooks_read_switched_back(fap_fleet, fap_run, tmp_path, good):
     result = deploy(fap_run, tmp_path, "--healthcheck", FAILS_ON_HOST2, "--healthcheck-timeout", "1")
     assert result.exit_code == 4, result.output
     assert (tmp_path / "outcome.txt").read_text() == "switched back"
+
+
+def summary_error(stdout: str, host: str) -> str:
+    """The error column of ``host``'s row in the summary table."""
+    lines = stdout.splitlines()
+    header = next(n for n, line in enumerate(lines) if line.startswith("host  "))
+    row = next(line for line in lines[header:] if line.startswith(f"{host} "))
+    return row[lines[header].index("error"):]
+
+
+def test_a_batched_switch_back_keeps_every_older_release(fap_fleet, fap_run, released, tmp_path):
+    # keep_releases: 1 and two earlier releases: a batch's cleanup before the last batch's check would remove the oldest.
+    fap_fleet.write_deployfile(tmp_path, {"keep_releases": 1})
+    first = released(deploy(fap_run, tmp_path, "-q"))
+    second = released(deploy(fap_run, tmp_path, "-q"))
+    assert fap_fleet.releases("host1") == [first, second]
+
+    result = deploy(fap_run, tmp_path, "--batch-size", "1", "--healthcheck", '[ "$FAP_HOST" != host3 ]',
+                    "--healthcheck-timeout", "0.5")
+
+    assert result.exit_code == 4, result.output
+    for host in fap_fleet.names:
+        assert fap_fleet.current(host) == second, result.output
+        assert fap_fleet.releases(host) == [first, second], result.output
+    assert "removed 1 old release" not in result.output
+    assert "nothing changed: the new release was removed, current is unchanged on every host" in result.stderr
+
+    # Every batch healthy: each host cleans up, once every batch passed.
+    passed = deploy(fap_run, tmp_path, "--batch-size", "1", "--healthcheck", "true")
+    assert passed.exit_code == 0, passed.output
+    for host in fap_fleet.names:
+        assert fap_fleet.releases(host) == [second, released(passed)]
+
+
+def test_a_host_unhealthy_in_an_earlier_batch_is_reported_unhealthy_when_the_run_switches_back(fap_fleet, fap_run, tmp_path,
+                                                                                                   good):
+    # host1 is unhealthy within --max-fail 1 in batch 1; host3's check in batch 3 is one too many.
+    check = 'if [ "$FAP_HOST" != host2 ]; then echo "503 from $FAP_HOST"; exit 1; fi'
+    result = deploy(fap_run, tmp_path, "--batch-size", "1", "--max-fail", "1", "--healthcheck", check,
+                    "--healthcheck-timeout", "0.5")
+
+    assert result.exit_code == 4, result.output
+    for host in fap_fleet.names:
+        assert fap_fleet.current(host) == good
+    assert "failed its health check: 503 from host1" in summary_error(result.stdout, "host1"), result.output
+    assert "healthy, stopped" in summary_error(result.stdout, "host2"), result.output
+    assert "host1: healthcheck: failed its health check: 503 from host1" in result.stderr, result.output
+    assert "healthy, stopped" not in result.stderr
+
+
+def test_a_check_that_exits_124_itself_is_not_reported_as_killed_at_the_timeout(fap_fleet, fap_run, tmp_path, good):
+    result = deploy(fap_run, tmp_path, "--healthcheck", "exit 124", "--healthcheck-timeout", "1",
+                    "--healthcheck-interval", "0.2")
+
+    assert result.exit_code == 4, result.output
+    assert "killed at the timeout" not in result.output
+    assert "failed its health check: exited 124" in result.stderr, result.output

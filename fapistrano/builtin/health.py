@@ -47,6 +47,15 @@ def check_script(command: str, seconds: float) -> str:
     return f"exec 3<&0\n{check} <&3 3<&- &\ncheck=$!\nexec 3<&-\nwait $check\nstatus=$?\nkill -s KILL -- -$check 2>/dev/null\nexit $status"
 
 
+def killed_at_timeout(status: int, seconds: float, limit: float) -> bool:
+    """Whether ``timeout`` ended the check: its 124 (137 after the KILL), once ``limit`` had passed.
+
+    A check may exit 124 itself (a gateway timeout): ``timeout`` cannot fire
+    before ``limit``, and the time seen here is never shorter than the host's.
+    """
+    return (status == 124 and seconds >= limit) or (status == 128 + 9 and seconds >= limit + KILL_AFTER)
+
+
 def last_lines(text: str, count: int = SHOWN_LINES) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-count:])
@@ -90,14 +99,15 @@ def check_host(ctx: Any, stopping: Any = None) -> HealthResult:
     environment = remote_environment(ctx)  # the FAP_* variables a run: step sees
     while True:
         attempts += 1
-        remaining = deadline - time.monotonic()
+        limit = round(max(deadline - time.monotonic(), 0.1), 1)  # what ``timeout`` is given, to the tenth
+        attempt_started = time.monotonic()
         try:
-            ctx.run(check_script(command, remaining), cwd=config["current_path"], env=environment)
+            ctx.run(check_script(command, limit), cwd=config["current_path"], env=environment)
             return HealthResult(True, attempts, time.monotonic() - started)
         except CommandFailed as failure:
             shown = failure.stdout if failure.stderr == failure.stdout else f"{failure.stdout}\n{failure.stderr}"
             output = last_lines(shown) or f"exited {failure.status}"
-            if failure.status == 124:
+            if killed_at_timeout(failure.status, time.monotonic() - attempt_started, limit):
                 output = f"killed at the timeout ({timeout:g} s)"
         except FapError as failure:  # interrupted before running, or the host lost
             output = str(failure)

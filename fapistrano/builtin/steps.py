@@ -31,6 +31,10 @@ def run_steps(ctx) -> None:
     environment = remote_environment(ctx)
     for step in steps:
         command = step.expand(ctx.config)
+        if step.once and ctx.phase != "failed":
+            # Where a migration ran is worth a line in every report (the host is not always the first one).
+            scope = ctx.stage if step.role is None else f"{ctx.stage}/{ctx.role}"
+            ctx.log(f"once step {step.where} runs on this host only, once for {scope}")
         try:
             ctx.run(LOAD_DOTENV + command, cwd=directory, env=environment)
         except CommandFailed as error:

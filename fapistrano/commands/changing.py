@@ -21,6 +21,7 @@ from fapistrano.runner import (
     Member,
     Runner,
     describe,
+    health_phase,
     install_signal_handlers,
     key,
     restore_signal_handlers,
@@ -114,6 +115,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
                 member.status = "dropped"
                 runner.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed, member.name)}", host=member.name)
     live = [m for m in members if m.failed is None]
+    runner.hand_over(flow, None, [m for m in members if m.status == "dropped"], live)
     held = [m for m in live if m.state and m.state.lock_owner and not m.state.locked_by_us]
     if held:
         errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]
@@ -133,17 +135,30 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     batches = [live[i:i + batch_size] for i in range(0, len(live), batch_size)] if batch_size else [live]
     if local_steps is not None:
         local_steps.batches = len(batches)
+    # A batch's last phases (finishing: the cleanup of old releases) wait until every batch is live and healthy:
+    # a later batch's failed health check switches the earlier ones back, to releases they must still have.
+    held = flow.phases[flow.phases.index(health_phase(flow)) + 1:] if len(batches) > 1 else ()
+    completed = True
     for number, batch in enumerate(batches, start=1):
         if len(batches) > 1:
             runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
         already_dropped = sum(1 for m in members if m.status == "dropped")
         done = [m for earlier in batches[:number - 1] for m in earlier]
-        ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped, barrier=local_steps, earlier=done) and ok
+        to_come = [m for later in batches[number:] for m in later]
+        ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped, barrier=local_steps, earlier=done,
+                             later=to_come, phases=flow.phases[:len(flow.phases) - len(held)]) and ok
         if any(m.failed is not None and m.status != "dropped" for m in batch):
             for later in batches[number:]:
                 for member in later:
                     member.failed = Stopped(f"stopped: batch {number} failed")
+            completed = False
             break
+    went_live = [m for m in live if m.failed is None]
+    if held and went_live:
+        runner.emit("run", f"{' and '.join(held)} on the {len(went_live)} host(s) that went live")
+        if local_steps is not None:
+            local_steps.batches = 1  # the held phases run once, for every batch; their local: steps with them
+        ok = runner.run_flow(flow, went_live, barrier=local_steps if completed else None, phases=held) and ok
     errors = group_errors([(m.name, f"{m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}")
                            for m in members if m.failed is not None and not isinstance(m.failed, Interrupted)])
     moved = [m.name for m in members if m.switched and m.status != "reverted"]
@@ -165,8 +180,12 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
         errors += [f"{m.name}: failed its health check, left on {release}: {m.health.output}"
                    for m in members if m.status == "unhealthy" and m.health is not None]
-        return Outcome(False, PARTIAL_EXIT, errors, release, moved)
-    if flow.creates_release and any(isinstance(m.failed, HealthCheckFailed) for m in members):
+        if any(m.failed is None and not m.status for m in members):
+            return Outcome(False, PARTIAL_EXIT, errors, release, moved)
+        # Every host dropped or unhealthy (--max-fail 100%): done nowhere, a failure.
+        return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
+    switched_back = any(m.status == "reverted" for m in members)
+    if flow.creates_release and switched_back and any(isinstance(m.failed, HealthCheckFailed) for m in members):
         return Outcome(False, SWITCHED_BACK_EXIT, errors, release, moved, where_current_is(flow, members, release))
     return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
 
@@ -281,6 +300,34 @@ def where_current_is(flow: Flow, members: Sequence[Member], release: str | None)
     hosts = "every host" if len(moved) == len(members) else ", ".join(moved)
     kept = " (kept)" if flow.creates_release else ""
     return f"current now points to {release}{kept} on {hosts}"
+
+
+def return_hints(members: Sequence[Member], selection: str, left_out: bool) -> list[str]:
+    """After a deploy that left hosts on its new release: the command that brings them back, and who has nothing to go back to.
+
+    The command names exactly those hosts (``--hosts``) unless they are every
+    host the selection reaches; ``--hosts`` matches a name in every target, so
+    a name shared with a target that stays gets one command per target.
+    """
+    moved = [m for m in members if m.switched and m.status != "reverted" and m.ctx is not None]
+    back = [m for m in moved if m.ctx and m.ctx.previous_release]
+    first = [m for m in moved if not (m.ctx and m.ctx.previous_release)]
+    lines = []
+    if back and len(back) == len(members) and not left_out:
+        lines.append(f"to return to the previous release: {' '.join(p for p in ('fap rollback', selection) if p)}")
+    elif back:
+        names = {m.name for m in back}
+        shared = any(m.name in names for m in members if m not in back)
+        groups: dict[str, list[Member]] = {}
+        for member in back:
+            groups.setdefault(f"-s {member.settings.stage} -r {member.settings.role}" if shared else selection, []).append(member)
+        commands = [" ".join(p for p in ("fap rollback", where, "--hosts", ",".join(dict.fromkeys(m.name for m in group))) if p)
+                    for where, group in groups.items()]
+        lines.append(f"to return to the previous release: {'; '.join(commands)}")
+    if first:
+        hosts = ", ".join(dict.fromkeys(m.name for m in first))
+        lines.append(f"no release to return to on {hosts} (first deploy): fix the cause and deploy again")
+    return lines
 
 
 def group_errors(errors: Sequence[tuple[str, str]], shown_hosts: int = 5) -> list[str]:

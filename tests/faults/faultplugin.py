@@ -4,6 +4,8 @@ Settings (all empty by default, so a plain deploy just works):
 ``fault_phase``/``fault_host``: fail there with exit 7 and "boom" on stderr (``fault_host: "*"``: on every host);
 ``fault_block_phase``: in that phase, wait until ``fault_release_file`` exists (on this machine);
 the phase ``after-switch`` is a ``trylast`` publishing hook, run after the core has switched ``current``;
+the phase ``mid-switch`` moves ``current`` in publishing, then fails, before the core's switch: fap never
+learns that it moved, as when a host is lost while its switch command runs;
 ``fault_write_mb``: in updating, write that many MiB into the release.
 """
 
@@ -40,6 +42,8 @@ def _act(ctx, phase):
         ctx.run(f"for i in $(seq 600); do [ -e {shlex.quote(config['fault_release_file'])} ] && exit 0; sleep 0.1; done; exit 9")
     if config["fault_phase"] == phase and config["fault_host"] in ("*", ctx.host):
         ctx.run("echo boom >&2; exit 7")
+    if phase == "publishing" and config["fault_phase"] == "mid-switch" and config["fault_host"] in ("*", ctx.host):
+        ctx.run(f"ln -sfn {shlex.quote(ctx.release_path)} {shlex.quote(config['current_path'])}; echo lost mid-switch >&2; exit 7")
 
 
 for _phase in PHASES:

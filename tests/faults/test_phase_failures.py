@@ -127,3 +127,24 @@ def test_a_failed_rollback_after_its_switch_tells_the_plugins_on_the_host_that_f
     assert result.exit_code == 1, result.output
     assert failed_hook_runs(faulty) == {"host1": "failed\n", "host2": "", "host3": ""}
     assert faulty.currents() == {host: faulty.good for host in faulty.fleet.names}
+
+
+def test_a_host_dropped_under_max_fail_runs_fap_deploy_failed_while_the_others_go_live(faulty):
+    result = faulty.fap("deploy", "-s", "test", "--max-fail", "1", "--fault-phase", "updated", "--fault-host", "host2")
+
+    assert result.exit_code == 3, result.output
+    assert "host2 | updated | warning: dropped from the run (--max-fail)" in result.stdout
+    new = faulty.fleet.current("host1")
+    assert faulty.currents() == {"host1": new, "host2": faulty.good, "host3": new}
+    # The dropped host is told, as hookspecs promises; the hosts that went live are not.
+    assert failed_hook_runs(faulty) == {"host1": "", "host2": "failed\n", "host3": ""}
+
+
+def test_a_host_stopped_mid_switch_is_switched_back_though_fap_never_saw_it_move(faulty):
+    # host2's current moves, then its publishing fails before fap records a switch there: it may have moved.
+    result = faulty.fap("deploy", "-s", "test", "--fault-phase", "mid-switch", "--fault-host", "host2")
+
+    assert result.exit_code == 1, result.output
+    assert "host2: publishing: faultplugin: lost mid-switch (command exited 7)" in result.stderr
+    assert "nothing changed: the new release was removed, current is unchanged on every host" in result.stderr
+    faulty.assert_untouched()
