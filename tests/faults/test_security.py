@@ -340,3 +340,55 @@ def test_a_shipped_directory_symlink_on_a_linked_path_fails_the_deploy(fap_fleet
         assert (outside[host] / "conf" / "app.yml").read_text() == "original conf\n", host
         assert sorted(p.name for p in (outside[host] / "conf").iterdir()) == ["app.yml"], host
         assert fap_fleet.current(host) is None
+
+
+# ---------------------------------------------------------------------------
+# %(name)s in shell text: a value is data whatever quotes surround it
+# ---------------------------------------------------------------------------
+
+QUOTED_REFERENCES = {
+    "local-double": ("hooks", {"updated": [{"local": 'echo "deployed %(note)s" > note.txt'}]}, "double quotes"),
+    "run-double": ("hooks", {"updated": [{"run": 'echo "deployed %(note)s" > note.txt'}]}, "double quotes"),
+    "run-single": ("hooks", {"updated": [{"run": "echo 'deployed %(note)s' > note.txt"}]}, "single quotes"),
+    "run-heredoc": ("hooks", {"updated": [{"run": "cat > note.txt <<EOF\ndeployed %(note)s\nEOF"}]}, "a here-document"),
+    "run-backquotes": ("hooks", {"updated": [{"run": "echo `echo %(note)s` > note.txt"}]}, "backquotes"),
+    "healthcheck-double": ("healthcheck", 'test -n "%(note)s"', "double quotes"),
+}
+
+
+@pytest.mark.parametrize("key, value, place", QUOTED_REFERENCES.values(), ids=QUOTED_REFERENCES.keys())
+def test_a_reference_inside_quotes_is_refused_before_anything_runs(fap_local, fap_run, key, value, place):
+    pwned = Path("/tmp/fap-pwned-quoted")
+    pwned.unlink(missing_ok=True)
+    fap_local.write_deployfile({"note": "", key: value})
+
+    result = fap_run(["deploy", "-s", "test", "--note", f"$(touch {pwned})"], cwd=fap_local.root)
+
+    assert result.exit_code == 2, result.output
+    assert not pwned.exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fap: error: deploy.yml:"), result.stderr
+    assert f"%(note)s is inside {place}, where the shell would read its value as code; " in lines[0]
+    assert fap_local.releases() == []
+
+
+def test_a_reference_outside_quotes_is_one_word_in_steps_and_the_healthcheck(fap_local, fap_run):
+    pwned = Path("/tmp/fap-pwned-quoted")
+    pwned.unlink(missing_ok=True)
+    note = f"$(touch {pwned}) `touch {pwned}` \"; touch {pwned}; '"
+    fap_local.write_deployfile({
+        "note": "",
+        "hooks": {"updated": [{"local": 'echo "deployed "%(note)s" today" > local-note.txt'},
+                              {"run": "printf '%%s\\n' 'deployed '%(note)s' today' > note.txt"},
+                              {"run": 'echo "$(echo %(note)s)" > nested.txt'}]},
+        "healthcheck": "test \"$(cat note.txt)\" = 'deployed '%(note)s' today'",
+    })
+
+    result = fap_run(["deploy", "-s", "test", "--note", note], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert not pwned.exists()
+    assert (fap_local.root / "local-note.txt").read_text() == f"deployed {note} today\n"
+    release = fap_local.path / "current"
+    assert (release / "note.txt").read_text() == f"deployed {note} today\n"
+    assert (release / "nested.txt").read_text() == f"{note}\n"
