@@ -114,6 +114,9 @@ class HostSpec:
         if not match:
             raise ConfigError(f"{origin.prefix()}hosts: cannot read host {text!r}; write [user@]host[:port]")
         user, name, port = match.groups()
+        if name.startswith("-") or (user or "").startswith("-"):
+            # ssh would read it as an option (-oProxyCommand=... runs a command on this machine).
+            raise ConfigError(f"{origin.prefix()}hosts: host {text!r}: a host or user name must not start with '-'")
         return cls(name=name.strip("[]"), user=user, port=int(port) if port else None)
 
     def __str__(self) -> str:

@@ -392,3 +392,18 @@ def test_a_reference_outside_quotes_is_one_word_in_steps_and_the_healthcheck(fap
     release = fap_local.path / "current"
     assert (release / "note.txt").read_text() == f"deployed {note} today\n"
     assert (release / "nested.txt").read_text() == f"{note}\n"
+
+
+@pytest.mark.parametrize("host", ["-oProxyCommand=touch${IFS}/tmp/fap-pwned-host", "-oProxyCommand=touch${IFS}/tmp/fap-pwned-host@web1",
+                                  "deploy@-oProxyCommand=touch${IFS}/tmp/fap-pwned-host"])
+def test_a_host_named_like_an_ssh_option_is_a_config_error(fap_fleet, fap_run, tmp_path, host):
+    pwned = Path("/tmp/fap-pwned-host")
+    pwned.unlink(missing_ok=True)
+    fap_fleet.write_deployfile(tmp_path, hosts=[host])
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("fap: error: deploy.yml:") and "hosts:" in result.stderr, result.stderr
+    assert "must not start with '-'" in result.stderr, result.stderr
+    assert not pwned.exists()
