@@ -29,7 +29,7 @@ _URL_SCHEME = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 def spellings(secret: str) -> set[str]:
     """Every form ``secret`` can take in fap's output, each at least :data:`MIN_SECRET` long."""
-    forms = {secret}
+    forms = {secret, *words(secret)}
     # shlex.quote turns ' into '"'"': a secret quoted once (a command) or twice (.env text in a
     # printf) no longer contains itself.
     quoted = secret
@@ -50,6 +50,23 @@ def spellings(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET}
 
 
+def words(secret: str) -> set[str]:
+    """Each word of a multi-word secret (``-H 'Authorization: Bearer TOKEN'``): one may be printed alone.
+
+    Words as a shell splits them (quotes removed), and as whitespace does.
+    """
+    if not any(char.isspace() for char in secret.strip()):
+        return set()
+    found = set(secret.split())
+    try:
+        for token in shlex.split(secret):
+            found.add(token)
+            found.update(token.split())
+    except ValueError:  # unbalanced quotes: the whitespace split stands
+        pass
+    return found
+
+
 class Masker:
     """Replaces known secret values, in every spelling, and passwords inside URLs, with ``***``."""
 
@@ -58,13 +75,44 @@ class Masker:
         for secret in dict.fromkeys(str(secret) for secret in secrets):  # every host of a fleet repeats them
             values |= spellings(secret)
         self._values = sorted(values, key=len, reverse=True)
+        # One search says whether a line holds any secret at all: most lines hold none.
+        self._any = re.compile("|".join(re.escape(value) for value in self._values)) if self._values else None
 
     def __call__(self, text: str) -> str:
         if not text:
             return text
-        for value in self._values:
-            text = text.replace(value, MASK)
+        if self._any is not None and self._any.search(text):
+            text = self._hide(text)
+        if "://" not in text:
+            return text
         return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+
+    def _hide(self, text: str) -> str:
+        """``text`` with every stretch any secret covers replaced by one ``***``.
+
+        Overlapping secrets (``AAAA1111`` and ``1111BBBB`` in ``AAAA1111BBBB``)
+        hide the union of their matches, not the first one's only.
+        """
+        spans = []
+        for value in self._values:
+            start = text.find(value)
+            while start >= 0:
+                spans.append((start, start + len(value)))
+                start = text.find(value, start + 1)
+        spans.sort()
+        pieces = []
+        shown_to = 0
+        end = -1
+        for start, stop in spans:
+            if start > end:  # a new stretch; adjoining ones (start == end) join as well
+                if end >= 0:
+                    pieces.append(MASK)
+                pieces.append(text[shown_to:start])
+            end = max(end, stop)
+            shown_to = end
+        pieces.append(MASK)
+        pieces.append(text[shown_to:])
+        return "".join(pieces)
 
 
 # ---------------------------------------------------------------------------

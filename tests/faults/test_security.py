@@ -407,3 +407,32 @@ def test_a_host_named_like_an_ssh_option_is_a_config_error(fap_fleet, fap_run, t
     assert result.stderr.startswith("fap: error: deploy.yml:") and "hosts:" in result.stderr, result.stderr
     assert "must not start with '-'" in result.stderr, result.stderr
     assert not pwned.exists()
+
+
+def test_each_word_of_a_masked_header_and_overlapping_secrets_are_hidden_when_printed_alone(fap_local, fap_run):
+    fap_local.write_deployfile({
+        "mask": ["tokens", "first", "second"],
+        "tokens": ["-H 'Authorization: Bearer Zq9tokXYZ123'"],
+        "first": "AAAA1111", "second": "1111BBBB",
+        "hooks": {"updated": [{"run": "echo %(tokens)s | sed 's/.*Bearer //; s/.$//; s/^/token=/'"},
+                              {"run": "echo %(tokens)s | sed 's/^-H .Authorization: //; s/.$//'"},
+                              {"run": "echo AAAA1111BBBB"}]},
+    })
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v"], ["config", "-s", "test"])
+
+    assert "(exit 0)" in text and "(exit 1)" not in text, text
+    assert "Zq9" not in text and "BBBB" not in text and "AAAA" not in text, text
+    assert "token=***" in text
+
+
+def test_a_url_password_in_a_commands_output_is_hidden(fap_local, fap_run):
+    # As git prints a mirror's URL from its own configuration: no setting of the run holds the token.
+    fap_local.write_deployfile({"hooks": {"updating": [{"run": "p=$(printf 'Zq9%s' tok123); echo \"fatal: unable to access"
+                                                               " 'https://ci:$p@mirror.example.org/app.git/': 403\" >&2; exit 128"}]}})
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v"], ["deploy", "-s", "test"])
+
+    assert "(exit 1)" in text and "(exit 0)" not in text, text
+    assert "Zq9tok123" not in text, text
+    assert "fatal: unable to access 'https://ci:***@mirror.example.org/app.git/': 403" in text, text
