@@ -436,3 +436,27 @@ def test_a_url_password_in_a_commands_output_is_hidden(fap_local, fap_run):
     assert "(exit 1)" in text and "(exit 0)" not in text, text
     assert "Zq9tok123" not in text, text
     assert "fatal: unable to access 'https://ci:***@mirror.example.org/app.git/': 403" in text, text
+
+
+def test_a_healthcheck_reaches_the_host_on_stdin_never_its_process_list(fap_local, fap_run):
+    seen = fap_local.root / "processes.txt"
+    fap_local.write_deployfile({"mask": ["token"], "token": "Zq9health-tok",
+                                "healthcheck": f"test %(token)s = Zq9health-tok && ps -eo args= > {seen}"})
+
+    result = fap_run(["deploy", "-s", "test", "-v"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    processes = seen.read_text()
+    assert "ps -eo args=" in processes  # the check ran, and saw the process list while it ran
+    assert "Zq9health" not in processes, processes
+    assert "Zq9health" not in result.output
+
+
+def test_a_healthcheck_of_any_size_runs(fap_local, fap_run):
+    # Linux caps one argument at 128 KiB: a check passed as one would fail with "Argument list too long".
+    fap_local.write_deployfile({"healthcheck": "# " + "x" * 200_000 + "\ntest -d .", "hooks": {"finished": [{"run": "echo done"}]}})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert fap_local.current() is not None
