@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from fapistrano.errors import ConfigError
-from fapistrano.ui import Event, HostResult, Reporter
+from fapistrano.ui import Event, HostResult, Reporter, printable
 
 MASK = "***"
 #: Shorter secrets cannot be hidden without garbling every line; configuring one is an error.
@@ -68,7 +68,12 @@ def words(secret: str) -> set[str]:
 
 
 class Masker:
-    """Replaces known secret values, in every spelling, and passwords inside URLs, with ``***``."""
+    """Replaces known secret values, in every spelling, and passwords inside URLs, with ``***``.
+
+    What it returns is printable as well (:func:`fapistrano.ui.printable`): it
+    is applied wherever text leaves fap, and a terminal escape sequence from a
+    host must not reach the operator's terminal either.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values: set[str] = set()
@@ -83,9 +88,9 @@ class Masker:
             return text
         if self._any is not None and self._any.search(text):
             text = self._hide(text)
-        if "://" not in text:
-            return text
-        return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+        if "://" in text:
+            text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+        return printable(text)
 
     def _hide(self, text: str) -> str:
         """``text`` with every stretch any secret covers replaced by one ``***``.

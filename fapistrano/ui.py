@@ -31,6 +31,22 @@ EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 PhaseStatus = Literal["start", "ok", "failed"]
 
 
+# C0 controls but tab and newline, DEL, and C1 controls: a terminal acts on them (titles, erasing, moving the cursor).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character a terminal would act on shown as ``\\xNN`` (``\\x1b[2K``).
+
+    Host output and error lines reach the operator's terminal: an escape
+    sequence in them must not set its title, erase lines or move the cursor.
+    A line's closing carriage return (CRLF output) is dropped.
+    """
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text.replace("\r\n", "\n").removesuffix("\r"))
+
+
 @dataclass(frozen=True)
 class Event:
     """One thing that happened in a run: ``kind`` is an :data:`EventKind`."""

@@ -460,3 +460,16 @@ def test_a_healthcheck_of_any_size_runs(fap_local, fap_run):
 
     assert result.exit_code == 0, result.output
     assert fap_local.current() is not None
+
+
+def test_terminal_escapes_from_host_output_never_reach_the_terminal(fap_local, fap_run):
+    fap_local.write_deployfile({"hooks": {"updated": [{"run": "printf 'title\\033]0;owned\\007 and \\033[2Kerased\\r\\n'"},
+                                                      {"run": "printf 'boom\\033[2K\\033[1A\\302\\233J gone\\n' >&2; exit 1"}]}})
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v"], ["deploy", "-s", "test"])
+
+    assert "(exit 1)" in text and "(exit 0)" not in text, text
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]", text.replace("\r\n", "\n")), repr(text)
+    assert "title\\x1b]0;owned\\x07 and \\x1b[2Kerased" in text  # shown, made harmless
+    assert "fap: error: localhost: updated: core.steps: step deploy.yml:" in text
+    assert "boom\\x1b[2K\\x1b[1A\\x9bJ gone" in text  # the error line too
