@@ -205,6 +205,9 @@ class MaskingReporter(Reporter):
         self.reporter = reporter
         self.masker = masker
 
+    def output_wanted(self) -> str:
+        return self.reporter.output_wanted()
+
     def handle(self, event: Event) -> None:
         data = {key: self.masker(value) if isinstance(value, str) else value for key, value in event.data.items()}
         self.reporter.handle(replace(event, message=self.masker(event.message), data=data))
