@@ -10,7 +10,7 @@ minus the step alone and minus the empty deploy. Peak memory is fap's
 maximum resident set (``ru_maxrss`` of its process). The same with
 ``--log-json`` and, with ``-v``, with ``fap -v`` (every line printed).
 
-Target (issue 20, item 12): 5 million lines cost < 10 s over the step itself
+Target: 5 million lines cost < 10 s over the step itself
 and < 100 MB.
 
     python bench/output_bench.py [--lines 5000000] [--ssh] [-v]
