@@ -775,12 +775,12 @@ class Session:
             if line is None:
                 self._ended.add(stream)
                 continue
-            for line in line.splitlines():  # a piece may hold several lines
-                if stream == "stdout" and line.startswith(marker + " ") and line[len(marker) + 1:].strip().isdigit():
-                    self.remote_group = int(line[len(marker) + 1:])
+            for text in line.splitlines():  # a piece may hold several lines
+                if stream == "stdout" and text.startswith(marker + " ") and text[len(marker) + 1:].strip().isdigit():
+                    self.remote_group = int(text[len(marker) + 1:])
                     return None
-                if stream == "stderr" and line.strip() and not line.startswith("Warning: Permanently added"):
-                    errors.append(line.strip())
+                if stream == "stderr" and text.strip() and not text.startswith("Warning: Permanently added"):
+                    errors.append(text.strip())
         self.dead = True
         try:
             self.process.wait(timeout=timeout)
