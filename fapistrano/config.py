@@ -869,6 +869,8 @@ class RoleSettings:
     warnings: tuple[str, ...] = ()
     #: The steps of ``hooks:``: the top level's, then the block's.
     steps: tuple[Step, ...] = ()
+    #: The settings that are shell text (:data:`SHELL_SETTINGS`, and a plugin's ``Setting(shell=True)``).
+    shell: frozenset[str] = frozenset()
 
 
 #: Top-level keys that are no settings: the targets, and the steps of ``hooks:``.
@@ -908,8 +910,9 @@ def merge(
         values[key] = value
         origins[key] = Origin("cli")
     steps = (*deployfile.hook_steps(None, None), *deployfile.hook_steps(stage, role))
+    shell = SHELL_SETTINGS | {name for name, d in declared.items() if getattr(getattr(d, "setting", None), "shell", False)}
     return RoleSettings(stage, role, MappingProxyType(values), MappingProxyType(origins), tuple(plugins), tuple(warnings),
-                        steps)
+                        steps, frozenset(shell))
 
 
 # ---------------------------------------------------------------------------
@@ -931,23 +934,26 @@ def interpolate(
     only: Iterable[str] | None = None,
     environ: Mapping[str, str] | None = None,
     reads: dict[str, dict[str, str]] | None = None,
+    shell: Iterable[str] = SHELL_SETTINGS,
 ) -> dict[str, Any]:
     """Resolve every ``%(name)s`` and ``%(env:NAME)s``; unknown names, cycles and runaway values name the key and its origin.
 
     With ``only``, resolve just those names (and what they reference). ``%(env:NAME)s``
     reads ``environ`` (fap's own environment by default); when ``reads`` is given, it
     receives, per setting, each variable read and its value (the secrets of the run).
+    In the settings named in ``shell`` (shell text) a value goes in shell-quoted.
     """
     environ = os.environ if environ is None else environ
     resolved: dict[str, Any] = {}
     resolving: list[str] = []
+    shell = frozenset(shell)
 
     def text(value: str, key: str) -> str:
         pieces: list[str] = []
         length = 0
         start = 0
-        shell = key in SHELL_SETTINGS
-        problem = shell and unquoted_references_only(value)
+        quoted = key in shell
+        problem = quoted and unquoted_references_only(value)
         if problem:
             raise ConfigError(f"{origins[key].prefix()}{key}: {problem}")
         for match in _REF.finditer(value):
@@ -959,7 +965,7 @@ def interpolate(
                 piece = from_environment(variable, default, key)
             else:
                 piece = "%" if ref is None else _stringify(resolve(ref, key))
-            if shell and match.group(0) != "%%":
+            if quoted and match.group(0) != "%%":
                 piece = shlex.quote(piece)  # shell text: a value is one word, never a command
             pieces += (value[start:match.start()], piece)
             length += match.start() - start + len(piece)
@@ -1040,7 +1046,7 @@ def target_for_host(
         values = {**settings.values, "stage": settings.stage, "role": settings.role, "host": host.name, "release": release or ""}
         reads: dict[str, dict[str, str]] = {}
         try:
-            values = interpolate(values, settings.origins, reads=reads)
+            values = interpolate(values, settings.origins, reads=reads, shell=settings.shell)
         except ConfigError:
             pass
         mask = values.get("mask") if isinstance(values.get("mask"), list) else []
@@ -1065,12 +1071,12 @@ def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None
     if release is None:
         # Resolve the configured release_path once anyway: a bad reference in it must stop
         # the run here, before any host is touched, not when the release is named.
-        configured_release_path = interpolate(values, origins)["release_path"]
+        configured_release_path = interpolate(values, origins, shell=settings.shell)["release_path"]
         values["release_path"] = "%(current_path)s"
     else:
         configured_release_path = None
     reads: dict[str, dict[str, str]] = {}
-    config = interpolate(values, origins, reads=reads)
+    config = interpolate(values, origins, reads=reads, shell=settings.shell)
     for name, variables in reads.items():
         origins[name] = replace(origins[name], environment=tuple(variables))
     collect_secrets(config, config["mask"], _prefixes(origins))  # a masked value too short to hide is an error

@@ -154,3 +154,14 @@ def test_a_password_holding_at_reaches_the_server_and_is_never_shown(fap_local, 
         assert "Zq9" not in result.output and "Xw4" not in result.output and "Yv8" not in result.output, result.output
     assert [r.credentials for r in artifact_server.requests] == [f"ci:{password}"] * 2
     assert not [line for r in artifact_server.requests for line in r.all_command_lines if "Xw4" in line]
+
+
+def test_a_reference_inside_quotes_of_the_postinstall_script_is_refused(fap_local, fap_run, artifact_server):
+    fap_local.write_deployfile({"plugins": ["fapistrano.curl"], "curl_url": artifact_server.url("/app.bin"), "note": "",
+                                "curl_postinstall_script": 'echo "deployed %(note)s"'})
+
+    result = fap_run(["deploy", "-s", "test", "--note", "$(touch /tmp/fap-pwned-postinstall)"], cwd=fap_local.root)
+
+    assert result.exit_code == 2, result.output
+    assert "curl_postinstall_script: %(note)s is inside double quotes" in result.stderr, result.stderr
+    assert artifact_server.requests == [] and fap_local.releases() == []
