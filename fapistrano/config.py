@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -114,6 +114,9 @@ class HostSpec:
         if not match:
             raise ConfigError(f"{origin.prefix()}hosts: cannot read host {text!r}; write [user@]host[:port]")
         user, name, port = match.groups()
+        if name.startswith("-") or (user or "").startswith("-"):
+            # ssh would read it as an option (-oProxyCommand=... runs a command on this machine).
+            raise ConfigError(f"{origin.prefix()}hosts: host {text!r}: a host or user name must not start with '-'")
         return cls(name=name.strip("[]"), user=user, port=int(port) if port else None)
 
     def __str__(self) -> str:
@@ -207,11 +210,160 @@ class Step:
                 raise ConfigError(f"{self.where}: hooks: {self.phase}: unknown name %({ref})s{_suggest(ref, values)}")
             return shlex.quote(_stringify(values[ref]))
 
+        problem = unquoted_references_only(self.command)
+        if problem:
+            raise ConfigError(f"{self.where}: hooks: {self.phase}: {problem}")
         return _REF.sub(one, self.command)
 
     def __str__(self) -> str:
         once = " (once)" if self.once else ""
         return f"{self.phase}: {'local' if self.local else 'run'}: {self.command}{once}"
+
+
+#: Where in shell text a shell-quoted value is still code, and what to write instead of a ``%(name)s`` there.
+_QUOTED_PLACES = {
+    '"': ("double quotes", 'close the quotes around it: "deployed "%(name)s" today"'),
+    "'": ("single quotes", "close the quotes around it: 'deployed '%(name)s' today'"),
+    "$'": ("$'...' quotes", "close the quotes around it: $'deployed '%(name)s$' today'"),
+    "`": ("backquotes", "write $(...) instead of backquotes"),
+    "#": ("a comment", "take it out of the comment"),
+    "<<": ("a here-document", "write it outside the here-document, or use a FAP_* variable inside"),
+}
+_HEREDOC = re.compile(r"<<-?[ \t]*(?:'([^'\n]*)'|\"([^\"\n]*)\"|\\?([^\s;&|<>()]+))")
+
+
+def unquoted_references_only(command: str) -> str | None:
+    """Why a ``%(name)s`` of ``command`` cannot be filled in safely, or ``None`` when each stands outside quotes.
+
+    A value goes in shell-quoted, as one word; that keeps it data only where
+    the shell reads quotes: outside any quotes, and inside ``$(...)``. Inside
+    double quotes ``'$(id)'`` still runs ``id``; inside single quotes the
+    quoting closes them; in a here-document, a comment or backquotes quotes
+    are text again. There a reference is refused, never filled in.
+    """
+    place = _shell_places(command)
+    for match in _REF.finditer(command):
+        if match.group(0) == "%%":
+            continue
+        where = place(match.start())
+        if where is not None:
+            name = match.group(0)
+            place, instead = _QUOTED_PLACES[where]
+            return f"{name} is inside {place}, where the shell would read its value as code; {instead.replace('%(name)s', name)}"
+    return None
+
+
+def _shell_places(command: str) -> Callable[[int], str | None]:
+    """A function telling, for an offset of ``command``, the quoting around it (``None``: plain shell words).
+
+    A small POSIX ``sh`` reader: quotes, backslashes, ``$(...)`` (plain again,
+    even inside double quotes), backquotes, comments and here-documents. It
+    errs on the side of "quoted": a reference it cannot place is refused.
+    """
+    spans: list[list[Any]] = []  # [start, end, kind]
+    stack: list[str] = []  # the open contexts, innermost last: '"' or '$(' (plain words again)
+    heredocs: list[tuple[str, bool]] = []
+    i, n = 0, len(command)
+    word_start = True
+    while i < n:
+        char = command[i]
+        if stack and stack[-1] == '"':
+            if char == "\\":
+                i += 2
+            elif char == '"':
+                stack.pop()
+                spans[-1][1] = i
+                i += 1
+            elif command.startswith("$(", i):
+                spans[-1][1] = i
+                stack.append("$(")
+                i += 2
+                word_start = True
+            elif char == "`":
+                spans[-1][1] = i
+                end = _closing_backquote(command, i)
+                spans.append([i, end + 1, "`"])
+                spans.append([end + 1, n, '"'])
+                i = end + 1
+            else:
+                i += 1
+            continue
+        # plain words: the top level, or inside $(...)
+        if char == "\\":
+            i += 2
+            word_start = False
+        elif char == "'" or command.startswith("$'", i):
+            start = i
+            i += 2 if char == "$" else 1
+            while i < n and command[i] != "'":
+                i += 2 if char == "$" and command[i] == "\\" else 1
+            spans.append([start, i + 1, "$'" if char == "$" else "'"])
+            i += 1
+            word_start = False
+        elif char == '"':
+            spans.append([i, n, '"'])  # its end is set when the quote closes
+            stack.append('"')
+            i += 1
+            word_start = False
+        elif char == "`":
+            end = _closing_backquote(command, i)
+            spans.append([i, end + 1, "`"])
+            i = end + 1
+            word_start = False
+        elif command.startswith("$(", i):
+            stack.append("$(")
+            i += 2
+            word_start = True
+        elif char == ")" and stack:
+            stack.pop()
+            if stack and stack[-1] == '"':
+                spans.append([i + 1, n, '"'])  # the double quotes go on after the $(...)
+            i += 1
+            word_start = False
+        elif char == "#" and word_start:
+            end = command.find("\n", i)
+            end = n if end < 0 else end
+            spans.append([i, end, "#"])
+            i = end
+        elif command.startswith("<<", i) and _HEREDOC.match(command, i):
+            heredoc = _HEREDOC.match(command, i)
+            delimiter = next(group for group in heredoc.groups() if group is not None)
+            heredocs.append((delimiter, heredoc.group(0).startswith("<<-")))
+            i = heredoc.end()
+            word_start = False
+        elif char == "\n" and heredocs:
+            # The bodies of the here-documents opened on this line follow it, each up to its delimiter line.
+            start = i + 1
+            for delimiter, tabs in heredocs:
+                while start < n:
+                    end = command.find("\n", start)
+                    end = n if end < 0 else end
+                    line = command[start:end]
+                    start = end + 1
+                    if (line.lstrip("\t") if tabs else line) == delimiter:
+                        break
+            spans.append([i + 1, start, "<<"])
+            heredocs = []
+            i = start
+            word_start = True
+        else:
+            word_start = char in " \t\n;&|()<>"
+            i += 1
+
+    def place(offset: int) -> str | None:
+        for start, end, kind in spans:
+            if start <= offset < end:
+                return kind
+        return None
+
+    return place
+
+
+def _closing_backquote(command: str, start: int) -> int:
+    i = start + 1
+    while i < len(command) and command[i] != "`":
+        i += 2 if command[i] == "\\" else 1
+    return min(i, len(command))
 
 
 # ---------------------------------------------------------------------------
@@ -766,6 +918,8 @@ class RoleSettings:
     warnings: tuple[str, ...] = ()
     #: The steps of ``hooks:``: the top level's, then the block's.
     steps: tuple[Step, ...] = ()
+    #: The settings that are shell text (:data:`SHELL_SETTINGS`, and a plugin's ``Setting(shell=True)``).
+    shell: frozenset[str] = frozenset()
 
 
 #: Top-level keys that are no settings: the targets, the steps of ``hooks:``, and the names of the user's own settings.
@@ -815,8 +969,9 @@ def merge(
         values[key] = value
         origins[key] = Origin("cli")
     steps = (*deployfile.hook_steps(None, None), *deployfile.hook_steps(stage, role))
+    shell = SHELL_SETTINGS | {name for name, d in declared.items() if getattr(getattr(d, "setting", None), "shell", False)}
     return RoleSettings(stage, role, MappingProxyType(values), MappingProxyType(origins), tuple(plugins), tuple(warnings),
-                        steps)
+                        steps, frozenset(shell))
 
 
 # ---------------------------------------------------------------------------
@@ -824,6 +979,8 @@ def merge(
 # ---------------------------------------------------------------------------
 
 
+#: Settings that are shell text: a ``%(name)s`` in them goes in shell-quoted, as in a step, and never inside quotes.
+SHELL_SETTINGS = frozenset({"healthcheck"})
 #: How deep ``%(name)s`` references may chain (a -> b -> c ... counts one per arrow).
 MAX_REFERENCE_DEPTH = 50
 #: The longest text (in characters) a value may grow to by interpolation.
@@ -836,21 +993,28 @@ def interpolate(
     only: Iterable[str] | None = None,
     environ: Mapping[str, str] | None = None,
     reads: dict[str, dict[str, str]] | None = None,
+    shell: Iterable[str] = SHELL_SETTINGS,
 ) -> dict[str, Any]:
     """Resolve every ``%(name)s`` and ``%(env:NAME)s``; unknown names, cycles and runaway values name the key and its origin.
 
     With ``only``, resolve just those names (and what they reference). ``%(env:NAME)s``
     reads ``environ`` (fap's own environment by default); when ``reads`` is given, it
     receives, per setting, each variable read and its value (the secrets of the run).
+    In the settings named in ``shell`` (shell text) a value goes in shell-quoted.
     """
     environ = os.environ if environ is None else environ
     resolved: dict[str, Any] = {}
     resolving: list[str] = []
+    shell = frozenset(shell)
 
     def text(value: str, key: str) -> str:
         pieces: list[str] = []
         length = 0
         start = 0
+        quoted = key in shell
+        problem = quoted and unquoted_references_only(value)
+        if problem:
+            raise ConfigError(f"{origins[key].prefix()}{key}: {problem}")
         for match in _REF.finditer(value):
             ref, variable, default, malformed = match.groups()
             if malformed is not None:
@@ -860,6 +1024,8 @@ def interpolate(
                 piece = from_environment(variable, default, key)
             else:
                 piece = "%" if ref is None else _stringify(resolve(ref, key))
+            if quoted and match.group(0) != "%%":
+                piece = shlex.quote(piece)  # shell text: a value is one word, never a command
             pieces += (value[start:match.start()], piece)
             length += match.start() - start + len(piece)
             start = match.end()
@@ -939,7 +1105,7 @@ def target_for_host(
         values = {**settings.values, "stage": settings.stage, "role": settings.role, "host": host.name, "release": release or ""}
         reads: dict[str, dict[str, str]] = {}
         try:
-            values = interpolate(values, settings.origins, reads=reads)
+            values = interpolate(values, settings.origins, reads=reads, shell=settings.shell)
         except ConfigError:
             pass
         listed = values.get("mask")
@@ -965,12 +1131,12 @@ def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None
     if release is None:
         # Resolve the configured release_path once anyway: a bad reference in it must stop
         # the run here, before any host is touched, not when the release is named.
-        configured_release_path = interpolate(values, origins)["release_path"]
+        configured_release_path = interpolate(values, origins, shell=settings.shell)["release_path"]
         values["release_path"] = "%(current_path)s"
     else:
         configured_release_path = None
     reads: dict[str, dict[str, str]] = {}
-    config = interpolate(values, origins, reads=reads)
+    config = interpolate(values, origins, reads=reads, shell=settings.shell)
     for name, variables in reads.items():
         origins[name] = replace(origins[name], environment=tuple(variables))
     collect_secrets(config, config["mask"], _prefixes(origins))  # a masked value too short to hide is an error

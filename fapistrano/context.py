@@ -189,7 +189,7 @@ class Context:
             return ""
         self.commands_run += 1
         self._emit("command", shown)
-        result = self._connection.run(script, on_line=self._show_line if show_output else self._on_line, stdin=stdin)
+        result = self._connection.run(script, on_line=self._show_line if show_output else self._output_reader(), stdin=stdin)
         if result.exit_code != 0:
             raise CommandFailed(self.host, shown, result.exit_code, self.mask(result.stderr), self.mask(result.stdout))
         return result.stdout.rstrip("\n")
@@ -235,6 +235,23 @@ class Context:
 
     def _on_line(self, stream: str, line: str) -> None:
         self._emit("output", self.mask(line), data={"stream": stream})
+
+    def _output_reader(self) -> Any:
+        """What reads a command's output lines: an event per line, per piece (the latest line), or nothing.
+
+        Nobody reading them (no ``-v``, no live view), a command printing
+        millions of lines costs no event per line (see :class:`fapistrano.remote.Output`).
+        """
+        wanted = getattr(self._reporter, "output_wanted", lambda: "all")()
+        if wanted == "none":
+            return None
+        if wanted == "latest":
+            def latest(stream: str, line: str) -> None:
+                self._on_line(stream, line)
+
+            latest.latest_only = True  # type: ignore[attr-defined]
+            return latest
+        return self._on_line
 
     def _show_line(self, stream: str, line: str) -> None:
         self._emit("log", self.mask(line), data={"stream": stream})

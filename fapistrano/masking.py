@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from fapistrano.errors import ConfigError
-from fapistrano.ui import Event, HostResult, Reporter
+from fapistrano.ui import Event, HostResult, Reporter, printable
 
 MASK = "***"
 #: Shorter secrets cannot be hidden without garbling every line; configuring one is an error.
@@ -29,7 +29,7 @@ _URL_SCHEME = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 def spellings(secret: str) -> set[str]:
     """Every form ``secret`` can take in fap's output, each at least :data:`MIN_SECRET` long."""
-    forms = {secret}
+    forms = {secret, *words(secret)}
     # shlex.quote turns ' into '"'"': a secret quoted once (a command) or twice (.env text in a
     # printf) no longer contains itself.
     quoted = secret
@@ -50,21 +50,74 @@ def spellings(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET}
 
 
+def words(secret: str) -> set[str]:
+    """Each word of a multi-word secret (``-H 'Authorization: Bearer TOKEN'``): one may be printed alone.
+
+    Words as a shell splits them (quotes removed), and as whitespace does.
+    """
+    if not any(char.isspace() for char in secret.strip()):
+        return set()
+    found = set(secret.split())
+    try:
+        for token in shlex.split(secret):
+            found.add(token)
+            found.update(token.split())
+    except ValueError:  # unbalanced quotes: the whitespace split stands
+        pass
+    return found
+
+
 class Masker:
-    """Replaces known secret values, in every spelling, and passwords inside URLs, with ``***``."""
+    """Replaces known secret values, in every spelling, and passwords inside URLs, with ``***``.
+
+    What it returns is printable as well (:func:`fapistrano.ui.printable`): it
+    is applied wherever text leaves fap, and a terminal escape sequence from a
+    host must not reach the operator's terminal either.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values: set[str] = set()
         for secret in dict.fromkeys(str(secret) for secret in secrets):  # every host of a fleet repeats them
             values |= spellings(secret)
         self._values = sorted(values, key=len, reverse=True)
+        # One search says whether a line holds any secret at all: most lines hold none.
+        self._any = re.compile("|".join(re.escape(value) for value in self._values)) if self._values else None
 
     def __call__(self, text: str) -> str:
         if not text:
             return text
+        if self._any is not None and self._any.search(text):
+            text = self._hide(text)
+        if "://" in text:
+            text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+        return printable(text)
+
+    def _hide(self, text: str) -> str:
+        """``text`` with every stretch any secret covers replaced by one ``***``.
+
+        Overlapping secrets (``AAAA1111`` and ``1111BBBB`` in ``AAAA1111BBBB``)
+        hide the union of their matches, not the first one's only.
+        """
+        spans = []
         for value in self._values:
-            text = text.replace(value, MASK)
-        return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+            start = text.find(value)
+            while start >= 0:
+                spans.append((start, start + len(value)))
+                start = text.find(value, start + 1)
+        spans.sort()
+        pieces = []
+        shown_to = 0
+        end = -1
+        for start, stop in spans:
+            if start > end:  # a new stretch; adjoining ones (start == end) join as well
+                if end >= 0:
+                    pieces.append(MASK)
+                pieces.append(text[shown_to:start])
+            end = max(end, stop)
+            shown_to = end
+        pieces.append(MASK)
+        pieces.append(text[shown_to:])
+        return "".join(pieces)
 
 
 # ---------------------------------------------------------------------------
@@ -151,6 +204,9 @@ class MaskingReporter(Reporter):
     def __init__(self, reporter: Reporter, masker: Masker) -> None:
         self.reporter = reporter
         self.masker = masker
+
+    def output_wanted(self) -> str:
+        return self.reporter.output_wanted()
 
     def handle(self, event: Event) -> None:
         data = {key: self.masker(value) if isinstance(value, str) else value for key, value in event.data.items()}

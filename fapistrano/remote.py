@@ -19,8 +19,10 @@ back. Quoting of configured values is the caller's job (see ``layout``).
 from __future__ import annotations
 
 import base64
+import codecs
 import os
 import queue
+import re
 import secrets
 import shlex
 import signal
@@ -38,11 +40,14 @@ from fapistrano.errors import CommandKilled, FapError, HostUnreachable
 
 @dataclass(frozen=True)
 class Result:
-    """What a command left behind."""
+    """What a command left behind: its exit status and its output (all of it, or its last :data:`KEEP_CHARS`)."""
 
     exit_code: int
     stdout: str
     stderr: str
+    #: Lines of output the command printed before the part kept (0: ``stdout``/``stderr`` are whole).
+    stdout_dropped: int = 0
+    stderr_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,11 @@ def ssh_hint(ssh: SshSettings, control_path: str, said: str) -> str:
 
 
 LineCallback = Callable[[str, str], None]
+
+#: Characters of each stream of a command's output kept for its result: all of it up to this, then its tail.
+KEEP_CHARS = 4 * 1024 * 1024
+#: Bytes read from a command's output at once: many lines per read, not one read per line.
+READ_SIZE = 64 * 1024
 
 #: What a command may read on its stdin: text (sent whole), or bytes of any size streamed in
 #: bounded pieces - ``bytes``, a binary file object, or an iterable of ``bytes``.
@@ -360,17 +370,17 @@ class Host:
         )
         self._running = process
         threading.Thread(target=_feed, args=(process.stdin, [program]), daemon=True).start()
-        stdout: list[str] = []
-        stderr: list[str] = []
-        reader = threading.Thread(target=_read, args=(process.stderr, stderr, "stderr", on_line), daemon=True)
+        stdout = Output("stdout", on_line)
+        stderr = Output("stderr", on_line)
+        reader = threading.Thread(target=_read, args=(process.stderr, stderr), daemon=True)
         reader.start()
-        _read(process.stdout, stdout, "stdout", on_line)
+        _read(process.stdout, stdout)
         reader.join()
         exit_code = process.wait()
         self._running = None
         if exit_code < 0:
             raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
-        return Result(exit_code, "".join(stdout), "".join(stderr))
+        return _result(exit_code, stdout, stderr)
 
     def _session_after_cancel(self) -> Session:
         """The session to run in: a new one when cancel() killed the last (the failure path still has work here)."""
@@ -437,17 +447,17 @@ class Host:
         self._running = process
         try:
             threading.Thread(target=_feed_channel, args=(process.stdin, head, stdin), daemon=True).start()
-            stderr: list[str] = []
-            reader = threading.Thread(target=_read, args=(process.stderr, stderr, "stderr", on_line), daemon=True)
+            stderr = Output("stderr", on_line)
+            reader = threading.Thread(target=_read, args=(process.stderr, stderr), daemon=True)
             reader.start()
             assert process.stdout is not None
             first = process.stdout.readline()
-            stdout: list[str] = []
+            stdout = Output("stdout", on_line)
             if first.strip().isdigit():
                 self._channel_group = int(first)
             elif first:  # the shell never started: what came is ssh's or the login shell's
-                _emit(first, stdout, "stdout", on_line)
-            _read(process.stdout, stdout, "stdout", on_line)
+                stdout.add(first.decode("utf-8", errors="replace"))
+            _read(process.stdout, stdout)
             reader.join()
             exit_code = process.wait()
         finally:
@@ -455,7 +465,7 @@ class Host:
             self._channel_group = None
         if exit_code < 0:
             raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
-        return Result(exit_code, "".join(stdout), "".join(stderr))
+        return _result(exit_code, stdout, stderr)
 
 
 def kill_session(leader: int) -> None:
@@ -621,17 +631,131 @@ def _with_head(head: bytes, pieces: Iterator[bytes]) -> Iterator[bytes]:
     yield from pieces
 
 
-def _read(pipe: Any, sink: list[str], stream: str, on_line: LineCallback | None) -> None:
-    for raw in iter(pipe.readline, b""):
-        _emit(raw, sink, stream, on_line)
+def _read(pipe: Any, output: Output) -> None:
+    for text in text_chunks(pipe):
+        output.add(text)
+    output.finish()
     pipe.close()
 
 
-def _emit(raw: bytes, sink: list[str], stream: str, on_line: LineCallback | None) -> None:
-    line = raw.decode("utf-8", errors="replace")
-    sink.append(line)
-    if on_line is not None:
-        on_line(stream, line.rstrip("\n"))
+def text_chunks(pipe: Any, size: int = READ_SIZE) -> Iterator[str]:
+    """What ``pipe`` (a binary file) gives, decoded (bad UTF-8 replaced), in pieces of whole lines.
+
+    Each piece holds as many lines as one read brought (each piece but the
+    last ends with a newline), so that the cost is per read, not per line;
+    a line longer than :data:`KEEP_CHARS` comes in several pieces.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    read = getattr(pipe, "read1", None) or pipe.read
+    partial = ""
+    while True:
+        data = read(size)
+        if not data:
+            break
+        text = partial + decoder.decode(data)
+        end = text.rfind("\n") + 1
+        if end == 0 and len(text) < KEEP_CHARS:
+            partial = text
+            continue
+        if end == 0:
+            end = len(text)
+        partial = text[end:]
+        yield text[:end]
+    rest = partial + decoder.decode(b"", final=True)
+    if rest:
+        yield rest
+
+
+class Output:
+    """One stream of one command's output as it arrives: kept whole up to :data:`KEEP_CHARS`, then its tail.
+
+    Lines beyond the tail are counted, not kept: a command printing millions
+    of lines costs fap a bounded memory. ``on_line`` gets each line, except
+    when it is marked ``latest_only`` (a live view showing the last line):
+    then it gets the last line of each piece that arrives.
+    """
+
+    def __init__(self, stream: str, on_line: LineCallback | None = None) -> None:
+        self.stream = stream
+        self.on_line = on_line
+        self._latest_only = bool(getattr(on_line, "latest_only", False))
+        self._pieces: list[str] = []
+        self._size = 0
+        self._partial = ""  # a line not ended yet, for on_line
+        #: Lines before the part kept.
+        self.dropped = 0
+        #: What ``on_line`` raised; it is called no more after (the output is still read to its end).
+        self.failure: BaseException | None = None
+
+    def add(self, text: str) -> None:
+        """Append ``text`` (any piece of the stream)."""
+        if not text:
+            return
+        self._pieces.append(text)
+        self._size += len(text)
+        if self._size > 2 * KEEP_CHARS:
+            self._trim()
+        if self.on_line is None or self.failure is not None:
+            return
+        try:
+            if self._latest_only:
+                lines = (self._partial + text).rsplit("\n", 2)
+                self._partial = lines[-1]
+                if len(lines) > 1:
+                    self.on_line(self.stream, lines[-2])
+                return
+            *lines, self._partial = (self._partial + text).split("\n")
+            for line in lines:
+                self.on_line(self.stream, line)
+        except BaseException as error:  # noqa: BLE001 - the output is read to its end first; the caller raises it
+            self.failure = error
+
+    def finish(self) -> None:
+        """The stream ended: a last line without a newline goes to ``on_line`` too."""
+        if self._partial and self.on_line is not None and self.failure is None:
+            try:
+                self.on_line(self.stream, self._partial)
+            except BaseException as error:  # noqa: BLE001 - as in add()
+                self.failure = error
+        self._partial = ""
+
+    def text(self) -> str:
+        """What is kept: the whole output, or its last :data:`KEEP_CHARS` from a line's start."""
+        if len(self._pieces) > 1:
+            self._pieces = ["".join(self._pieces)]
+        if self._size > KEEP_CHARS:
+            self._trim()
+        return self._pieces[0] if self._pieces else ""
+
+    def last_char(self) -> str:
+        """The last character added ("" before any)."""
+        return self._pieces[-1][-1:] if self._pieces else ""
+
+    def drop_final_newline(self) -> None:
+        """Take back a final newline that was not the command's (a marker's)."""
+        if self._pieces and self._pieces[-1].endswith("\n"):
+            self._pieces[-1] = self._pieces[-1][:-1]
+            self._size -= 1
+
+    def lines(self) -> list[str]:
+        """The lines kept, without their newlines."""
+        return self.text().splitlines()
+
+    def _trim(self) -> None:
+        text = "".join(self._pieces)
+        cut = len(text) - KEEP_CHARS
+        newline = text.find("\n", cut)
+        cut = newline + 1 if newline >= 0 else cut
+        self.dropped += text.count("\n", 0, cut)
+        self._pieces = [text[cut:]]
+        self._size = len(self._pieces[0])
+
+
+def _result(exit_code: int, stdout: Output, stderr: Output) -> Result:
+    for output in (stdout, stderr):
+        if output.failure is not None:
+            raise output.failure
+    return Result(exit_code, stdout.text(), stderr.text(), stdout.dropped, stderr.dropped)
 
 
 def channel_input(script: str, sudo_user: str | None) -> tuple[bytes, str]:
@@ -732,9 +856,9 @@ class Session:
         self._send(f"printf '%s %s\\n' {self._token}-ready \"$$\"\n")
 
     def _pump(self, stream: str, pipe: Any) -> None:
-        # readline, not iteration by size: lines of any length, binary output decoded with replacement.
-        for raw in iter(pipe.readline, b""):
-            self._lines.put((stream, raw.decode("utf-8", errors="replace")))
+        # Pieces of whole lines, as many as each read brings: a queue item per line cost more than the command.
+        for text in text_chunks(pipe):
+            self._lines.put((stream, text))
         pipe.close()
         self._lines.put((stream, None))
 
@@ -763,11 +887,12 @@ class Session:
             if line is None:
                 self._ended.add(stream)
                 continue
-            if stream == "stdout" and line.startswith(marker + " ") and line[len(marker) + 1:].strip().isdigit():
-                self.remote_group = int(line[len(marker) + 1:])
-                return None
-            if stream == "stderr" and line.strip() and not line.startswith("Warning: Permanently added"):
-                errors.append(line.strip())
+            for text in line.splitlines():  # a piece may hold several lines
+                if stream == "stdout" and text.startswith(marker + " ") and text[len(marker) + 1:].strip().isdigit():
+                    self.remote_group = int(text[len(marker) + 1:])
+                    return None
+                if stream == "stderr" and text.strip() and not text.startswith("Warning: Permanently added"):
+                    errors.append(text.strip())
         self.dead = True
         try:
             self.process.wait(timeout=timeout)
@@ -842,52 +967,46 @@ class Session:
             raise SessionLost(self._drain_stderr())
 
     def _collect(self, marker: str, on_line: LineCallback | None) -> Result:
-        sinks: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        held = {"stdout": False, "stderr": False}
+        outputs = {"stdout": Output("stdout", on_line), "stderr": Output("stderr", on_line)}
+        # The status line on stdout, the marker alone on stderr; each starts a line (the printf's leading newline).
+        ends = {"stdout": re.compile(rf"^{re.escape(marker)} (\d+)$", re.MULTILINE),
+                "stderr": re.compile(rf"^{re.escape(marker)}$", re.MULTILINE)}
+        # The newline just before a marker is ours, not the command's (it ends a last line printed without one).
+        # A newline that would end an empty line is held back until the next piece says whose it is.
+        held = {"stdout": "", "stderr": ""}
+        done: dict[str, bool] = {"stdout": False, "stderr": False}
         code: int | None = None
-        stderr_done = False
-        failure: BaseException | None = None
-
-        def emit(stream: str, line: str) -> None:
-            nonlocal failure
-            sinks[stream].append(line)
-            if on_line is not None and failure is None:
-                try:
-                    on_line(stream, line.rstrip("\n"))
-                except BaseException as error:  # noqa: BLE001 - read up to the marker first, or the session desyncs
-                    failure = error
-
-        while code is None or not stderr_done:
-            stream, line = self._lines.get()
-            if line is None:
+        while not (done["stdout"] and done["stderr"]):
+            stream, piece = self._lines.get()
+            if piece is None:
                 self._ended.add(stream)
                 self.dead = True
-                if (stream == "stdout" and code is not None) or (stream == "stderr" and stderr_done):
+                if done[stream]:
                     continue  # the session's last command: this stream ended after its marker, the other's is coming
-                raise SessionLost(self._drain_stderr(sinks["stderr"]))
-            stripped = line.rstrip("\n")
-            if stream == "stdout" and stripped.startswith(marker + " ") and stripped[len(marker) + 1:].isdigit():
-                code = int(stripped[len(marker) + 1:])
-            elif stream == "stderr" and stripped == marker:
-                stderr_done = True
-            else:
-                if held[stream]:
-                    # An empty line held back: it was not the one our marker starts with.
-                    emit(stream, "\n")
-                    held[stream] = False
-                if line == "\n":
-                    held[stream] = True
-                else:
-                    emit(stream, line)
+                raise SessionLost(self._drain_stderr(outputs["stderr"].lines()))
+            if done[stream]:
+                continue  # after the marker: something the command left in the background printed it
+            text = held[stream] + piece
+            held[stream] = ""
+            found = ends[stream].search(text)
+            output = outputs[stream]
+            if found is None:
+                if text.endswith("\n\n") or (text == "\n" and output.last_char() in ("", "\n")):
+                    text, held[stream] = text[:-1], "\n"
+                output.add(text)
                 continue
-            sink = sinks[stream]
-            if held[stream]:
-                held[stream] = False  # the output ended with a newline; the held empty line was ours
-            elif sink and sink[-1].endswith("\n"):
-                sink[-1] = sink[-1][:-1]  # the output had no final newline: ours ended its last line
-        if failure is not None:
-            raise failure
-        return Result(code, "".join(sinks["stdout"]), "".join(sinks["stderr"]))
+            before = text[:found.start()]
+            if before:
+                output.add(before[:-1])
+            else:
+                output.drop_final_newline()  # ours, added with the piece before: the line it ended was shown, rightly
+            done[stream] = True
+            if stream == "stdout":
+                code = int(found.group(1))
+        for output in outputs.values():
+            output.finish()
+        assert code is not None
+        return _result(code, outputs["stdout"], outputs["stderr"])
 
     def _drain_stderr(self, seen: Sequence[str] = ()) -> str:
         """ssh's last stderr line once the session ended (it says why)."""
@@ -900,8 +1019,8 @@ class Session:
                 break
             if line is None:
                 self._ended.add(stream)
-            elif stream == "stderr" and line.strip():
-                lines.append(line.strip())
+            elif stream == "stderr":
+                lines.extend(part.strip() for part in line.splitlines() if part.strip())
         self._last_stderr = lines[-1] if lines else ""
         return self._last_stderr
 

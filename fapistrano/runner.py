@@ -804,6 +804,9 @@ class StepNaming(Reporter):
                     if code is not None:
                         self._plugin_of.setdefault(code, impl.plugin_name)
 
+    def output_wanted(self) -> str:
+        return self.reporter.output_wanted()
+
     def handle(self, event: Event) -> None:
         if event.kind in ("command", "log", "warning") and "step" not in event.data:
             step = self._running_step()

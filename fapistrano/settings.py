@@ -116,6 +116,9 @@ class Setting:
     :param secret: the value is masked (``***``) in everything fap prints,
         logs and reports.
     :param choices: the only values a string setting accepts.
+    :param shell: the value is shell text (a command fap or the plugin runs):
+        a ``%(name)s`` in it goes in shell-quoted, as one word, and one inside
+        quotes is refused, so a value never adds a command.
     """
 
     name: str
@@ -124,6 +127,7 @@ class Setting:
     type: Any = None
     secret: bool = False
     choices: Sequence[str] = ()
+    shell: bool = False
     #: ``file:line`` of the ``Setting(...)`` call, for errors about the declaration.
     where: str = field(default="", compare=False, repr=False)
 

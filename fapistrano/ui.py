@@ -33,6 +33,22 @@ EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 PhaseStatus = Literal["start", "ok", "failed"]
 
 
+# C0 controls but tab and newline, DEL, and C1 controls: a terminal acts on them (titles, erasing, moving the cursor).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character a terminal would act on shown as ``\\xNN`` (``\\x1b[2K``).
+
+    Host output and error lines reach the operator's terminal: an escape
+    sequence in them must not set its title, erase lines or move the cursor.
+    A line's closing carriage return (CRLF output) is dropped.
+    """
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text.replace("\r\n", "\n").removesuffix("\r"))
+
+
 @dataclass(frozen=True)
 class Event:
     """One thing that happened in a run: ``kind`` is an :data:`EventKind`."""
@@ -65,11 +81,23 @@ class HostResult:
     current: str = ""  # where ``current`` is after the run: "unchanged", "now RELEASE", or "" (never reached)
 
 
+#: How much of a command's output a reporter reads (:meth:`Reporter.output_wanted`), least first.
+OUTPUT_WANTED = ("none", "latest", "all")
+
+
 class Reporter:
     """Receives events; subclasses print or write them."""
 
     def handle(self, event: Event) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def output_wanted(self) -> str:
+        """Which ``output`` events this reporter reads: ``"all"``, ``"latest"`` (a line now and then) or ``"none"``.
+
+        A command printing millions of lines then costs no event per line
+        when nobody reads them. A reporter that does not say reads all.
+        """
+        return "all"
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
         """The run is over: show how each host ended."""
@@ -89,6 +117,9 @@ class Fanout(Reporter):
         with self._lock:
             for reporter in self.reporters:
                 reporter.handle(event)
+
+    def output_wanted(self) -> str:
+        return max((reporter.output_wanted() for reporter in self.reporters), key=OUTPUT_WANTED.index, default="none")
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
         with self._lock:
@@ -219,11 +250,22 @@ class PlainReporter(Reporter):
         self.verbosity = verbosity
         self.plan = DryRunPlan(verbosity >= VERBOSE) if dry_run else None
 
+    def output_wanted(self) -> str:
+        return "all" if self.verbosity >= VERBOSE else "none"
+
     def _line(self, host: str | None, phase: str | None, message: str, style: str = "") -> None:
         parts = [p for p in (host, phase) if p]
         prefix = " | ".join(parts)
         text = f"{prefix} | {message}" if prefix else message
         self.console.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
+
+    def _output_line(self, host: str | None, phase: str | None, message: str) -> None:
+        # A command's output line is the one line printed by the million: written as it is, past rich's
+        # rendering (~0.5 ms a line), as _line would print it unstyled.
+        prefix = " | ".join(p for p in (host, phase) if p)
+        file = self.console.file
+        file.write(f"{prefix} |   {message}\n" if prefix else f"  {message}\n")
+        file.flush()
 
     def handle(self, event: Event) -> None:
         kind, verbose = event.kind, self.verbosity >= VERBOSE
@@ -255,7 +297,7 @@ class PlainReporter(Reporter):
             for index, line in enumerate(event.message.splitlines() or [""]):
                 self._line(event.host, event.phase, f"{prefix if index == 0 else ' ' * len(prefix)} {line}")
         elif kind == "output" and verbose:
-            self._line(event.host, event.phase, f"  {event.message}")
+            self._output_line(event.host, event.phase, event.message)
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
         if results:
@@ -298,6 +340,9 @@ class LiveReporter(Reporter):
         self._waiting: Any = None
         self._live = Live(get_renderable=self._render, console=console, refresh_per_second=10, transient=True)
         self._live.start()
+
+    def output_wanted(self) -> str:
+        return "all" if self.verbosity >= VERBOSE else "latest"  # the last output column shows one line per host
 
     def _row(self, host: str) -> dict[str, Any]:
         from rich.spinner import Spinner
@@ -433,11 +478,24 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+#: Characters of one text of a JSON log event (a command's script, an error) kept: its start, then a count.
+JSON_TEXT_CHARS = 16 * 1024
+
+
+def bounded(text: str, limit: int = JSON_TEXT_CHARS) -> str:
+    """``text``, or its first ``limit`` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 class JsonLog(Reporter):
     """``--log-json FILE``: one JSON object per line for every event but output lines.
 
-    A write that fails (a full disk, a pipe whose reader left) is told once to
-    ``on_error`` and ends the log; the run itself goes on.
+    Every text is bounded (:func:`bounded`): a script of megabytes is
+    summarised by its start and its size. A write that fails (a full disk, a
+    pipe whose reader left) is told once to ``on_error`` and ends the log;
+    the run itself goes on.
     """
 
     def __init__(self, stream: IO[str], on_error: Callable[[OSError], None] | None = None) -> None:
@@ -457,13 +515,17 @@ class JsonLog(Reporter):
             if self.on_error is not None:
                 self.on_error(error)
 
+    def output_wanted(self) -> str:
+        return "none"
+
     def handle(self, event: Event) -> None:
         if event.kind == "output":
             return
-        self._write([{k: v for k, v in asdict(event).items() if v not in (None, "", {})}])
+        self._write([{k: _bounded(v) for k, v in asdict(event).items() if v not in (None, "", {})}])
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:
-        self._write([*({"kind": "summary", **asdict(result)} for result in results), {"kind": "end", "ok": ok, "title": title}])
+        self._write([*({"kind": "summary", **{k: _bounded(v) for k, v in asdict(result).items()}} for result in results),
+                     {"kind": "end", "ok": ok, "title": title}])
 
     def close(self) -> None:
         try:
@@ -497,6 +559,14 @@ def open_event_log(path: str, wait: float = 2.0) -> IO[str]:
             time.sleep(0.05)
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
     return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str):
+        return bounded(value)
+    if isinstance(value, dict):
+        return {key: _bounded(item) for key, item in value.items()}
+    return value
 
 
 def make_console(stderr: bool = False) -> Any:

@@ -57,3 +57,25 @@ def test_masked_lists_and_mappings_yield_each_value_and_short_ones_are_errors():
     assert set(collect_secrets(config, ["tokens", "environment", "empty"])) == {"Zq9tokenA", "Zq9tokenB", "Zq9passwd"}
     with pytest.raises(ConfigError, match=r"^deploy.yml:3: environment: PORT: a masked value must be at least 4"):
         collect_secrets({"environment": {"PORT": "80"}}, ["environment"], {"environment": "deploy.yml:3: "})
+
+
+def test_each_word_of_a_masked_multi_word_value_is_hidden_alone():
+    config = {"tokens": ["-H 'Authorization: Bearer Zq9tokXYZ123'"], "db_password": "Zq9correct Xw4horse"}
+    mask = Masker(collect_secrets(config, ["tokens", "db_password"]))
+    for text in ["Bearer Zq9tokXYZ123", "token=Zq9tokXYZ123", "curl -H Authorization:Zq9tokXYZ123", "Xw4horse alone"]:
+        shown = mask(text)
+        assert "Zq9" not in shown and "Xw4" not in shown, (text, shown)
+
+
+def test_overlapping_secrets_are_hidden_as_their_union():
+    mask = Masker(["AAAA1111", "1111BBBB"])
+    assert mask("x AAAA1111BBBB y") == "x *** y"
+    assert mask("1111BBBB AAAA1111") == "*** ***"
+    assert mask("AAAA1111BBBBAAAA1111") == "***"
+
+
+def test_a_url_password_in_output_is_hidden_without_any_setting_naming_it():
+    # git prints the URL of a mirror from its own configuration (insteadOf): no setting holds the token.
+    mask = Masker([])
+    shown = mask("fatal: unable to access 'https://ci:Zq9TOKEN@mirror.example.org/app.git/': 403")
+    assert shown == "fatal: unable to access 'https://ci:***@mirror.example.org/app.git/': 403"

@@ -9,11 +9,12 @@ the deadline and the run's one connection stays usable.
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from fapistrano import hookimpl, layout
+from fapistrano import hookimpl
 from fapistrano.errors import CommandFailed, FapError
 from fapistrano.steps import remote_environment
 
@@ -40,11 +41,25 @@ def check_script(command: str, seconds: float) -> str:
     ``timeout`` makes a process group of its own, and every process the
     check started is in it: what the check leaves running (``sleep 120 &``)
     is killed when it ends, so that nothing of it outlives the check nor
-    holds the session's output open. The check reads the script's stdin
-    (a background command would read ``/dev/null``).
+    holds the session's output open.
+
+    The command is a here-document the shell reads as a file, never an
+    argument: a secret it holds stays out of the host's process list, and a
+    check of any size runs (Linux caps one argument at 128 KiB).
     """
-    check = f"timeout -k {KILL_AFTER} {max(seconds, 0.1):.1f} sh -c {layout.q(command)}"
-    return f"exec 3<&0\n{check} <&3 3<&- &\ncheck=$!\nexec 3<&-\nwait $check\nstatus=$?\nkill -s KILL -- -$check 2>/dev/null\nexit $status"
+    redirections, document = _as_file(command)
+    check = f"timeout -k {KILL_AFTER} {max(seconds, 0.1):.1f} sh /dev/fd/4 {redirections} &"
+    return f"{check}\n{document}check=$!\nwait $check\nstatus=$?\nkill -s KILL -- -$check 2>/dev/null\nexit $status"
+
+
+def _as_file(command: str) -> tuple[str, str]:
+    """Redirections making ``command`` descriptor 4 (a here-document), its stdin ``/dev/null``; and the document's lines."""
+    lines = set(command.splitlines())
+    end = "FAP-HEALTHCHECK-" + secrets.token_hex(8)
+    while end in lines:
+        end += secrets.token_hex(4)
+    body = command if command.endswith("\n") else command + "\n"
+    return f"4<<'{end}' </dev/null", f"{body}{end}\n"
 
 
 def killed_at_timeout(status: int, seconds: float, limit: float) -> bool:
@@ -67,8 +82,9 @@ def fap_check(ctx: Any) -> list[str]:
     command = ctx.config["healthcheck"]
     if not command:
         return []
+    redirections, document = _as_file(command)
     output = ctx.run(
-        f"sh -n -c {layout.q(command)} 2>&1 || echo fap-health-syntax\n"
+        f"sh -n /dev/fd/4 2>&1 {redirections}\n{document}[ $? = 0 ] || echo fap-health-syntax\n"
         "command -v timeout >/dev/null 2>&1 || echo fap-health-no-timeout",
         readonly=True,
     )

@@ -340,3 +340,136 @@ def test_a_shipped_directory_symlink_on_a_linked_path_fails_the_deploy(fap_fleet
         assert (outside[host] / "conf" / "app.yml").read_text() == "original conf\n", host
         assert sorted(p.name for p in (outside[host] / "conf").iterdir()) == ["app.yml"], host
         assert fap_fleet.current(host) is None
+
+
+# ---------------------------------------------------------------------------
+# %(name)s in shell text: a value is data whatever quotes surround it
+# ---------------------------------------------------------------------------
+
+QUOTED_REFERENCES = {
+    "local-double": ("hooks", {"updated": [{"local": 'echo "deployed %(note)s" > note.txt'}]}, "double quotes"),
+    "run-double": ("hooks", {"updated": [{"run": 'echo "deployed %(note)s" > note.txt'}]}, "double quotes"),
+    "run-single": ("hooks", {"updated": [{"run": "echo 'deployed %(note)s' > note.txt"}]}, "single quotes"),
+    "run-heredoc": ("hooks", {"updated": [{"run": "cat > note.txt <<EOF\ndeployed %(note)s\nEOF"}]}, "a here-document"),
+    "run-backquotes": ("hooks", {"updated": [{"run": "echo `echo %(note)s` > note.txt"}]}, "backquotes"),
+    "healthcheck-double": ("healthcheck", 'test -n "%(note)s"', "double quotes"),
+}
+
+
+@pytest.mark.parametrize("key, value, place", QUOTED_REFERENCES.values(), ids=QUOTED_REFERENCES.keys())
+def test_a_reference_inside_quotes_is_refused_before_anything_runs(fap_local, fap_run, key, value, place):
+    pwned = Path("/tmp/fap-pwned-quoted")
+    pwned.unlink(missing_ok=True)
+    fap_local.write_deployfile({"note": "", key: value})
+
+    result = fap_run(["deploy", "-s", "test", "--note", f"$(touch {pwned})"], cwd=fap_local.root)
+
+    assert result.exit_code == 2, result.output
+    assert not pwned.exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fap: error: deploy.yml:"), result.stderr
+    assert f"%(note)s is inside {place}, where the shell would read its value as code; " in lines[0]
+    assert fap_local.releases() == []
+
+
+def test_a_reference_outside_quotes_is_one_word_in_steps_and_the_healthcheck(fap_local, fap_run):
+    pwned = Path("/tmp/fap-pwned-quoted")
+    pwned.unlink(missing_ok=True)
+    note = f"$(touch {pwned}) `touch {pwned}` \"; touch {pwned}; '"
+    fap_local.write_deployfile({
+        "note": "",
+        "hooks": {"updated": [{"local": 'echo "deployed "%(note)s" today" > local-note.txt'},
+                              {"run": "printf '%%s\\n' 'deployed '%(note)s' today' > note.txt"},
+                              {"run": 'echo "$(echo %(note)s)" > nested.txt'}]},
+        "healthcheck": "test \"$(cat note.txt)\" = 'deployed '%(note)s' today'",
+    })
+
+    result = fap_run(["deploy", "-s", "test", "--note", note], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert not pwned.exists()
+    assert (fap_local.root / "local-note.txt").read_text() == f"deployed {note} today\n"
+    release = fap_local.path / "current"
+    assert (release / "note.txt").read_text() == f"deployed {note} today\n"
+    assert (release / "nested.txt").read_text() == f"{note}\n"
+
+
+@pytest.mark.parametrize("host", ["-oProxyCommand=touch${IFS}/tmp/fap-pwned-host", "-oProxyCommand=touch${IFS}/tmp/fap-pwned-host@web1",
+                                  "deploy@-oProxyCommand=touch${IFS}/tmp/fap-pwned-host"])
+def test_a_host_named_like_an_ssh_option_is_a_config_error(fap_fleet, fap_run, tmp_path, host):
+    pwned = Path("/tmp/fap-pwned-host")
+    pwned.unlink(missing_ok=True)
+    fap_fleet.write_deployfile(tmp_path, hosts=[host])
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("fap: error: deploy.yml:") and "hosts:" in result.stderr, result.stderr
+    assert "must not start with '-'" in result.stderr, result.stderr
+    assert not pwned.exists()
+
+
+def test_each_word_of_a_masked_header_and_overlapping_secrets_are_hidden_when_printed_alone(fap_local, fap_run):
+    fap_local.write_deployfile({
+        "mask": ["tokens", "first", "second"],
+        "tokens": ["-H 'Authorization: Bearer Zq9tokXYZ123'"],
+        "first": "AAAA1111", "second": "1111BBBB",
+        "hooks": {"updated": [{"run": "echo %(tokens)s | sed 's/.*Bearer //; s/.$//; s/^/token=/'"},
+                              {"run": "echo %(tokens)s | sed 's/^-H .Authorization: //; s/.$//'"},
+                              {"run": "echo AAAA1111BBBB"}]},
+    })
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v"], ["config", "-s", "test"])
+
+    assert "(exit 0)" in text and "(exit 1)" not in text, text
+    assert "Zq9" not in text and "BBBB" not in text and "AAAA" not in text, text
+    assert "token=***" in text
+
+
+def test_a_url_password_in_a_commands_output_is_hidden(fap_local, fap_run):
+    # As git prints a mirror's URL from its own configuration: no setting of the run holds the token.
+    fap_local.write_deployfile({"hooks": {"updating": [{"run": "p=$(printf 'Zq9%s' tok123); echo \"fatal: unable to access"
+                                                               " 'https://ci:$p@mirror.example.org/app.git/': 403\" >&2; exit 128"}]}})
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v"], ["deploy", "-s", "test"])
+
+    assert "(exit 1)" in text and "(exit 0)" not in text, text
+    assert "Zq9tok123" not in text, text
+    assert "fatal: unable to access 'https://ci:***@mirror.example.org/app.git/': 403" in text, text
+
+
+def test_a_healthcheck_reaches_the_host_on_stdin_never_its_process_list(fap_local, fap_run):
+    seen = fap_local.root / "processes.txt"
+    fap_local.write_deployfile({"mask": ["token"], "token": "Zq9health-tok",
+                                "healthcheck": f"test %(token)s = Zq9health-tok && ps -eo args= > {seen}"})
+
+    result = fap_run(["deploy", "-s", "test", "-v"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    processes = seen.read_text()
+    assert "ps -eo args=" in processes  # the check ran, and saw the process list while it ran
+    assert "Zq9health" not in processes, processes
+    assert "Zq9health" not in result.output
+
+
+def test_a_healthcheck_of_any_size_runs(fap_local, fap_run):
+    # Linux caps one argument at 128 KiB: a check passed as one would fail with "Argument list too long".
+    fap_local.write_deployfile({"healthcheck": "# " + "x" * 200_000 + "\ntest -d .", "hooks": {"finished": [{"run": "echo done"}]}})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert fap_local.current() is not None
+
+
+def test_terminal_escapes_from_host_output_never_reach_the_terminal(fap_local, fap_run):
+    fap_local.write_deployfile({"hooks": {"updated": [{"run": "printf 'title\\033]0;owned\\007 and \\033[2Kerased\\r\\n'"},
+                                                      {"run": "printf 'boom\\033[2K\\033[1A\\302\\233J gone\\n' >&2; exit 1"}]}})
+
+    text = _channels(fap_run, fap_local.root, ["deploy", "-s", "test", "-v"], ["deploy", "-s", "test"])
+
+    assert "(exit 1)" in text and "(exit 0)" not in text, text
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]", text.replace("\r\n", "\n")), repr(text)
+    assert "title\\x1b]0;owned\\x07 and \\x1b[2Kerased" in text  # shown, made harmless
+    assert "fap: error: localhost: updated: core.steps: step deploy.yml:" in text
+    assert "boom\\x1b[2K\\x1b[1A\\x9bJ gone" in text  # the error line too

@@ -59,6 +59,7 @@ def fap_settings() -> list[Setting]:
         Setting(
             "curl_postinstall_script", "",
             "Shell command run in the release after download, links and builds; non-zero exit fails the deploy.",
+            shell=True,
         ),
         Setting("curl_postinstall_output", True, "Show the post-install script's output (false: only when it fails)."),
     ]

@@ -126,11 +126,41 @@ def config_line(name: str, value: str) -> str:
     return f'{name} = "{escaped}"\n'
 
 
+def options_are_secret(config: Mapping[str, Any]) -> bool:
+    """Whether ``curl_options`` is masked: then it goes to curl on stdin, with the URL, not on its command line."""
+    return "curl_options" in (config.get("mask") or ())
+
+
+def option_lines(words: Sequence[str]) -> str:
+    """``curl_options`` words as lines of a curl config file: each option with its value, quoted.
+
+    A word starting with ``-`` starts an option; a word that does not is the
+    value of the option before it (curl reads one option per line).
+    """
+    lines: list[list[str]] = []
+    for word in words:
+        if word.startswith("-") and word != "-" or not lines or len(lines[-1]) == 2:
+            lines.append([word])
+        else:
+            lines[-1].append(word)
+    text = ""
+    for line in lines:
+        if len(line) == 1:
+            if "\n" in line[0] or "\0" in line[0]:
+                raise ValueError("curl_options holds a control character")
+            text += f"{line[0]}\n"
+        else:
+            text += config_line(line[0], line[1]).replace(" = ", " ", 1)
+    return text
+
+
 def curl_config(config: Mapping[str, Any]) -> str:
-    """The text fed to ``curl --config -``: the URL and, when set, ``curl_user``."""
+    """The text fed to ``curl --config -``: the URL, ``curl_user`` when set, and a masked ``curl_options``."""
     text = config_line("url", (config.get("curl_url") or "").strip())
     if config.get("curl_user"):
         text += config_line("user", str(config["curl_user"]))
+    if options_are_secret(config):
+        text += option_lines(split_options(config.get("curl_options")))
     return text
 
 
@@ -140,7 +170,8 @@ def download_command(config: Mapping[str, Any], output: str, *, probe: bool = Fa
     ``--fail`` turns an HTTP error into a non-zero exit instead of saving the
     error page; ``--location`` follows redirects (curl sends credentials only
     to the first host); ``--globoff`` keeps ``[]{}`` in URLs literal. The URL
-    and credentials are read from stdin (``--config -``). With ``probe`` it
+    and credentials (and a masked ``curl_options``) are read from stdin
+    (``--config -``): never in any process list. With ``probe`` it
     asks for the first byte only and discards it (``fap check``).
     """
     argv = ["curl", "--fail", "--location", "--globoff", "--silent", "--show-error"]
@@ -148,7 +179,9 @@ def download_command(config: Mapping[str, Any], output: str, *, probe: bool = Fa
         argv += ["--range", "0-0", "--output", "/dev/null"]
     else:
         argv += ["--create-dirs", "--output", output, "--write-out", "%{size_download}"]
-    argv += [*split_options(config.get("curl_options")), "--config", "-"]
+    if not options_are_secret(config):
+        argv += split_options(config.get("curl_options"))
+    argv += ["--config", "-"]
     return " ".join(shlex.quote(word) for word in argv)
 
 

@@ -34,6 +34,8 @@ class Request:
     curl_processes: list[list[str]] = field(default_factory=list)
     #: the command line of every process on this machine at that moment, one string each.
     all_command_lines: list[str] = field(default_factory=list)
+    #: the request's headers, as the server read them.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class ArtifactServer:
@@ -67,7 +69,7 @@ class ArtifactServer:
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         header = handler.headers.get("Authorization") or ""
         given = base64.b64decode(header[6:]).decode() if header.startswith("Basic ") else None
-        request = Request(handler.path, 0, given, *_processes())
+        request = Request(handler.path, 0, given, *_processes(), headers=dict(handler.headers.items()))
         if self.credentials is not None and given != ":".join(self.credentials):
             self._send(handler, request, 401, b"<html><body>401 Unauthorized</body></html>\n",
                        {"WWW-Authenticate": 'Basic realm="artifacts"', "Content-Type": "text/html"})

@@ -120,3 +120,48 @@ def test_curl_options_items_split_like_a_shell_line(options, words):
     assert command.split_options(options) == words
     line = command.download_command({"curl_options": options}, "/r/out")
     assert shlex.split(line)[-len(words) - 2:] == [*words, "--config", "-"]
+
+
+def test_masked_curl_options_reach_curl_on_stdin_never_its_command_line(fap_local, fap_run, artifact_server):
+    artifact_server.files["/app.bin"] = b"payload"
+    fap_local.write_deployfile({"plugins": ["fapistrano.curl"], "curl_url": artifact_server.url("/app.bin"),
+                                "mask": ["curl_options"],
+                                "curl_options": ["--retry 1", "-H 'Authorization: Bearer Zq9hdr-tok'", "--user-agent 'fap test/1'",
+                                                 "--compressed"]})
+
+    result = fap_run(["deploy", "-s", "test", "-v"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert "Zq9hdr" not in result.output
+    [request] = artifact_server.requests
+    assert request.headers["Authorization"] == "Bearer Zq9hdr-tok"
+    assert request.headers["User-Agent"] == "fap test/1"
+    assert request.curl_processes, "no curl process was seen during the request"
+    assert not [line for line in request.all_command_lines if "Zq9hdr" in line]
+
+
+def test_a_password_holding_at_reaches_the_server_and_is_never_shown(fap_local, fap_run, artifact_server):
+    password = "Zq9c@Xw4t-@Yv8p"
+    artifact_server.credentials = ("ci", password)
+    artifact_server.files["/app.bin"] = b"payload"
+    for extra in ({"curl_url": artifact_server.url("/app.bin"), "curl_user": f"ci:{password}"},
+                  {"curl_url": artifact_server.url("/app.bin", "ci", password)}):
+        fap_local.write_deployfile({"plugins": ["fapistrano.curl"], **extra})
+
+        result = fap_run(["deploy", "-s", "test", "-v"], cwd=fap_local.root)
+
+        assert result.exit_code == 0, result.output
+        assert "Zq9" not in result.output and "Xw4" not in result.output and "Yv8" not in result.output, result.output
+    assert [r.credentials for r in artifact_server.requests] == [f"ci:{password}"] * 2
+    assert not [line for r in artifact_server.requests for line in r.all_command_lines if "Xw4" in line]
+
+
+def test_a_reference_inside_quotes_of_the_postinstall_script_is_refused(fap_local, fap_run, artifact_server):
+    fap_local.write_deployfile({"plugins": ["fapistrano.curl"], "curl_url": artifact_server.url("/app.bin"), "note": "",
+                                "curl_postinstall_script": 'echo "deployed %(note)s"'})
+
+    result = fap_run(["deploy", "-s", "test", "--note", "$(touch /tmp/fap-pwned-postinstall)"], cwd=fap_local.root)
+
+    assert result.exit_code == 2, result.output
+    assert "curl_postinstall_script: %(note)s is inside double quotes" in result.stderr, result.stderr
+    assert artifact_server.requests == [] and fap_local.releases() == []
