@@ -203,8 +203,11 @@ def test_the_health_check_has_its_own_row_with_the_attempt_and_its_last_output(f
     assert "healthy" in end and not SPINNER.search(end)
 
 
-def test_the_summary_time_is_the_whole_run_with_a_failed_health_check(fap_fleet, pane, tmp_path):
+def test_the_summary_time_is_the_whole_run_with_a_failed_health_check(fap_fleet, fap_run, pane, tmp_path):
     # The check fails for ~3 s and the fleet is switched back: each host's time covers it, not only the phases before it.
+    # A release to go back to first: a first deploy whose check fails has nothing to switch back to (exit 1).
+    fap_fleet.write_deployfile(tmp_path)
+    assert fap_run(["deploy", "-s", "test", "-q"], cwd=tmp_path).exit_code == 0
     fap_fleet.write_deployfile(tmp_path, {"healthcheck": "echo down; exit 1", "healthcheck_interval": 0.5,
                                           "healthcheck_timeout": 3})
     started = time.monotonic()
