@@ -26,6 +26,10 @@ from fap's own ``--log-json`` events; the deploy's wall time is printed
 beside it. Medians of ``--runs`` rounds; the table prints the three figures
 of the dependency targets and whether each is met.
 
+The hosts' files (venvs, caches) live in RAM (``/dev/shm``) unless
+``--disk`` is given, as in ``deploy_bench.py``: on this VM's ext4 the time
+to create files swings with how many were deleted in the last minutes.
+
 uv comes from PyPI (``pip install uv``); the fleet's hosts share this
 machine's filesystem outside their own application directory, so the
 binary is copied to a world-readable directory and named by
@@ -57,7 +61,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "fapistrano_plugins" / "fapistrano-virtualenv" / "tests"))
 
 from installed import compile_fap  # noqa: E402
-from virtualenv_wheels import world_readable_dir, write_wheel  # noqa: E402
+from virtualenv_wheels import write_wheel  # noqa: E402
 
 from fapistrano.testing import DEPLOY_USER, WWW, Fleet, FleetUnavailable, _yaml_dump  # noqa: E402
 
@@ -184,6 +188,8 @@ def check_venv(fleet: Fleet, names: list[str], app: str, version: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, metavar="K", help="Rounds (cold, unchanged, one changed) per installer (default: 3).")
+    parser.add_argument("--disk", action="store_true",
+                        help="Keep the hosts' files on this machine's disk instead of in RAM (/dev/shm).")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON instead of a table.")
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -192,11 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     if uv is None:
         parser.error("uv is not installed (pip install uv)")
     compile_fap()
+    if not args.disk:
+        if not os.path.isdir("/dev/shm"):
+            parser.error("no /dev/shm on this machine: run with --disk")
+        # The fleet's directories (tempfile.mkdtemp): see deploy_bench.py on ext4 and deleted inodes.
+        tempfile.tempdir = "/dev/shm"
     names = [f"web{index}" for index in range(1, HOSTS + 1)]
     fleet = Fleet(names, app_name="venvbench")
-    work = world_readable_dir("fap-venv-bench-")
+    work = Path(tempfile.mkdtemp(prefix="fap-venv-bench-"))
+    work.chmod(0o755)
     fap = fap_command()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    load_before = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     try:
         wheels = work / "wheels"
         wheels.mkdir()
@@ -266,10 +279,11 @@ def main(argv: list[str] | None = None) -> int:
         ("one requirement changed, uv <= 0.3x pip", changed <= 0.3, f"{changed:.2f}x"),
         ("cold first deploy, uv <= 0.5x pip", cold <= 0.5, f"{cold:.2f}x"),
     ]
+    load = "load average {} before, {:.1f} {:.1f} {:.1f} after".format(load_before, *os.getloadavg())
     machine = f"{os.cpu_count()} cores; Python {sys.version.split()[0]}; uv {subprocess.run([uv, '--version'], capture_output=True, text=True).stdout.split()[1]}"
     if args.json:
         print(json.dumps({
-            "machine": machine, "hosts": HOSTS, "runs": args.runs, "requirements": len(REAL) + GENERATED,
+            "machine": machine, "load_average": load, "hosts": HOSTS, "runs": args.runs, "requirements": len(REAL) + GENERATED,
             "cases": {installer: {case: {"updated_per_host_s": per_host(installer, case), "updated_slowest_host_s": slowest(installer, case),
                                          "deploy_s": wall(installer, case)} for case in ("cold", "unchanged", "changed")}
                       for installer in ("pip", "uv")},
@@ -277,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         }, indent=2))
         return 0
     print(f"machine: {machine}; {HOSTS} hosts on loopback sshd; {len(REAL) + GENERATED} pinned requirements from a local wheel"
-          f" directory; medians of {args.runs} rounds")
+          f" directory; medians of {args.runs} rounds; hosts' files {'on disk' if args.disk else 'in RAM'}; {load}")
     print()
     print(f"{'case':<24}{'pip step/host':>15}{'uv step/host':>15}{'uv/pip':>8}{'pip deploy':>12}{'uv deploy':>11}")
     for case, label in (("cold", "cold first deploy"), ("unchanged", "requirements unchanged"), ("changed", "one requirement changed")):
