@@ -26,6 +26,7 @@ Enable it in deploy.yml::
 from __future__ import annotations
 
 import posixpath
+import secrets
 import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -167,7 +168,8 @@ def fap_deploy_updated(ctx: Any) -> None:
     if status != "build":
         raise FapError(f"{ctx.host}: cannot look up the venv in {venvs}: unexpected answer {' '.join(answer)!r}")
 
-    built = f"{key}.{ctx.release}"
+    # The nonce: hosts sharing one shared/ (a network filesystem) never build in the same directory.
+    built = f"{key}.{ctx.release}.{secrets.token_hex(3)}"
     target = posixpath.join(venvs, built)
     installer = detail
     ctx.log(f"building virtualenv {target} with {installer}")
@@ -213,14 +215,24 @@ def prune(ctx: Any) -> None:
 
 
 def build_in_release(ctx: Any, venv: str, requirements: str, executive: list[str], pip_options: list[str]) -> None:
-    """The per-release shape (``virtualenv_venvs_path: ''``): a new venv inside the release, always built with pip."""
+    """The per-release shape (``virtualenv_venvs_path: ''``): a new venv inside the release, at every deploy."""
     release_path = ctx.release_path
     # Check before spending seconds on a venv: the file comes from the code, and
     # a deploy without its dependencies must not go live. Under --dry-run
     # updating copied nothing, so there is nothing to look at.
     if requirements and not ctx.dry_run and not ctx.test(f"test -f {shlex.quote(requirements)}"):
         raise missing_requirements(ctx, requirements)
-    create_and_install(ctx, venv, requirements, executive, pip_options, "pip")
+    installer = ctx.config["virtualenv_installer"]
+    uv = ctx.config["virtualenv_uv"]
+    if installer != "pip":
+        found = ctx.test(f"command -v {shlex.quote(uv)} >/dev/null 2>&1")
+        if installer == "uv" and not found:
+            raise FapError(
+                f"{ctx.host}: virtualenv_installer is uv, but {uv!r} is not a command on the host "
+                "(install uv for the deploy user, e.g. 'pip install --user uv', or set virtualenv_uv to its path)"
+            )
+        installer = "uv" if found else "pip"
+    create_and_install(ctx, venv, requirements, executive, pip_options, installer)
 
 
 def create_and_install(ctx: Any, venv: str, requirements: str, executive: list[str], pip_options: list[str], installer: str) -> None:

@@ -2,9 +2,9 @@
 
 Layout of ``virtualenv_venvs_path`` on a host::
 
-    <key>                  -> <key>.<release>   the address: a symlink, made only once pip succeeded
-    <key>.<release>/                            a venv, built where it stays (its scripts' #! lines
-                                                name this path, so it is never moved)
+    <key>                  -> <key>.<release>.<nonce>   the address: a symlink, made only once pip succeeded
+    <key>.<release>.<nonce>/                            a venv, built where it stays (its scripts' #! lines
+                                                        name this path, so it is never moved)
     .<key>.new             a link being renamed over <key> (gone unless a run died right there)
 
 ``<key>`` is a digest of everything that decides what the venv holds: the
@@ -21,6 +21,7 @@ links to.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import shlex
 from collections.abc import Iterable
@@ -32,6 +33,11 @@ KEY_FORMAT = "fapistrano-virtualenv store 1"
 KEY_LENGTH = 16
 
 q = shlex.quote
+
+
+def material_digest(material: Iterable[str]) -> str:
+    """The sha256 of the settings part of a key (computed here: the host's script hashes one line, not the settings)."""
+    return hashlib.sha256("\n".join([KEY_FORMAT, *material]).encode()).hexdigest()
 
 
 def link_prefix(venvs_path: str, venv_link: str) -> str:
@@ -81,7 +87,7 @@ def lookup_script(
         # The interpreter's path and version are part of the address: a host upgrading
         # Python gets new venvs instead of ones linked against the interpreter it no longer has.
         "key=$( {",
-        "  printf '%s\\n' " + " ".join(q(item) for item in [KEY_FORMAT, *material]) + ' "installer=$installer"',
+        f"  printf '%s\\n' {q(material_digest(material))} \"installer=$installer\"",
         '  command -v "$program" 2>&1 || true',
         '  "$program" --version 2>&1 || true',
         "  echo ---",
@@ -95,6 +101,7 @@ def lookup_script(
     lines += [
         '  echo "reuse $key $built"',
         "else",
+        '  mkdir -p "$venvs" || exit 1',
         '  echo "build $key $installer"',
         "fi",
     ]

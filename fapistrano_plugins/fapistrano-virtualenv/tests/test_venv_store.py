@@ -266,3 +266,16 @@ def test_per_release_shape_builds_a_venv_inside_every_release(fap_fleet, fap_run
         assert (venv / "pyvenv.cfg").is_file()
     assert not (fap_fleet.app_dir("host1") / "shared" / "venvs").exists()
     assert greeting(fap_fleet, "host1") == "1.0"
+
+
+def test_per_release_shape_installs_with_uv_too(fap_fleet, fap_run, venv_deployfile, write_app, tmp_path, uv_binary):
+    write_app("fapdemo-greeting==1.0\n")
+    venv_deployfile({"virtualenv_venvs_path": "", "virtualenv_installer": "uv", "virtualenv_uv": uv_binary}, hosts=["host1"])
+
+    result = fap_run(["deploy", "-s", "test", "-v"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^host1 \| updated \| installing \S+/requirements\.txt with uv$", result.stdout, re.M), result.output
+    venv = fap_fleet.current_dir("host1") / "venv"
+    assert venv.is_dir() and not venv.is_symlink()
+    assert greeting(fap_fleet, "host1") == "1.0"
