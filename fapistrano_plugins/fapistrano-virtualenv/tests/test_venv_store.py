@@ -279,3 +279,13 @@ def test_per_release_shape_installs_with_uv_too(fap_fleet, fap_run, venv_deployf
     venv = fap_fleet.current_dir("host1") / "venv"
     assert venv.is_dir() and not venv.is_symlink()
     assert greeting(fap_fleet, "host1") == "1.0"
+
+
+def test_check_reports_a_uv_the_host_does_not_have(fap_fleet, fap_run, venv_deployfile, tmp_path, uv_binary):
+    venv_deployfile({"virtualenv_installer": "uv", "virtualenv_uv": "/nowhere/uv"}, hosts=["host1"])
+    missing = fap_run(["check", "-s", "test"], cwd=tmp_path)
+    assert missing.exit_code != 0
+    assert "virtualenv_installer is uv, but virtualenv_uv '/nowhere/uv' is not a command on the host" in missing.output
+
+    venv_deployfile({"virtualenv_installer": "uv", "virtualenv_uv": uv_binary}, hosts=["host1"])
+    assert fap_run(["check", "-s", "test"], cwd=tmp_path).exit_code == 0
