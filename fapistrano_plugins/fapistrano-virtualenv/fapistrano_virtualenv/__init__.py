@@ -102,7 +102,7 @@ def fap_settings() -> list[Setting]:
 
 @hookimpl
 def fap_check(ctx: Any) -> list[str]:
-    """Report a missing virtualenv command (or a Python without ensurepip) on the host."""
+    """Report a missing uv (with ``virtualenv_installer: uv``), virtualenv command or ensurepip on the host."""
     try:
         executive = executive_argv(ctx.config["virtualenv_executive"])
     except FapError as error:
