@@ -8,6 +8,7 @@ source go into world-readable directories under ``/tmp``; pytest's own
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,34 @@ def wheelhouse() -> Iterator[Path]:
     greeting_wheel(directory, "2.0")
     wheel_from_installed(directory, "click")
     yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def uv_binary() -> Iterator[str]:
+    """A path to uv that the fleet's ``deploy`` user can run (uv from PyPI: ``pip install uv``).
+
+    The fleet's hosts share this machine's ``/tmp``: the binary is copied into
+    a world-readable directory there, as a host would have it installed.
+    Without uv the tests that need it are skipped (fail under CI, which installs it).
+    """
+    found = shutil.which("uv")
+    if found is None:
+        try:
+            import uv  # the PyPI package ships the binary
+
+            found = uv.find_uv_bin()
+        except (ImportError, FileNotFoundError):
+            found = None
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("uv is not installed (pip install uv)")
+        pytest.skip("uv is not installed (pip install uv)")
+    directory = world_readable_dir("fap-venv-uv-")
+    binary = directory / "uv"
+    shutil.copy(found, binary)
+    binary.chmod(0o755)
+    yield str(binary)
     shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -211,7 +211,7 @@ def test_check_passes_with_the_default_executive(fap_fleet, fap_run, venv_deploy
 
 def test_dry_run_shows_the_commands_and_builds_nothing(fap_fleet, fap_run, venv_deployfile, write_app, tmp_path, wheelhouse):
     write_app("fapdemo-greeting==1.0\n")
-    venv_deployfile(hosts=["host1"])
+    venv_deployfile({"virtualenv_venvs_path": ""}, hosts=["host1"])
 
     result = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=tmp_path)
 
@@ -220,6 +220,19 @@ def test_dry_run_shows_the_commands_and_builds_nothing(fap_fleet, fap_run, venv_
     assert re.search(r"\$ \(cd \S+\) python3 -m venv /home/deploy/www/app/releases/\S+/venv$", result.stdout, re.M), result.output
     assert re.search(rf"  .*/venv/bin/python -m pip install --no-index --find-links {wheelhouse} -r /home/deploy/www/app/releases/\S+/requirements\.txt", result.stdout), result.output
     assert fap_fleet.releases("host1") == []
+
+
+def test_dry_run_with_stored_venvs_shows_the_look_up_and_builds_nothing(fap_fleet, fap_run, venv_deployfile, write_app, tmp_path):
+    write_app("fapdemo-greeting==1.0\n")
+    venv_deployfile(hosts=["host1"])
+
+    result = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "host1 | updated | would run: virtualenv (1 command)" in result.stdout, result.output
+    assert f"host1 | updated | would reuse the venv in {APP}/shared/venvs made for these requirements, or build it" in result.stdout
+    assert fap_fleet.releases("host1") == []
+    assert not (fap_fleet.app_dir("host1") / "shared" / "venvs").exists()
 
 
 # ---------------------------------------------------------------------------
