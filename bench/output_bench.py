@@ -2,7 +2,8 @@
 """Heavy output: what a step printing millions of lines costs fap, in time and memory.
 
 Deploys with one ``run:`` step that prints ``--lines`` lines (``yes | head -n
-N``), once with ``connection: local`` and, with ``--ssh`` (root: it starts
+N``), once with ``connection: local`` (and once more with the same step as a
+``local:`` step, run on this machine) and, with ``--ssh`` (root: it starts
 the test fleet), to one SSH host. Beside each deploy it times the same
 command alone (its output thrown away) and a deploy without the step, so
 that what is printed is fap's own cost of the output: the deploy's wall time
@@ -49,15 +50,16 @@ def alone(command: str, ssh: list[str] | None = None) -> float:
     return time.monotonic() - started
 
 
-def measure(label: str, deployfile: dict, directory: Path, lines: int, ssh: list[str] | None, verbose: bool) -> None:
+def measure(label: str, deployfile: dict, directory: Path, lines: int, ssh: list[str] | None, verbose: bool,
+            kind: str = "run") -> None:
     step = f"yes | head -n {lines}"
     path = directory / "deploy.yml"
     path.write_text(_yaml_dump({**deployfile, "keep_releases": 2}))
     empty, _peak, code, said = fap(["deploy", "-s", "test"], directory)
     assert code == 0, said
     step_alone = alone(step, ssh)
-    path.write_text(_yaml_dump({**deployfile, "keep_releases": 2, "hooks": {"updated": [{"run": step}]}}))
-    print(f"{label}: {lines} lines; the step alone {step_alone:.2f} s, a deploy without it {empty:.2f} s")
+    path.write_text(_yaml_dump({**deployfile, "keep_releases": 2, "hooks": {"updated": [{kind: step}]}}))
+    print(f"{label}, a {kind}: step: {lines} lines; the step alone {step_alone:.2f} s, a deploy without it {empty:.2f} s")
     for extra in ([], ["--log-json", str(directory / "events.jsonl")], *([["-v"]] if verbose else [])):
         seconds, peak, code, said = fap(["deploy", "-s", "test", *extra], directory)
         assert code == 0, said
@@ -76,6 +78,8 @@ def main() -> None:
     local = LocalTarget(work / "local")
     local.root.mkdir()
     measure("connection: local", local.deployfile(), local.root, args.lines, None, args.verbose)
+    # A local: step runs on this machine whatever the connection: once per run.
+    measure("connection: local", local.deployfile(), local.root, args.lines, None, args.verbose, kind="local")
     if not args.ssh:
         return
     fleet = Fleet(["web1"])

@@ -13,7 +13,7 @@ from fapistrano.masking import Masker
 from fapistrano.remote import Host, Stdin
 from fapistrano.run import RunState
 from fapistrano.settings import Settings
-from fapistrano.ui import Event, EventKind, Reporter
+from fapistrano.ui import Event, EventKind, Reporter, line_reader
 
 
 class Context:
@@ -237,21 +237,8 @@ class Context:
         self._emit("output", self.mask(line), data={"stream": stream})
 
     def _output_reader(self) -> Any:
-        """What reads a command's output lines: an event per line, per piece (the latest line), or nothing.
-
-        Nobody reading them (no ``-v``, no live view), a command printing
-        millions of lines costs no event per line (see :class:`fapistrano.remote.Output`).
-        """
-        wanted = getattr(self._reporter, "output_wanted", lambda: "all")()
-        if wanted == "none":
-            return None
-        if wanted == "latest":
-            def latest(stream: str, line: str) -> None:
-                self._on_line(stream, line)
-
-            latest.latest_only = True  # type: ignore[attr-defined]
-            return latest
-        return self._on_line
+        """What reads a command's output lines (:func:`fapistrano.ui.line_reader`)."""
+        return line_reader(self._reporter, self._on_line)
 
     def _show_line(self, stream: str, line: str) -> None:
         self._emit("log", self.mask(line), data={"stream": stream})

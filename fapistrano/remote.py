@@ -372,9 +372,9 @@ class Host:
         threading.Thread(target=_feed, args=(process.stdin, [program]), daemon=True).start()
         stdout = Output("stdout", on_line)
         stderr = Output("stderr", on_line)
-        reader = threading.Thread(target=_read, args=(process.stderr, stderr), daemon=True)
+        reader = threading.Thread(target=read_output, args=(process.stderr, stderr), daemon=True)
         reader.start()
-        _read(process.stdout, stdout)
+        read_output(process.stdout, stdout)
         reader.join()
         exit_code = process.wait()
         self._running = None
@@ -448,7 +448,7 @@ class Host:
         try:
             threading.Thread(target=_feed_channel, args=(process.stdin, head, stdin), daemon=True).start()
             stderr = Output("stderr", on_line)
-            reader = threading.Thread(target=_read, args=(process.stderr, stderr), daemon=True)
+            reader = threading.Thread(target=read_output, args=(process.stderr, stderr), daemon=True)
             reader.start()
             assert process.stdout is not None
             first = process.stdout.readline()
@@ -457,7 +457,7 @@ class Host:
                 self._channel_group = int(first)
             elif first:  # the shell never started: what came is ssh's or the login shell's
                 stdout.add(first.decode("utf-8", errors="replace"))
-            _read(process.stdout, stdout)
+            read_output(process.stdout, stdout)
             reader.join()
             exit_code = process.wait()
         finally:
@@ -631,7 +631,8 @@ def _with_head(head: bytes, pieces: Iterator[bytes]) -> Iterator[bytes]:
     yield from pieces
 
 
-def _read(pipe: Any, output: Output) -> None:
+def read_output(pipe: Any, output: Output) -> None:
+    """Read ``pipe`` (binary) to its end into ``output``, then close it."""
     for text in text_chunks(pipe):
         output.add(text)
     output.finish()

@@ -13,9 +13,9 @@ from typing import Any
 
 from fapistrano.errors import CommandFailed, CommandKilled, FapError
 from fapistrano.masking import Masker
-from fapistrano.remote import LocalProcesses
+from fapistrano.remote import LocalProcesses, Output, read_output
 from fapistrano.settings import Settings
-from fapistrano.ui import Event, EventKind, Reporter
+from fapistrano.ui import Event, EventKind, Reporter, line_reader
 
 
 class RunOutcome(str, Enum):
@@ -190,29 +190,29 @@ class Run:
         try:
             # A session of its own: Ctrl-C reaches fap, which gives the command its grace period, then kills it.
             process = subprocess.Popen(["sh", "-c", command], cwd=cwd, env=environment, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                                       start_new_session=True)
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as error:
             raise FapError(f"local: cannot run {shown}: {error.strerror or error}") from None
         self._processes.started(process)
-        out: list[str] = []
-        err: list[str] = []
-
-        def pump(stream: Any, lines: list[str], name: str) -> None:
-            for line in stream:
-                lines.append(line)
-                self._emit("output", self._mask(line.rstrip("\n")), data={"stream": name})
-
-        reader = threading.Thread(target=pump, args=(process.stderr, err, "stderr"), daemon=True)
-        reader.start()
-        pump(process.stdout, out, "stdout")
-        reader.join()
+        # Kept as a command's output on a host is: its tail, in bounded memory, and no event per line nobody reads.
+        reader = line_reader(self._reporter, self._on_line)
+        out, err = Output("stdout", reader), Output("stderr", reader)
+        stderr_reader = threading.Thread(target=read_output, args=(process.stderr, err), daemon=True)
+        stderr_reader.start()
+        read_output(process.stdout, out)
+        stderr_reader.join()
         status = process.wait()
         if self._processes.finished(process):
             raise CommandKilled(f"local: command killed (signal {-status if status < 0 else signal.SIGKILL.value}): {shown}")
+        for output in (out, err):
+            if output.failure is not None:
+                raise output.failure
         if status != 0:
-            raise CommandFailed("local", shown, status, self._mask("".join(err)), self._mask("".join(out)))
-        return "".join(out).rstrip("\n")
+            raise CommandFailed("local", shown, status, self._mask(err.text()), self._mask(out.text()))
+        return out.text().rstrip("\n")
+
+    def _on_line(self, stream: str, line: str) -> None:
+        self._emit("output", self._mask(line), data={"stream": stream})
 
     def _emit(self, kind: EventKind, message: str, **fields: Any) -> None:
         if self._reporter is not None:

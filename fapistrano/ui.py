@@ -85,6 +85,24 @@ class HostResult:
 OUTPUT_WANTED = ("none", "latest", "all")
 
 
+def line_reader(reporter: Any, on_line: Callable[[str, str], None]) -> Callable[[str, str], None] | None:
+    """What reads a command's output for ``reporter``: ``on_line`` for each line, for the latest line, or nothing.
+
+    Nobody reading them (no ``-v``, no live view), a command printing
+    millions of lines costs no event per line (see :class:`fapistrano.remote.Output`).
+    """
+    wanted = getattr(reporter, "output_wanted", lambda: "all")() if reporter is not None else "none"
+    if wanted == "none":
+        return None
+    if wanted == "latest":
+        def latest(stream: str, line: str) -> None:
+            on_line(stream, line)
+
+        latest.latest_only = True  # type: ignore[attr-defined]
+        return latest
+    return on_line
+
+
 class Reporter:
     """Receives events; subclasses print or write them."""
 

@@ -73,3 +73,40 @@ def test_the_json_log_bounds_each_text_and_says_how_much_more_there_was() -> Non
     assert [event["kind"] for event in events] == ["command", "summary", "end"]
     assert events[0]["message"] == "x" * JSON_TEXT_CHARS + f"… ({300_000 - JSON_TEXT_CHARS} more characters)"
     assert len(events[0]["data"]["step"]) < JSON_TEXT_CHARS + 100 and len(events[1]["error"]) < JSON_TEXT_CHARS + 100
+
+
+class Recorder:
+    """A reporter that reads as much output as it says, and keeps every event it gets."""
+
+    def __init__(self, wanted: str) -> None:
+        self.wanted = wanted
+        self.events: list[Any] = []
+
+    def output_wanted(self) -> str:
+        return self.wanted
+
+    def handle(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def test_a_local_command_with_heavy_output_keeps_its_tail_and_sends_no_line_nobody_reads() -> None:
+    from fapistrano.errors import CommandFailed
+    from fapistrano.run import Run
+
+    nobody, everyone = Recorder("none"), Recorder("all")
+    heavy = f"yes 'a line of output' | head -n {KEEP_CHARS // 10}; echo last words >&2; exit 3"
+    for reporter in (nobody, everyone):
+        run = Run("deploy", ("local",), (), {}, reporter=reporter)
+        with pytest.raises(CommandFailed) as failed:
+            run.local(heavy)
+        assert failed.value.status == 3 and "last words" in failed.value.stderr
+        assert len(failed.value.stdout) <= KEEP_CHARS + 1
+    assert not [event for event in nobody.events if event.kind == "output"]
+    assert len([event for event in everyone.events if event.kind == "output"]) == KEEP_CHARS // 10 + 1
+
+
+def test_a_local_commands_output_is_returned_whole_while_small() -> None:
+    from fapistrano.run import Run
+
+    run = Run("deploy", ("local",), (), {}, reporter=Recorder("latest"))
+    assert run.local("printf 'one\\ntwo\\n'; printf 'x' >&2") == "one\ntwo"
