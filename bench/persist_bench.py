@@ -90,7 +90,7 @@ def main() -> int:
         app.create()
         prepare_hosts(fleet)
         project = work / "fap"
-        write_fap_project(project, ssh_config, app.repo, fleet.names)
+        write_fap_project(project, ssh_config, app.repo, fleet.names, persist="60s")
         timed([*fap, "deploy", "-s", "bench", "-q"], project, env)  # the first deploy makes the directories
         for _ in range(args.runs):
             timed([*fap, "disconnect"], project, env)
