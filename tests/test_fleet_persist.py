@@ -146,3 +146,25 @@ def test_bad_connection_settings_are_one_line_errors(
     result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
     assert result.exit_code == 2
     assert_error(result, "deploy.yml:", said)
+
+
+def test_a_master_whose_host_stopped_answering_is_replaced_and_the_host_named_in_time(
+    fap_fleet: Any, fap_run: Any, assert_error: Any, tmp_path: Path, runtime_dir: Path
+) -> None:
+    env = {"XDG_RUNTIME_DIR": str(runtime_dir)}
+    fap_fleet.write_deployfile(tmp_path, {"ssh_persist": "60s", "ssh_connect_timeout": 2})
+    deployed = fap_run(["deploy", "-s", "test"], cwd=tmp_path, env=env)
+    assert deployed.exit_code == 0, deployed.output
+    assert len(masters(runtime_dir)) == 3
+    # host3 freezes (sshd and its sessions): its master is still up here, and nothing answers through it.
+    frozen = fap_fleet.processes_of("host3")
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        result = fap_run(["releases", "-s", "test"], cwd=tmp_path, env=env, timeout=60)
+    finally:
+        fap_fleet.kill_host("host3")
+    # Through the old master: no answer in 2 s; stopped, a new connection tried: ssh's own ConnectTimeout.
+    assert_error(result, "host3: cannot connect", "timed out")
+    assert result.duration < 15, result.duration
+    assert len(masters(runtime_dir)) == 2
