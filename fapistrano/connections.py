@@ -76,6 +76,12 @@ def check_settings(config: Any, prefix: Any) -> None:
         raise ConfigError(f"{prefix('max_connecting')}max_connecting: must be at least 1, got {config['max_connecting']}")
 
 
+#: A unix socket's path holds at most this many bytes on every system ssh runs on (108 on Linux, 104 on BSDs).
+MAX_SOCKET_PATH = 104
+#: What follows the directory: "/", the name (:func:`control_name`), and the ".XXXXXXXXXXXXXXXX" ssh binds first.
+SOCKET_NAME_ROOM = 1 + 32 + 17
+
+
 class UnsafeDirectory(Exception):
     """The private directory exists but is not this user's alone: masters must not go there."""
 
@@ -90,6 +96,8 @@ def private_directory() -> str:
     """
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     base = os.path.join(runtime, "fap") if runtime and os.path.isabs(runtime) else f"/tmp/fap-{os.getuid()}"
+    if len(base) + SOCKET_NAME_ROOM > MAX_SOCKET_PATH:
+        raise UnsafeDirectory(f"{base} is too long a path for ssh's sockets (at most {MAX_SOCKET_PATH - SOCKET_NAME_ROOM} characters)")
     try:
         os.mkdir(base, 0o700)
     except FileExistsError:
