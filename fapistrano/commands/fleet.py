@@ -104,9 +104,9 @@ class Fleet:
     def __init__(self, options: Options, stage: str | None, role: str | None, overrides: list[str], command: str,
                  hosts: Callable[[list[Member]], list[Member]] | None = None, connects: bool = True,
                  stand_in: str | None = None, host: str | None = None) -> None:
+        from fapistrano import connections
         from fapistrano.plugins import Plugins
         from fapistrano.remote import allow_open_files
-        from fapistrano import connections
         from fapistrano.runner import build_members, check_distinct_paths
         from fapistrano.steps import assign_steps
 
