@@ -9,8 +9,10 @@ round trip and no new local process (a mux client ``ssh`` per command costs
 ~13 ms of CPU). A command with a binary stdin (an upload) is the one
 exception: it gets a channel of its own on the same connection, opened by
 a client of that master, so that its bytes go straight to it.
-``connection: local`` runs the same shell text on this machine through
-plumbum's ``local``.
+With :attr:`Host.persist` the master outlives the run (``ssh_persist``,
+see :mod:`fapistrano.connections`) and the ``ssh`` of the next run is a
+client of it: no key exchange. ``connection: local`` runs the same shell
+text on this machine through plumbum's ``local``.
 
 This module knows nothing of deploys: it runs text and reports what came
 back. Quoting of configured values is the caller's job (see ``layout``).
