@@ -431,7 +431,9 @@ def fap_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "fapistrano"]
 
 
-def write_fap_project(directory: Path, ssh_config: Path, repo: Path, names: list[str]) -> Path:
+def write_fap_project(directory: Path, ssh_config: Path, repo: Path, names: list[str], persist: str | int = 0) -> Path:
+    """fap's deploy.yml; ``persist`` is its ``ssh_persist``: 0 here, so that every run pays its handshakes as the floor does
+    (``persist_bench.py`` measures the runs that reuse them)."""
     from fapistrano.testing import _yaml_dump
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -444,6 +446,7 @@ def write_fap_project(directory: Path, ssh_config: Path, repo: Path, names: list
         "repo": str(repo),
         "branch": "main",
         "stage_role_configs": {STAGE: {"web": {"hosts": list(names)}}},
+        "ssh_persist": persist,
     }
     path = directory / "deploy.yml"
     path.write_text(_yaml_dump(data))

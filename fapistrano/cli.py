@@ -232,6 +232,16 @@ def init(context: click.Context, deployfile: str | None, plugin_option: tuple[st
     click.echo(f"wrote {path} (plugins: {listed}); next: fill in hosts under stage_role_configs, then run 'fap check -s staging'")
 
 
+@cli.command("disconnect", context_settings={"help_option_names": ["-h", "--help"]},
+             help="Close every SSH connection kept up for the next command (ssh_persist), whichever deploy file made it.")
+def disconnect_command() -> None:
+    from fapistrano.commands.disconnect import disconnect
+
+    code, text = disconnect()
+    click.echo(text, err=code != 0)
+    sys.exit(code)
+
+
 @fleet_command("check", "Connect to every selected host and report what would make a deploy fail.",
                short_help="Report, per host, what would make a deploy fail.")
 def check(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:

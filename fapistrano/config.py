@@ -46,6 +46,10 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "ssh_options": ([], "Extra arguments for ssh, e.g. ['-o', 'ProxyJump=bastion']."),
     "ssh_connect_timeout": (10, "Seconds to wait for a host to accept the connection."),
     "max_parallel": (20, "How many hosts connect, and then run each phase, at once."),
+    "max_connecting": (10, "How many SSH connections may be being set up at once, over the whole run (a jump host's"
+                           " sshd refuses beyond its MaxStartups, 10 by default); connections already up do not count."),
+    "ssh_persist": ("60s", "How long each host's SSH connection stays up after fap exits, for the next command to reuse"
+                           " without a key exchange: N, Ns, Nm or Nh; 0: it ends with the run ('fap disconnect' closes them)."),
     "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once)."),
     "max_fail": ("0", "Hosts that may fail before publishing (dropped) or fail the healthcheck (kept) while the rest go on: N or P%."),
     "healthcheck": ("", "Shell command run on every host after published, until it passes (empty: no check); a failure switches the run back."),
@@ -1162,6 +1166,9 @@ def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None
     for name in ("keep_releases", "max_parallel", "ssh_connect_timeout"):
         if config[name] < 1:
             raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be at least 1, got {config[name]}")
+    from fapistrano.connections import check_settings
+
+    check_settings(config, lambda name: settings.origins[name].prefix())
     for name in ("healthcheck_interval", "healthcheck_timeout"):
         if config[name] <= 0:
             raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be more than 0 seconds, got {config[name]}")

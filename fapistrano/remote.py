@@ -9,8 +9,10 @@ round trip and no new local process (a mux client ``ssh`` per command costs
 ~13 ms of CPU). A command with a binary stdin (an upload) is the one
 exception: it gets a channel of its own on the same connection, opened by
 a client of that master, so that its bytes go straight to it.
-``connection: local`` runs the same shell text on this machine through
-plumbum's ``local``.
+With :attr:`Host.persist` the master outlives the run (``ssh_persist``,
+see :mod:`fapistrano.connections`) and the ``ssh`` of the next run is a
+client of it: no key exchange. ``connection: local`` runs the same shell
+text on this machine through plumbum's ``local``.
 
 This module knows nothing of deploys: it runs text and reports what came
 back. Quoting of configured values is the caller's job (see ``layout``).
@@ -171,6 +173,12 @@ class Host:
         self._start_error: HostUnreachable | None = None
         self._connects = 0
         self._cancelled = False
+        #: Seconds the master stays up after the run (``ssh_persist``; 0: it ends with the run).
+        self.persist = 0.0
+        #: The run's bound on connections being set up at once (``max_connecting``), if any.
+        self.gate: Any = None
+        self._gate_held = False
+        self._reusing = False  # a persisted master's socket was there when this connection started
 
     @property
     def is_local(self) -> bool:
@@ -178,25 +186,38 @@ class Host:
 
     # -- connection -------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, wait: bool = False) -> None:
         """Begin connecting without waiting: ssh's handshake runs while the caller does other work.
 
         :meth:`connect` waits for the answer (and starts first if nobody did).
+        With a :attr:`gate` full, nothing starts unless ``wait`` (then it waits for a slot).
         """
         if self._ssh is None or self._pending is not None or self._session is not None:
             return
+        if self.gate is not None and not self._gate_held:
+            if not self.gate.acquire(wait):
+                return
+            self._gate_held = True
         if self._control_dir is None:
             self._control_dir = tempfile.mkdtemp(prefix="fap-")
         self._connects += 1
-        # %C is a hash of host, port and user: short enough for a unix socket path. A reconnect
-        # gets a new name: a master that was killed leaves its socket file behind.
-        suffix = "" if self._connects == 1 else f"-{self._connects}"
-        control_path = os.path.join(self._control_dir, f"%C{suffix}")
+        if self.persist > 0:
+            from fapistrano.connections import control_name
+
+            # ssh makes the master, or becomes a client of the one a command before left (no handshake).
+            control_path = os.path.join(self._control_dir, control_name(self._ssh))
+            self._reusing = os.path.exists(control_path)
+            master = ["-o", "ControlMaster=auto", "-o", f"ControlPersist={max(1, round(self.persist))}"]
+        else:
+            # %C is a hash of host, port and user: short enough for a unix socket path. A reconnect
+            # gets a new name: a master that was killed leaves its socket file behind.
+            suffix = "" if self._connects == 1 else f"-{self._connects}"
+            control_path = os.path.join(self._control_dir, f"%C{suffix}")
+            master = ["-o", "ControlMaster=yes", "-o", "ControlPersist=no"]
         argv = [
             "ssh", "-T",
             *self._ssh.base_options(control_path),
-            "-o", "ControlMaster=yes",
-            "-o", "ControlPersist=no",
+            *master,
             self._ssh.host,
             "exec sh",
         ]
@@ -211,14 +232,17 @@ class Host:
         """Open the run's one connection; raise :class:`HostUnreachable` naming the host."""
         if self._ssh is None or self._session is not None:
             return
-        self.start()
-        if self._pending is None:
-            # start() either left a session to wait for or said why it could not.
-            error, self._start_error = self._start_error, None
-            assert error is not None
-            raise error
-        (session, control_path), self._pending = self._pending, None
-        problem = session.wait_ready(self._ssh.connect_timeout + 20)
+        try:
+            session, control_path, problem = self._wait_started()
+            if problem is not None and self._reusing:
+                # The master a command before left is gone or no longer answers: stop it, connect afresh.
+                from fapistrano.connections import stop_master
+
+                session.kill()
+                stop_master(control_path)
+                session, control_path, problem = self._wait_started()
+        finally:
+            self._release_gate()
         if problem is not None:
             session.kill()
             if problem == "timeout":
@@ -228,6 +252,25 @@ class Host:
             raise HostUnreachable(f"{self.name}: cannot connect: {problem}")
         self._session = session
         self._control_path = control_path
+
+    def _wait_started(self) -> tuple[Session, str, str | None]:
+        """Start (waiting for a slot of the gate) and wait for the far shell: ``(session, control path, problem)``."""
+        assert self._ssh is not None
+        self.start(wait=True)
+        if self._pending is None:
+            # start() either left a session to wait for or said why it could not.
+            error, self._start_error = self._start_error, None
+            assert error is not None
+            raise error
+        (session, control_path), self._pending = self._pending, None
+        # Through a persisted master there is no handshake: a master that does not answer soon is dead.
+        wait = self._ssh.connect_timeout if self._reusing else self._ssh.connect_timeout + 20
+        return session, control_path, session.wait_ready(wait)
+
+    def _release_gate(self) -> None:
+        if self._gate_held:
+            self._gate_held = False
+            self.gate.release()
 
     def close(self, last: str | None = None) -> Result | None:
         """End the session (and plumbum's, if one was opened): EOF to the shell, then a kill if it lingers.
@@ -245,6 +288,7 @@ class Host:
                 # Started, never used: nothing runs there yet, so there is nothing to wait for.
                 self._pending[0].kill()
                 self._pending = None
+            self._release_gate()
             if self._session is not None:
                 self._session.close(CLOSE_WAIT)
                 self._session = None

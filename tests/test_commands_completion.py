@@ -40,6 +40,7 @@ def test_commands_stages_and_roles_complete(tmp_path, fap_run):
     (tmp_path / "deploy.yml").write_text(DEPLOY_YML)
 
     assert _complete(fap_run, tmp_path, "fap rel") == ["releases"]
+    assert _complete(fap_run, tmp_path, "fap disc") == ["disconnect"]
     assert _complete(fap_run, tmp_path, "fap deploy -s ") == ["staging", "production"]
     assert _complete(fap_run, tmp_path, "fap check --stage pro") == ["production"]
     assert _complete(fap_run, tmp_path, "fap deploy -s production -r ") == ["web", "worker"]

@@ -104,9 +104,10 @@ class Fleet:
     def __init__(self, options: Options, stage: str | None, role: str | None, overrides: list[str], command: str,
                  hosts: Callable[[list[Member]], list[Member]] | None = None, connects: bool = True,
                  stand_in: str | None = None, host: str | None = None) -> None:
+        from fapistrano import connections
         from fapistrano.plugins import Plugins
         from fapistrano.remote import allow_open_files
-        from fapistrano.runner import build_members, check_distinct_paths, control_directory
+        from fapistrano.runner import build_members, check_distinct_paths
         from fapistrano.steps import assign_steps
 
         self.options = options
@@ -123,9 +124,13 @@ class Fleet:
         parsed = cfg.parse_overrides(overrides, user_declared)
         self.roles = [cfg.merge(deployfile, s, r, declared, parsed, [n for n, _ in enabled[(s, r)]]) for s, r in pairs]
         self._deployfile, self._declared, self._overrides = deployfile, declared, parsed
-        self._control_dir = control_directory()
+        persist = connections.run_persist(r.values for r in self.roles) if connects else 0.0
+        self._control_dir, persist, self._persist_warning = connections.control_directory(persist)
+        self._persisting = persist > 0  # the private directory: kept, with the masters in it
         try:
             members = build_members(self.roles, self._control_dir, stand_in)
+            connections.attach((m.connection for m in members), persist,
+                               connections.ConnectGate(min(r.values["max_connecting"] for r in self.roles)))
             members, left_out = select_hosts(options.hosts, host, members)
             self.left_out = [(m.label, m.name) for m in left_out]  # for the note after a partial deploy
             if hosts is not None:
@@ -134,7 +139,8 @@ class Fleet:
                 check_distinct_paths(members)
             assign_steps(members)
         except BaseException:
-            os.rmdir(self._control_dir)  # nothing connected yet: it is still empty
+            if not self._persisting:
+                os.rmdir(self._control_dir)  # nothing connected yet: it is still empty
             raise
         self.members = members
         self._closed = False
@@ -158,6 +164,8 @@ class Fleet:
 
         self.console = make_console()
         self.errors = make_console(stderr=True)
+        for warning in (self._persist_warning,) if self._persist_warning else ():
+            self.errors.print(f"fap: warning: {warning}", style="yellow", markup=False, highlight=False)
         for role_settings in self.roles:
             for warning in role_settings.warnings:
                 self.errors.print(f"fap: warning: {warning}", style="yellow", markup=False, highlight=False)
@@ -219,7 +227,8 @@ class Fleet:
                 self.reporter.close()
             # A master killed at the end (a session that would not close) leaves its socket file: the
             # directory is this run's own, made by mkdtemp, and goes whole.
-            shutil.rmtree(self._control_dir, ignore_errors=True)
+            if not self._persisting:
+                shutil.rmtree(self._control_dir, ignore_errors=True)
 
     def describe(self) -> str:
         targets = ", ".join(dict.fromkeys(m.label for m in self.members))  # a role --hosts left no host of is not run
