@@ -14,7 +14,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
@@ -75,10 +75,12 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 class Origin:
     """Where a setting's value came from, for ``fap config`` and errors."""
 
-    kind: str  # "core", "plugin", "file", "block", "cli"
+    kind: str  # "core", "plugin", "file", "block", "host", "cli"
     where: str = ""  # plugin name, or "deploy.yml:12"
     #: The variables of fap's environment the value read through ``%(env:NAME)s``.
     environment: tuple[str, ...] = ()
+    #: The host whose item of ``hosts:`` set the value (kind "host").
+    host: str = ""
 
     def __str__(self) -> str:
         if self.environment:
@@ -89,13 +91,14 @@ class Origin:
             "plugin": f"plugin default ({self.where})",
             "file": f"deploy.yml ({self.where})",
             "block": f"stage/role block ({self.where})",
+            "host": f"{self.where} (host {self.host})",
             "cli": "command line",
         }
         return labels[self.kind]
 
     def prefix(self) -> str:
         """The location to start an error message with."""
-        return f"{self.where}: " if self.kind in ("file", "block") else (
+        return f"{self.where}: " if self.kind in ("file", "block", "host") else (
             "command line: " if self.kind == "cli" else f"{self}: "
         )
 
@@ -920,6 +923,8 @@ class RoleSettings:
     steps: tuple[Step, ...] = ()
     #: The settings that are shell text (:data:`SHELL_SETTINGS`, and a plugin's ``Setting(shell=True)``).
     shell: frozenset[str] = frozenset()
+    #: The settings of each host written as a mapping in ``hosts:`` (see :mod:`fapistrano.hostitems`).
+    host_settings: Mapping[HostSpec, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 #: Top-level keys that are no settings: the targets, the steps of ``hooks:``, and the names of the user's own settings.
@@ -938,6 +943,7 @@ def merge(
     values: dict[str, Any] = {name: _plain(d.default) for name, d in declared.items()}
     origins: dict[str, Origin] = {name: d.origin for name, d in declared.items()}
     warnings: list[str] = []
+    host_settings: Mapping[HostSpec, Any] = {}
     block = deployfile.block(stage, role)
     for layer, kind in ((deployfile.data, "file"), (block, "block")):
         for key, value in layer.items():
@@ -946,6 +952,10 @@ def merge(
             if key in RUN_NAMES:
                 raise ConfigError(f"{deployfile.where(layer, key)}: {key!r} is set by fap for each run and cannot be configured")
             origin = Origin(kind, deployfile.where(layer, key))
+            if key == "hosts":
+                from fapistrano.hostitems import read_hosts  # it reads hosts: with this module's checks
+
+                value, host_settings = read_hosts(deployfile, layer, declared, warnings)
             if key in declared:
                 values[key] = check_type(key, value, declared[key], origin)
             else:
@@ -971,7 +981,7 @@ def merge(
     steps = (*deployfile.hook_steps(None, None), *deployfile.hook_steps(stage, role))
     shell = SHELL_SETTINGS | {name for name, d in declared.items() if getattr(getattr(d, "setting", None), "shell", False)}
     return RoleSettings(stage, role, MappingProxyType(values), MappingProxyType(origins), tuple(plugins), tuple(warnings),
-                        steps, frozenset(shell))
+                        steps, frozenset(shell), MappingProxyType(dict(host_settings)))
 
 
 # ---------------------------------------------------------------------------
@@ -1122,6 +1132,10 @@ def _prefixes(origins: Mapping[str, Origin]) -> dict[str, str]:
 def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None) -> Target:
     values = dict(settings.values)
     origins = dict(settings.origins)
+    if settings.host_settings:
+        from fapistrano.hostitems import apply_host_layer
+
+        apply_host_layer(settings.host_settings, host, values, origins)
     if host.user:
         values["user"] = host.user
         origins["user"] = settings.origins["hosts"]
