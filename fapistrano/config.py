@@ -151,7 +151,7 @@ class Target:
 #: What ``hooks:`` may name: every phase of every flow, and ``failed`` (the run failed).
 HOOK_PHASES = ("starting", "started", "updating", "updated", "reverting", "reverted", "publishing", "published",
                "finishing", "finishing_rollback", "finished", "restarting", "restarted", "failed")
-_STEP_KEYS = ("run", "local", "once")
+_STEP_KEYS = ("run", "local", "once", "parallel")
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,8 @@ class Step:
     #: The stage/role block the step is written in; ``None`` at the top level.
     stage: str | None = None
     role: str | None = None
+    #: ``parallel: N``: at most N hosts run the step at the same time (the rest of the phase is not held back).
+    parallel: int | None = None
 
     @classmethod
     def parse(cls, item: Any, phase: str, where: str, stage: str | None, role: str | None) -> Step:
@@ -197,7 +199,12 @@ class Step:
             raise ConfigError(f"{where}: hooks: {phase}: once: expected true or false, got {_describe(once)}")
         if once and kind == "local":
             raise ConfigError(f"{where}: hooks: {phase}: once: is for run: steps; a local: step runs once per run already")
-        return cls(phase, command, where, local=kind == "local", once=once, stage=stage, role=role)
+        parallel = item.get("parallel")
+        if parallel is not None and (not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1):
+            raise ConfigError(f"{where}: hooks: {phase}: parallel: expected a number of hosts, 1 or more, got {_describe(parallel)}")
+        if parallel is not None and kind == "local":
+            raise ConfigError(f"{where}: hooks: {phase}: parallel: is for run: steps; a local: step runs once per run already")
+        return cls(phase, command, where, local=kind == "local", once=once, stage=stage, role=role, parallel=parallel)
 
     def expand(self, values: Mapping[str, Any]) -> str:
         """The command with each ``%(name)s`` replaced by ``values[name]``, shell-quoted: a value can never inject a command."""
@@ -220,7 +227,8 @@ class Step:
 
     def __str__(self) -> str:
         once = " (once)" if self.once else ""
-        return f"{self.phase}: {'local' if self.local else 'run'}: {self.command}{once}"
+        parallel = f" (parallel {self.parallel})" if self.parallel else ""
+        return f"{self.phase}: {'local' if self.local else 'run'}: {self.command}{once}{parallel}"
 
 
 #: Where in shell text a shell-quoted value is still code, and what to write instead of a ``%(name)s`` there.
