@@ -19,6 +19,7 @@ from __future__ import annotations
 import posixpath
 import shlex
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from fapistrano import CommandFailed, FapError, Setting, hookimpl
@@ -59,6 +60,10 @@ def fap_settings() -> list[Setting]:
             "virtualenv_pip_options", [],
             "Extra pip install arguments, e.g. '--no-index --find-links /srv/wheels'; each item is split like a shell word list.",
             type=list[str],
+        ),
+        Setting(
+            "virtualenv_parallel", 0,
+            "How many hosts run pip install -r at the same time, fleet-wide (a private index spared); 0: every host at once.",
         ),
     ]
 
@@ -111,7 +116,8 @@ def fap_deploy_updated(ctx: Any) -> None:
     if requirements:
         ctx.log(f"installing {requirements}")
         shown = posixpath.relpath(requirements, release_path) if requirements.startswith(release_path.rstrip("/") + "/") else requirements
-        run_pip(ctx, [*pip, "install", *pip_options, "-r", requirements], release_path, f"pip install -r {shown}")
+        with ctx.throttle("virtualenv.pip", config["virtualenv_parallel"]) if config["virtualenv_parallel"] else nullcontext():
+            run_pip(ctx, [*pip, "install", *pip_options, "-r", requirements], release_path, f"pip install -r {shown}")
     else:
         ctx.log("virtualenv_requirements is empty: no requirements installed")
 
