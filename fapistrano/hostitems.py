@@ -33,6 +33,8 @@ from fapistrano.config import (
 
 #: Keys a host item cannot set: they choose the hosts (and their plugins), or fap sets them per run.
 NOT_PER_HOST = frozenset({"hosts", "plugins", *RUN_NAMES, *_RESERVED})
+#: Settings of the run as a whole (how many hosts at once, in which batches, how many may fail): one value per run.
+RUN_WIDE = frozenset({"max_parallel", "batch_size", "max_fail"})
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ def _host_layer(deployfile: DeployFile, item: Mapping[str, Any], spec: HostSpec,
         if key in NOT_PER_HOST or key.endswith("_plugins"):
             raise ConfigError(f"{prefix} {key} cannot be set per host (it chooses hosts or plugins, or fap sets it);"
                               " set it in the stage/role block")
+        if key in RUN_WIDE:
+            raise ConfigError(f"{prefix} {key} applies to the whole run, not to one host;"
+                              " set it at the top level, in the stage/role block or on the command line")
         origin = Origin("host", line, host=spec.name)
         if key in declared:
             values[key] = check_type(key, value, declared[key], _named(origin, spec))
