@@ -1,7 +1,8 @@
 """deploy.yml -> resolved, validated settings for every (stage, role, host).
 
 Precedence, lowest first: core defaults, plugin ``fap_defaults``, the top of
-deploy.yml, the ``stage_role_configs`` block, the command line. Values may
+deploy.yml, the ``stage_role_configs`` block, the host's own item of ``hosts:``
+(:mod:`fapistrano.hostitems`), the command line. Values may
 reference other settings as ``%(name)s``; they are interpolated per host,
 after merging, so ``%(release_path)s`` and ``%(host)s`` mean that host's.
 Every error names the file and line (or the command line) and the key.
@@ -1116,6 +1117,10 @@ def target_for_host(
     release: str | None,
 ) -> Target:
     """Interpolate ``settings`` for one host and one release name; an error never quotes a secret."""
+    if settings.host_settings:
+        from fapistrano.hostitems import for_host  # its item of hosts:, over the stage/role's values
+
+        settings = for_host(settings, host)
     try:
         return _target_for_host(settings, host, release)
     except ConfigError as error:
@@ -1140,10 +1145,6 @@ def _prefixes(origins: Mapping[str, Origin]) -> dict[str, str]:
 def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None) -> Target:
     values = dict(settings.values)
     origins = dict(settings.origins)
-    if settings.host_settings:
-        from fapistrano.hostitems import apply_host_layer
-
-        apply_host_layer(settings.host_settings, host, values, origins)
     if host.user:
         values["user"] = host.user
         origins["user"] = settings.origins["hosts"]

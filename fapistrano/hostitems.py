@@ -11,7 +11,7 @@ the ``hosts:`` list they are written in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -23,6 +23,7 @@ from fapistrano.config import (
     DeployFile,
     HostSpec,
     Origin,
+    RoleSettings,
     _describe,
     _one_edit,
     _plain,
@@ -116,12 +117,13 @@ def _named(origin: Origin, spec: HostSpec) -> Origin:
     return Origin("file", f"{origin.where}: hosts: host {spec.name}")
 
 
-def apply_host_layer(layers: Mapping[HostSpec, HostLayer], host: HostSpec, values: dict[str, Any],
-                     origins: dict[str, Origin]) -> None:
-    """Lay ``host``'s item over ``values`` (in place): below the command line, ``environment`` merged."""
-    layer = _layer_of(layers, host)
+def for_host(settings: RoleSettings, host: HostSpec) -> RoleSettings:
+    """``settings`` with ``host``'s item laid over them: below the command line, ``environment`` merged."""
+    layer = _layer_of(settings.host_settings, host)
     if layer is None:
-        return
+        return settings
+    values = dict(settings.values)
+    origins = dict(settings.origins)
     for key, value in layer.values.items():
         if origins.get(key, Origin("core")).kind == "cli":
             continue
@@ -129,6 +131,7 @@ def apply_host_layer(layers: Mapping[HostSpec, HostLayer], host: HostSpec, value
             value = {**values[key], **value}
         values[key] = value
         origins[key] = layer.origins[key]
+    return replace(settings, values=MappingProxyType(values), origins=MappingProxyType(origins))
 
 
 def _layer_of(layers: Mapping[HostSpec, HostLayer], host: HostSpec) -> HostLayer | None:

@@ -195,3 +195,19 @@ def test_hosts_written_as_text_are_unchanged(tmp_path: Path) -> None:
     assert settings.values["hosts"] == ["web2"]
     assert cfg.hosts_of(settings) == [HostSpec("web2")]
     assert Origin("core")  # the public names stay importable
+
+
+def test_an_error_in_a_host_value_never_quotes_a_secret_of_that_host(tmp_path: Path) -> None:
+    text = """
+    app_name: shop
+    mask: [db_password]
+    db_password: role-secret-1
+    stage_role_configs:
+      prod:
+        web:
+          hosts: [{host: web2, db_password: host-secret-2, connection: "%(db_password)s"}]
+    """
+    with pytest.raises(ConfigError) as raised:
+        target(settings_of(tmp_path, text), "web2")
+
+    assert str(raised.value) == f"{tmp_path / 'deploy.yml'}:7: connection: expected 'ssh' or 'local', got '***'"
