@@ -41,7 +41,7 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "linked_files": ([], "Files linked from shared_path into every release; each must exist."),
     "linked_dirs": ([], "Directories linked from shared_path into every release; created when missing."),
     "environment": ({}, "Variables written, quoted, to .env in every release."),
-    "hosts": ([], "Hosts of a stage/role, each [user@]host[:port]."),
+    "hosts": ([], "Hosts of a stage/role, each [user@]host[:port], or {host: [user@]host[:port], setting: value, ...} with settings of its own."),
     "connection": ("ssh", "'ssh', or 'local' to run on this machine without SSH."),
     "ssh_config": (None, "An ssh config file, passed to ssh as -F."),
     "ssh_options": ([], "Extra arguments for ssh, e.g. ['-o', 'ProxyJump=bastion']."),
