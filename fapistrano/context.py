@@ -240,7 +240,8 @@ class Context:
             with ctx.throttle("myplugin.pip", ctx.config["myplugin_parallel"]):
                 ctx.run("pip install -r requirements.txt")
         """
-        return self._throttles.hold(name, count, self.stopping)
+        return self._throttles.hold(name, count, self.stopping,
+                                    on_wait=lambda: self.log(f"waiting: {name} runs on {count} hosts at a time"))
 
     def revision(self, release: str | None = None) -> str | None:
         """The revision ``release`` (default :attr:`release`) holds, as the plugin that put the code there says.

@@ -10,7 +10,7 @@ shared by every host's ``ctx``, so a name is throttled fleet-wide.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,16 +40,21 @@ class Throttles:
             return known[1]
 
     @contextmanager
-    def hold(self, name: str, count: int, stopping: Any = None) -> Iterator[None]:
+    def hold(self, name: str, count: int, stopping: Any = None, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold one of ``name``'s ``count`` slots for the ``with`` block; wait while all are held.
 
         ``stopping`` (a :class:`threading.Event`, set on Ctrl-C or SIGTERM)
         ends the wait with :class:`~fapistrano.errors.Interrupted`: a host
-        still waiting starts nothing new.
+        still waiting starts nothing new. ``on_wait`` is called once when
+        every slot is taken (the live view then says why the host waits).
         """
         semaphore = self._semaphore(name, count)
-        while not semaphore.acquire(timeout=POLL):
-            if stopping is not None and stopping.is_set():
+        held = semaphore.acquire(blocking=False)
+        if not held and on_wait is not None:
+            on_wait()
+        while not held:
+            held = semaphore.acquire(timeout=POLL)
+            if not held and stopping is not None and stopping.is_set():
                 raise Interrupted(f"interrupted while waiting for {name} ({count} at a time)")
         try:
             yield

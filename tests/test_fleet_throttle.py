@@ -77,6 +77,9 @@ def test_parallel_two_on_six_hosts_runs_the_step_on_at_most_two_at_once(fleet: F
     pip = times(fleet, "pip")
     assert sorted(pip) == HOSTS
     assert most_at_once(list(pip.values())) == 2
+    # A host that waits says why, in fap's output (four of the six wait at least once).
+    waiting = [line for line in result.stdout.splitlines() if "waiting: step deploy.yml:" in line and "runs on 2 hosts at a time" in line]
+    assert len(waiting) >= 4, result.stdout
     # The unthrottled step of the same phase is not held back: it overlaps on more than two hosts.
     free = times(fleet, "free")
     assert most_at_once(list(free.values())) > 2

@@ -41,6 +41,28 @@ def test_at_most_count_holders_at_once() -> None:
     assert most == 2
 
 
+def test_a_holder_that_must_wait_is_told_once() -> None:
+    throttles = Throttles()
+    told: list[str] = []
+    release = threading.Event()
+
+    def hold_it() -> None:
+        with throttles.hold("pip", 1):
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_it)
+    holder.start()
+    time.sleep(0.05)
+    threading.Timer(0.35, release.set).start()
+    with throttles.hold("pip", 1, on_wait=lambda: told.append("waiting")):
+        pass
+    holder.join()
+    with throttles.hold("pip", 1, on_wait=lambda: told.append("not waiting")):
+        pass
+
+    assert told == ["waiting"]
+
+
 def test_names_are_throttled_apart() -> None:
     throttles = Throttles()
     with throttles.hold("pip", 1), throttles.hold("npm", 1):
