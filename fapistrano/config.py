@@ -1,7 +1,8 @@
 """deploy.yml -> resolved, validated settings for every (stage, role, host).
 
 Precedence, lowest first: core defaults, plugin ``fap_defaults``, the top of
-deploy.yml, the ``stage_role_configs`` block, the command line. Values may
+deploy.yml, the ``stage_role_configs`` block, the host's own item of ``hosts:``
+(:mod:`fapistrano.hostitems`), the command line. Values may
 reference other settings as ``%(name)s``; they are interpolated per host,
 after merging, so ``%(release_path)s`` and ``%(host)s`` mean that host's.
 Every error names the file and line (or the command line) and the key.
@@ -14,7 +15,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
@@ -40,7 +41,7 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
     "linked_files": ([], "Files linked from shared_path into every release; each must exist."),
     "linked_dirs": ([], "Directories linked from shared_path into every release; created when missing."),
     "environment": ({}, "Variables written, quoted, to .env in every release."),
-    "hosts": ([], "Hosts of a stage/role, each [user@]host[:port]."),
+    "hosts": ([], "Hosts of a stage/role, each [user@]host[:port], or {host: [user@]host[:port], setting: value, ...} with settings of its own."),
     "connection": ("ssh", "'ssh', or 'local' to run on this machine without SSH."),
     "ssh_config": (None, "An ssh config file, passed to ssh as -F."),
     "ssh_options": ([], "Extra arguments for ssh, e.g. ['-o', 'ProxyJump=bastion']."),
@@ -79,10 +80,12 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 class Origin:
     """Where a setting's value came from, for ``fap config`` and errors."""
 
-    kind: str  # "core", "plugin", "file", "block", "cli"
+    kind: str  # "core", "plugin", "file", "block", "host", "cli"
     where: str = ""  # plugin name, or "deploy.yml:12"
     #: The variables of fap's environment the value read through ``%(env:NAME)s``.
     environment: tuple[str, ...] = ()
+    #: The host whose item of ``hosts:`` set the value (kind "host").
+    host: str = ""
 
     def __str__(self) -> str:
         if self.environment:
@@ -93,13 +96,14 @@ class Origin:
             "plugin": f"plugin default ({self.where})",
             "file": f"deploy.yml ({self.where})",
             "block": f"stage/role block ({self.where})",
+            "host": f"{self.where} (host {self.host})",
             "cli": "command line",
         }
         return labels[self.kind]
 
     def prefix(self) -> str:
         """The location to start an error message with."""
-        return f"{self.where}: " if self.kind in ("file", "block") else (
+        return f"{self.where}: " if self.kind in ("file", "block", "host") else (
             "command line: " if self.kind == "cli" else f"{self}: "
         )
 
@@ -152,7 +156,7 @@ class Target:
 #: What ``hooks:`` may name: every phase of every flow, and ``failed`` (the run failed).
 HOOK_PHASES = ("starting", "started", "updating", "updated", "reverting", "reverted", "publishing", "published",
                "finishing", "finishing_rollback", "finished", "restarting", "restarted", "failed")
-_STEP_KEYS = ("run", "local", "once")
+_STEP_KEYS = ("run", "local", "once", "parallel")
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,8 @@ class Step:
     #: The stage/role block the step is written in; ``None`` at the top level.
     stage: str | None = None
     role: str | None = None
+    #: ``parallel: N``: at most N hosts run the step at the same time (the rest of the phase is not held back).
+    parallel: int | None = None
 
     @classmethod
     def parse(cls, item: Any, phase: str, where: str, stage: str | None, role: str | None) -> Step:
@@ -198,7 +204,12 @@ class Step:
             raise ConfigError(f"{where}: hooks: {phase}: once: expected true or false, got {_describe(once)}")
         if once and kind == "local":
             raise ConfigError(f"{where}: hooks: {phase}: once: is for run: steps; a local: step runs once per run already")
-        return cls(phase, command, where, local=kind == "local", once=once, stage=stage, role=role)
+        parallel = item.get("parallel")
+        if parallel is not None and (not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1):
+            raise ConfigError(f"{where}: hooks: {phase}: parallel: expected a number of hosts, 1 or more, got {_describe(parallel)}")
+        if parallel is not None and kind == "local":
+            raise ConfigError(f"{where}: hooks: {phase}: parallel: is for run: steps; a local: step runs once per run already")
+        return cls(phase, command, where, local=kind == "local", once=once, stage=stage, role=role, parallel=parallel)
 
     def expand(self, values: Mapping[str, Any]) -> str:
         """The command with each ``%(name)s`` replaced by ``values[name]``, shell-quoted: a value can never inject a command."""
@@ -221,7 +232,8 @@ class Step:
 
     def __str__(self) -> str:
         once = " (once)" if self.once else ""
-        return f"{self.phase}: {'local' if self.local else 'run'}: {self.command}{once}"
+        parallel = f" (parallel {self.parallel})" if self.parallel else ""
+        return f"{self.phase}: {'local' if self.local else 'run'}: {self.command}{once}{parallel}"
 
 
 #: Where in shell text a shell-quoted value is still code, and what to write instead of a ``%(name)s`` there.
@@ -924,6 +936,8 @@ class RoleSettings:
     steps: tuple[Step, ...] = ()
     #: The settings that are shell text (:data:`SHELL_SETTINGS`, and a plugin's ``Setting(shell=True)``).
     shell: frozenset[str] = frozenset()
+    #: The settings of each host written as a mapping in ``hosts:`` (see :mod:`fapistrano.hostitems`).
+    host_settings: Mapping[HostSpec, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 #: Top-level keys that are no settings: the targets, the steps of ``hooks:``, and the names of the user's own settings.
@@ -942,6 +956,7 @@ def merge(
     values: dict[str, Any] = {name: _plain(d.default) for name, d in declared.items()}
     origins: dict[str, Origin] = {name: d.origin for name, d in declared.items()}
     warnings: list[str] = []
+    host_settings: Mapping[HostSpec, Any] = {}
     block = deployfile.block(stage, role)
     for layer, kind in ((deployfile.data, "file"), (block, "block")):
         for key, value in layer.items():
@@ -950,6 +965,10 @@ def merge(
             if key in RUN_NAMES:
                 raise ConfigError(f"{deployfile.where(layer, key)}: {key!r} is set by fap for each run and cannot be configured")
             origin = Origin(kind, deployfile.where(layer, key))
+            if key == "hosts":
+                from fapistrano.hostitems import read_hosts  # it reads hosts: with this module's checks
+
+                value, host_settings = read_hosts(deployfile, layer, declared, warnings)
             if key in declared:
                 values[key] = check_type(key, value, declared[key], origin)
             else:
@@ -975,7 +994,7 @@ def merge(
     steps = (*deployfile.hook_steps(None, None), *deployfile.hook_steps(stage, role))
     shell = SHELL_SETTINGS | {name for name, d in declared.items() if getattr(getattr(d, "setting", None), "shell", False)}
     return RoleSettings(stage, role, MappingProxyType(values), MappingProxyType(origins), tuple(plugins), tuple(warnings),
-                        steps, frozenset(shell))
+                        steps, frozenset(shell), MappingProxyType(dict(host_settings)))
 
 
 # ---------------------------------------------------------------------------
@@ -1102,6 +1121,10 @@ def target_for_host(
     release: str | None,
 ) -> Target:
     """Interpolate ``settings`` for one host and one release name; an error never quotes a secret."""
+    if settings.host_settings:
+        from fapistrano.hostitems import for_host  # its item of hosts:, over the stage/role's values
+
+        settings = for_host(settings, host)
     try:
         return _target_for_host(settings, host, release)
     except ConfigError as error:

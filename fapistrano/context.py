@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fapistrano.config import Target
@@ -13,6 +14,7 @@ from fapistrano.masking import Masker
 from fapistrano.remote import Host, Stdin
 from fapistrano.run import RunState
 from fapistrano.settings import Settings
+from fapistrano.throttle import Throttles
 from fapistrano.ui import Event, EventKind, Reporter, line_reader
 
 
@@ -41,6 +43,7 @@ class Context:
         locked: bool = False,
         revision_hook: Callable[..., str | None] | None = None,
         project_dir: str | None = None,
+        throttles: Throttles | None = None,
     ) -> None:
         found = host_state or HostState()
         self.target = target
@@ -113,6 +116,7 @@ class Context:
         self._reporter = reporter
         self._mask = masker or Masker()
         self._revision_hook = revision_hook
+        self._throttles = throttles or Throttles()
 
     def __repr__(self) -> str:
         return f"<Context {self.stage}/{self.role} {self.host} release={self.release}>"
@@ -217,6 +221,27 @@ class Context:
         state = self.run_state
         if isinstance(state, RunState):
             state.report(self.host, key, value)
+
+    def throttle(self, name: str, count: int) -> AbstractContextManager[None]:
+        """A context manager: at most ``count`` hosts of the run inside ``with ctx.throttle(name, count):`` at once.
+
+        For work that must not run everywhere at the same time (``pip install``
+        against a private package index from forty hosts). A host finding
+        every slot taken waits for one; the rest of the phase is not held
+        back, and the phase still ends on every host before the next starts.
+        The limit holds fleet-wide within the run (every stage and role of
+        it), per ``name``; prefix ``name`` with the plugin's name, and use one
+        count per name (another count for a name in use raises
+        :class:`ValueError`). An exception inside frees the slot and goes on
+        as any failure of the phase does. Ctrl-C while waiting raises
+        :class:`fapistrano.errors.Interrupted`. A ``hooks:`` step's
+        ``parallel: N`` is this, named after the step's ``file:line``::
+
+            with ctx.throttle("myplugin.pip", ctx.config["myplugin_parallel"]):
+                ctx.run("pip install -r requirements.txt")
+        """
+        return self._throttles.hold(name, count, self.stopping,
+                                    on_wait=lambda: self.log(f"waiting: {name} runs on {count} hosts at a time"))
 
     def revision(self, release: str | None = None) -> str | None:
         """The revision ``release`` (default :attr:`release`) holds, as the plugin that put the code there says.

@@ -38,6 +38,7 @@ from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
 from fapistrano.remote import Host, LocalProcesses, ssh_settings_from
 from fapistrano.steps import hand_over_once_steps, once_group
+from fapistrano.throttle import Throttles
 from fapistrano.ui import Event, EventKind, Reporter
 
 #: Seconds a running command may go on after Ctrl-C before it is killed.
@@ -187,6 +188,7 @@ class Runner:
         self._cancel_window = 0
         #: The commands the run starts on this machine (``run.local``): a stop kills them as it kills the hosts'.
         self.local_processes = LocalProcesses()
+        self.throttles = Throttles()  # ``parallel: N`` and ctx.throttle: one per run, shared by every host
         self._locked: list[Member] = []  # every member whose lock this run took: a second signal still releases them
 
     # -- plumbing ---------------------------------------------------------
@@ -380,6 +382,7 @@ class Runner:
                 locked=member.locked,
                 revision_hook=self.plugins.caller("fap_release_revision", target.plugins),
                 project_dir=self.project_dir,
+                throttles=self.throttles,
             )
             member.ctx = ctx
 

@@ -9,6 +9,8 @@ host runs are on ``ctx.target.steps`` (a ``once`` step only on its chosen host).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from fapistrano import hookimpl
 from fapistrano.errors import CommandFailed
 from fapistrano.steps import failure, remote_environment
@@ -36,7 +38,8 @@ def run_steps(ctx) -> None:
             scope = ctx.stage if step.role is None else f"{ctx.stage}/{ctx.role}"
             ctx.log(f"once step {step.where} runs on this host only, once for {scope}")
         try:
-            ctx.run(LOAD_DOTENV + command, cwd=directory, env=environment)
+            with ctx.throttle(f"step {step.where}", step.parallel) if step.parallel else nullcontext():
+                ctx.run(LOAD_DOTENV + command, cwd=directory, env=environment)
         except CommandFailed as error:
             if ctx.phase != "failed":
                 raise failure(step, ctx.host, error) from None

@@ -29,6 +29,7 @@ import posixpath
 import secrets
 import shlex
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from fapistrano import CommandFailed, FapError, Setting, hookimpl
@@ -95,6 +96,10 @@ def fap_settings() -> list[Setting]:
             "virtualenv_pip_options", [],
             "Extra install arguments for pip and uv, e.g. '--no-index --find-links /srv/wheels'; each item is split like a shell word list.",
             type=list[str],
+        ),
+        Setting(
+            "virtualenv_parallel", 0,
+            "How many hosts install the requirements (pip or uv) at the same time, fleet-wide (a private index spared); 0: every host at once.",
         ),
     ]
 
@@ -234,6 +239,12 @@ def build_in_release(ctx: Any, venv: str, requirements: str, executive: list[str
     create_and_install(ctx, venv, requirements, executive, pip_options, installer)
 
 
+def install_slots(ctx: Any) -> Any:
+    """At most ``virtualenv_parallel`` hosts install requirements at once, fleet-wide (0: every host)."""
+    count = ctx.config["virtualenv_parallel"]
+    return ctx.throttle("virtualenv.install", count) if count else nullcontext()
+
+
 def create_and_install(ctx: Any, venv: str, requirements: str, executive: list[str], pip_options: list[str], installer: str) -> None:
     """Create ``venv`` and install ``requirements`` into it with ``installer`` (``pip`` or ``uv``)."""
     config = ctx.config
@@ -255,8 +266,9 @@ def create_and_install(ctx: Any, venv: str, requirements: str, executive: list[s
             ctx.log("virtualenv_pip_upgrade: uv installs, no pip to upgrade")
         if requirements:
             ctx.log(f"installing {requirements} with uv")
-            run_pip(ctx, [uv, "pip", "install", "--python", python, *pip_options, "-r", requirements], release_path,
-                    f"uv pip install -r {shown}", environment)
+            with install_slots(ctx):
+                run_pip(ctx, [uv, "pip", "install", "--python", python, *pip_options, "-r", requirements], release_path,
+                        f"uv pip install -r {shown}", environment)
         else:
             ctx.log("virtualenv_requirements is empty: no requirements installed")
         return
@@ -272,7 +284,8 @@ def create_and_install(ctx: Any, venv: str, requirements: str, executive: list[s
         run_pip(ctx, [*pip, "install", "--upgrade", "pip", *pip_options], release_path, "pip install --upgrade pip", environment)
     if requirements:
         ctx.log(f"installing {requirements}")
-        run_pip(ctx, [*pip, "install", *pip_options, "-r", requirements], release_path, f"pip install -r {shown}", environment)
+        with install_slots(ctx):
+            run_pip(ctx, [*pip, "install", *pip_options, "-r", requirements], release_path, f"pip install -r {shown}", environment)
     else:
         ctx.log("virtualenv_requirements is empty: no requirements installed")
 
