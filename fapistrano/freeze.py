@@ -228,7 +228,8 @@ def admit(runner: Runner, members: Sequence[Member], wait: WaitLock | None) -> t
                                       f" waiting, {duration_text(left)} left", host=member.name, phase="lock")
         if runner.stopping.wait(min(wait.interval, left)):
             return SIGNAL_EXIT.get(runner.stopped_by, 130) if runner.stopped_by else 130, ["interrupted while waiting for the lock"]
-        failures = runner.on_each(held, lambda member: runner._probe(member, True))
+        # A dry run never takes a lock: it only looks again.
+        failures = runner.on_each(held, lambda member: runner._probe(member, not runner.dry_run))
         if failures:
             return 1, [f"{m.name}: {describe(failures[key(m)], m.name)}" for m in held if key(m) in failures]
         refusal = freeze_lines(members, selection)

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fapistrano.commands.fleet import Fleet
-from fapistrano.freeze import notes
 from fapistrano.errors import FapError
 from fapistrano.flows import FlowName
+from fapistrano.freeze import notes
 from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure
 from fapistrano.runner import Member, describe, key
 

@@ -6,8 +6,6 @@ import time
 
 import pytest
 
-from fapistrano.testing import run_fap
-
 REASON = "incident 431: db failover"
 
 
