@@ -257,7 +257,8 @@ def lift(runner: Runner, members: Sequence[Member]) -> bool:
 
     found = frozen_hosts(members)
     for member, freeze in found:
-        runner.emit("log", f"lifting the freeze {freeze.describe()}", host=member.name, phase="unlock")
+        verb = "would lift" if runner.dry_run else "lifting"  # a dry run's plan shows only what it "would" do
+        runner.emit("log", f"{verb} the freeze {freeze.describe()}", host=member.name, phase="unlock")
     if runner.dry_run or not found:
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -44,6 +45,11 @@ def test_read_only_commands_show_the_freeze_and_unlock_lifts_it(faulty):
     check = faulty.fap("check", "-s", "test")
     assert check.exit_code == 1, check.output
     assert "frozen by" in check.output and REASON in check.output
+
+    shown = faulty.fap("unlock", "-s", "test", "--dry-run")
+    assert shown.exit_code == 0, shown.output
+    assert "would lift the freeze by " in shown.stdout and REASON in shown.stdout
+    assert all(_frozen_file(faulty, host).exists() for host in faulty.fleet.names), "a dry run lifted the freeze"
 
     unlocked = faulty.fap("unlock", "-s", "test")
     assert unlocked.exit_code == 0, unlocked.output
@@ -162,3 +168,25 @@ def test_wait_lock_never_waits_out_a_freeze(faulty):
     assert REASON in refused.stderr
     assert time.monotonic() - started < 30
     faulty.assert_untouched()
+
+
+def test_ctrl_c_while_waiting_stops_at_once_and_leaves_the_running_run_alone(faulty):
+    first = faulty.popen("deploy", "-s", "test", *faulty.block_args("updating"))
+    try:
+        faulty.wait_blocked()
+        second = faulty.popen("deploy", "-s", "test", "--wait-lock", "5m")
+        faulty.wait_reported(second, "waiting up to 5m")
+        started = time.monotonic()
+        second.send_signal(signal.SIGINT)
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 130, out + err
+        assert time.monotonic() - started < 20
+        assert "interrupted while waiting for the lock" in err
+        for host in faulty.fleet.names:
+            assert faulty.fleet.locked(host), f"the interrupted wait removed the running run's lock on {host}"
+        faulty.unblock()
+        out, err = first.communicate(timeout=120)
+    finally:
+        faulty.unblock()
+        first.kill()
+    assert first.returncode == 0, out + err
