@@ -304,8 +304,11 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
         title = f"{label}: {len(hosts)} of {count} host{'s' if count != 1 else ''} answered" if len(hosts) < count else \
             f"{label} ({count} host{'s' if count != 1 else ''})"
         rows = release_rows(hosts, moment)
+        frozen = notes([(h.host, h.state) for h in hosts])
         if not rows:
             fleet.console.print(f"{title}: no releases yet", markup=False, highlight=False)
+            for warning in frozen:
+                fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
             continue
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
         for column in ("release", "revision", "age", "status", "hosts"):
@@ -315,7 +318,6 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
             table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
         fleet.console.print(table)
         disagreement = current_disagreement(label, hosts)
-        frozen = notes([(h.host, h.state) for h in hosts])
         for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts), *frozen]:
             fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     for error in errors:

@@ -190,3 +190,16 @@ def test_ctrl_c_while_waiting_stops_at_once_and_leaves_the_running_run_alone(fau
         faulty.unblock()
         first.kill()
     assert first.returncode == 0, out + err
+
+
+def test_a_frozen_target_without_releases_shows_its_freeze_too(faulty):
+    fresh = ["--path", "/home/deploy/www/fresh"]
+    assert faulty.fap("lock", "-s", "test", "-m", REASON, *fresh).exit_code == 0
+
+    releases = faulty.fap("releases", "-s", "test", *fresh)
+
+    assert releases.exit_code == 0, releases.output
+    assert "no releases yet" in releases.stdout
+    assert "host1, host2, host3: frozen by" in releases.stdout and REASON in releases.stdout
+    assert faulty.fap("deploy", "-s", "test", *fresh).exit_code == 5
+    assert not faulty.fleet.in_host("host1", ["ls", "/home/deploy/www/fresh/releases"]).returncode == 0
