@@ -114,7 +114,7 @@ def parse(line: str | None) -> Freeze | None:
             raise ValueError
         by, since, message = (str(value)[:layout.FREEZE_READ] for value in fields)
         return Freeze(by, since, message)
-    except ValueError:
+    except (ValueError, RecursionError):  # not fap's record (a file made by hand; "[[[[…" nests too deep for json)
         return Freeze("unknown", "unknown", line.strip() or "(no reason written)")
 
 

@@ -69,3 +69,10 @@ def test_the_second_freeze_keeps_the_first(tmp_path):
     assert freeze.parse(layout.parse_probe(again.stdout).freeze).message == "first"
     subprocess.run(["sh", "-c", freeze.lift_script(str(tmp_path))], check=True)
     assert _probe(tmp_path, lock=False).freeze is None
+
+
+@pytest.mark.parametrize("line", ["[" * layout.FREEZE_READ, "", "null", '{"by": 1}', "\x1b]0;owned\x07 stop"])
+def test_a_freeze_that_is_not_fap_record_still_freezes_shown_as_it_reads(line):
+    shown = freeze.parse(line)
+    assert shown is not None and shown.by == "unknown"
+    assert "\x1b" not in shown.describe()
