@@ -38,12 +38,6 @@ EXAMPLE = "incident 431: db failover"
 q = shlex.quote
 
 
-class Frozen(FapError):
-    """A changing command met a frozen target: refused before anything changed (exit 5)."""
-
-    exit_code = FROZEN_EXIT
-
-
 @dataclass(frozen=True)
 class Freeze:
     """A host's freeze as its file reads: who froze the target, since when, why (masked, bounded)."""
