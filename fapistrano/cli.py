@@ -40,7 +40,7 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _options(context: click.Context, local: dict[str, Any]) -> Options:
     base: Options = context.find_object(Options) or Options()
-    names = ("deployfile", "dry_run", "verbose", "quiet", "parallel", "log_json", "live", "hosts")
+    names = ("deployfile", "dry_run", "verbose", "quiet", "parallel", "log_json", "live", "hosts", "wait_lock")
     return base.merged(**{n: local.pop(n, None) for n in names})
 
 
@@ -88,12 +88,19 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
     return decorate
 
 
+#: ``--wait-lock DURATION`` of the changing commands (see :mod:`fapistrano.freeze`).
+wait_lock_option = click.option("--wait-lock", "wait_lock", metavar="DURATION", help=(
+    "When another run holds the lock, wait up to DURATION (90s, 5m, 1h) for it to finish, then go on."
+    " Never waits out a freeze (fap lock)."))
+
+
 # ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
 
 
 @fleet_command("deploy", "Ship a new release to every selected host (alias: release).")
+@wait_lock_option
 def deploy(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
     from fapistrano.commands.deploy import deploy as run
     from fapistrano.commands.fleet import Fleet
@@ -110,6 +117,7 @@ cli.add_command(_release_alias, "release")
 
 @fleet_command("rollback", "Switch every selected host back to its previous release.")
 @click.option("--to", "to", metavar="RELEASE", help="Return to this release instead of the previous one.")
+@wait_lock_option
 def rollback(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None) -> None:
     from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.rollback import rollback as run
@@ -119,6 +127,7 @@ def rollback(options: Options, stage: str | None, role: str | None, overrides: l
 
 
 @fleet_command("restart", "Run the restart hooks (restarting, restarted) on every selected host.")
+@wait_lock_option
 def restart(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
     from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.restart import restart as run
@@ -155,7 +164,24 @@ def shell(options: Options, stage: str | None, role: str | None, overrides: list
     os.execvp(argv[0], argv)
 
 
-@fleet_command("unlock", "Remove a stale deploy lock after showing who held it.")
+@fleet_command("lock", "Freeze the selected targets with a reason: deploy, rollback and restart refuse (exit 5) until"
+               " fap unlock.", short_help="Freeze the target with a reason, until fap unlock.")
+@click.option("-m", "--message", "message", metavar="REASON", is_flag=False, flag_value="",
+              help="Why the target is frozen (shown to whoever tries to deploy), e.g. 'incident 431: db failover'.")
+def lock(options: Options, stage: str | None, role: str | None, overrides: list[str], message: str | None) -> None:
+    from fapistrano.commands.fleet import Fleet
+    from fapistrano.commands.lock import lock as run
+    from fapistrano.freeze import check_message
+
+    reason = check_message(message, stage)  # before anything connects
+    with Fleet(options, stage, role, overrides, "lock") as fleet:
+        exit_code = run(fleet, reason)
+        fleet.close()
+        if exit_code:
+            sys.exit(exit_code)
+
+
+@fleet_command("unlock", "Remove a stale deploy lock after showing who held it; lift a freeze (fap lock) the same way.")
 def unlock(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
     from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.unlock import unlock as run
@@ -276,6 +302,7 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
     from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.releases import broken_currents, current_disagreement, release_rows
     from fapistrano.commands.releases import releases as run
+    from fapistrano.freeze import notes
     from fapistrano.layout import now
 
     with Fleet(options.plain(), stage, role, overrides, "releases") as fleet:
@@ -287,8 +314,11 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
         title = f"{label}: {len(hosts)} of {count} host{'s' if count != 1 else ''} answered" if len(hosts) < count else \
             f"{label} ({count} host{'s' if count != 1 else ''})"
         rows = release_rows(hosts, moment)
+        frozen = notes([(h.host, h.state) for h in hosts])
         if not rows:
             fleet.console.print(f"{title}: no releases yet", markup=False, highlight=False)
+            for warning in frozen:
+                fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
             continue
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
         for column in ("release", "revision", "age", "status", "hosts"):
@@ -298,7 +328,7 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
             table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
         fleet.console.print(table)
         disagreement = current_disagreement(label, hosts)
-        for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts)]:
+        for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts), *frozen]:
             fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     for error in errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)

@@ -7,6 +7,7 @@ read back what the probe printed. Nothing here connects to anything.
 
     <path>/
       .fap-lock/owner          held while a run changes this target
+      .fap-freeze              the target is frozen (``fap lock -m``): who, since when, why
       current -> releases/<name>
       releases/<name>/         one per release; ``.<name>.unfinished`` marks one not yet published
       shared/                  linked_files and linked_dirs live here
@@ -27,6 +28,10 @@ LOCK_DIR = ".fap-lock"
 LOCK_TOKEN = "token"
 #: :func:`unlock_script`'s status when the lock is another run's now: left in place.
 LOCK_NOT_OURS = 3
+#: The freeze (``fap lock``): a file beside the lock directory, never taken or released by a run (see fapistrano.freeze).
+FREEZE_FILE = ".fap-freeze"
+#: How much of a freeze file a probe reads: what ``fap lock`` writes is far less; a file made by hand is cut.
+FREEZE_READ = 4096
 # A time, then, when that time (or a later one) is already taken, a counter: -01 ... -99, -100 ...
 # written in one way only (no "-1", no "-001"), so that every name has its own sort key.
 _RELEASE_NAME = re.compile(r"(\d{6}-\d{6})(?:-(0[1-9]|[1-9]\d+))?\Z")
@@ -89,6 +94,7 @@ class HostState:
     releases: tuple[str, ...] = ()  # finished, sorted oldest first
     unfinished: tuple[str, ...] = ()
     lock_owner: str | None = None  # someone else's lock, as its owner file reads
+    freeze: str | None = None  # the freeze file's line (fapistrano.freeze reads it); None: not frozen
     locked_by_us: bool = False
     path_exists: bool = True
 
@@ -116,7 +122,9 @@ def probe_script(
     if lock_info is not None:
         lines += [
             f"[ -d {q(path)} ] || mkdir -p {q(path)} || exit 1",
-            f"if lock_error=$(mkdir {q(lock)} 2>&1); then printf '%s\\n' {q(lock_info)} > {q(lock + '/owner')}"
+            # A frozen target is not locked: the run refuses (fapistrano.freeze) with nothing taken.
+            f"{freeze_probe_line(path)}",
+            f"elif lock_error=$(mkdir {q(lock)} 2>&1); then printf '%s\\n' {q(lock_info)} > {q(lock + '/owner')}"
             f" && printf '%s\\n' {q(token)} > {q(lock + '/' + LOCK_TOKEN)} && echo 'lock-taken=1';"
             f" elif [ -d {q(lock)} ]; then printf 'lock=%s\\n' \"$(tr '\\n' ' ' < {q(lock + '/owner')} 2>/dev/null || echo unknown)\";"
             # No lock there and none made (permissions, full disk): say why, not "locked by unknown".
@@ -126,6 +134,7 @@ def probe_script(
         lines.append(
             f"if [ -d {q(lock)} ]; then printf 'lock=%s\\n' \"$(tr '\\n' ' ' < {q(lock + '/owner')} 2>/dev/null || echo unknown)\"; fi"
         )
+        lines.append(f"{freeze_probe_line(path)}; fi")
     lines += [
         f"[ -d {q(path)} ] || echo 'nopath=1'",
         f"link=$(readlink {q(current_path)} 2>/dev/null)",
@@ -150,6 +159,7 @@ def parse_probe(output: str) -> HostState:
     lock_owner = None
     ours = False
     path_exists = True
+    freeze = None
     for line in output.splitlines():
         key, _, value = line.partition("=")
         if key == "current" and value:
@@ -166,6 +176,8 @@ def parse_probe(output: str) -> HostState:
             lock_owner = value.strip() or "unknown"
         elif key == "nopath":
             path_exists = False
+        elif key == "freeze":
+            freeze = value
     finished = tuple(sort_releases(r for r in releases if r not in unfinished))
     return HostState(
         current=current,
@@ -174,6 +186,7 @@ def parse_probe(output: str) -> HostState:
         lock_owner=lock_owner,
         locked_by_us=ours,
         path_exists=path_exists,
+        freeze=freeze,
     )
 
 
@@ -399,6 +412,13 @@ def remove_new_release_script(releases_path: str, current_path: str, release: st
             f"rm -f -- .{name}.unfinished",
         ]
     )
+
+
+def freeze_probe_line(path: str) -> str:
+    """``if`` a freeze is there, print it as one ``freeze=`` line (bounded, newlines replaced); the caller ends the ``if``."""
+    freeze = q(posixpath.join(path, FREEZE_FILE))
+    return (f"if [ -f {freeze} ]; then printf 'freeze=%s\\n' \"$(head -c {FREEZE_READ} {freeze} 2>/dev/null"
+            f" | tr '\\n\\r' '  ')\"")
 
 
 def unlock_script(path: str, token: str | None = None) -> str:

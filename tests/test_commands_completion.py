@@ -115,3 +115,14 @@ def test_the_documented_zsh_line_loads_in_zsh(tmp_path):
 
     assert result.returncode == 0 and not result.stderr, result.stderr
     assert result.stdout.strip() == "_fap_completion"
+
+
+def test_lock_and_wait_lock_complete(tmp_path, fap_run):
+    (tmp_path / "deploy.yml").write_text(DEPLOY_YML)
+
+    assert _complete(fap_run, tmp_path, "fap loc") == ["lock"]
+    assert _complete(fap_run, tmp_path, "fap lock -s ") == ["staging", "production"]
+    assert _complete(fap_run, tmp_path, "fap lock -s production -r w") == ["web", "worker"]
+    for command in ("deploy", "rollback", "restart"):
+        assert _complete(fap_run, tmp_path, f"fap {command} --wait") == ["--wait-lock"]
+    assert _complete(fap_run, tmp_path, "fap check --wait") == []

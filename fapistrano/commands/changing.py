@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from fapistrano import freeze
 from fapistrano.errors import CommandKilled, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
 from fapistrano.plugins import PluginFailure
@@ -62,6 +63,7 @@ def execute(
     max_fail: str = "0",
     run: Run | None = None,
     local_steps: LocalSteps | None = None,
+    wait_lock: freeze.WaitLock | None = None,
 ) -> Outcome:
     """Connect, lock, plan the release, ``fap_run_starting``, the phases batch by batch, ``fap_run_finished``.
 
@@ -77,7 +79,7 @@ def execute(
     outcome = Outcome(False, 1, [])
     try:
         try:
-            outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run, local_steps)
+            outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run, local_steps, wait_lock)
         except BaseException as error:
             # Told to fap_run_finished as it will be printed (a signal outside the phases: "interrupted").
             text = describe(error, "") if isinstance(error, Exception) else "interrupted"
@@ -102,7 +104,7 @@ def execute(
 
 
 def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePlan, lock: bool, batch_size: int,
-             max_fail: str, run: Run | None, local_steps: LocalSteps | None) -> Outcome:
+             max_fail: str, run: Run | None, local_steps: LocalSteps | None, wait_lock: freeze.WaitLock | None = None) -> Outcome:
     take_lock = lock and not runner.dry_run
     tolerated = allowed_failures(max_fail, len(members))
     failures = runner.connect(members, probe=True, lock=take_lock)
@@ -116,6 +118,9 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
                 runner.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed, member.name)}", host=member.name)
     live = [m for m in members if m.failed is None]
     runner.hand_over(flow, None, [m for m in members if m.status == "dropped"], live)
+    refusal = freeze.admit(runner, live, wait_lock)  # a frozen target refuses (exit 5); --wait-lock waits for a run
+    if refusal is not None:
+        return Outcome(False, *refusal)
     held = [m for m in live if m.state and m.state.lock_owner and not m.state.locked_by_us]
     if held:
         errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ from typing import Any
 from fapistrano.commands.fleet import Fleet
 from fapistrano.errors import FapError
 from fapistrano.flows import FlowName
+from fapistrano.freeze import notes
 from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure
 from fapistrano.runner import Member, describe, key
 
@@ -110,6 +111,8 @@ def check(fleet: Fleet) -> list[HostCheck]:
             result.current, result.releases = member.state.current, len(member.state.releases)
             checks = runner.plugins.one_by_one("fap_check", member.target.plugins)
             result.problems = [runner.masker(p) for p in plugin_problems(checks, member.ctx)]
+            # A frozen target refuses every deploy: that is what check is for (fap unlock lifts it).
+            result.problems += [runner.masker(note.split(": ", 1)[1]) for note in notes([(member.name, member.state)])]
 
         errors = runner.on_each(answered, work)
         for member in answered:

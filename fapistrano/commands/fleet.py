@@ -158,6 +158,7 @@ class Fleet:
             raise
 
     def _finish_setup(self, options: Options, plugins: Any, command: str) -> None:
+        from fapistrano.freeze import wait_policy
         from fapistrano.masking import Masker, MaskingReporter, collect_secrets
         from fapistrano.runner import Runner, lock_owner_text
         from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter, open_event_log
@@ -194,7 +195,8 @@ class Fleet:
         self.app = self.roles[0].values.get("app_name") or "the application"
         first = members[0].target.config if members else {"batch_size": 0, "max_fail": "0"}
         # Run-wide settings: one value for the whole fleet run (the top level or the command line sets them).
-        self.run_policy: dict[str, Any] = {"batch_size": first["batch_size"], "max_fail": first["max_fail"]}
+        self.run_policy: dict[str, Any] = {"batch_size": first["batch_size"], "max_fail": first["max_fail"],
+                                           "wait_lock": wait_policy(options.wait_lock, self.reporter, self.selection)}
 
     def _log_json_failed(self, path: str, error: OSError) -> None:
         # The log is a side channel: a run half-way through a switch must not stop because a file cannot be written.

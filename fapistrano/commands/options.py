@@ -18,6 +18,7 @@ class Options:
     log_json: str | None = None
     live: bool | None = None
     hosts: str | None = None  # --hosts: patterns filtering the selected targets' hosts
+    wait_lock: str | None = None  # --wait-lock DURATION (changing commands): see fapistrano.freeze
 
     def merged(self, **later: Any) -> Options:
         values = {**self.__dict__}

@@ -1,7 +1,8 @@
-"""``fap unlock``: show who holds each host's deploy lock, then remove it."""
+"""``fap unlock``: show who holds each host's deploy lock, then remove it; lift a freeze (``fap lock``) the same way."""
 
 from __future__ import annotations
 
+from fapistrano import freeze
 from fapistrano.commands.changing import stop_before_start
 from fapistrano.commands.fleet import Fleet
 
@@ -21,12 +22,13 @@ def unlock(fleet: Fleet) -> int:
             if member.state.lock_owner:
                 runner.emit("log", f"removing lock held by {member.state.lock_owner}", host=member.name, phase="unlock")
                 member.locked = True
-            else:
+            elif member.state.freeze is None:
                 runner.emit("log", "not locked", host=member.name, phase="unlock")
+        lifted = freeze.lift(runner, members)
         if runner.dry_run:
             for member in members:
                 member.locked = False  # shown, not removed
     finally:
         # Removes the locks marked above, then disconnects.
         runner.close(members)
-    return 1 if any(m.locked for m in members) else 0
+    return 1 if any(m.locked for m in members) or not lifted else 0

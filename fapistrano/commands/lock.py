@@ -1,0 +1,63 @@
+"""``fap lock``: freeze the selected targets with a reason; every changing command then refuses (exit 5)."""
+
+from __future__ import annotations
+
+import time
+
+from fapistrano import freeze, layout
+from fapistrano.commands.changing import stop_before_start
+from fapistrano.commands.fleet import Fleet
+from fapistrano.errors import CommandFailed
+from fapistrano.runner import Member, account_name, describe, key
+
+
+def freezer() -> str:
+    """Who froze the target, as the run lock names its holder: ``user@machine``."""
+    import os
+    import socket
+
+    return f"{os.environ.get('USER') or os.environ.get('LOGNAME') or account_name()}@{socket.gethostname()}"
+
+
+def lock(fleet: Fleet, message: str) -> int:
+    """Freeze every host of ``fleet`` with ``message`` (masked); a host frozen already keeps its freeze. Return fap's exit code.
+
+    Under ``--dry-run`` the freeze is shown, not written.
+    """
+    runner, members = fleet.runner, fleet.members
+    # A secret typed into the reason never reaches a host: the freeze is stored as it would be shown.
+    line = freeze.record(freezer(), time.strftime("%Y-%m-%d %H:%M:%S %z"), fleet.masker(message))
+    shown = freeze.parse(line)
+    assert shown is not None
+    try:
+        failures = runner.connect(members, probe=True)
+        if failures:
+            for error in stop_before_start(members, failures).errors:
+                runner.emit("error", error)
+            return 1
+
+        def work(member: Member) -> None:
+            assert member.state is not None
+            there = freeze.parse(member.state.freeze)
+            if there is None and runner.dry_run:
+                runner.emit("log", f"would freeze: {freeze.shown(shown.message)}", host=member.name, phase="lock")
+                return
+            if there is None:
+                path = member.target.config["path"]
+                result = member.connection.run(freeze.freeze_script(path, line))
+                if result.exit_code != 0:
+                    raise CommandFailed(member.name, "(lock) writing the freeze", result.exit_code, runner.masker(result.stderr))
+                # Frozen meanwhile by another fap lock: its freeze is the one kept.
+                there = freeze.parse(layout.parse_probe(result.stdout).freeze)
+            if there is None:
+                runner.emit("log", f"frozen: {freeze.shown(shown.message)}", host=member.name, phase="lock")
+            else:
+                runner.emit("log", f"already frozen {there.describe()}; kept (fap unlock lifts it)", host=member.name, phase="lock")
+
+        errors = runner.on_each(members, work)
+        for member in members:
+            if key(member) in errors:
+                runner.emit("error", describe(errors[key(member)], member.name), host=member.name, phase="lock")
+        return 1 if errors else 0
+    finally:
+        runner.close(members)
