@@ -98,7 +98,7 @@ def test_a_canary_failing_its_health_check_switches_back_and_no_later_host_gets_
         assert fleet.releases(host) == [good], result.output  # web1's new release removed; the others never had one
         assert not fleet.locked(host)
     assert "switched back to" in result.output
-    assert "batch 2/3" not in result.stdout and "pausing" not in result.stdout
+    assert "batch 2/3: " not in result.stdout and "pausing" not in result.stdout
 
 
 def test_ctrl_c_during_a_pause_stops_the_run_and_leaves_the_canary_switched(fleet, fap_run, fap_start, released, tmp_path):
@@ -123,6 +123,8 @@ def test_ctrl_c_during_a_pause_stops_the_run_and_leaves_the_canary_switched(flee
     assert not any(fleet.locked(host) for host in HOSTS)
     assert "interrupted" in result.output
     assert f"current now points to {new} (kept) on web1" in result.output
+    assert "to return to the previous release: fap rollback -s test --hosts web1" in result.output
+    assert "batch 2/3: " not in result.output  # the stop came first: no batch is announced that does not start
     assert "Traceback" not in result.output
 
 

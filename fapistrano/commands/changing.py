@@ -146,7 +146,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     for number, batch in enumerate(batches, start=1):
         if number > 1:
             ramps.pause(runner, batch_pause, number, len(batches))  # a signal during it: this batch stops before it starts
-        if len(batches) > 1:
+        if len(batches) > 1 and not runner.stopping.is_set():
             runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
         already_dropped = sum(1 for m in members if m.status == "dropped")
         done = [m for earlier in batches[:number - 1] for m in earlier]
