@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,11 +11,14 @@ from typing import Any
 
 import pytest
 
+from ruamel.yaml import YAML
+
 from fapistrano.testing import Fleet, FleetUnavailable
 
 pytestmark = pytest.mark.fleet
 
 HOSTS = ["web1", "web2", "web3", "web4", "web5"]
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "canary"
 RAMP = [1, "50%", "100%"]
 
 
@@ -162,3 +166,27 @@ def test_a_bad_ramp_on_the_command_line_names_the_option(fleet, fap_run, tmp_pat
     assert result.exit_code == 2, result.output
     assert words in result.stderr, result.stderr
     assert all(fleet.releases(host) == [] for host in HOSTS)
+
+
+def test_the_canary_example_ramps_over_five_hosts(fleet, fap_run, released, tmp_path):
+    project = tmp_path / "canary"
+    shutil.copytree(EXAMPLE, project)
+    yaml = YAML()
+    data = yaml.load(project / "deploy.yml")
+    data["ssh_config"] = str(fleet.ssh_config)
+    data["stage_role_configs"]["production"]["web"]["hosts"] = list(HOSTS)
+    yaml.dump(data, project / "deploy.yml")
+
+    listed = fap_run(["deploy", "-s", "production", "--dry-run"], cwd=project)
+    assert listed.exit_code == 0, listed.output
+    assert "3 batches, 30s pause between batches: 1) web1; 2) web2, web3; 3) web4, web5" in listed.stdout
+
+    result = fap_run(["deploy", "-s", "production", "--batch-pause", "1"], cwd=project)  # the example's 30 s, shortened
+
+    assert result.exit_code == 0, result.output
+    new = released(result)
+    for host in HOSTS:
+        assert fleet.current(host, "canary") == new
+        assert "hello from the canary example" in (fleet.current_dir(host, "canary") / "index.html").read_text()
+    assert result.stdout.count("pausing 1s before batch") == 2
+    assert result.stdout.count("healthy: check passed") == 5, result.output
