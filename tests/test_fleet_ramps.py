@@ -7,10 +7,8 @@ import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-
 from ruamel.yaml import YAML
 
 from fapistrano.testing import Fleet, FleetUnavailable
@@ -58,6 +56,9 @@ def test_a_ramp_deploys_one_host_then_half_then_the_rest_with_a_pause_between(fl
     assert all(fleet.current(host) == new for host in HOSTS)
     assert "3 batches, 2s pause between batches: 1) web1; 2) web2, web3; 3) web4, web5" in result.stdout
     assert result.stdout.count("pausing 2s before batch") == 2, result.output
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["data"]["batches"] for e in events if "batches" in e.get("data", {})] == [[["web1"], ["web2", "web3"], ["web4", "web5"]]]
+    assert len([e for e in events if "pause_until" in e.get("data", {})]) == 2
     times = switch_times(log)
     # Each batch switched after the one before it, and at least the pause later.
     assert max(times["web1"], 0) + 2 <= min(times["web2"], times["web3"]), times
