@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
+from fapistrano import ramps
 from fapistrano.errors import ConfigError
 from fapistrano.masking import MIN_SECRET, Masker, collect_secrets
 from fapistrano.settings import KIND_WORDS, Setting, from_legacy
@@ -51,7 +52,8 @@ CORE_SETTINGS: dict[str, tuple[Any, str]] = {
                            " sshd refuses beyond its MaxStartups, 10 by default); connections already up do not count."),
     "ssh_persist": ("60s", "How long each host's SSH connection stays up after fap exits, for the next command to reuse"
                            " without a key exchange: N, Ns, Nm or Nh; 0: it ends with the run ('fap disconnect' closes them)."),
-    "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once)."),
+    "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once); a list ramps up: [1, 25%, 100%]."),
+    "batch_pause": (0.0, "Seconds to wait between two batches of batch_size (0: none); Ctrl-C during the pause stops the run."),
     "max_fail": ("0", "Hosts that may fail before publishing (dropped) or fail the healthcheck (kept) while the rest go on: N or P%."),
     "healthcheck": ("", "Shell command run on every host after published, until it passes (empty: no check); a failure switches the run back."),
     "healthcheck_interval": (1.0, "Seconds between two attempts of healthcheck."),
@@ -740,6 +742,8 @@ def check_type(name: str, value: Any, spec: Declared | Any, origin: Origin) -> A
     setting = _declared(name, spec)
     kind = setting.kind
     value = _plain(value)
+    if name in ramps.CHECKS and value is not None:
+        return ramps.CHECKS[name](value, f"{origin.prefix()}{name}: ")
     if value is None:
         return None if kind == "str" or setting.optional else setting.default
     ok = {
@@ -792,6 +796,8 @@ def parse_cli_value(name: str, text: str, spec: Declared | Any) -> Any:
     setting = _declared(name, spec)
     kind = setting.kind
     origin = Origin("cli")
+    if name == "batch_size":
+        return ramps.parse_cli_batch_size(text)
     if kind == "str":
         return check_type(name, text, spec, origin)
     if name in CORE_SETTINGS and (name == "plugins" or name.endswith("_plugins")):
@@ -1195,8 +1201,6 @@ def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None
     for name in ("healthcheck_interval", "healthcheck_timeout"):
         if config[name] <= 0:
             raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be more than 0 seconds, got {config[name]}")
-    if config["batch_size"] < 0:
-        raise ConfigError(f"{settings.origins['batch_size'].prefix()}batch_size: must be 0 (all at once) or more, got {config['batch_size']}")
     max_fail = str(config["max_fail"]).strip()
     if not re.fullmatch(r"\d+(\.\d+)?%|\d+", max_fail) or (max_fail.endswith("%") and float(max_fail[:-1]) > 100):
         raise ConfigError(f"{settings.origins['max_fail'].prefix()}max_fail: expected a number of hosts or a percentage up to 100%, got {config['max_fail']!r}")

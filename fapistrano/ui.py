@@ -356,6 +356,7 @@ class LiveReporter(Reporter):
         self._rows: dict[str, dict[str, Any]] = {}
         self._started = time.monotonic()
         self._waiting: Any = None
+        self._pause_until: float | None = None  # batch_pause: the wall time the next batch starts, counted down below the rows
         self._live = Live(get_renderable=self._render, console=console, refresh_per_second=10, transient=True)
         self._live.start()
 
@@ -381,6 +382,7 @@ class LiveReporter(Reporter):
         elif self.plan is not None and event.kind == "log" and self.verbosity < VERBOSE and not event.message.startswith("would "):
             return  # a plugin's log says what it did ("linked …"): in a dry run it did nothing; "would …" says what it would
         if event.kind == "run":
+            self._pause_until = event.data.get("pause_until")
             self.console.print(event.message, style="bold", markup=False, highlight=False)
         elif event.kind == "error" or (event.kind == "phase" and event.status == "failed"):
             where = " | ".join(p for p in (event.host, event.phase) if p)
@@ -478,6 +480,10 @@ class LiveReporter(Reporter):
                  "reverted": Text("↺", style="yellow"), "skipped": Text("-", style="dim"), "dropped": Text("✗", style="red")}
         for host, status, row, phase, elapsed, line in cells:
             table.add_row(host, marks.get(status) or row["spinner"], phase, elapsed, Text(_tail(line, line_width), style="dim"))
+        if self._pause_until is not None and time.time() < self._pause_until:
+            from rich.console import Group
+
+            return Group(table, Text(f"next batch in {self._pause_until - time.time():.0f}s (Ctrl-C stops the run)", style="bold yellow"))
         return table
 
     def summary(self, title: str, results: list[HostResult], ok: bool) -> None:

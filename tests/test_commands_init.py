@@ -126,3 +126,22 @@ def test_init_with_the_bundled_plugins_lists_their_settings_and_loads(tmp_path, 
     config = fap_run(["config", "-s", "staging", "-r", "web"], cwd=tmp_path)
     assert config.exit_code == 0, config.output
     assert config_rows(config.stdout)["branch"] == ("master", "plugin default (fapistrano.git)")
+
+
+def test_the_template_shows_a_canary_ramp_that_loads_once_uncommented(tmp_path, fap_run):
+    project = tmp_path / "shop"
+    project.mkdir()
+    assert fap_run(["init"], cwd=project).exit_code == 0
+    deployfile = project / "deploy.yml"
+    _fill_hosts(deployfile, "[web1.example.com, web2.example.com]")
+    text = deployfile.read_text()
+    assert "# batch_size: [1, 25%, 100%]" in text and "# batch_pause: 60" in text
+    deployfile.write_text(text.replace("# batch_size: [1, 25%, 100%]", "batch_size: [1, 25%, 100%]")
+                          .replace("# batch_pause: 60", "batch_pause: 60"))
+
+    result = fap_run(["config", "-s", "staging", "-r", "web"], cwd=project)
+
+    assert result.exit_code == 0, result.output
+    rows = config_rows(result.stdout)
+    assert rows["batch_size"] == ("[1, 25%, 100%]", f"deploy.yml (deploy.yml:{text.splitlines().index('# batch_size: [1, 25%, 100%]   # a canary ramp: one host, then a quarter of them, then the rest') + 1})")
+    assert rows["batch_pause"][0] == "60.0"

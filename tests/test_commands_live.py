@@ -299,3 +299,20 @@ def test_ctrl_c_during_a_plugins_command_is_one_line_naming_that_plugin(fap_flee
     assert [line for line in end.splitlines() if line.startswith("fap: error:")] == [
         "fap: error: interrupted in updated while build was running"], end
     assert all(fap_fleet.current(host) is None for host in fap_fleet.hosts)
+
+
+def test_a_pause_between_batches_is_counted_down_under_the_rows(fap_fleet, pane, tmp_path):
+    fap_fleet.write_deployfile(tmp_path, {"batch_size": [1, "100%"], "batch_pause": 30})
+
+    view = pane(tmp_path, ["deploy", "-s", "test"], {})
+    first = view.wait_for(r"next batch in \d+s", timeout=90)
+    seconds = int(re.search(r"next batch in (\d+)s", first).group(1))
+    later = view.wait_for(rf"next batch in (?!{seconds}s)\d+s")
+    assert int(re.search(r"next batch in (\d+)s", later).group(1)) < seconds, later  # it counts down
+    assert "(Ctrl-C stops the run)" in later
+    view._tmux("send-keys", "C-c")
+
+    assert view.exit_code() == 130, view.screen()
+    end = view.screen()
+    assert "next batch in" not in end, end  # the live view is gone with the run
+    assert fap_fleet.current("host1") and not fap_fleet.current("host2")

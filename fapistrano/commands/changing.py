@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from fapistrano import freeze
+from fapistrano import freeze, ramps
 from fapistrano.errors import CommandKilled, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
 from fapistrano.plugins import PluginFailure
@@ -59,11 +59,12 @@ def execute(
     members: list[Member],
     plan: ReleasePlan,
     lock: bool = True,
-    batch_size: int = 0,
+    batch_size: int | list[int | str] = 0,
     max_fail: str = "0",
     run: Run | None = None,
     local_steps: LocalSteps | None = None,
     wait_lock: freeze.WaitLock | None = None,
+    batch_pause: float = 0.0,
 ) -> Outcome:
     """Connect, lock, plan the release, ``fap_run_starting``, the phases batch by batch, ``fap_run_finished``.
 
@@ -79,7 +80,7 @@ def execute(
     outcome = Outcome(False, 1, [])
     try:
         try:
-            outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run, local_steps, wait_lock)
+            outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run, local_steps, wait_lock, batch_pause)
         except BaseException as error:
             # Told to fap_run_finished as it will be printed (a signal outside the phases: "interrupted").
             text = describe(error, "") if isinstance(error, Exception) else "interrupted"
@@ -103,8 +104,9 @@ def execute(
             restore_signal_handlers(previous_handlers)
 
 
-def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePlan, lock: bool, batch_size: int,
-             max_fail: str, run: Run | None, local_steps: LocalSteps | None, wait_lock: freeze.WaitLock | None = None) -> Outcome:
+def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePlan, lock: bool, batch_size: int | list[int | str],
+             max_fail: str, run: Run | None, local_steps: LocalSteps | None, wait_lock: freeze.WaitLock | None = None,
+             batch_pause: float = 0.0) -> Outcome:
     take_lock = lock and not runner.dry_run
     tolerated = allowed_failures(max_fail, len(members))
     failures = runner.connect(members, probe=True, lock=take_lock)
@@ -137,7 +139,9 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         if refusal is not None:
             return refusal
     ok = True
-    batches = [live[i:i + batch_size] for i in range(0, len(live), batch_size)] if batch_size else [live]
+    batches = ramps.split(live, batch_size)
+    if len(batches) > 1:
+        runner.emit("run", ramps.describe_plan(batches, lambda m: m.name, batch_pause), data={"batches": [[m.name for m in b] for b in batches]})
     if local_steps is not None:
         local_steps.batches = len(batches)
     # A batch's last phases (finishing: the cleanup of old releases) wait until every batch is live and healthy:
@@ -145,7 +149,9 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     held = flow.phases[flow.phases.index(health_phase(flow)) + 1:] if len(batches) > 1 else ()
     completed = True
     for number, batch in enumerate(batches, start=1):
-        if len(batches) > 1:
+        if number > 1:
+            ramps.pause(runner, batch_pause, number, len(batches))  # a signal during it: this batch stops before it starts
+        if len(batches) > 1 and not runner.stopping.is_set():
             runner.emit("run", f"batch {number}/{len(batches)}: {', '.join(m.name for m in batch)}")
         already_dropped = sum(1 for m in members if m.status == "dropped")
         done = [m for earlier in batches[:number - 1] for m in earlier]

@@ -193,9 +193,10 @@ class Fleet:
                              max_parallel=self.max_parallel, lock_text=lock_owner_text(f"fap {command}"),
                              project_dir=str(self._deployfile.path.parent.resolve()))
         self.app = self.roles[0].values.get("app_name") or "the application"
-        first = members[0].target.config if members else {"batch_size": 0, "max_fail": "0"}
+        first = members[0].target.config if members else {"batch_size": 0, "batch_pause": 0.0, "max_fail": "0"}
         # Run-wide settings: one value for the whole fleet run (the top level or the command line sets them).
-        self.run_policy: dict[str, Any] = {"batch_size": first["batch_size"], "max_fail": first["max_fail"],
+        self.run_policy: dict[str, Any] = {"batch_size": first["batch_size"], "batch_pause": first["batch_pause"],
+                                           "max_fail": first["max_fail"],
                                            "wait_lock": wait_policy(options.wait_lock, self.reporter, self.selection)}
 
     def _log_json_failed(self, path: str, error: OSError) -> None:

@@ -24,6 +24,11 @@ from fapistrano.errors import ConfigError, FapError
 #: Core settings the template writes itself (or that belong in a stage/role block).
 _WRITTEN = {"app_name", "plugins", "hosts", "release_plugins", *(f"{command}_plugins" for command in COMMANDS)}
 _RULE = "# " + "-" * 76
+#: Commented examples written under a core setting's default, where one value cannot show its use.
+_EXAMPLES = {
+    "batch_size": ["# batch_size: [1, 25%, 100%]   # a canary ramp: one host, then a quarter of them, then the rest"],
+    "batch_pause": ["# batch_pause: 60             # a minute between two batches to watch the canary"],
+}
 
 
 def plugin_names(option: Iterable[str], installed: Iterable[str] = ()) -> list[str]:
@@ -117,7 +122,7 @@ def render(
     for name, (default, doc) in CORE_SETTINGS.items():
         if name in _WRITTEN:
             continue
-        out += [*_setting_block(name, default, doc), ""]
+        out += [*_setting_block(name, default, doc), *_EXAMPLES.get(name, []), ""]
     commands = ", ".join(f"{command}_plugins" for command in COMMANDS)
     out += [*_comment(f"A command can have its own plugin list, replacing plugins: {commands}."),
             "# restart_plugins: [fapistrano.supervisorctl]", ""]
