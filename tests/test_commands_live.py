@@ -217,7 +217,8 @@ def test_the_summary_time_is_the_whole_run_with_a_failed_health_check(fap_fleet,
     end = view.screen()
     times = [float(t) for t in re.findall(r"│ (\d+\.\d)s +│", end)]
     assert len(times) == 3, end
-    assert all(3.0 <= t <= took for t in times), (times, took, end)
+    # The check alone takes its 3 s timeout (give or take the rows' rounding); the phases before it take well under 1 s.
+    assert all(2.0 <= t <= took for t in times), (times, took, end)
 
 
 REFUSER = '''\

@@ -7,6 +7,7 @@ when the command knows which release each host works on.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -139,8 +140,9 @@ class Fleet:
                 check_distinct_paths(members)
             assign_steps(members)
         except BaseException:
-            if not self._persisting:
-                os.rmdir(self._control_dir)  # nothing connected yet: it is still empty
+            # Nothing connected yet: an empty directory goes (a kept one holding other runs' masters stays).
+            with contextlib.suppress(OSError):
+                os.rmdir(self._control_dir)
             raise
         self.members = members
         self._closed = False
