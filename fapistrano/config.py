@@ -266,8 +266,8 @@ def unquoted_references_only(command: str) -> str | None:
         where = place(match.start())
         if where is not None:
             name = match.group(0)
-            place, instead = _QUOTED_PLACES[where]
-            return f"{name} is inside {place}, where the shell would read its value as code; {instead.replace('%(name)s', name)}"
+            quoting, instead = _QUOTED_PLACES[where]
+            return f"{name} is inside {quoting}, where the shell would read its value as code; {instead.replace('%(name)s', name)}"
     return None
 
 
@@ -343,8 +343,7 @@ def _shell_places(command: str) -> Callable[[int], str | None]:
             end = n if end < 0 else end
             spans.append([i, end, "#"])
             i = end
-        elif command.startswith("<<", i) and _HEREDOC.match(command, i):
-            heredoc = _HEREDOC.match(command, i)
+        elif command.startswith("<<", i) and (heredoc := _HEREDOC.match(command, i)):
             delimiter = next(group for group in heredoc.groups() if group is not None)
             heredocs.append((delimiter, heredoc.group(0).startswith("<<-")))
             i = heredoc.end()

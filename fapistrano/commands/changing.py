@@ -135,9 +135,9 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     runner.make_contexts(live, release_of, flow)
     release = live[0].ctx.release if live and live[0].ctx else None
     if run is not None:
-        refusal = _run_starting(runner, members, run, release)
-        if refusal is not None:
-            return refusal
+        refused = _run_starting(runner, members, run, release)
+        if refused is not None:
+            return refused
     ok = True
     batches = ramps.split(live, batch_size)
     if len(batches) > 1:
@@ -146,7 +146,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         local_steps.batches = len(batches)
     # A batch's last phases (finishing: the cleanup of old releases) wait until every batch is live and healthy:
     # a later batch's failed health check switches the earlier ones back, to releases they must still have.
-    held = flow.phases[flow.phases.index(health_phase(flow)) + 1:] if len(batches) > 1 else ()
+    held_phases = flow.phases[flow.phases.index(health_phase(flow)) + 1:] if len(batches) > 1 else ()
     completed = True
     for number, batch in enumerate(batches, start=1):
         if number > 1:
@@ -157,7 +157,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         done = [m for earlier in batches[:number - 1] for m in earlier]
         to_come = [m for later in batches[number:] for m in later]
         ok = runner.run_flow(flow, batch, max_fail=tolerated - already_dropped, barrier=local_steps, earlier=done,
-                             later=to_come, phases=flow.phases[:len(flow.phases) - len(held)]) and ok
+                             later=to_come, phases=flow.phases[:len(flow.phases) - len(held_phases)]) and ok
         if any(m.failed is not None and m.status != "dropped" for m in batch):
             for later in batches[number:]:
                 for member in later:
@@ -165,11 +165,11 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
             completed = False
             break
     went_live = [m for m in live if m.failed is None]
-    if held and went_live:
-        runner.emit("run", f"{' and '.join(held)} on the {len(went_live)} host(s) that went live")
+    if held_phases and went_live:
+        runner.emit("run", f"{' and '.join(held_phases)} on the {len(went_live)} host(s) that went live")
         if local_steps is not None:
-            local_steps.batches = 1  # the held phases run once, for every batch; their local: steps with them
-        ok = runner.run_flow(flow, went_live, barrier=local_steps if completed else None, phases=held) and ok
+            local_steps.batches = 1  # the held_phases phases run once, for every batch; their local: steps with them
+        ok = runner.run_flow(flow, went_live, barrier=local_steps if completed else None, phases=held_phases) and ok
     errors = group_errors([(m.name, f"{m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}")
                            for m in members if m.failed is not None and not isinstance(m.failed, Interrupted)])
     moved = [m.name for m in members if m.switched and m.status != "reverted"]

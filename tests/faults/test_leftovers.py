@@ -104,7 +104,6 @@ def test_a_failed_deploy_removes_its_release_with_read_only_directories(faulty):
     fourth = faulty.fap("deploy", "-s", "test")
     assert fourth.exit_code == 0, fourth.output
     assert f"removed 1 old release(s): {first}" in fourth.stdout
-    second = fourth
     new = faulty.fleet.current("host1")
     for host in faulty.fleet.names:
         assert faulty.fleet.current(host) == new

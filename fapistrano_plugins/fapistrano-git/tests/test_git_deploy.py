@@ -7,8 +7,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 HOSTS = ("host1", "host2", "host3")
 
 

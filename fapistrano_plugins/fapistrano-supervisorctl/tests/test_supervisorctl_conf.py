@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from fapistrano import FapError
 
 from fapistrano_supervisorctl import conf as sconf

@@ -22,10 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fapistrano.testing import Fleet, FleetUnavailable
 from ruamel.yaml import YAML
 from supervised_fleet import eventually
 from test_supervisorctl_docs_real_server import USER_SUPERVISOR, WWW, _machine_ready, _unavailable, named_block
+
+from fapistrano.testing import Fleet, FleetUnavailable
 
 pytestmark = pytest.mark.fleet
 

@@ -220,7 +220,6 @@ def prune(ctx: Any) -> None:
 
 def build_in_release(ctx: Any, venv: str, requirements: str, executive: list[str], pip_options: list[str]) -> None:
     """The per-release shape (``virtualenv_venvs_path: ''``): a new venv inside the release, at every deploy."""
-    release_path = ctx.release_path
     # Check before spending seconds on a venv: the file comes from the code, and
     # a deploy without its dependencies must not go live. Under --dry-run
     # updating copied nothing, so there is nothing to look at.
