@@ -547,9 +547,15 @@ class DeployFile:
         for stage, roles in blocks.items():
             if not isinstance(stage, str) or not isinstance(roles, Mapping):
                 raise ConfigError(f"{cls._where(path, blocks, stage)}: stage {stage!r} must map role names to settings")
+            if _bad_name(stage):
+                raise ConfigError(f"{cls._where(path, blocks, stage)}: stage {stage!r}: a stage name is one word"
+                                  " (no space, control character or '/'), as typed after -s")
             for role, block in roles.items():
                 if not isinstance(role, str) or not (block is None or isinstance(block, Mapping)):
                     raise ConfigError(f"{cls._where(path, roles, role)}: role {role!r} of stage {stage!r} must be a mapping of settings")
+                if _bad_name(role):
+                    raise ConfigError(f"{cls._where(path, roles, role)}: role {role!r} of stage {stage!r}: a role name is one word"
+                                      " (no space, control character or '/'), as typed after -r")
                 for key in block or {}:
                     if not isinstance(key, str):
                         raise ConfigError(f"{cls._where(path, block, key)}: setting names must be strings, got {key!r}")
@@ -947,6 +953,11 @@ class RoleSettings:
 
 #: Top-level keys that are no settings: the targets, the steps of ``hooks:``, and the names of the user's own settings.
 _RESERVED = {"stage_role_configs", "hooks", "custom_settings"}
+
+
+def _bad_name(name: str) -> bool:
+    """Whether a stage or role name could not be typed as one word after -s/-r, or would garble a report line."""
+    return not name or "/" in name or any(character.isspace() or not character.isprintable() for character in name)
 
 
 def merge(

@@ -293,3 +293,12 @@ def test_a_config_error_leaves_no_directory_in_tmp(text: str, assert_error: Any)
     assert_error(result, "deploy.yml")
     assert result.exit_code == 2
     assert "left in /tmp: \n" in result.stdout, result.output
+
+
+@pytest.mark.parametrize("blocks", ['{"\\n": {web: {}}}', '{test: {"": {}}}', '{"te st": {web: {}}}', '{test: {"a/b": {}}}'])
+def test_a_stage_or_role_name_that_is_not_one_word_is_one_line_naming_it(fap_run, tmp_path, blocks):
+    (tmp_path / "deploy.yml").write_text(f"stage_role_configs: {blocks}\n")
+    result = fap_run(["check", "-s", "test"], cwd=tmp_path)
+    assert result.exit_code == 2, result.output
+    error = result.stderr.strip()
+    assert "\n" not in error and "is one word" in error and "deploy.yml:1" in error, result.output
