@@ -846,6 +846,19 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+def unknown_setting_hint(key: str, declared: Iterable[str], where: str) -> str:
+    """For a name no plugin declares: a ConfigError when it is one edit from a known setting, else the warning's hint.
+
+    One letter off a known setting is a typo, not a name of one's own: the
+    deploy would go on with the default. The hint is "" when no known name is near.
+    """
+    near = [name for name in declared if _one_edit(key, name)]
+    if near:
+        raise ConfigError(f"{where}: {key} is not a known setting (did you mean {near[0]!r}?);"
+                          f" if it is a setting of your own, list it in custom_settings: [{key}]")
+    return _suggest(key, declared)
+
+
 def _suggest(word: str, choices: Iterable[str]) -> str:
     choices = list(choices)
     # An abbreviation ('prod' for 'production') is too short for difflib's ratio: a unique prefix is the answer.
@@ -993,12 +1006,7 @@ def merge(
                 if key in deployfile.custom_settings:
                     origins[key] = origin
                     continue
-                near = [name for name in declared if _one_edit(key, name)]
-                if near:
-                    # One letter off a known setting is a typo, not a name of one's own: the deploy would go on with the default.
-                    raise ConfigError(f"{origin.where}: {key} is not a known setting (did you mean {near[0]!r}?);"
-                                      f" if it is a setting of your own, list it in custom_settings: [{key}]")
-                hint = _suggest(key, declared)
+                hint = unknown_setting_hint(key, declared, origin.where)
                 if hint:
                     warnings.append(f"{origin.where}: {key} is not a known setting{hint}")
                 elif key.isupper():

@@ -25,11 +25,10 @@ from fapistrano.config import (
     Origin,
     RoleSettings,
     _describe,
-    _one_edit,
     _plain,
     _scalar,
-    _suggest,
     check_type,
+    unknown_setting_hint,
 )
 
 #: Keys a host item cannot set: they choose the hosts (and their plugins), or fap sets them per run.
@@ -101,11 +100,7 @@ def _host_layer(deployfile: DeployFile, item: Mapping[str, Any], spec: HostSpec,
         else:
             values[key] = check_type(key, value, "" if _scalar(_plain(value)) else value, _named(origin, spec))
             if key not in deployfile.custom_settings:
-                near = [name for name in declared if _one_edit(key, name)]
-                if near:
-                    raise ConfigError(f"{prefix} {key} is not a known setting (did you mean {near[0]!r}?);"
-                                      f" if it is a setting of your own, list it in custom_settings: [{key}]")
-                hint = _suggest(key, declared)
+                hint = unknown_setting_hint(key, declared, prefix.removesuffix(":"))
                 if hint:
                     warnings.append(f"{line}: hosts: host {spec.name}: {key} is not a known setting{hint}")
         origins[key] = origin
