@@ -372,6 +372,14 @@ def allowed_failures(spec: str | int, total: int) -> int:
         raise FapError(f"max_fail: expected a number of hosts or a percentage like 10%, got {text!r}") from None
 
 
+def probe_every_host(runner: Runner, members: list[Member]) -> bool:
+    """Connect to and probe every host; False, with one line per host that failed, when any did (nothing changed)."""
+    failures = runner.connect(members, probe=True)
+    for error in stop_before_start(members, failures).errors:
+        runner.emit("error", error)
+    return not failures
+
+
 def stop_before_start(members: list[Member], failures: dict[str, BaseException]) -> Outcome:
     """Hosts failed to connect (or probe): the run stops with nothing changed; one line per failed host."""
     errors = []

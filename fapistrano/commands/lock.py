@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fapistrano import freeze, layout
-from fapistrano.commands.changing import stop_before_start
+from fapistrano.commands.changing import probe_every_host
 from fapistrano.commands.fleet import Fleet
 from fapistrano.errors import CommandFailed
 from fapistrano.runner import Member, account_name, describe, key
@@ -30,10 +30,7 @@ def lock(fleet: Fleet, message: str) -> int:
     shown = freeze.parse(line)
     assert shown is not None
     try:
-        failures = runner.connect(members, probe=True)
-        if failures:
-            for error in stop_before_start(members, failures).errors:
-                runner.emit("error", error)
+        if not probe_every_host(runner, members):
             return 1
 
         def work(member: Member) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fapistrano import freeze
-from fapistrano.commands.changing import stop_before_start
+from fapistrano.commands.changing import probe_every_host
 from fapistrano.commands.fleet import Fleet
 
 
@@ -12,10 +12,7 @@ def unlock(fleet: Fleet) -> int:
     runner, members = fleet.runner, fleet.members
     runner.lock_token = None  # whoever's lock it is: that is what fap unlock is for
     try:
-        failures = runner.connect(members, probe=True)
-        if failures:
-            for error in stop_before_start(members, failures).errors:
-                runner.emit("error", error)
+        if not probe_every_host(runner, members):
             return 1
         for member in members:
             assert member.state is not None
