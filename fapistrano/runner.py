@@ -19,7 +19,6 @@ import secrets
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -862,12 +861,6 @@ def describe(error: BaseException, host: str) -> str:
     if text.startswith(prefix):
         text = text[len(prefix):]
     return plugin + text
-
-
-def control_directory() -> str:
-    """A short private directory for ControlMaster sockets (unix paths are limited to ~104 bytes)."""
-    base = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
-    return tempfile.mkdtemp(prefix="fap-", dir=base)
 
 
 __all__ = ["Member", "Runner", "build_members", "describe", "install_signal_handlers", "key", "restore_signal_handlers"]
