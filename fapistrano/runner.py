@@ -31,7 +31,17 @@ from fapistrano import flows, layout
 from fapistrano.builtin.health import HealthResult, check_host
 from fapistrano.config import HostSpec, RoleSettings, Step, Target, hosts_of, target_for_host
 from fapistrano.context import Context
-from fapistrano.errors import CommandFailed, CommandKilled, FapError, HealthCheckFailed, Interrupted, Stopped, Terminated, one_line
+from fapistrano.errors import (
+    CommandFailed,
+    CommandKilled,
+    ExitCode,
+    FapError,
+    HealthCheckFailed,
+    Interrupted,
+    Stopped,
+    Terminated,
+    one_line,
+)
 from fapistrano.flows import Flow, FlowName
 from fapistrano.masking import Masker
 from fapistrano.plugins import PluginFailure, Plugins
@@ -46,7 +56,7 @@ from fapistrano.ui import Event, EventKind, Reporter
 INTERRUPT_GRACE = 10.0
 
 #: fap's exit status after a signal, once cleaned up: 128 + the signal's number, as shells report it.
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SIGNAL_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
 #: Seconds a second signal waits for the locks to be released before fap exits.
 UNLOCK_ON_EXIT_WAIT = 10.0
 
@@ -224,7 +234,7 @@ class Runner:
             # No cleanup, but no orphans either: the commands this run started die with it, and its locks go.
             self.cancel_running()
             self._release_locks_now()
-            os._exit(SIGNAL_EXIT.get(received, 130))
+            os._exit(SIGNAL_EXIT[received])
         self.stopped_by = received
         self.stopping.set()
         grace = 0.0 if received == signal.SIGTERM else INTERRUPT_GRACE

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from fapistrano import freeze, ramps
-from fapistrano.errors import CommandKilled, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
+from fapistrano.errors import CommandKilled, ExitCode, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
 from fapistrano.plugins import PluginFailure
 from fapistrano.run import Run, RunOutcome, RunTarget
@@ -33,10 +33,6 @@ from fapistrano.steps import LocalSteps
 #: Given the hosts that answered, says for each host ``(release to work on, release being left)``.
 ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
 
-#: Exit code when the run succeeded on every host but those dropped (or unhealthy) within ``--max-fail``.
-PARTIAL_EXIT = 3
-#: Exit code when the health check failed after the switch and the run was switched back.
-SWITCHED_BACK_EXIT = 4
 
 
 @dataclass
@@ -77,14 +73,14 @@ def execute(
     ``failed`` steps once when the run failed.
     """
     previous_handlers = install_signal_handlers(runner)
-    outcome = Outcome(False, 1, [])
+    outcome = Outcome(False, ExitCode.FAILED, [])
     try:
         try:
             outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run, local_steps, wait_lock, batch_pause)
         except BaseException as error:
             # Told to fap_run_finished as it will be printed (a signal outside the phases: "interrupted").
             text = describe(error, "") if isinstance(error, Exception) else "interrupted"
-            outcome = Outcome(False, getattr(error, "exit_code", 1), [text])
+            outcome = Outcome(False, getattr(error, "exit_code", ExitCode.FAILED), [text])
             raise
         finally:
             try:
@@ -127,7 +123,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     if held:
         errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]
                   f" (run 'fap unlock' if that run is gone)" for m in held]
-        return Outcome(False, 1, errors)
+        return Outcome(False, ExitCode.FAILED, errors)
     try:
         release_of = plan(live)
     except FapError as error:
@@ -182,23 +178,23 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
                           if isinstance(m.failed, Interrupted) and isinstance(m.failed.__cause__, PluginFailure)})
         if running:
             where += f" while {', '.join(running)} was running"
-        exit_code = SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
+        exit_code = SIGNAL_EXIT[runner.stopped_by or signal.SIGINT]
         return Outcome(False, exit_code, [*errors, f"{stopped} {where}"], release, moved,
                        where_current_is(flow, members, release))
     dropped = [m for m in members if m.status in ("dropped", "unhealthy")]
     if ok and not dropped:
-        return Outcome(True, 0, [], release, moved)
+        return Outcome(True, ExitCode.OK, [], release, moved)
     if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
         errors += [f"{m.name}: failed its health check, left on {release}: {m.health.output}"
                    for m in members if m.status == "unhealthy" and m.health is not None]
         if any(m.failed is None and not m.status for m in members):
-            return Outcome(False, PARTIAL_EXIT, errors, release, moved)
+            return Outcome(False, ExitCode.PARTIAL, errors, release, moved)
         # Every host dropped or unhealthy (--max-fail 100%): done nowhere, a failure.
-        return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
+        return Outcome(False, ExitCode.FAILED, errors, release, moved, where_current_is(flow, members, release))
     switched_back = any(m.status == "reverted" for m in members)
     if flow.creates_release and switched_back and any(isinstance(m.failed, HealthCheckFailed) for m in members):
-        return Outcome(False, SWITCHED_BACK_EXIT, errors, release, moved, where_current_is(flow, members, release))
-    return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
+        return Outcome(False, ExitCode.SWITCHED_BACK, errors, release, moved, where_current_is(flow, members, release))
+    return Outcome(False, ExitCode.FAILED, errors, release, moved, where_current_is(flow, members, release))
 
 
 def make_run(command: str, members: Sequence[Member], config: dict[str, Any], dry_run: bool, runner: Runner) -> Run:
@@ -243,7 +239,7 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
         for member in members:
             if member.failed is None:  # not run, not failed: each row says skipped, current unchanged
                 member.failed = Stopped(f"refused in fap_run_starting: {describe(error, '')}")
-        return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
+        return Outcome(False, getattr(getattr(error, "error", error), "exit_code", ExitCode.FAILED), [describe(error, "")], release)
     return None
 
 
@@ -280,9 +276,9 @@ def _run_finished(runner: Runner, members: Sequence[Member], run: Run, outcome: 
     run.ok = outcome.ok
     if outcome.ok:
         run.outcome = RunOutcome.OK
-    elif outcome.exit_code == PARTIAL_EXIT:
+    elif outcome.exit_code == ExitCode.PARTIAL:
         run.outcome = RunOutcome.PARTIAL
-    elif outcome.exit_code == SWITCHED_BACK_EXIT or (any(m.status == "reverted" for m in members) and not outcome.moved):
+    elif outcome.exit_code == ExitCode.SWITCHED_BACK or (any(m.status == "reverted" for m in members) and not outcome.moved):
         run.outcome = RunOutcome.SWITCHED_BACK
     else:
         run.outcome = RunOutcome.FAILED
@@ -388,4 +384,4 @@ def stop_before_start(members: list[Member], failures: dict[str, BaseException])
         if error is not None:
             member.failed = error
             errors.append(f"{member.name}: {describe(error, member.name)}")
-    return Outcome(False, 1, errors)
+    return Outcome(False, ExitCode.FAILED, errors)
