@@ -195,7 +195,7 @@ def unlock(options: Options, stage: str | None, role: str | None, overrides: lis
 
 def _finish(fleet: Any, outcome: Any, success: str) -> None:
     """Render how deploy, rollback or restart ended: the summary, then success or the errors; exit with its code."""
-    from fapistrano.runner import summarize
+    from fapistrano.reporting import summarize
 
     ran = any(m.ctx is not None or m.failed is not None for m in fleet.members)
     results = summarize(fleet.members, fleet.masker) if ran else []
@@ -205,7 +205,7 @@ def _finish(fleet: Any, outcome: Any, success: str) -> None:
     if fleet.command == "deploy":
         from fapistrano.selection import left_behind
 
-        switched = [(m.label, m.name, m.ctx.release) for m in fleet.members if m.switched and m.status != "reverted" and m.ctx]
+        switched = [(m.label, m.name, m.ctx.release) for m in fleet.members if m.current_moved and m.ctx]
         for line in left_behind(switched, fleet.left_out):
             fleet.console.print(f"warning: {fleet.masker(line)}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     if outcome.ok:
@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``fap`` command: user errors are one line, never a traceback.
 
     SIGINT and SIGTERM unwind (connections closed) and exit 130 and 143; while
-    hosts run phases, the runner handles both (see :func:`fapistrano.runner.execute`).
+    hosts run phases, the run handles both (see :mod:`fapistrano.stopping`).
     """
     from fapistrano.errors import Terminated
 

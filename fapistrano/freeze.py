@@ -27,7 +27,8 @@ from fapistrano.errors import ConfigError, ExitCode, FapError
 from fapistrano.ui import printable
 
 if TYPE_CHECKING:
-    from fapistrano.runner import Member, Runner
+    from fapistrano.hosts import Member
+    from fapistrano.runner import Runner
 
 #: The longest reason ``fap lock -m`` accepts, in characters: a reason is a line or two, not a log.
 MESSAGE_LIMIT = 500
@@ -197,7 +198,9 @@ def admit(runner: Runner, members: Sequence[Member], wait: WaitLock | None) -> t
     or was not given) is then reported as it always was. A freeze that appears
     while waiting refuses at once, as one found at the start.
     """
-    from fapistrano.runner import SIGNAL_EXIT, describe, key
+    from fapistrano.hosts import key
+    from fapistrano.plugins import describe
+    from fapistrano.stopping import SIGNAL_EXIT
 
     selection = wait.selection if wait is not None else ""
     refusal = freeze_lines(members, selection)
@@ -222,7 +225,7 @@ def admit(runner: Runner, members: Sequence[Member], wait: WaitLock | None) -> t
         if runner.stopping.wait(min(wait.interval, left)):
             return SIGNAL_EXIT[runner.stopped_by or signal.SIGINT], ["interrupted while waiting for the lock"]
         # A dry run never takes a lock: it only looks again.
-        failures = runner.on_each(held, lambda member: runner._probe(member, not runner.dry_run))
+        failures = runner.on_each(held, lambda member: runner.sessions.probe(member, not runner.dry_run))
         if failures:
             return ExitCode.FAILED, [f"{m.name}: {describe(failures[key(m)], m.name)}" for m in held if key(m) in failures]
         refusal = freeze_lines(members, selection)
@@ -246,7 +249,8 @@ def lift(runner: Runner, members: Sequence[Member]) -> bool:
 
     True when every freeze found is gone (or, in a dry run, would be).
     """
-    from fapistrano.runner import describe, key
+    from fapistrano.hosts import key
+    from fapistrano.plugins import describe
 
     found = frozen_hosts(members)
     for member, freeze in found:

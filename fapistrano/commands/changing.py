@@ -15,20 +15,12 @@ from typing import Any
 from fapistrano import freeze, ramps
 from fapistrano.errors import CommandKilled, ExitCode, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
-from fapistrano.plugins import PluginFailure
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import PluginFailure, describe, unwrapped
 from fapistrano.run import Run, RunOutcome, RunTarget
-from fapistrano.runner import (
-    SIGNAL_EXIT,
-    Member,
-    Runner,
-    describe,
-    health_phase,
-    install_signal_handlers,
-    key,
-    restore_signal_handlers,
-    unwrapped,
-)
+from fapistrano.runner import Runner, health_phase
 from fapistrano.steps import LocalSteps
+from fapistrano.stopping import SIGNAL_EXIT, install_signal_handlers, restore_signal_handlers
 
 #: Given the hosts that answered, says for each host ``(release to work on, release being left)``.
 ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
@@ -72,7 +64,7 @@ def execute(
     phases' edges (see :class:`fapistrano.runner.PhaseBarrier`), and their
     ``failed`` steps once when the run failed.
     """
-    previous_handlers = install_signal_handlers(runner)
+    previous_handlers = install_signal_handlers(runner.stop.interrupt)
     outcome = Outcome(False, ExitCode.FAILED, [])
     try:
         try:
@@ -85,7 +77,7 @@ def execute(
         finally:
             try:
                 if local_steps is not None and not outcome.ok:
-                    with runner.cancellable():
+                    with runner.stop.cancellable():
                         local_steps.failed(members)
                 if run is not None and _run_hooks_listen(runner, members):
                     run.revision = _revision(members, lambda ctx: ctx.release)
@@ -115,7 +107,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
                 member.status = "dropped"
                 runner.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed, member.name)}", host=member.name)
     live = [m for m in members if m.failed is None]
-    runner.hand_over(flow, None, [m for m in members if m.status == "dropped"], live)
+    runner.recovery.hand_over(flow, None, [m for m in members if m.status == "dropped"], live)
     refusal = freeze.admit(runner, live, wait_lock)  # a frozen target refuses (exit 5); --wait-lock waits for a run
     if refusal is not None:
         return Outcome(False, *refusal)
@@ -168,7 +160,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         ok = runner.run_flow(flow, went_live, barrier=local_steps if completed else None, phases=held_phases) and ok
     errors = group_errors([(m.name, f"{m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}")
                            for m in members if m.failed is not None and not isinstance(m.failed, Interrupted)])
-    moved = [m.name for m in members if m.switched and m.status != "reverted"]
+    moved = [m.name for m in members if m.current_moved]
     if runner.stopping.is_set():
         stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
         phases = sorted({m.failed_phase for m in members if m.failed_phase})
@@ -293,7 +285,7 @@ def _run_finished(runner: Runner, members: Sequence[Member], run: Run, outcome: 
 
 def where_current_is(flow: Flow, members: Sequence[Member], release: str | None) -> str:
     """After a failed or stopped run: which hosts it left on the new ``current``, or that nothing changed."""
-    moved = [m.name for m in members if m.switched and m.status != "reverted"]
+    moved = [m.name for m in members if m.current_moved]
     if flow.publish_phase is None:
         return "current is unchanged on every host"  # restart: no switch, but its hooks may have acted
     if not moved:
@@ -316,7 +308,7 @@ def return_hints(members: Sequence[Member], selection: str, left_out: bool) -> l
     host the selection reaches; ``--hosts`` matches a name in every target, so
     a name shared with a target that stays gets one command per target.
     """
-    moved = [m for m in members if m.switched and m.status != "reverted" and m.ctx is not None]
+    moved = [m for m in members if m.current_moved and m.ctx is not None]
     back = [m for m in moved if m.ctx and m.ctx.previous_release]
     first = [m for m in moved if not (m.ctx and m.ctx.previous_release)]
     lines = []

@@ -8,7 +8,9 @@ from fapistrano import freeze, layout
 from fapistrano.commands.changing import probe_every_host
 from fapistrano.commands.fleet import Fleet
 from fapistrano.errors import CommandFailed, ExitCode
-from fapistrano.runner import Member, account_name, describe, key
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
+from fapistrano.sessions import account_name
 
 
 def freezer() -> str:

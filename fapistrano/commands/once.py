@@ -9,7 +9,9 @@ from fapistrano.commands.changing import stop_before_start
 from fapistrano.commands.fleet import Fleet
 from fapistrano.errors import ExitCode, FapError
 from fapistrano.flows import FlowName
-from fapistrano.runner import SIGNAL_EXIT, Member, describe, key
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
+from fapistrano.stopping import SIGNAL_EXIT
 from fapistrano.ui import Event
 
 

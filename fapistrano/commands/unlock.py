@@ -11,7 +11,7 @@ from fapistrano.errors import ExitCode
 def unlock(fleet: Fleet) -> ExitCode:
     """Remove the locks on the hosts of ``fleet`` (shown, not removed, under ``--dry-run``); return fap's exit code."""
     runner, members = fleet.runner, fleet.members
-    runner.lock_token = None  # whoever's lock it is: that is what fap unlock is for
+    runner.sessions.lock_token = None  # whoever's lock it is: that is what fap unlock is for
     try:
         if not probe_every_host(runner, members):
             return ExitCode.FAILED
