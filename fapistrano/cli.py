@@ -17,7 +17,7 @@ import click
 
 from fapistrano import __version__
 from fapistrano.commands.options import Options
-from fapistrano.errors import FapError
+from fapistrano.errors import ExitCode, FapError
 
 OVERRIDES = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
 
@@ -195,7 +195,7 @@ def unlock(options: Options, stage: str | None, role: str | None, overrides: lis
 
 def _finish(fleet: Any, outcome: Any, success: str) -> None:
     """Render how deploy, rollback or restart ended: the summary, then success or the errors; exit with its code."""
-    from fapistrano.runner import summarize
+    from fapistrano.reporting import summarize
 
     ran = any(m.ctx is not None or m.failed is not None for m in fleet.members)
     results = summarize(fleet.members, fleet.masker) if ran else []
@@ -205,7 +205,7 @@ def _finish(fleet: Any, outcome: Any, success: str) -> None:
     if fleet.command == "deploy":
         from fapistrano.selection import left_behind
 
-        switched = [(m.label, m.name, m.ctx.release) for m in fleet.members if m.switched and m.status != "reverted" and m.ctx]
+        switched = [(m.label, m.name, m.ctx.release) for m in fleet.members if m.current_moved and m.ctx]
         for line in left_behind(switched, fleet.left_out):
             fleet.console.print(f"warning: {fleet.masker(line)}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     if outcome.ok:
@@ -290,7 +290,7 @@ def check(options: Options, stage: str | None, role: str | None, overrides: list
     ok = not problems and all(c.ok for c in checks)
     fleet.console.print(summary(checks, problems), style="green" if ok else "bold red", markup=False, highlight=False)
     if not ok:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 @fleet_command("releases", "List each target's releases: revision, age, which is current; warn when hosts disagree.",
@@ -333,7 +333,7 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
     for error in errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
     if errors:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 @fleet_command("config", "Show every resolved setting of a stage/role, its value (secrets masked) and where it came from."
@@ -425,14 +425,14 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
     steps = "; ".join(f"{name.rsplit('.', 1)[-1]} ({', '.join(hooks)})" for name, hooks in builtin_steps())
     console.print(f"core steps, always on: {steps}", style="dim", markup=False, highlight=False, soft_wrap=True)
     if broken:  # a plugin deploy.yml enables cannot load: bad input, as 'fap deploy' would say
-        sys.exit(2)
+        sys.exit(ExitCode.BAD_INPUT)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``fap`` command: user errors are one line, never a traceback.
 
     SIGINT and SIGTERM unwind (connections closed) and exit 130 and 143; while
-    hosts run phases, the runner handles both (see :func:`fapistrano.runner.execute`).
+    hosts run phases, the run handles both (see :mod:`fapistrano.stopping`).
     """
     from fapistrano.errors import Terminated
 
@@ -441,15 +441,15 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="fap", standalone_mode=False)
     except Terminated:
         click.echo("fap: terminated", err=True)
-        sys.exit(143)
+        sys.exit(ExitCode.TERMINATED)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.Abort as abort:
         if isinstance(abort.__context__, Terminated):
             click.echo("fap: terminated", err=True)
-            sys.exit(143)
+            sys.exit(ExitCode.TERMINATED)
         click.echo("fap: aborted", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
@@ -458,9 +458,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         click.echo("fap: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 def _unwind_on_signals() -> None:

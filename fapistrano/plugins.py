@@ -324,3 +324,24 @@ def _source(function: Callable[..., Any]) -> str:
     """``file:line`` of a hookimpl (of the function a decorator wraps)."""
     code = getattr(inspect.unwrap(function), "__code__", None)
     return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "?"
+
+
+def unwrapped(error: BaseException) -> BaseException:
+    """The error itself, out of the :class:`PluginFailure` that names its plugin."""
+    return error.error if isinstance(error, PluginFailure) else error
+
+
+def describe(error: BaseException, host: str) -> str:
+    """One line naming the plugin and the failure, without repeating the host."""
+    plugin = ""
+    if isinstance(error, PluginFailure):
+        plugin = f"{error.plugin}: "
+        error = error.error
+    if isinstance(error, FapError):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+    prefix = f"{host}: "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+    return plugin + text

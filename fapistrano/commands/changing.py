@@ -13,30 +13,18 @@ from types import MappingProxyType
 from typing import Any
 
 from fapistrano import freeze, ramps
-from fapistrano.errors import CommandKilled, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
+from fapistrano.errors import CommandKilled, ExitCode, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
-from fapistrano.plugins import PluginFailure
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import PluginFailure, describe, unwrapped
 from fapistrano.run import Run, RunOutcome, RunTarget
-from fapistrano.runner import (
-    SIGNAL_EXIT,
-    Member,
-    Runner,
-    describe,
-    health_phase,
-    install_signal_handlers,
-    key,
-    restore_signal_handlers,
-    unwrapped,
-)
+from fapistrano.runner import Runner, health_phase
 from fapistrano.steps import LocalSteps
+from fapistrano.stopping import SIGNAL_EXIT, install_signal_handlers, restore_signal_handlers
 
 #: Given the hosts that answered, says for each host ``(release to work on, release being left)``.
 ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
 
-#: Exit code when the run succeeded on every host but those dropped (or unhealthy) within ``--max-fail``.
-PARTIAL_EXIT = 3
-#: Exit code when the health check failed after the switch and the run was switched back.
-SWITCHED_BACK_EXIT = 4
 
 
 @dataclass
@@ -76,20 +64,20 @@ def execute(
     phases' edges (see :class:`fapistrano.runner.PhaseBarrier`), and their
     ``failed`` steps once when the run failed.
     """
-    previous_handlers = install_signal_handlers(runner)
-    outcome = Outcome(False, 1, [])
+    previous_handlers = install_signal_handlers(runner.stop.interrupt)
+    outcome = Outcome(False, ExitCode.FAILED, [])
     try:
         try:
             outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run, local_steps, wait_lock, batch_pause)
         except BaseException as error:
             # Told to fap_run_finished as it will be printed (a signal outside the phases: "interrupted").
             text = describe(error, "") if isinstance(error, Exception) else "interrupted"
-            outcome = Outcome(False, getattr(error, "exit_code", 1), [text])
+            outcome = Outcome(False, getattr(error, "exit_code", ExitCode.FAILED), [text])
             raise
         finally:
             try:
                 if local_steps is not None and not outcome.ok:
-                    with runner.cancellable():
+                    with runner.stop.cancellable():
                         local_steps.failed(members)
                 if run is not None and _run_hooks_listen(runner, members):
                     run.revision = _revision(members, lambda ctx: ctx.release)
@@ -119,7 +107,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
                 member.status = "dropped"
                 runner.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed, member.name)}", host=member.name)
     live = [m for m in members if m.failed is None]
-    runner.hand_over(flow, None, [m for m in members if m.status == "dropped"], live)
+    runner.recovery.hand_over(flow, None, [m for m in members if m.status == "dropped"], live)
     refusal = freeze.admit(runner, live, wait_lock)  # a frozen target refuses (exit 5); --wait-lock waits for a run
     if refusal is not None:
         return Outcome(False, *refusal)
@@ -127,7 +115,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
     if held:
         errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]
                   f" (run 'fap unlock' if that run is gone)" for m in held]
-        return Outcome(False, 1, errors)
+        return Outcome(False, ExitCode.FAILED, errors)
     try:
         release_of = plan(live)
     except FapError as error:
@@ -172,7 +160,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         ok = runner.run_flow(flow, went_live, barrier=local_steps if completed else None, phases=held_phases) and ok
     errors = group_errors([(m.name, f"{m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}")
                            for m in members if m.failed is not None and not isinstance(m.failed, Interrupted)])
-    moved = [m.name for m in members if m.switched and m.status != "reverted"]
+    moved = [m.name for m in members if m.current_moved]
     if runner.stopping.is_set():
         stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
         phases = sorted({m.failed_phase for m in members if m.failed_phase})
@@ -182,23 +170,23 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
                           if isinstance(m.failed, Interrupted) and isinstance(m.failed.__cause__, PluginFailure)})
         if running:
             where += f" while {', '.join(running)} was running"
-        exit_code = SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
+        exit_code = SIGNAL_EXIT[runner.stopped_by or signal.SIGINT]
         return Outcome(False, exit_code, [*errors, f"{stopped} {where}"], release, moved,
                        where_current_is(flow, members, release))
     dropped = [m for m in members if m.status in ("dropped", "unhealthy")]
     if ok and not dropped:
-        return Outcome(True, 0, [], release, moved)
+        return Outcome(True, ExitCode.OK, [], release, moved)
     if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
         errors += [f"{m.name}: failed its health check, left on {release}: {m.health.output}"
                    for m in members if m.status == "unhealthy" and m.health is not None]
         if any(m.failed is None and not m.status for m in members):
-            return Outcome(False, PARTIAL_EXIT, errors, release, moved)
+            return Outcome(False, ExitCode.PARTIAL, errors, release, moved)
         # Every host dropped or unhealthy (--max-fail 100%): done nowhere, a failure.
-        return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
+        return Outcome(False, ExitCode.FAILED, errors, release, moved, where_current_is(flow, members, release))
     switched_back = any(m.status == "reverted" for m in members)
     if flow.creates_release and switched_back and any(isinstance(m.failed, HealthCheckFailed) for m in members):
-        return Outcome(False, SWITCHED_BACK_EXIT, errors, release, moved, where_current_is(flow, members, release))
-    return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
+        return Outcome(False, ExitCode.SWITCHED_BACK, errors, release, moved, where_current_is(flow, members, release))
+    return Outcome(False, ExitCode.FAILED, errors, release, moved, where_current_is(flow, members, release))
 
 
 def make_run(command: str, members: Sequence[Member], config: dict[str, Any], dry_run: bool, runner: Runner) -> Run:
@@ -243,7 +231,7 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
         for member in members:
             if member.failed is None:  # not run, not failed: each row says skipped, current unchanged
                 member.failed = Stopped(f"refused in fap_run_starting: {describe(error, '')}")
-        return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
+        return Outcome(False, getattr(getattr(error, "error", error), "exit_code", ExitCode.FAILED), [describe(error, "")], release)
     return None
 
 
@@ -280,9 +268,9 @@ def _run_finished(runner: Runner, members: Sequence[Member], run: Run, outcome: 
     run.ok = outcome.ok
     if outcome.ok:
         run.outcome = RunOutcome.OK
-    elif outcome.exit_code == PARTIAL_EXIT:
+    elif outcome.exit_code == ExitCode.PARTIAL:
         run.outcome = RunOutcome.PARTIAL
-    elif outcome.exit_code == SWITCHED_BACK_EXIT or (any(m.status == "reverted" for m in members) and not outcome.moved):
+    elif outcome.exit_code == ExitCode.SWITCHED_BACK or (any(m.status == "reverted" for m in members) and not outcome.moved):
         run.outcome = RunOutcome.SWITCHED_BACK
     else:
         run.outcome = RunOutcome.FAILED
@@ -297,7 +285,7 @@ def _run_finished(runner: Runner, members: Sequence[Member], run: Run, outcome: 
 
 def where_current_is(flow: Flow, members: Sequence[Member], release: str | None) -> str:
     """After a failed or stopped run: which hosts it left on the new ``current``, or that nothing changed."""
-    moved = [m.name for m in members if m.switched and m.status != "reverted"]
+    moved = [m.name for m in members if m.current_moved]
     if flow.publish_phase is None:
         return "current is unchanged on every host"  # restart: no switch, but its hooks may have acted
     if not moved:
@@ -320,7 +308,7 @@ def return_hints(members: Sequence[Member], selection: str, left_out: bool) -> l
     host the selection reaches; ``--hosts`` matches a name in every target, so
     a name shared with a target that stays gets one command per target.
     """
-    moved = [m for m in members if m.switched and m.status != "reverted" and m.ctx is not None]
+    moved = [m for m in members if m.current_moved and m.ctx is not None]
     back = [m for m in moved if m.ctx and m.ctx.previous_release]
     first = [m for m in moved if not (m.ctx and m.ctx.previous_release)]
     lines = []
@@ -388,4 +376,4 @@ def stop_before_start(members: list[Member], failures: dict[str, BaseException])
         if error is not None:
             member.failed = error
             errors.append(f"{member.name}: {describe(error, member.name)}")
-    return Outcome(False, 1, errors)
+    return Outcome(False, ExitCode.FAILED, errors)

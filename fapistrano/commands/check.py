@@ -14,8 +14,8 @@ from fapistrano.commands.fleet import Fleet
 from fapistrano.errors import FapError
 from fapistrano.flows import FlowName
 from fapistrano.freeze import notes
-from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure
-from fapistrano.runner import Member, describe, key
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure, describe
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 
 from fapistrano import config as cfg
 from fapistrano.commands.options import Options
-from fapistrano.runner import Member
+from fapistrano.hosts import Member
 
 #: Commands that read hosts without deploying into them: two targets may share a path.
 _READ_ONLY = ("releases", "check", "config", "unlock")
@@ -106,9 +106,9 @@ class Fleet:
                  hosts: Callable[[list[Member]], list[Member]] | None = None, connects: bool = True,
                  stand_in: str | None = None, host: str | None = None) -> None:
         from fapistrano import connections
+        from fapistrano.hosts import build_members, check_distinct_paths
         from fapistrano.plugins import Plugins
         from fapistrano.remote import allow_open_files
-        from fapistrano.runner import build_members, check_distinct_paths
         from fapistrano.steps import assign_steps
 
         self.options = options
@@ -162,7 +162,8 @@ class Fleet:
     def _finish_setup(self, options: Options, plugins: Any, command: str) -> None:
         from fapistrano.freeze import wait_policy
         from fapistrano.masking import Masker, MaskingReporter, collect_secrets
-        from fapistrano.runner import Runner, lock_owner_text
+        from fapistrano.runner import Runner
+        from fapistrano.sessions import lock_owner_text
         from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter, open_event_log
 
         self.console = make_console()

@@ -7,8 +7,10 @@ import time
 from fapistrano import freeze, layout
 from fapistrano.commands.changing import probe_every_host
 from fapistrano.commands.fleet import Fleet
-from fapistrano.errors import CommandFailed
-from fapistrano.runner import Member, account_name, describe, key
+from fapistrano.errors import CommandFailed, ExitCode
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
+from fapistrano.sessions import account_name
 
 
 def freezer() -> str:
@@ -19,7 +21,7 @@ def freezer() -> str:
     return f"{os.environ.get('USER') or os.environ.get('LOGNAME') or account_name()}@{socket.gethostname()}"
 
 
-def lock(fleet: Fleet, message: str) -> int:
+def lock(fleet: Fleet, message: str) -> ExitCode:
     """Freeze every host of ``fleet`` with ``message`` (masked); a host frozen already keeps its freeze. Return fap's exit code.
 
     Under ``--dry-run`` the freeze is shown, not written.
@@ -31,7 +33,7 @@ def lock(fleet: Fleet, message: str) -> int:
     assert shown is not None
     try:
         if not probe_every_host(runner, members):
-            return 1
+            return ExitCode.FAILED
 
         def work(member: Member) -> None:
             assert member.state is not None
@@ -55,6 +57,6 @@ def lock(fleet: Fleet, message: str) -> int:
         for member in members:
             if key(member) in errors:
                 runner.emit("error", describe(errors[key(member)], member.name), host=member.name, phase="lock")
-        return 1 if errors else 0
+        return ExitCode.FAILED if errors else ExitCode.OK
     finally:
         runner.close(members)

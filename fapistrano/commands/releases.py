@@ -15,7 +15,8 @@ from typing import Any
 from fapistrano import layout
 from fapistrano.commands.fleet import Fleet
 from fapistrano.flows import FlowName
-from fapistrano.runner import Member, describe, key
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}\Z")
 

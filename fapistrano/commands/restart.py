@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from fapistrano import flows
 from fapistrano.commands.changing import Outcome, execute, make_run
 from fapistrano.commands.fleet import Fleet
-from fapistrano.runner import Member
+from fapistrano.hosts import Member
 
 
 def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:

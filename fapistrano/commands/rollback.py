@@ -8,7 +8,7 @@ from fapistrano import flows
 from fapistrano.commands.changing import Outcome, execute, make_run
 from fapistrano.commands.fleet import Fleet
 from fapistrano.errors import FapError
-from fapistrano.runner import Member
+from fapistrano.hosts import Member
 
 
 def planner(to: str | None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
