@@ -115,3 +115,17 @@ def _release_remains(member: Member, status: str) -> bool:
     if member.ctx.flow != "release" or status == "ok":
         return True
     return member.current_moved  # failed after the switch: current is on it
+
+
+def group_errors(errors: Sequence[tuple[str, str]], shown_hosts: int = 5) -> list[str]:
+    """``host: text`` lines, one per distinct text: the same failure on eight hosts is one line naming them."""
+    hosts_of_text: dict[str, list[str]] = {}
+    for host, text in errors:
+        hosts_of_text.setdefault(text, []).append(host)
+    lines = []
+    for text, hosts in hosts_of_text.items():
+        names = ", ".join(hosts[:shown_hosts])
+        if len(hosts) > shown_hosts:
+            names += f" and {len(hosts) - shown_hosts} more"
+        lines.append(f"{names}: {text}")
+    return lines

@@ -145,6 +145,13 @@ def test_the_engine_imports_no_built_in_and_no_command() -> None:
     assert not wrong, f"{ENGINE} reaches {', '.join(wrong)}"
 
 
+def test_composition_reaches_no_command() -> None:
+    # Commands call compose, then the engine; never the other way round.
+    reached = reachable("fapistrano.compose", graph(lazy=True))
+    wrong = sorted(name for name in reached if name.startswith(("fapistrano.commands", "fapistrano.cli")))
+    assert not wrong, f"fapistrano.compose reaches {', '.join(wrong)}"
+
+
 def test_the_engine_stays_small() -> None:
     lines = len(modules()[ENGINE].read_text().splitlines())
     assert lines < ENGINE_LINE_LIMIT, f"{ENGINE} has {lines} lines (limit {ENGINE_LINE_LIMIT}): move what is not the engine out"
