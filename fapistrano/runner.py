@@ -128,7 +128,7 @@ class Runner:
         ``flow`` is a deploy flow, or the name of a command's flow (check, once, releases) that runs no phases.
         """
         name = flow.name if isinstance(flow, Flow) else flow
-        reporter = StepNaming(self.reporter, self.plugins.manager)
+        reporter = StepNaming(self.reporter, self.plugins.attribution)
         for member in members:
             release, rollback_from = release_of(member)
             target = dataclasses.replace(target_for_host(member.settings, member.spec, release), steps=member.steps)
