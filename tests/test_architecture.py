@@ -157,6 +157,12 @@ def test_the_engine_stays_small() -> None:
     assert lines < ENGINE_LINE_LIMIT, f"{ENGINE} has {lines} lines (limit {ENGINE_LINE_LIMIT}): move what is not the engine out"
 
 
+def test_the_contributors_page_names_every_module_of_the_package() -> None:
+    page = (PACKAGE.parent / "docs" / "contributing.rst").read_text()
+    missing = [path.name for path in sorted(PACKAGE.glob("*.py")) if f"``{path.name}``" not in page]
+    assert not missing, f"docs/contributing.rst does not say what {', '.join(missing)} is for"
+
+
 @pytest.mark.parametrize("source, expected", [
     ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c", "a"]]),
     ({"a": {"b"}, "b": set()}, []),
