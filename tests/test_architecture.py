@@ -1,4 +1,7 @@
-"""The package's shape, read from its source: no import cycle, an engine that knows no built-in and no command.
+"""The package's shape, read from its source: what each module may know.
+
+No import cycle, an engine that knows no built-in and no command, one table of
+phases.
 
 DESIGN.md's layout: data flows cli -> commands -> compose -> engine -> remote
 -> ui, never back. The imports are read with :mod:`ast` (nothing is
@@ -13,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from fapistrano import flows
+
 PACKAGE = Path(__file__).resolve().parents[1] / "fapistrano"
+PHASE_NAMES = {str(phase) for phase in flows.Phase}
 #: The engine: phases, barriers, hosts, outcomes, signals.
 ENGINE = "fapistrano.runner"
 #: Lines the engine may have: it grew to 934 once, with everything around it inside.
@@ -159,7 +165,8 @@ def test_the_engine_stays_small() -> None:
 
 def test_the_contributors_page_names_every_module_of_the_package() -> None:
     page = (PACKAGE.parent / "docs" / "contributing.rst").read_text()
-    missing = [path.name for path in sorted(PACKAGE.glob("*.py")) if f"``{path.name}``" not in page]
+    missing = [path.name for path in sorted(PACKAGE.glob("*.py"))
+               if f"``{path.name}``" not in page and f"``fapistrano/{path.name}``" not in page]
     assert not missing, f"docs/contributing.rst does not say what {', '.join(missing)} is for"
 
 
@@ -180,3 +187,50 @@ def test_a_type_checking_import_is_not_a_dependency(tmp_path: Path) -> None:
         assert imports_of(sample, lazy=True) == {"fapistrano.errors", "fapistrano.cli"}
     finally:
         sample.unlink()
+
+
+# -- one table of phases
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _phase_lists(tree: ast.AST) -> list[tuple[int, list[str]]]:
+    """Every literal tuple, list, set or dict (its keys) of ``tree`` holding two strings or more, each a phase's name.
+
+    (A list of host statuses shares two words with the phases, ``failed`` and
+    ``reverted``, beside words of its own: it is not a list of phases.)
+    """
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            items = node.elts
+        elif isinstance(node, ast.Dict):
+            items = [key for key in node.keys if key is not None]
+        else:
+            continue
+        names = [item.value for item in items if isinstance(item, ast.Constant) and isinstance(item.value, str)]
+        if len(names) >= 2 and set(names) <= PHASE_NAMES:
+            found.append((node.lineno, names))
+    return found
+
+
+def test_no_module_but_flows_spells_a_list_of_phases() -> None:
+    spelled = {
+        f"{path.relative_to(PACKAGE.parent)}:{line}": names
+        for path in _modules() if path != PACKAGE / "flows.py"
+        for line, names in _phase_lists(ast.parse(path.read_text(encoding="utf-8")))
+    }
+    assert not spelled, f"read the phases from fapistrano.flows instead: {spelled}"
+
+
+def test_the_phase_table_is_what_hooks_validation_steps_hookspecs_and_live_view_read() -> None:
+    from fapistrano import config, hookspecs, ui
+    from fapistrano.plugins import Plugins
+
+    assert config.HOOK_PHASES == tuple(str(phase) for phase in flows.Phase)
+    spec_hooks = {name for name, value in vars(hookspecs).items() if hasattr(value, "fapistrano_spec")}
+    assert {flows.hook_name(phase) for phase in flows.Phase} <= spec_hooks
+    assert set(Plugins().implemented_hooks("core.steps")) == {flows.hook_name(phase) for phase in flows.Phase}
+    assert ui.LAST_PHASES == {flow.phases[-1] for flow in flows.FLOWS} == {"finished", "restarted"}
