@@ -124,7 +124,7 @@ def frozen_hosts(members: Sequence[Member]) -> list[tuple[Member, Freeze]]:
 
 def freeze_lines(members: Sequence[Member], selection: str) -> list[str]:
     """One line per freeze of a changing command's refusal: the hosts, who, when, why, and how to lift it."""
-    from fapistrano.commands.changing import group_errors
+    from fapistrano.reporting import group_errors
 
     found = frozen_hosts(members)
     lines = group_errors([(m.name, f"{m.target.config['path']} is frozen {f.describe()}") for m, f in found])
@@ -135,7 +135,7 @@ def freeze_lines(members: Sequence[Member], selection: str) -> list[str]:
 
 def notes(hosts: Sequence[tuple[str, layout.HostState]]) -> list[str]:
     """For ``fap releases`` and ``fap check``: one line per distinct freeze, naming its hosts."""
-    from fapistrano.commands.changing import group_errors
+    from fapistrano.reporting import group_errors
 
     found = [(host, parse(state.freeze)) for host, state in hosts if state.freeze is not None]
     return group_errors([(host, f"frozen {freeze.describe()}") for host, freeze in found if freeze is not None])

@@ -481,8 +481,9 @@ def fap_health_check(ctx: Context) -> HealthResult | None:
     Called on every host that went live, in parallel, after the last host
     finished ``published`` (``restarted`` in ``fap restart``). The core's
     ``core.health`` answers it by running the ``healthcheck`` setting's shell
-    command until it passes or ``healthcheck_timeout`` ends; a plugin marked
-    ``tryfirst=True`` may answer instead (an HTTP probe, a metrics query).
+    command until it passes or ``healthcheck_timeout`` ends (``None`` when
+    ``healthcheck`` is empty). A plugin may answer instead (an HTTP probe, a
+    metrics query): plugins are asked before the core's built-ins.
     Once the run is stopped (Ctrl-C, SIGTERM) ``ctx.run`` starts no new
     command and raises: end then and say ``interrupted=True``. Under
     ``--dry-run`` ``ctx.run`` shows commands without running them: say the
@@ -497,7 +498,7 @@ def fap_health_check(ctx: Context) -> HealthResult | None:
 
     :param ctx: the host's context (``ctx.phase`` is ``"healthcheck"``;
         ``ctx.release`` is the release now live).
-    :return: a :class:`fapistrano.hosts.HealthResult` (``passed``,
+    :return: a :class:`fapistrano.HealthResult` (``passed``,
         ``attempts``, ``seconds``, ``output``: the last lines of a failed
         check, ``interrupted``); ``None`` when this plugin does not check
         this host (when no plugin answers, the host has no health check).

@@ -46,9 +46,10 @@ class Recovery:
 
         def work(member: Member) -> None:
             assert member.ctx is not None
-            member.ctx.phase = "healthcheck"
+            phase, member.ctx.phase = member.ctx.phase, "healthcheck"
             member.health = result = engine.plugins.caller("fap_health_check", member.target.plugins)(ctx=member.ctx)
-            if result is None:  # no plugin checks this host
+            if result is None:  # no plugin checks this host: it stays where it was
+                member.ctx.phase = phase
                 return
             member.last_active = time.monotonic()  # its time in the summary covers the check
             if engine.dry_run:

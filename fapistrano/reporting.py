@@ -8,57 +8,39 @@ members of a run into the summary's rows.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import sys
 import time
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 from fapistrano.errors import Interrupted
 from fapistrano.hosts import Member
 from fapistrano.masking import Masker
-from fapistrano.plugins import describe
+from fapistrano.plugins import Attribution, describe
 from fapistrano.ui import Event, HostResult, Reporter
 
 
 class StepNaming(Reporter):
     """Adds to each command, log and warning of a ``ctx`` the name of the plugin whose hookimpl made it.
 
-    The live view shows it beside the phase (``updated: virtualenv``). The hookimpl is
-    found on the call stack (the event is emitted in the thread running it), from the
-    code objects of every hookimpl - so nothing wraps or patches a hookimpl. A walk of
-    a few dozen frames costs microseconds; a command costs a round trip.
+    The live view shows it beside the phase (``updated: virtualenv``). The event
+    is emitted in the thread running the hookimpl, so the plugin is found on
+    the call stack (:meth:`fapistrano.plugins.Attribution.running`).
     """
 
-    def __init__(self, reporter: Reporter, manager: Any) -> None:
+    def __init__(self, reporter: Reporter, attribution: Attribution) -> None:
         self.reporter = reporter
-        self._plugin_of: dict[Any, str] = {}
-        for plugin in manager.get_plugins():
-            for caller in manager.get_hookcallers(plugin) or []:
-                for impl in caller.get_hookimpls():
-                    code = getattr(inspect.unwrap(impl.function), "__code__", None)
-                    if code is not None:
-                        self._plugin_of.setdefault(code, impl.plugin_name)
+        self._attribution = attribution
 
     def output_wanted(self) -> str:
         return self.reporter.output_wanted()
 
     def handle(self, event: Event) -> None:
         if event.kind in ("command", "log", "warning") and "step" not in event.data:
-            step = self._running_step()
+            step = self._attribution.running(sys._getframe(1))  # noqa: SLF001 - the documented way to read the caller's frames
             if step:
                 event = dataclasses.replace(event, data={**event.data, "step": step})
         self.reporter.handle(event)
-
-    def _running_step(self) -> str | None:
-        frame: FrameType | None = sys._getframe(2)  # noqa: SLF001 - the documented way to read the caller's frames
-        while frame is not None:
-            name = self._plugin_of.get(frame.f_code)
-            if name is not None:
-                return name
-            frame = frame.f_back
-        return None
 
     def summary(self, title: str, results: list[Any], ok: bool) -> None:
         self.reporter.summary(title, results, ok)
@@ -115,3 +97,17 @@ def _release_remains(member: Member, status: str) -> bool:
     if member.ctx.flow != "release" or status == "ok":
         return True
     return member.current_moved  # failed after the switch: current is on it
+
+
+def group_errors(errors: Sequence[tuple[str, str]], shown_hosts: int = 5) -> list[str]:
+    """``host: text`` lines, one per distinct text: the same failure on eight hosts is one line naming them."""
+    hosts_of_text: dict[str, list[str]] = {}
+    for host, text in errors:
+        hosts_of_text.setdefault(text, []).append(host)
+    lines = []
+    for text, hosts in hosts_of_text.items():
+        names = ", ".join(hosts[:shown_hosts])
+        if len(hosts) > shown_hosts:
+            names += f" and {len(hosts) - shown_hosts} more"
+        lines.append(f"{names}: {text}")
+    return lines

@@ -8,9 +8,10 @@ back; after publishing the new release is kept and the outcome says so. The
 lock is released on every exit path, Ctrl-C and SIGTERM included.
 
 The engine knows phases, barriers, hosts, outcomes and signals, and nothing of
-any built-in plugin or command: the sessions are :mod:`fapistrano.sessions`',
+any built-in plugin or command. The sessions are :mod:`fapistrano.sessions`',
 the stop :mod:`fapistrano.stopping`'s, the failure path
-:mod:`fapistrano.recovery`'s; the health check is a hook (``fap_health_check``).
+:mod:`fapistrano.recovery`'s, the run's end :mod:`fapistrano.outcome`'s; the
+health check is a hook (``fap_health_check``).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class Runner:
         ``flow`` is a deploy flow, or the name of a command's flow (check, once, releases) that runs no phases.
         """
         name = flow.name if isinstance(flow, Flow) else flow
-        reporter = StepNaming(self.reporter, self.plugins.manager)
+        reporter = StepNaming(self.reporter, self.plugins.attribution)
         for member in members:
             release, rollback_from = release_of(member)
             target = dataclasses.replace(target_for_host(member.settings, member.spec, release), steps=member.steps)

@@ -1,5 +1,7 @@
-"""The package's shape, read from its source: no import cycle, an engine that knows no built-in and no command,
-one table of phases.
+"""The package's shape, read from its source: what each module may know.
+
+No import cycle, an engine that knows no built-in and no command, one table of
+phases.
 
 DESIGN.md's layout: data flows cli -> commands -> compose -> engine -> remote
 -> ui, never back. The imports are read with :mod:`ast` (nothing is
@@ -17,6 +19,7 @@ import pytest
 from fapistrano import flows
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fapistrano"
+PHASE_NAMES = {str(phase) for phase in flows.Phase}
 #: The engine: phases, barriers, hosts, outcomes, signals.
 ENGINE = "fapistrano.runner"
 #: Lines the engine may have: it grew to 934 once, with everything around it inside.
@@ -148,9 +151,23 @@ def test_the_engine_imports_no_built_in_and_no_command() -> None:
     assert not wrong, f"{ENGINE} reaches {', '.join(wrong)}"
 
 
+def test_composition_reaches_no_command() -> None:
+    # Commands call compose, then the engine; never the other way round.
+    reached = reachable("fapistrano.compose", graph(lazy=True))
+    wrong = sorted(name for name in reached if name.startswith(("fapistrano.commands", "fapistrano.cli")))
+    assert not wrong, f"fapistrano.compose reaches {', '.join(wrong)}"
+
+
 def test_the_engine_stays_small() -> None:
     lines = len(modules()[ENGINE].read_text().splitlines())
     assert lines < ENGINE_LINE_LIMIT, f"{ENGINE} has {lines} lines (limit {ENGINE_LINE_LIMIT}): move what is not the engine out"
+
+
+def test_the_contributors_page_names_every_module_of_the_package() -> None:
+    page = (PACKAGE.parent / "docs" / "contributing.rst").read_text()
+    missing = [path.name for path in sorted(PACKAGE.glob("*.py"))
+               if f"``{path.name}``" not in page and f"``fapistrano/{path.name}``" not in page]
+    assert not missing, f"docs/contributing.rst does not say what {', '.join(missing)} is for"
 
 
 @pytest.mark.parametrize("source, expected", [
@@ -172,7 +189,7 @@ def test_a_type_checking_import_is_not_a_dependency(tmp_path: Path) -> None:
         sample.unlink()
 
 
-PHASE_NAMES = {str(phase) for phase in flows.Phase}
+# -- one table of phases
 
 
 def _modules() -> list[Path]:

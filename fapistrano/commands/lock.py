@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 from fapistrano import freeze, layout
-from fapistrano.commands.changing import probe_every_host
-from fapistrano.commands.fleet import Fleet
+from fapistrano.compose import Composition
 from fapistrano.errors import CommandFailed, ExitCode
 from fapistrano.hosts import Member, key
 from fapistrano.plugins import describe
@@ -21,7 +20,7 @@ def freezer() -> str:
     return f"{os.environ.get('USER') or os.environ.get('LOGNAME') or account_name()}@{socket.gethostname()}"
 
 
-def lock(fleet: Fleet, message: str) -> ExitCode:
+def lock(fleet: Composition, message: str) -> ExitCode:
     """Freeze every host of ``fleet`` with ``message`` (masked); a host frozen already keeps its freeze. Return fap's exit code.
 
     Under ``--dry-run`` the freeze is shown, not written.
@@ -31,8 +30,10 @@ def lock(fleet: Fleet, message: str) -> ExitCode:
     line = freeze.record(freezer(), time.strftime("%Y-%m-%d %H:%M:%S %z"), fleet.masker(message))
     shown = freeze.parse(line)
     assert shown is not None
-    try:
-        if not probe_every_host(runner, members):
+    with fleet.connected() as hosts:
+        if hosts.failures:  # nothing frozen unless every host answered
+            for error in hosts.failure_lines():
+                runner.emit("error", error)
             return ExitCode.FAILED
 
         def work(member: Member) -> None:
@@ -53,10 +54,8 @@ def lock(fleet: Fleet, message: str) -> ExitCode:
             else:
                 runner.emit("log", f"already frozen {there.describe()}; kept (fap unlock lifts it)", host=member.name, phase="lock")
 
-        errors = runner.on_each(members, work)
+        errors = hosts.on_each(work)
         for member in members:
             if key(member) in errors:
                 runner.emit("error", describe(errors[key(member)], member.name), host=member.name, phase="lock")
         return ExitCode.FAILED if errors else ExitCode.OK
-    finally:
-        runner.close(members)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import signal
 
 from fapistrano import layout
-from fapistrano.commands.changing import stop_before_start
-from fapistrano.commands.fleet import Fleet
+from fapistrano.compose import Composition
 from fapistrano.errors import ExitCode, FapError
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
 from fapistrano.plugins import describe
-from fapistrano.stopping import SIGNAL_EXIT
 from fapistrano.ui import Event
 
 
@@ -24,20 +22,18 @@ def script(current_path: str, command: str) -> str:
     )
 
 
-def once(fleet: Fleet, command: str) -> ExitCode:
+def once(fleet: Composition, command: str) -> ExitCode:
     """Run ``command`` on the hosts of ``fleet``; return fap's exit code.
 
     0 when the command exited 0 on every host, 1 when it failed on any (each
     host's own status is printed), 130/143 after a signal.
     """
     runner, members = fleet.runner, fleet.members
-    try:
-        failures = runner.connect(members)
-        if failures:
-            for error in stop_before_start(members, failures).errors:
-                runner.emit("error", error)
+    with fleet.connected(FlowName.ONCE, probe=False) as hosts:
+        if hosts.failures:
+            for line in hosts.failure_lines():
+                runner.emit("error", line)
             return ExitCode.FAILED
-        runner.make_contexts(members, lambda member: (None, None), FlowName.ONCE)
 
         def work(member: Member) -> None:
             assert member.ctx is not None
@@ -60,16 +56,14 @@ def once(fleet: Fleet, command: str) -> ExitCode:
             else:
                 runner.emit("log", "command exited 0", host=member.name, phase="once")
 
-        errors = runner.on_each(members, work)
+        errors = hosts.on_each(work)
         if runner.stopping.is_set():
             stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
             runner.emit("error", f"{stopped}: the command was stopped on {len(errors)} host(s)" if errors else stopped)
-            return SIGNAL_EXIT[runner.stopped_by or signal.SIGINT]
+            return runner.stop.exit_code
         for member in members:
             if key(member) in errors:
                 runner.emit("error", describe(errors[key(member)], member.name))
         if errors or any(m.status == "failed" for m in members):
             return ExitCode.FAILED
         return ExitCode.OK
-    finally:
-        runner.close(members)
