@@ -54,3 +54,25 @@ def test_the_phase_table_is_what_hooks_validation_steps_hookspecs_and_live_view_
     assert {flows.hook_name(phase) for phase in flows.Phase} <= spec_hooks
     assert set(Plugins().implemented_hooks("core.steps")) == {flows.hook_name(phase) for phase in flows.Phase}
     assert ui.LAST_PHASES == {flow.phases[-1] for flow in flows.FLOWS} == {"finished", "restarted"}
+
+
+#: Commands whose click wiring is still in fapistrano/cli.py, beside the rendering of how the engine's run ended.
+CHANGING = {"deploy", "rollback", "restart"}
+
+
+def test_every_command_fap_has_is_in_the_one_registry_of_commands() -> None:
+    from fapistrano.cli import cli
+
+    visible = {name for name, command in cli.commands.items() if not command.hidden}
+    assert visible == {command.name for command in flows.COMMANDS}
+    assert {name for name, command in cli.commands.items() if command.hidden} == {"release"}  # 0.9's name of deploy
+
+
+def test_each_command_module_holds_its_own_click_command() -> None:
+    from fapistrano.cli import cli
+
+    for name, command in cli.commands.items():
+        if name in CHANGING or command.hidden:
+            continue
+        assert command.callback is not None
+        assert command.callback.__module__ == f"fapistrano.commands.{name}", name

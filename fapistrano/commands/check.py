@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fapistrano.commands.fleet import Fleet
+from fapistrano.commands.options import Options, exit_with, fleet_command
 from fapistrano.errors import FapError
 from fapistrano.flows import FlowName
 from fapistrano.freeze import notes
@@ -136,3 +137,23 @@ def ok_line(result: HostCheck) -> str:
     """What ``fap check`` says about a host that passed."""
     current = result.current or "none yet"
     return f"ok (current {current}, {result.releases} release{'s' if result.releases != 1 else ''}, not locked)"
+
+
+@fleet_command("check", "Connect to every selected host and report what would make a deploy fail.",
+               short_help="Report, per host, what would make a deploy fail.")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    with Fleet(options.plain(), stage, role, overrides, "check") as fleet:
+        fleet.announce(f"checking {fleet.app} on {fleet.describe()}")
+        problems = run_problems(fleet)
+        for problem in problems:
+            fleet.runner.emit("error", problem, phase="local")
+        checks = check(fleet)
+        for result in checks:
+            if result.ok:
+                fleet.runner.emit("log", ok_line(result), host=result.host, phase=result.target)
+            for problem in result.problems:
+                fleet.runner.emit("error", problem, host=result.host, phase=result.target)
+        fleet.close()
+    ok = not problems and all(c.ok for c in checks)
+    fleet.console.print(summary(checks, problems), style="green" if ok else "bold red", markup=False, highlight=False)
+    exit_with(0 if ok else 1)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import click
+
 from fapistrano import freeze, layout
 from fapistrano.commands.changing import probe_every_host
 from fapistrano.commands.fleet import Fleet
+from fapistrano.commands.options import Options, exit_with, fleet_command
 from fapistrano.errors import CommandFailed
 from fapistrano.runner import Member, account_name, describe, key
 
@@ -58,3 +61,15 @@ def lock(fleet: Fleet, message: str) -> int:
         return 1 if errors else 0
     finally:
         runner.close(members)
+
+
+@fleet_command("lock", "Freeze the selected targets with a reason: deploy, rollback and restart refuse (exit 5) until"
+               " fap unlock.", short_help="Freeze the target with a reason, until fap unlock.")
+@click.option("-m", "--message", "message", metavar="REASON", is_flag=False, flag_value="",
+              help="Why the target is frozen (shown to whoever tries to deploy), e.g. 'incident 431: db failover'.")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], message: str | None) -> None:
+    reason = freeze.check_message(message, stage)  # before anything connects
+    with Fleet(options, stage, role, overrides, "lock") as fleet:
+        exit_code = lock(fleet, reason)
+        fleet.close()
+    exit_with(exit_code)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import signal
 
+import click
+
 from fapistrano import layout
 from fapistrano.commands.changing import stop_before_start
-from fapistrano.commands.fleet import Fleet
+from fapistrano.commands.fleet import Fleet, host_filter
+from fapistrano.commands.options import Options, exit_with, fleet_command
 from fapistrano.errors import FapError
 from fapistrano.flows import FlowName
 from fapistrano.runner import SIGNAL_EXIT, Member, describe, key
@@ -77,3 +80,15 @@ def once(fleet: Fleet, command: str) -> int:
         return 1 if any(code != 0 for code in codes.values()) else 0
     finally:
         runner.close(members)
+
+
+@fleet_command("once", "Run a one-off admin command in the current release, with its .env loaded.")
+@click.option("-c", "--command", "command", required=True, metavar="CMD", help="Shell command to run.")
+@click.option("--host", "host", metavar="NAME", help="Only this host (its exact name; same as --hosts NAME without patterns).")
+@click.option("--all-hosts", is_flag=True, help="Run on every selected host (default: the first selected host of each stage/role).")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], command: str, host: str | None,
+            all_hosts: bool) -> None:
+    with Fleet(options, stage, role, overrides, "once", hosts=host_filter(all_hosts), host=host) as fleet:
+        exit_code = once(fleet, command)
+        fleet.close()
+    exit_with(exit_code)

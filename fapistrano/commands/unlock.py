@@ -5,6 +5,7 @@ from __future__ import annotations
 from fapistrano import freeze
 from fapistrano.commands.changing import probe_every_host
 from fapistrano.commands.fleet import Fleet
+from fapistrano.commands.options import Options, exit_with, fleet_command
 
 
 def unlock(fleet: Fleet) -> int:
@@ -29,3 +30,11 @@ def unlock(fleet: Fleet) -> int:
         # Removes the locks marked above, then disconnects.
         runner.close(members)
     return 1 if any(m.locked for m in members) or not lifted else 0
+
+
+@fleet_command("unlock", "Remove a stale deploy lock after showing who held it; lift a freeze (fap lock) the same way.")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    with Fleet(options, stage, role, overrides, "unlock") as fleet:
+        exit_code = unlock(fleet)
+        fleet.close()
+    exit_with(exit_code)
