@@ -135,7 +135,7 @@ def plugin_infos(deployfile: DeployFile | None) -> list[PluginInfo]:
     return infos
 
 
-def builtin_steps() -> list[tuple[str, list[str]]]:
+def builtin_plugins() -> list[tuple[str, list[str]]]:
     """The core's own hookimpls (always on), with the hooks each implements."""
     from fapistrano.plugins import BUILTIN_PLUGINS, Plugins
 
@@ -185,8 +185,8 @@ def render(infos: list[PluginInfo], with_deployfile: bool) -> bool:
             if note:
                 line.append(f"  # {note}", style="dim")
             console.print(line, soft_wrap=True)
-    steps = "; ".join(f"{name.rsplit('.', 1)[-1]} ({', '.join(hooks)})" for name, hooks in builtin_steps())
-    console.print(f"core steps, always on: {steps}", style="dim", markup=False, highlight=False, soft_wrap=True)
+    builtins = "; ".join(f"{name.rsplit('.', 1)[-1]} ({', '.join(hooks)})" for name, hooks in builtin_plugins())
+    console.print(f"built-in plugins, always on: {builtins}", style="dim", markup=False, highlight=False, soft_wrap=True)
     return broken
 
 
