@@ -18,8 +18,8 @@ from fapistrano.config import Step
 from fapistrano.errors import CommandFailed, FapError, one_line
 
 if TYPE_CHECKING:
+    from fapistrano.hosts import Member
     from fapistrano.run import Run
-    from fapistrano.runner import Member
 
 
 class StepFailed(FapError):

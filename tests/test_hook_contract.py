@@ -28,8 +28,9 @@ def _firstresult_hooks() -> list[str]:
             if inspect.isfunction(function) and getattr(function, "fapistrano_spec", {}).get("firstresult")]
 
 
-def test_fap_release_revision_is_a_first_answer_wins_hook() -> None:
-    assert _firstresult_hooks() == ["fap_release_revision"]
+def test_the_questions_one_plugin_answers_are_first_answer_wins_hooks() -> None:
+    # Which revision a release holds; whether a host is healthy (the health built-in's answer, or a plugin's before it).
+    assert _firstresult_hooks() == ["fap_release_revision", "fap_health_check"]
 
 
 @pytest.mark.parametrize("name", _firstresult_hooks())

@@ -6,8 +6,8 @@ built with (``fleet_command`` for a command on stage/role targets). A new
 command is a new module here, a :class:`fapistrano.flows.Command` in
 :data:`fapistrano.flows.COMMANDS`, and its name in ``cli.COMMAND_MODULES``.
 
-- :mod:`~fapistrano.commands.fleet`: a run composed in one place — deploy file,
-  plugins, settings, targets, hosts, reporters, the runner.
+- :mod:`fapistrano.compose` (outside this package): a run composed in one place —
+  deploy file, plugins, settings, targets, hosts, reporters, the engine.
 - :mod:`~fapistrano.commands.changing`: what deploy, rollback and restart share —
   connect, lock, probe, ``fap_run_starting``, the phases, ``fap_run_finished``, the outcome.
 - :mod:`~fapistrano.commands.deploy`, :mod:`~fapistrano.commands.rollback`,

@@ -72,12 +72,12 @@ def step_rows(steps: Iterable[Step], masker: Masker) -> list[SettingRow]:
 def command(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
     from rich.text import Text
 
-    from fapistrano.commands.fleet import Fleet, host_filter
+    from fapistrano.compose import Composition, host_filter
 
     # As 'fap deploy' resolves them (its plugins); nothing connects.
     # A stage/role with hosts: [] shows its settings for a stand-in host: they are worth checking before servers exist.
-    with Fleet(options.plain(), stage, role, overrides, "deploy", hosts=host_filter(False), host=host,
-               connects=False, stand_in="no host yet") as fleet:
+    with Composition(options.plain(), stage, role, overrides, "deploy", hosts=host_filter(False), host=host,
+                     connects=False, stand_in="no host yet") as fleet:
         secret_names = fleet.runner.plugins.secret_settings()
         for index, member in enumerate(fleet.members):
             rows = setting_rows(member.target, secret_names, fleet.masker) + step_rows(member.settings.steps, fleet.masker)

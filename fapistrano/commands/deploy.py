@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from fapistrano import flows
-from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.commands.fleet import Fleet
-from fapistrano.runner import Member
+from fapistrano.commands.changing import Outcome, execute, make_run, render
+from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
+from fapistrano.compose import Composition
+from fapistrano.hosts import Member
 
 
 def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
@@ -16,9 +17,17 @@ def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str 
     return lambda member: (release, None)
 
 
-def deploy(fleet: Fleet) -> Outcome:
+def deploy(fleet: Composition) -> Outcome:
     """Ship a new release to every host of ``fleet``."""
     fleet.announce(f"deploying {fleet.app} to {fleet.describe()}")
     run = make_run("deploy", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
     return execute(fleet.runner, flows.RELEASE, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
+
+
+@fleet_command("deploy", "Ship a new release to every selected host (alias: release).")
+@wait_lock_option
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    with Composition(options, stage, role, overrides, "deploy") as fleet:
+        outcome = deploy(fleet)
+        exit_with(render(fleet, outcome, success=f"deployed release {outcome.release}"))

@@ -9,9 +9,10 @@ import click
 
 from fapistrano import connections
 from fapistrano.commands.options import PLAIN
+from fapistrano.errors import ExitCode
 
 
-def disconnect() -> tuple[int, str]:
+def disconnect() -> tuple[ExitCode, str]:
     """Stop every master in this user's private directory; ``(exit code, what to print)``.
 
     Needs no deploy file: the masters are this user's, whichever project made them.
@@ -19,17 +20,17 @@ def disconnect() -> tuple[int, str]:
     try:
         directory = connections.private_directory()
     except connections.UnsafeDirectory as error:
-        return 1, f"fap: error: {error}: not fap's; remove it"
+        return ExitCode.FAILED, f"fap: error: {error}: not fap's; remove it"
     if not os.listdir(directory):
-        return 0, "no connection to close"
+        return ExitCode.OK, "no connection to close"
     stopped, stale = connections.close_all(directory)
     removed = f"; removed {stale} stale socket(s)" if stale else ""
-    return 0, f"closed {stopped} connection(s) in {directory}{removed}"
+    return ExitCode.OK, f"closed {stopped} connection(s) in {directory}{removed}"
 
 
 @click.command("disconnect", context_settings=PLAIN,
                help="Close every SSH connection kept up for the next command (ssh_persist), whichever deploy file made it.")
 def command() -> None:
     code, text = disconnect()
-    click.echo(text, err=code != 0)
+    click.echo(text, err=code != ExitCode.OK)
     sys.exit(code)

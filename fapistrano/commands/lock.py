@@ -7,11 +7,12 @@ import time
 import click
 
 from fapistrano import freeze, layout
-from fapistrano.commands.changing import probe_every_host
-from fapistrano.commands.fleet import Fleet
 from fapistrano.commands.options import Options, exit_with, fleet_command
-from fapistrano.errors import CommandFailed
-from fapistrano.runner import Member, account_name, describe, key
+from fapistrano.compose import Composition
+from fapistrano.errors import CommandFailed, ExitCode
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
+from fapistrano.sessions import account_name
 
 
 def freezer() -> str:
@@ -22,7 +23,7 @@ def freezer() -> str:
     return f"{os.environ.get('USER') or os.environ.get('LOGNAME') or account_name()}@{socket.gethostname()}"
 
 
-def lock(fleet: Fleet, message: str) -> int:
+def lock(fleet: Composition, message: str) -> ExitCode:
     """Freeze every host of ``fleet`` with ``message`` (masked); a host frozen already keeps its freeze. Return fap's exit code.
 
     Under ``--dry-run`` the freeze is shown, not written.
@@ -32,9 +33,11 @@ def lock(fleet: Fleet, message: str) -> int:
     line = freeze.record(freezer(), time.strftime("%Y-%m-%d %H:%M:%S %z"), fleet.masker(message))
     shown = freeze.parse(line)
     assert shown is not None
-    try:
-        if not probe_every_host(runner, members):
-            return 1
+    with fleet.connected() as hosts:
+        if hosts.failures:  # nothing frozen unless every host answered
+            for error in hosts.failure_lines():
+                runner.emit("error", error)
+            return ExitCode.FAILED
 
         def work(member: Member) -> None:
             assert member.state is not None
@@ -54,13 +57,11 @@ def lock(fleet: Fleet, message: str) -> int:
             else:
                 runner.emit("log", f"already frozen {there.describe()}; kept (fap unlock lifts it)", host=member.name, phase="lock")
 
-        errors = runner.on_each(members, work)
+        errors = hosts.on_each(work)
         for member in members:
             if key(member) in errors:
                 runner.emit("error", describe(errors[key(member)], member.name), host=member.name, phase="lock")
-        return 1 if errors else 0
-    finally:
-        runner.close(members)
+        return ExitCode.FAILED if errors else ExitCode.OK
 
 
 @fleet_command("lock", "Freeze the selected targets with a reason: deploy, rollback and restart refuse (exit 5) until"
@@ -69,7 +70,7 @@ def lock(fleet: Fleet, message: str) -> int:
               help="Why the target is frozen (shown to whoever tries to deploy), e.g. 'incident 431: db failover'.")
 def command(options: Options, stage: str | None, role: str | None, overrides: list[str], message: str | None) -> None:
     reason = freeze.check_message(message, stage)  # before anything connects
-    with Fleet(options, stage, role, overrides, "lock") as fleet:
+    with Composition(options, stage, role, overrides, "lock") as fleet:
         exit_code = lock(fleet, reason)
         fleet.close()
     exit_with(exit_code)

@@ -16,7 +16,7 @@ import click
 
 from fapistrano.commands.options import PLAIN, options_of
 from fapistrano.config import CORE_PLUGIN, DeployFile
-from fapistrano.errors import ConfigError, FapError
+from fapistrano.errors import ConfigError, ExitCode, FapError
 from fapistrano.flows import COMMANDS
 
 #: The commands deploy.yml can give plugins of their own (``<command>_plugins``), in the registry's order.
@@ -199,7 +199,7 @@ def command(context: click.Context, deployfile: str | None) -> None:
     Works without a deploy file; with one, also says whether it enables each
     plugin and lists the modules it names that are not installed plugins.
     """
-    from fapistrano.commands.fleet import deployfile_path
+    from fapistrano.compose import deployfile_path
 
     explicit = deployfile or options_of(context).deployfile
     try:
@@ -210,4 +210,4 @@ def command(context: click.Context, deployfile: str | None) -> None:
         path = None  # works without a deploy file
     document = DeployFile.load(path) if path else None
     if render(plugin_infos(document), with_deployfile=document is not None):
-        sys.exit(2)  # a plugin deploy.yml enables cannot load: bad input, as 'fap deploy' would say
+        sys.exit(ExitCode.BAD_INPUT)  # a plugin deploy.yml enables cannot load: bad input, as 'fap deploy' would say

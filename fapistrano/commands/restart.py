@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from fapistrano import flows
-from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.commands.fleet import Fleet
-from fapistrano.runner import Member
+from fapistrano.commands.changing import Outcome, execute, make_run, render
+from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
+from fapistrano.compose import Composition
+from fapistrano.hosts import Member
 
 
 def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
@@ -16,9 +17,16 @@ def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str 
     return lambda member: (current[id(member)], None)
 
 
-def restart(fleet: Fleet) -> Outcome:
+def restart(fleet: Composition) -> Outcome:
     """Run the restart hooks on every host of ``fleet``."""
     fleet.announce(f"restarting {fleet.app} on {fleet.describe()}")
     run = make_run("restart", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
     return execute(fleet.runner, flows.RESTART, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
+
+
+@fleet_command("restart", "Run the restart hooks (restarting, restarted) on every selected host.")
+@wait_lock_option
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    with Composition(options, stage, role, overrides, "restart") as fleet:
+        exit_with(render(fleet, restart(fleet), success="restarted"))

@@ -9,8 +9,8 @@ import click
 
 from fapistrano import layout
 from fapistrano.commands.options import Options, fleet_command
+from fapistrano.hosts import Member
 from fapistrano.remote import ssh_settings_from
-from fapistrano.runner import Member
 
 
 def shell_argv(member: Member) -> list[str]:
@@ -34,9 +34,9 @@ def shell_argv(member: Member) -> list[str]:
 @fleet_command("shell", "Open an interactive shell in the current release of one host, with its .env loaded.")
 @click.option("--host", "host", metavar="NAME", help="Which host, by exact name (default: the first one selected).")
 def command(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
-    from fapistrano.commands.fleet import Fleet, host_filter
+    from fapistrano.compose import Composition, host_filter
 
-    with Fleet(options, stage, role, overrides, "shell", hosts=host_filter(False), host=host, connects=False) as fleet:
+    with Composition(options, stage, role, overrides, "shell", hosts=host_filter(False), host=host, connects=False) as fleet:
         argv = shell_argv(fleet.members[0])
         fleet.close()
     sys.stdout.flush()
