@@ -256,3 +256,15 @@ def test_each_command_module_holds_its_own_click_command_and_cli_py_only_registe
             continue
         assert command.callback is not None
         assert command.callback.__module__ == f"fapistrano.commands.{name}", name
+
+
+def test_fap_help_loads_every_command_module_but_not_the_engine_the_composition_or_pluggy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, fapistrano.cli; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split())
+    assert {f"fapistrano.commands.{command.name}" for command in flows.COMMANDS} <= loaded
+    heavy = {"fapistrano.runner", "fapistrano.compose", "fapistrano.plugins", "fapistrano.commands.changing",
+             "fapistrano.sessions", "importlib.metadata", "rich", "ruamel"}
+    assert not heavy & loaded, f"fap --help would import {sorted(heavy & loaded)}: import them where the command runs"

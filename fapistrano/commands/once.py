@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 import click
 
 from fapistrano import layout
 from fapistrano.commands.options import Options, exit_with, fleet_command
-from fapistrano.compose import Composition, host_filter
 from fapistrano.errors import ExitCode, FapError
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
-from fapistrano.plugins import describe
 from fapistrano.ui import Event
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.compose import Composition
 
 
 def script(current_path: str, command: str) -> str:
@@ -31,6 +33,8 @@ def once(fleet: Composition, command: str) -> ExitCode:
     0 when the command exited 0 on every host, 1 when it failed on any (each
     host's own status is printed), 130/143 after a signal.
     """
+    from fapistrano.plugins import describe
+
     runner, members = fleet.runner, fleet.members
     with fleet.connected(FlowName.ONCE, probe=False) as hosts:
         if hosts.failures:
@@ -78,6 +82,8 @@ def once(fleet: Composition, command: str) -> ExitCode:
 @click.option("--all-hosts", is_flag=True, help="Run on every selected host (default: the first selected host of each stage/role).")
 def command(options: Options, stage: str | None, role: str | None, overrides: list[str], command: str, host: str | None,
             all_hosts: bool) -> None:
+    from fapistrano.compose import Composition, host_filter
+
     with Composition(options, stage, role, overrides, "once", hosts=host_filter(all_hosts), host=host) as fleet:
         exit_code = once(fleet, command)
         fleet.close()

@@ -10,14 +10,16 @@ import datetime as _dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fapistrano import layout
 from fapistrano.commands.options import Options, exit_with, fleet_command
-from fapistrano.compose import Composition
 from fapistrano.errors import ExitCode
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.compose import Composition
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}\Z")
 
@@ -199,6 +201,8 @@ def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors:
 @fleet_command("releases", "List each target's releases: revision, age, which is current; warn when hosts disagree.",
                short_help="List releases: revision, age, which is current.")
 def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    from fapistrano.compose import Composition
+
     with Composition(options.plain(), stage, role, overrides, "releases") as fleet:
         by_target, errors = releases(fleet)
         fleet.close()
