@@ -202,6 +202,10 @@ def _finish(fleet: Any, outcome: Any, success: str) -> None:
     title = f"fap {fleet.command}: {'ok' if outcome.ok else 'FAILED'}"
     fleet.reporter.summary(title, results, outcome.ok)
     fleet.close()
+    trips = sorted(r.round_trips for r in results if r.round_trips)
+    if trips and fleet.options.verbosity > 0:  # -v: what a slow link costs this run (docs/performance.rst)
+        spread = f"{trips[0]}" if trips[0] == trips[-1] else f"{trips[0]}-{trips[-1]}"
+        fleet.console.print(f"round trips per host: {spread} (the probe and the unlock included)", markup=False, highlight=False)
     if fleet.command == "deploy":
         from fapistrano.selection import left_behind
 

@@ -189,6 +189,8 @@ class Runner:
         self.local_processes = LocalProcesses()
         self.throttles = Throttles()  # ``parallel: N`` and ctx.throttle: one per run, shared by every host
         self._locked: list[Member] = []  # every member whose lock this run took: a second signal still releases them
+        #: Members whose last phases' commands, sent with the unlock (``ctx.run_later``), failed: the run failed there.
+        self.failed_at_close: list[Member] = []
 
     # -- plumbing ---------------------------------------------------------
 
@@ -314,10 +316,12 @@ class Runner:
         def work(member: Member) -> None:
             if not member.locked:
                 member.connection.close()
+                self._failed_at_close(member)
                 return
-            # The unlock goes with the end of the session: one round trip for both.
+            # The unlock goes with the end of the session, and with what the last phases sent later: one round trip.
             self.emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
             result = member.connection.close(last=layout.unlock_script(member.target.config["path"], self.lock_token))
+            self._failed_at_close(member)
             if result is not None and result.exit_code == 0:
                 member.locked = False
             elif result is not None and result.exit_code == layout.LOCK_NOT_OURS:
@@ -334,6 +338,17 @@ class Runner:
             self.emit("error", f"could not release the lock (run 'fap unlock' when the host is back): {describe(error, host)}",
                       host=host, phase="unlock")
         self._pool.shutdown(wait=True)
+
+    def _failed_at_close(self, member: Member) -> None:
+        """A command of the last phases that went with the end of the session failed: that host's run failed there."""
+        error, member.connection.failed_at_close = member.connection.failed_at_close, None
+        if error is None:
+            return
+        phase = getattr(error, "phase", None) or "finishing"
+        self.emit("error", f"{phase}: {describe(error, member.name)}", host=member.name, phase=phase)
+        if member.failed is None:
+            member.failed, member.failed_phase = error, phase
+        self.failed_at_close.append(member)
 
     def _probe(self, member: Member, lock: bool) -> None:
         """One round trip: take the lock (when asked), read current and releases."""
@@ -387,7 +402,9 @@ class Runner:
 
     # -- phases -----------------------------------------------------------
 
-    def run_phase(self, flow: Flow, phase: str, members: Sequence[Member]) -> dict[str, BaseException]:
+    def run_phase(self, flow: Flow, phase: str, members: Sequence[Member], send_waiting: bool = False) -> dict[str, BaseException]:
+        """Run ``phase``'s hooks on every member; with ``send_waiting`` each host's phase ends once the commands
+        plugins sent later (``ctx.run_later``) have run there too."""
         hook_name = flow.hook_name(phase)
 
         def work(member: Member) -> None:
@@ -401,6 +418,8 @@ class Runner:
             try:
                 try:
                     self.plugins.caller(hook_name, member.target.plugins)(ctx=ctx)
+                    if send_waiting:
+                        member.connection.flush_later()
                 except BaseException as error:
                     if self.stopping.is_set() and isinstance(unwrapped(error), CommandKilled):
                         # Killed by fap itself on the way out: the stop, not a failure of this host.
@@ -408,7 +427,8 @@ class Runner:
                     raise
             except BaseException as error:
                 member.last_active = time.monotonic()
-                member.failed_phase = phase
+                # A command sent later fails in the phase that sent it (ctx.run_later).
+                member.failed_phase = getattr(error, "phase", None) or phase
                 message = describe(error, member.name)
                 self.reporter.handle(Event("phase", host=member.name, phase=phase, status="failed",
                                            message=self.masker(message), duration=time.monotonic() - started))
@@ -453,7 +473,7 @@ class Runner:
             whole_run = False
             failures = self.at_barrier(barrier.before, phase, active) if barrier else {}
             if not failures:
-                failures = self.run_phase(flow, phase, active)
+                failures = self.run_phase(flow, phase, active, send_waiting=self.sends_waiting_after(flow, phase, barrier))
                 if flow.creates_release and phase == flow.phases[0]:
                     for member in active:
                         # Its release directory is this run's: the failure path may remove it even unmarked.
@@ -510,6 +530,20 @@ class Runner:
             self.hand_over(flow, phase, failed, [*members, *later])
             late_failures = True
         return not late_failures
+
+    @staticmethod
+    def sends_waiting_after(flow: Flow, phase: str, barrier: PhaseBarrier | None) -> bool:
+        """Whether ``phase`` ends with every command plugins sent later (``ctx.run_later``) run on its host.
+
+        Before the switch: ``current`` moves on no host while something
+        before it may still fail on another. And after every phase when the
+        run has ``local:`` steps, which may count on every host having done its
+        part. Otherwise they ride with the host's next round trip.
+        """
+        following = flow.phases.index(phase) + 1
+        if following < len(flow.phases) and flow.phases[following] == flow.publish_phase:
+            return True
+        return bool(getattr(barrier, "steps", ()))
 
     def at_barrier(self, call: Callable[[str, Sequence[Member]], None], phase: str,
                    members: Sequence[Member]) -> dict[str, BaseException]:
@@ -676,6 +710,7 @@ class Runner:
     def drop(self, flow: Flow, members: Sequence[Member], error: BaseException) -> None:
         """Take failed hosts out of a tolerant run (``--max-fail``): clean them up, go on without them."""
         for member in members:
+            member.connection.discard_later()  # work on the release that goes with them
             member.status = "dropped"
             self.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed or error, member.name)}",
                       host=member.name, phase=member.ctx.phase if member.ctx else None)
@@ -686,6 +721,8 @@ class Runner:
     def fail_run(self, flow: Flow, members: list[Member], failures: dict[str, BaseException]) -> None:
         """All-or-nothing: undo switches, tell plugins, remove the new release everywhere."""
         self.stop_cancelling()
+        for member in members:
+            member.connection.discard_later()  # work on the new release, which goes: never sent
         first = next(iter(failures.values()))
         switched = [m for m in members if m.switched]
         # Stopped inside the switch (killed after SIGTERM, a host lost mid-command): it may have switched; make sure.
@@ -816,6 +853,10 @@ class StepNaming(Reporter):
                 event = dataclasses.replace(event, data={**event.data, "step": step})
         self.reporter.handle(event)
 
+    def running_step(self) -> str | None:
+        """The plugin whose hookimpl is running in this thread, if any (``ctx.run_later`` names it in a failure)."""
+        return self._running_step()
+
     def _running_step(self) -> str | None:
         frame: FrameType | None = sys._getframe(2)  # noqa: SLF001 - the documented way to read the caller's frames
         while frame is not None:
@@ -913,6 +954,7 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
                 duration=(member.last_active or now) - member.started,
                 error=(masker or Masker())(error or _health_text(member)) if status in ("failed", "dropped", "reverted", "unhealthy") else "",
                 commands=ctx.commands_run if ctx else 0,
+                round_trips=member.connection.round_trips,
                 current=current,
             )
         )

@@ -95,6 +95,7 @@ def execute(
                     run.revision = _revision(members, lambda ctx: ctx.release)
             finally:
                 runner.close(members)
+                outcome = _with_failures_at_close(runner, outcome)
         return outcome
     finally:
         try:
@@ -102,6 +103,18 @@ def execute(
                 _run_finished(runner, members, run, outcome)
         finally:
             restore_signal_handlers(previous_handlers)
+
+
+def _with_failures_at_close(runner: Runner, outcome: Outcome) -> Outcome:
+    """The outcome, failed where a last phase's command, sent with the unlock (``ctx.run_later``), failed.
+
+    A run that failed already keeps its outcome: the failure at the end is reported as an error line.
+    """
+    failed = [(m, m.failed) for m in runner.failed_at_close if m.failed is not None]
+    if not failed or not outcome.ok:
+        return outcome
+    errors = group_errors([(m.name, f"{m.failed_phase}: {describe(error, m.name)}") for m, error in failed])
+    return Outcome(False, 1, errors, outcome.release, outcome.moved)
 
 
 def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePlan, lock: bool, batch_size: int | list[int | str],
