@@ -28,6 +28,7 @@ import re
 import secrets
 import shlex
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -999,15 +1000,25 @@ class Session:
         self._lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
         # What came after a command's marker: the next command's of a batch (run_batch), else stray lines.
         self._after: list[tuple[str, str | None]] = []
-        # A session of its own: Ctrl-C reaches fap, not ssh; the runner decides when to stop.
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )
+        # ssh's stdin and stdout are one socket, whose other end is ours: one descriptor for both
+        # directions (with stderr's pipe, two per host: a run on a few hundred hosts stays far
+        # from the common limit of 1024 open files).
+        self._socket, theirs = socket.socketpair()
+        try:
+            # A session of its own: Ctrl-C reaches fap, not ssh; the runner decides when to stop.
+            self.process = subprocess.Popen(
+                argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except BaseException:
+            self._socket.close()
+            raise
+        finally:
+            theirs.close()
         self.dead = False
         self.busy = False
         self._ended: set[str] = set()
         self._last_stderr = ""
-        for stream, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
+        for stream, pipe in (("stdout", self._socket.makefile("rb", buffering=0)), ("stderr", self.process.stderr)):
             threading.Thread(target=self._pump, args=(stream, pipe), daemon=True).start()
         # Queued now, answered once the far shell runs: see wait_ready(). If ssh has already given up,
         # the write fails; wait_ready() reads what it said all the same.
@@ -1017,9 +1028,14 @@ class Session:
 
     def _pump(self, stream: str, pipe: Any) -> None:
         # Pieces of whole lines, as many as each read brings: a queue item per line cost more than the command.
-        for text in text_chunks(pipe):
-            self._lines.put((stream, text))
+        try:
+            for text in text_chunks(pipe):
+                self._lines.put((stream, text))
+        except OSError:
+            pass  # our end of the socket was closed under the read: the session is over all the same
         pipe.close()
+        if stream == "stdout":
+            self._socket.close()  # ssh has gone: nothing more to write either
         self._lines.put((stream, None))
 
     def _send(self, text: str) -> bool:
@@ -1027,12 +1043,17 @@ class Session:
 
     def _send_bytes(self, data: bytes) -> bool:
         try:
-            assert self.process.stdin is not None
-            self.process.stdin.write(data)
-            self.process.stdin.flush()
+            self._socket.sendall(data)
             return True
         except (OSError, ValueError):
             return False
+
+    def _end_input(self) -> None:
+        """EOF to the far shell: no more commands (ssh reads the socket's end of input as the end of its stdin)."""
+        try:
+            self._socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def wait_ready(self, timeout: float) -> str | None:
         """``None`` once the far shell answers; ``"timeout"``; else what ssh said."""
@@ -1121,11 +1142,7 @@ class Session:
         except SessionLost:
             self.dead = True
             raise SessionLost(self._drain_stderr()) from None
-        try:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-        except OSError:
-            pass
+        self._end_input()
         return self.collect(marker)
 
     def run_batch(self, commands: Sequence[tuple[str, LineCallback | None]], stdin: str | None, sudo_user: str | None = None,
@@ -1146,11 +1163,7 @@ class Session:
         try:
             self._send_or_lose(text)
             if end:
-                try:
-                    assert self.process.stdin is not None
-                    self.process.stdin.close()
-                except OSError:
-                    pass
+                self._end_input()
             results: list[Result | None] = []
             failed = False
             for index, ((_script, on_line), marker) in enumerate(zip(commands, markers, strict=True)):
@@ -1239,11 +1252,7 @@ class Session:
 
     def close(self, wait: float) -> None:
         """EOF to the shell; kill ssh if it has not ended after ``wait`` seconds."""
-        try:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-        except OSError:
-            pass
+        self._end_input()
         try:
             self.process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
@@ -1266,12 +1275,13 @@ class Session:
             pass
 
 
-#: Open files a run needs: some for itself, and per host its session's three pipes plus,
+#: Open files a run needs: some for itself, and per host its session's two (a socket for ssh's stdin
+#: and stdout, a pipe for its stderr) plus,
 #: when a plugin uses ``ctx.remote``, plumbum's.
 BASE_OPEN_FILES = 64
 OPEN_FILES_PER_HOST = 8
 #: Below this many per host a run cannot hold its sessions at all.
-MIN_OPEN_FILES_PER_HOST = 3
+MIN_OPEN_FILES_PER_HOST = 2
 
 
 def allow_open_files(hosts: int) -> None:

@@ -314,3 +314,18 @@ def test_commands_sent_later_go_with_the_last_command_which_runs_whatever_happen
     assert result is not None and result.stdout == "unlocked\n"
     assert isinstance(connection.failed_at_close, RuntimeError) and "exit 5" in str(connection.failed_at_close)
     assert connection.round_trips == 1
+
+
+def test_a_session_holds_two_descriptors_so_hundreds_of_hosts_fit_the_usual_limit(fap_fleet: Any) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    connections = [Host(name, fap_fleet.ssh_settings(name), control_dir=tempfile.mkdtemp(prefix="fap-t-"))
+                   for name in ("host1", "host2", "host3")]
+    for connection in connections:
+        connection.connect()
+    try:
+        assert all(c.run("echo up").stdout == "up\n" for c in connections)
+        assert len(os.listdir("/proc/self/fd")) - before <= 2 * len(connections)
+    finally:
+        for connection in connections:
+            connection.close()
+    assert len(os.listdir("/proc/self/fd")) <= before
