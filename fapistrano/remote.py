@@ -1007,7 +1007,7 @@ class Session:
         try:
             # A session of its own: Ctrl-C reaches fap, not ssh; the runner decides when to stop.
             self.process = subprocess.Popen(
-                argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, start_new_session=True,
+                argv, stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.PIPE, start_new_session=True,
             )
         except BaseException:
             self._socket.close()
