@@ -101,13 +101,42 @@ wait_lock_option = click.option("--wait-lock", "wait_lock", metavar="DURATION", 
 
 @fleet_command("deploy", "Ship a new release to every selected host (alias: release).")
 @wait_lock_option
-def deploy(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+@click.option("--if-changed", "if_changed", is_flag=True, help=(
+    "Make no release when the revision to ship and every setting, plugin and step are what the live release"
+    " was made with, on every selected host."))
+def deploy(options: Options, stage: str | None, role: str | None, overrides: list[str], if_changed: bool) -> None:
     from fapistrano.commands.deploy import deploy as run
     from fapistrano.commands.fleet import Fleet
 
     with Fleet(options, stage, role, overrides, "deploy") as fleet:
+        if if_changed:
+            from fapistrano.commands.unchanged import check as unchanged
+
+            verdict = unchanged(fleet)
+            if verdict.live:
+                fleet.close()
+                fleet.console.print(verdict.line(), markup=False, highlight=False, soft_wrap=True)
+                return
+            for reason in verdict.reasons:
+                fleet.announce(f"--if-changed: deploying: {reason}")
         outcome = run(fleet)
         _finish(fleet, outcome, success=f"deployed release {outcome.release}")
+
+
+@fleet_command("promote", "Deploy to the stage of -s exactly the revision the stage of --from runs (its current).",
+               short_help="Deploy the revision another stage runs.")
+@click.option("--from", "source", required=True, metavar="STAGE", help="The stage whose current revision to ship, e.g. staging.")
+@wait_lock_option
+def promote(options: Options, stage: str | None, role: str | None, overrides: list[str], source: str) -> None:
+    from fapistrano.commands import promote as steps
+    from fapistrano.commands.fleet import Fleet
+
+    steps.check_stages(options, stage, source)
+    revision, release = steps.source_revision(options, source, role)
+    pinned = steps.pinning_overrides(options, stage or "", role, overrides, revision, source)
+    with Fleet(options, stage, role, pinned, "deploy") as fleet:
+        outcome = steps.promote(fleet, source, revision, release)
+        _finish(fleet, outcome, success=f"promoted {revision[:12]} from {source}: deployed release {outcome.release}")
 
 
 _release_alias = copy.copy(deploy)
@@ -330,6 +359,35 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
         disagreement = current_disagreement(label, hosts)
         for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts), *frozen]:
             fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    for error in errors:
+        fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if errors:
+        sys.exit(1)
+
+
+@fleet_command("pending", "Show, per target, the revision live, the one a deploy would ship now and the commits"
+               " between. Read only.", short_help="Show what a deploy would ship: the commits not yet live.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per target per line.")
+def pending(options: Options, stage: str | None, role: str | None, overrides: list[str], as_json: bool) -> None:
+    import json
+
+    from fapistrano.commands.fleet import Fleet
+    from fapistrano.commands.pending import every_host, render
+    from fapistrano.commands.pending import pending as run
+
+    # A deploy's plugins answer (deploy_plugins: included); every selected host, read only.
+    with Fleet(options.plain(), stage, role, overrides, "deploy", hosts=every_host) as fleet:
+        by_target, errors = run(fleet)
+        fleet.close()
+    for label, groups in by_target.items():
+        count = sum(1 for m in fleet.members if m.label == label)
+        if as_json:
+            stage_name, _, role_name = label.partition("/")
+            click.echo(fleet.masker(json.dumps({"stage": stage_name, "role": role_name, "hosts": count,
+                                                "groups": [g.as_json() for g in groups]})))
+            continue
+        for line in render(label, count, groups):
+            fleet.console.print(fleet.masker(line), markup=False, highlight=False, soft_wrap=True)
     for error in errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
     if errors:

@@ -18,6 +18,7 @@ class FlowName(str, Enum):
     CHECK = "check"
     ONCE = "once"
     RELEASES = "releases"
+    PENDING = "pending"
 
     def __str__(self) -> str:
         return self.value

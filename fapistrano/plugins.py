@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = {
     "core.steps": "fapistrano.builtin.steps",
     "core.dirs": "fapistrano.builtin.dirs",
     "core.shared": "fapistrano.builtin.shared",
+    "core.fingerprint": "fapistrano.builtin.fingerprint",
     "core.switch": "fapistrano.builtin.switch",
     "core.cleanup": "fapistrano.builtin.cleanup",
     "core.checks": "fapistrano.builtin.checks",

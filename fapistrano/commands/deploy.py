@@ -16,9 +16,10 @@ def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str 
     return lambda member: (release, None)
 
 
-def deploy(fleet: Fleet) -> Outcome:
-    """Ship a new release to every host of ``fleet``."""
+def deploy(fleet: Fleet, promoted_from: str | None = None) -> Outcome:
+    """Ship a new release to every host of ``fleet`` (``promoted_from``: the stage whose revision ``fap promote`` ships)."""
     fleet.announce(f"deploying {fleet.app} to {fleet.describe()}")
     run = make_run("deploy", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
+    run.promoted_from = promoted_from
     return execute(fleet.runner, flows.RELEASE, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
