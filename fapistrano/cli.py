@@ -94,6 +94,12 @@ wait_lock_option = click.option("--wait-lock", "wait_lock", metavar="DURATION", 
     " Never waits out a freeze (fap lock)."))
 
 
+def _complete_stage(context: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from fapistrano.completion import complete_stage
+
+    return complete_stage(context, param, incomplete)
+
+
 # ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
@@ -125,7 +131,8 @@ def deploy(options: Options, stage: str | None, role: str | None, overrides: lis
 
 @fleet_command("promote", "Deploy to the stage of -s exactly the revision the stage of --from runs (its current).",
                short_help="Deploy the revision another stage runs.")
-@click.option("--from", "source", required=True, metavar="STAGE", help="The stage whose current revision to ship, e.g. staging.")
+@click.option("--from", "source", required=True, metavar="STAGE", shell_complete=_complete_stage,
+              help="The stage whose current revision to ship, e.g. staging.")
 @wait_lock_option
 def promote(options: Options, stage: str | None, role: str | None, overrides: list[str], source: str) -> None:
     from fapistrano.commands import promote as steps

@@ -28,8 +28,8 @@ def _firstresult_hooks() -> list[str]:
             if inspect.isfunction(function) and getattr(function, "fapistrano_spec", {}).get("firstresult")]
 
 
-def test_fap_release_revision_is_a_first_answer_wins_hook() -> None:
-    assert _firstresult_hooks() == ["fap_release_revision"]
+def test_the_questions_only_one_plugin_answers_are_first_answer_wins_hooks() -> None:
+    assert _firstresult_hooks() == ["fap_release_revision", "fap_source_revision", "fap_source_commits", "fap_source_promote"]
 
 
 @pytest.mark.parametrize("name", _firstresult_hooks())
@@ -39,7 +39,8 @@ def test_a_first_answer_wins_hook_says_so_in_the_reference(name: str) -> None:
     assert "Stops at the first non-``None`` result." in text
 
 
-@pytest.mark.parametrize("name", ["fap_settings", "fap_release_revision"])
+@pytest.mark.parametrize("name", ["fap_settings", "fap_release_revision", "fap_source_revision", "fap_source_commits",
+                                  "fap_source_promote"])
 def test_the_new_hooks_are_in_the_reference_with_every_parameter_and_the_return_contract(name: str) -> None:
     (hook,) = [h for h in fap_reference.hookspecs() if h.name == name]
     text = fap_reference.hook_rst(hook, core={})
