@@ -26,6 +26,7 @@ def test_deploy_lays_out_every_host_with_one_release_name(fap_fleet: Any, fap_ru
             f"current -> {WWW_APP}/releases/{name}",
             "releases",
             f"releases/{name}",
+            f"releases/{name}/.fap-release.json",  # what shaped the release (fap deploy --if-changed)
             "shared",
         ], host
         assert fap_fleet.current(host) == name
@@ -284,6 +285,7 @@ def test_paths_with_spaces_and_quotes_are_quoted_everywhere(fap_fleet: Any, fap_
             "releases",
             f"releases/{name}",
             f"releases/{name}/.env",
+            f"releases/{name}/.fap-release.json",
             f"releases/{name}/log dir -> /home/deploy/www/{app}/shared/log dir",
             "shared",
             "shared/log dir",
