@@ -74,7 +74,10 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
         @functools.wraps(function)
         def wrapper(context: click.Context, stage: str | None, role: str | None, overrides: tuple[str, ...], **local: Any) -> None:
             options = _options(context, local)
-            function(options=options, stage=stage, role=role, overrides=list(overrides), **local)
+            try:
+                function(options=options, stage=stage, role=role, overrides=list(overrides), **local)
+            except FapError as error:
+                raise _option_hint(error, context.command, name) from None
 
         command = click.pass_context(wrapper)
         command = click.argument("overrides", nargs=-1, type=click.UNPROCESSED, metavar="[--SETTING VALUE]...")(command)
@@ -86,6 +89,28 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
         return cli.command(name, help=help_text, context_settings=OVERRIDES, **extra)(command)
 
     return decorate
+
+
+def _option_hint(error: FapError, command: click.Command, name: str) -> FapError:
+    """``unknown setting --if-changd`` with no setting near it: name the command's option it is near, if any.
+
+    What follows a command that is not its option is read as a setting; a
+    misspelt option of the command (``--if-changd``, ``--jsn``) is far more
+    likely than a setting of that name.
+    """
+    import difflib
+    import re
+
+    match = re.fullmatch(r"command line: unknown setting (--[\w-]+)", str(error))
+    if match is None:
+        return error
+    flags = [flag for parameter in command.params for flag in getattr(parameter, "opts", []) if flag.startswith("--")]
+    close = difflib.get_close_matches(match.group(1), flags, n=1, cutoff=0.75)
+    if not close:
+        return error
+    from fapistrano.errors import ConfigError
+
+    return ConfigError(f"{error} (did you mean {close[0]}, an option of fap {name}?)")
 
 
 #: ``--wait-lock DURATION`` of the changing commands (see :mod:`fapistrano.freeze`).
