@@ -1,7 +1,7 @@
 """What shapes a release, as one fingerprint: ``fap deploy --if-changed`` compares it with the live release's.
 
-Every deploy writes :data:`FINGERPRINT_FILE` into its release (the built-in
-``core.fingerprint``, at ``updated``): the revision the source plugin put
+Every deploy writes a record of its release into :data:`RECORDS_DIR` (the
+built-in ``core.fingerprint``, at ``updated``): the revision the source plugin put
 there, a digest of every resolved setting (the ``environment:``, linked
 files and dirs, paths included; secrets only ever as digests), the plugins
 and their versions, the ``run:`` steps of ``hooks:``, and fap's version.
@@ -10,7 +10,7 @@ it) are written as ``%(release)s``, so two deploys of the same thing print
 the same fingerprint.
 
 ``fap deploy --if-changed`` computes the same for the release it would make
-and reads the live release's file on every host (:func:`live_fingerprints`).
+and reads the live release's record on every host (:func:`live_fingerprints`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any
 
 from fapistrano import __version__
 
-#: The file in each release that records what shaped it.
-FINGERPRINT_FILE = ".fap-release.json"
+#: The directory of the app (``path``) where each release's record is kept, as ``<release>.json``.
+RECORDS_DIR = ".fap-fingerprints"
 #: What :func:`fingerprint` writes in place of the release's name.
 RELEASE_PLACEHOLDER = "%(release)s"
 
@@ -118,17 +118,36 @@ def differences(live: Mapping[str, Any], expected: Mapping[str, Any]) -> list[st
     return found or ["fingerprint"]
 
 
-def write_script(release_path: str, record: Mapping[str, Any]) -> str:
-    """Shell text that writes ``record`` to the release's :data:`FINGERPRINT_FILE` (a link there is replaced)."""
-    path = f"{release_path.rstrip('/')}/{FINGERPRINT_FILE}"
+def record_path(path: str, release: str) -> str:
+    """Where the record of ``release`` is kept: :data:`RECORDS_DIR` of the app's directory ``path``."""
+    return f"{path.rstrip('/')}/{RECORDS_DIR}/{release}.json"
+
+
+def write_script(path: str, releases_path: str, release: str, record: Mapping[str, Any]) -> str:
+    """Shell text that writes ``record`` for ``release`` (whole or not at all), and removes the records of releases gone.
+
+    The records live beside the releases, not in them: a release holds what
+    its source shipped and nothing else (a test comparing a release with the
+    repository, a web root listing its files, see no file of fap's).
+    """
     text = json.dumps(record, sort_keys=True, indent=1)
-    return f"file={shlex.quote(path)}\nrm -f \"$file\"\nprintf '%s\\n' {shlex.quote(text)} > \"$file\"\n"
+    return (
+        f"dir={shlex.quote(f'{path.rstrip(chr(47))}/{RECORDS_DIR}')}; releases={shlex.quote(releases_path)};"
+        f" file={shlex.quote(record_path(path, release))}\n"
+        'mkdir -p "$dir" || exit 1\n'
+        f"printf '%s\\n' {shlex.quote(text)} > \"$file.tmp\" && mv -f \"$file.tmp\" \"$file\" || exit 1\n"
+        'for old in "$dir"/*.json; do\n'
+        '  name=${old##*/}; name=${name%.json}\n'
+        '  [ -e "$old" ] && [ "$old" != "$file" ] && [ ! -d "$releases/$name" ] && rm -f "$old"\n'
+        "done\n"
+        "exit 0\n"
+    )
 
 
-def read_script(current_path: str) -> str:
-    """Shell text that prints the live release's :data:`FINGERPRINT_FILE`, or nothing when it has none."""
-    path = f"{current_path.rstrip('/')}/{FINGERPRINT_FILE}"
-    return f"file={shlex.quote(path)}\nif [ -f \"$file\" ]; then head -c 200000 \"$file\"; fi\nexit 0\n"
+def read_script(path: str, release: str) -> str:
+    """Shell text that prints the record of ``release``, or nothing when it has none."""
+    return (f"file={shlex.quote(record_path(path, release))}\n"
+            'if [ -f "$file" ]; then head -c 200000 "$file"; fi\nexit 0\n')
 
 
 def parse_record(text: str) -> dict[str, Any] | None:

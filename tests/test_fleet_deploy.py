@@ -23,10 +23,11 @@ def test_deploy_lays_out_every_host_with_one_release_name(fap_fleet: Any, fap_ru
     name = released(result)
     for host in HOSTS:
         assert fap_fleet.tree(host) == [
+            ".fap-fingerprints",  # what shaped each release (fap deploy --if-changed)
+            f".fap-fingerprints/{name}.json",
             f"current -> {WWW_APP}/releases/{name}",
             "releases",
             f"releases/{name}",
-            f"releases/{name}/.fap-release.json",  # what shaped the release (fap deploy --if-changed)
             "shared",
         ], host
         assert fap_fleet.current(host) == name
@@ -281,11 +282,12 @@ def test_paths_with_spaces_and_quotes_are_quoted_everywhere(fap_fleet: Any, fap_
     name = released(result)
     for host in HOSTS:
         assert fap_fleet.tree(host, app) == [
+            ".fap-fingerprints",
+            f".fap-fingerprints/{name}.json",
             f"current -> /home/deploy/www/{app}/releases/{name}",
             "releases",
             f"releases/{name}",
             f"releases/{name}/.env",
-            f"releases/{name}/.fap-release.json",
             f"releases/{name}/log dir -> /home/deploy/www/{app}/shared/log dir",
             "shared",
             "shared/log dir",

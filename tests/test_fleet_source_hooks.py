@@ -150,3 +150,14 @@ def test_without_the_flag_every_deploy_makes_a_release(fap_fleet, fap_run, tmp_p
     first = released(deploy(fap_run, tmp_path, "-q"))
 
     assert released(deploy(fap_run, tmp_path, "-q")) != first
+
+
+def test_every_release_has_its_record_and_records_of_releases_gone_go(fap_fleet, fap_run, tmp_path):
+    write(fap_fleet, tmp_path, keep_releases=1)
+    for _ in range(4):
+        deploy(fap_run, tmp_path, "-q")
+
+    releases = fap_fleet.releases("host1")
+    records = sorted(p.stem for p in (fap_fleet.app_dir("host1") / ".fap-fingerprints").iterdir())
+    assert set(releases) <= set(records)
+    assert len(records) <= len(releases) + 1  # the one cleanup removed after this deploy wrote its record

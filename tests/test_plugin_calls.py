@@ -78,7 +78,7 @@ class StepsFreeCtx(dict):
 
     target = type("NoSteps", (), {"steps": ()})()
     flow = "release"
-    release_path = ""
+    release = None
 
 
 def test_an_inactive_plugin_is_not_called(plugins: Plugins) -> None:

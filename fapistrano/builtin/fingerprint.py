@@ -1,4 +1,4 @@
-"""updated: write what shaped the release into it (:data:`fapistrano.changes.FINGERPRINT_FILE`).
+"""updated: record what shaped the release (in :data:`fapistrano.changes.RECORDS_DIR`, beside the releases).
 
 ``fap deploy --if-changed`` compares the live release's record with the one
 it would write, and makes no release when they are the same on every host.
@@ -13,8 +13,8 @@ from fapistrano import changes, hookimpl
 
 @hookimpl
 def fap_deploy_updated(ctx: Any) -> None:
-    if ctx.flow != "release" or not ctx.release_path:
+    if ctx.flow != "release" or not ctx.release:
         return
     # The code is in place (updating): the source plugin can say which revision the release holds.
     record = changes.of_context(ctx, ctx.revision(ctx.release))
-    ctx.run(changes.write_script(ctx.release_path, record))
+    ctx.run(changes.write_script(ctx.config["path"], ctx.config["releases_path"], ctx.release, record))

@@ -2,7 +2,7 @@
 
 Before the deploy takes its lock: one probe per host, the source plugin's
 revision to ship (:func:`~fapistrano.hookspecs.fap_source_revision`), the
-live release's record (:data:`fapistrano.changes.FINGERPRINT_FILE`), and the
+live release's record (in :data:`fapistrano.changes.RECORDS_DIR`), and the
 record the new release would get. Same on every host: nothing to do. Any
 difference, a host that cannot tell or does not answer: the deploy goes on
 and says why.
@@ -67,7 +67,7 @@ def check(fleet: Fleet) -> Verdict:
         if answer.revision is None:
             reasons[key(member)] = f"cannot tell which revision a deploy would ship: {answer.problem}"
             return
-        recorded = changes.parse_record(ctx.run(changes.read_script(ctx.config["current_path"]), readonly=True))
+        recorded = changes.parse_record(ctx.run(changes.read_script(ctx.config["path"], state.current), readonly=True))
         if recorded is None:
             reasons[key(member)] = f"live release {state.current} records no fingerprint (made by an older fap)"
             return
