@@ -31,7 +31,10 @@ plugins' hookimpls run in the order deploy.yml lists the plugins. Two core steps
 place: making directories runs ``tryfirst`` in ``fap_deploy_starting`` (so
 plugins find ``path`` and the release directory there), and linking shared
 files runs ``trylast`` in ``fap_deploy_updating`` (after plugins have put the
-code in place, so an archive cannot clobber the links). The ``run:`` steps of
+code in place, so an archive cannot clobber the links); recording what shaped
+the release (``core.fingerprint``, for ``fap deploy --if-changed``) runs
+``trylast`` there too, once the source plugin can say which revision the
+release holds. The ``run:`` steps of
 deploy.yml's ``hooks:`` (``core.steps``) run ``trylast`` in every phase and in
 ``fap_deploy_failed``, after every other hookimpl, the core's included.
 """

@@ -74,11 +74,9 @@ def test_a_failing_hookimpl_is_named_even_when_plugins_share_a_decorator(plugins
 
 
 class StepsFreeCtx(dict):
-    """The test plugins' ctx (a dict), with no steps of hooks and no release directory: for the core's steps to run."""
+    """The test plugins' ctx (a dict), with no steps of hooks: for the core's core.steps to run."""
 
     target = type("NoSteps", (), {"steps": ()})()
-    flow = "release"
-    release = None
 
 
 def test_an_inactive_plugin_is_not_called(plugins: Plugins) -> None:
