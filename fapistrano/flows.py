@@ -1,4 +1,12 @@
-"""The ordered phases of release, rollback and restart, and how each picks its release."""
+"""The one table of flows and phases: which phases each flow runs, in which order, and how each picks its release.
+
+Everything that names phases reads them here: the hookspecs (a
+``fap_deploy_<phase>`` hook for each :class:`Phase`, checked when
+:mod:`fapistrano.hookspecs` is imported), the ``hooks:`` validation of
+deploy.yml (:data:`STEP_PHASES`), the steps built-in (one hookimpl per phase)
+and the live view (:data:`LAST_PHASES`). A new phase is one member of
+:class:`Phase`, its place in a :class:`Flow`, and its hookspec.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,11 @@ from fapistrano.errors import FapError
 
 
 class FlowName(str, Enum):
-    """What ``ctx.flow`` says: which command the hook runs in. A string: ``ctx.flow == "release"`` works."""
+    """What ``ctx.flow`` says: which flow the hook runs in. A string: ``ctx.flow == "release"`` works.
+
+    A flow is named for what it does to the hosts; the command that runs it
+    (``fap deploy`` runs the ``release`` flow) is ``ctx.command``: see :data:`COMMANDS`.
+    """
 
     RELEASE = "release"
     ROLLBACK = "rollback"
@@ -40,9 +52,16 @@ class Phase(str, Enum):
     FINISHED = "finished"
     RESTARTING = "restarting"
     RESTARTED = "restarted"
+    #: Not in any flow's order: ``fap_deploy_failed`` runs on every host when a run fails, in any flow.
+    FAILED = "failed"
 
     def __str__(self) -> str:
         return self.value
+
+
+def hook_name(phase: str) -> str:
+    """The hook a phase calls: ``fap_deploy_<phase>`` (``fap_deploy_failed`` for ``failed``)."""
+    return f"fap_deploy_{phase}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +74,8 @@ class Flow:
     creates_release: bool
 
     def hook_name(self, phase: str) -> str:
-        return f"fap_deploy_{phase}"
+        """The hook ``phase`` calls (see :func:`hook_name`)."""
+        return hook_name(phase)
 
     def before_publishing(self, phase: str) -> bool:
         """Whether a failure in ``phase`` must leave every host as it was."""
@@ -79,6 +99,60 @@ ROLLBACK = Flow(
 )
 RESTART = Flow(FlowName.RESTART, (P.RESTARTING, P.RESTARTED), publish_phase=None, creates_release=False)
 del P
+
+#: The flows that run phases on the hosts.
+FLOWS: tuple[Flow, ...] = (RELEASE, ROLLBACK, RESTART)
+#: What ``hooks:`` in deploy.yml may name: every phase of every flow, and ``failed`` (the run failed).
+STEP_PHASES: tuple[Phase, ...] = tuple(Phase)
+#: The phase each flow ends with: a host done with it is done with its run.
+LAST_PHASES: frozenset[Phase] = frozenset(flow.phases[-1] for flow in FLOWS)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command the user types (``fap deploy``), as the parts of fap that are not its module need to know it."""
+
+    name: str
+    #: What ``ctx.flow`` says in the hooks it calls; ``None``: it calls no hook with a ``ctx``.
+    flow: FlowName | None = None
+    #: deploy.yml may give it a plugin list of its own, ``<name>_plugins`` (a core setting).
+    chooses_plugins: bool = False
+    #: It only reads the hosts: two stage/roles may share a directory on one host.
+    reads_only: bool = False
+
+
+#: Every command, in the order help, ``fap init`` and ``fap plugins`` list them: the one registry of their names.
+COMMANDS: tuple[Command, ...] = (
+    Command("deploy", FlowName.RELEASE, chooses_plugins=True),
+    Command("rollback", FlowName.ROLLBACK, chooses_plugins=True),
+    Command("restart", FlowName.RESTART, chooses_plugins=True),
+    Command("once", FlowName.ONCE, chooses_plugins=True),
+    Command("check", FlowName.CHECK, chooses_plugins=True, reads_only=True),
+    Command("shell", chooses_plugins=True),
+    Command("releases", FlowName.RELEASES, chooses_plugins=True, reads_only=True),
+    # Both ask a deploy's plugins (deploy_plugins: too): what a deploy would ship, which revision it can be told to.
+    Command("pending", FlowName.PENDING, reads_only=True),
+    Command("promote", FlowName.RELEASE),
+    Command("unlock", chooses_plugins=True, reads_only=True),
+    Command("lock"),
+    Command("config", reads_only=True),
+    Command("plugins"),
+    Command("init"),
+    Command("disconnect"),
+)
+
+
+def command(name: str) -> Command:
+    """The command ``name`` (a :class:`KeyError` for a name that is none)."""
+    for known in COMMANDS:
+        if known.name == name:
+            return known
+    raise KeyError(name)
+
+
+def command_of_flow(flow: str) -> str:
+    """The command whose hooks see ``ctx.flow == flow``: ``deploy`` for ``release``; a flow no command runs names itself."""
+    return next((known.name for known in COMMANDS if known.flow is not None and known.flow == flow), str(flow))
 
 
 def release_for_run(states: list[layout.HostState]) -> str:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fapistrano import changes
-from fapistrano.commands.fleet import Fleet
+from fapistrano.compose import Composition
 from fapistrano.flows import FlowName
-from fapistrano.runner import Member, describe, key
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
 
 #: At most this many commits are listed per group (the count says how many there are).
 COMMIT_LIMIT = 50
@@ -56,14 +57,14 @@ class Group:
 
 
 def every_host(members: list[Member]) -> list[Member]:
-    """Fleet's host filter for a read-only command run with a deploy's plugins: every selected host.
+    """The composition's host filter for a read-only command run with a deploy's plugins: every selected host.
 
     (Given a filter, the fleet does not refuse two targets sharing a path: reading them is harmless.)
     """
     return members
 
 
-def pending(fleet: Fleet) -> tuple[dict[str, list[Group]], list[str]]:
+def pending(fleet: Composition) -> tuple[dict[str, list[Group]], list[str]]:
     """Groups of hosts by target, and one error line per host that could not answer."""
     runner, members = fleet.runner, fleet.members
     answers: dict[str, HostAnswer] = {}

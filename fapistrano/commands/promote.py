@@ -21,11 +21,12 @@ import difflib
 from typing import Any
 
 from fapistrano import config as cfg
-from fapistrano.commands.fleet import Fleet, deployfile_path
 from fapistrano.commands.options import Options
+from fapistrano.compose import Composition, deployfile_path
 from fapistrano.errors import ConfigError, FapError
 from fapistrano.flows import FlowName
-from fapistrano.runner import Member, describe, key
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
 
 
 def check_stages(options: Options, stage: str | None, source: str) -> None:
@@ -52,7 +53,7 @@ def source_revision(options: Options, source: str, role: str | None) -> tuple[st
     from fapistrano.commands.pending import every_host
 
     # A deploy's plugins say which revision a release holds (deploy_plugins: included).
-    with Fleet(read, source, role, [], "deploy", hosts=every_host) as fleet:
+    with Composition(read, source, role, [], "deploy", hosts=every_host) as fleet:
         runner, members = fleet.runner, fleet.members
         found: dict[str, tuple[str | None, str | None]] = {}
         try:
@@ -105,7 +106,7 @@ def pinning_overrides(options: Options, stage: str, role: str | None, overrides:
     Asked before anything connects: a plugin that cannot promote stops here.
     """
     pinned: dict[str, Any] = {}
-    with Fleet(options.plain(), stage, role, overrides, "deploy", connects=False) as fleet:
+    with Composition(options.plain(), stage, role, overrides, "deploy", connects=False) as fleet:
         for label, members in _by_target(fleet.members).items():
             target = members[0].target
             caller = fleet.runner.plugins.caller("fap_source_promote", target.plugins)
@@ -133,7 +134,7 @@ def _by_target(members: list[Member]) -> dict[str, list[Member]]:
     return targets
 
 
-def promote(fleet: Fleet, source: str, revision: str, release: str) -> Any:
+def promote(fleet: Composition, source: str, revision: str, release: str) -> Any:
     """The deploy of production, recorded as promoted from ``source``."""
     from fapistrano.commands.deploy import deploy
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fapistrano import changes, flows
-from fapistrano.commands.fleet import Fleet
+from fapistrano.compose import Composition
 from fapistrano.flows import FlowName
-from fapistrano.runner import Member, describe, key
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
 
 
 @dataclass
@@ -41,7 +42,7 @@ def changes_short(revision: str) -> str:
     return short_revision(revision) if revision else ""
 
 
-def check(fleet: Fleet) -> Verdict:
+def check(fleet: Composition) -> Verdict:
     """Compare, on every selected host, the release a deploy would make with the live one.
 
     Leaves the hosts connected (the deploy that may follow reuses the
