@@ -120,3 +120,18 @@ def test_promote_is_recorded_as_promoted_from_staging(fap_fleet, fap_run, tmp_pa
 
     assert result.exit_code == 0, result.output
     assert (tmp_path / "promoted_from.txt").read_text() == "deploy staging"
+
+
+def test_promote_refuses_with_curl_before_touching_production(fap_fleet, fap_run, tmp_path, git_repo):
+    write(fap_fleet, tmp_path, git_repo)
+    deploy(fap_run, tmp_path, "-s", "staging")
+    stages = {"staging": {"web": {"hosts": list(STAGING)}},
+              "production": {"web": {"hosts": list(PRODUCTION), "plugins": ["fapistrano.curl"],
+                                     "curl_url": "https://ci.example.org/app.tar.gz"}}}
+    write(fap_fleet, tmp_path, git_repo, stage_role_configs=stages)
+
+    result = fap_run(["promote", "-s", "production", "--from", "staging"], cwd=tmp_path)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().startswith("fap: error: production/web: fapistrano.curl cannot promote:")
+    assert fap_fleet.current("host3") is None
