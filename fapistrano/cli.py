@@ -141,15 +141,10 @@ def deploy(options: Options, stage: str | None, role: str | None, overrides: lis
 
     with Composition(options, stage, role, overrides, "deploy") as fleet:
         if if_changed:
-            from fapistrano.commands.unchanged import check as unchanged
+            from fapistrano.commands.unchanged import already_live
 
-            verdict = unchanged(fleet)
-            if verdict.live:
-                fleet.close()
-                fleet.console.print(verdict.line(), markup=False, highlight=False, soft_wrap=True)
+            if already_live(fleet):
                 return
-            for reason in verdict.reasons:
-                fleet.announce(f"--if-changed: deploying: {reason}")
         outcome = run(fleet)
         _finish(fleet, outcome, success=f"deployed release {outcome.release}")
 
@@ -379,29 +374,11 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
                " between. Read only.", short_help="Show what a deploy would ship: the commits not yet live.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per target per line.")
 def pending(options: Options, stage: str | None, role: str | None, overrides: list[str], as_json: bool) -> None:
-    import json
+    from fapistrano.commands.pending import show
 
-    from fapistrano.commands.pending import every_host, render
-    from fapistrano.commands.pending import pending as run
-    from fapistrano.compose import Composition
-
-    # A deploy's plugins answer (deploy_plugins: included); every selected host, read only.
-    with Composition(options.plain(), stage, role, overrides, "deploy", hosts=every_host) as fleet:
-        by_target, errors = run(fleet)
-        fleet.close()
-    for label, groups in by_target.items():
-        count = sum(1 for m in fleet.members if m.label == label)
-        if as_json:
-            stage_name, _, role_name = label.partition("/")
-            click.echo(fleet.masker(json.dumps({"stage": stage_name, "role": role_name, "hosts": count,
-                                                "groups": [g.as_json() for g in groups]})))
-            continue
-        for line in render(label, count, groups):
-            fleet.console.print(fleet.masker(line), markup=False, highlight=False, soft_wrap=True)
-    for error in errors:
-        fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
-    if errors:
-        sys.exit(ExitCode.FAILED)
+    exit_code = show(options, stage, role, overrides, as_json)
+    if exit_code:
+        sys.exit(exit_code)
 
 
 @fleet_command("config", "Show every resolved setting of a stage/role, its value (secrets masked) and where it came from."

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fapistrano import changes
+from fapistrano.commands.options import Options
 from fapistrano.compose import Composition
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
@@ -195,3 +196,29 @@ def _group_lines(group: Group) -> list[str]:
     if group.count > len(group.commits):
         lines.append(f"  … and {group.count - len(group.commits)} more")
     return lines
+
+
+def show(options: Options, stage: str | None, role: str | None, overrides: list[str], as_json: bool) -> int:
+    """``fap pending``: print each target's lines (or one JSON object per target), the hosts that failed; the exit code."""
+    import json
+
+    from fapistrano.errors import ExitCode
+
+    # A deploy's plugins answer (deploy_plugins: included); every selected host, read only.
+    with Composition(options.plain(), stage, role, overrides, "deploy", hosts=every_host) as fleet:
+        by_target, errors = pending(fleet)
+        fleet.close()
+    for label, groups in by_target.items():
+        count = sum(1 for m in fleet.members if m.label == label)
+        if as_json:
+            stage_name, _, role_name = label.partition("/")
+            fleet.console.print(fleet.masker(json.dumps({"stage": stage_name, "role": role_name, "hosts": count,
+                                                         "groups": [g.as_json() for g in groups]})),
+                                markup=False, highlight=False, soft_wrap=True, emoji=False)
+            continue
+        for line in render(label, count, groups):
+            # A commit's subject is text as written: ":tada:" stays ":tada:".
+            fleet.console.print(fleet.masker(line), markup=False, highlight=False, soft_wrap=True, emoji=False)
+    for error in errors:
+        fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+    return ExitCode.FAILED if errors else ExitCode.OK

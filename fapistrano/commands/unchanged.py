@@ -92,3 +92,15 @@ def check(fleet: Composition) -> Verdict:
     releases = sorted({release for release, _ in lives.values()})
     revisions = sorted({revision for _, revision in lives.values()})
     return Verdict(True, [], ", ".join(releases), ", ".join(revisions), len({m.name for m in members}))
+
+
+def already_live(fleet: Composition) -> bool:
+    """``--if-changed``: say "already live: …" and return ``True`` when nothing is to do; else announce why the deploy goes on."""
+    verdict = check(fleet)
+    if verdict.live:
+        fleet.close()
+        fleet.console.print(verdict.line(), markup=False, highlight=False, soft_wrap=True)
+        return True
+    for reason in verdict.reasons:
+        fleet.announce(f"--if-changed: deploying: {reason}")
+    return False

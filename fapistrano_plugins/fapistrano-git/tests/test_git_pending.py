@@ -21,7 +21,7 @@ def test_pending_lists_the_commits_a_deploy_would_ship_newest_first(fap_fleet, f
     live = git_repo.head()
     release = deploy(fap_run, tmp_path)
     for number in (1, 2, 3):
-        git_repo.commit({"app.py": f"print({number})\n"}, f"change number {number}")
+        git_repo.commit({"app.py": f"print({number})\n"}, f"change number {number}" + (" :tada: [b]" if number == 3 else ""))
     head = git_repo.head()
 
     result = fap_run(["pending", "-s", "test"], cwd=tmp_path)
@@ -29,7 +29,7 @@ def test_pending_lists_the_commits_a_deploy_would_ship_newest_first(fap_fleet, f
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == f"test/web (3 hosts): 3 commits to ship: live {live[:12]} (release {release}) -> {head[:12]}"
-    assert [line.split(" ", 3)[-1] for line in lines[1:4]] == ["change number 3", "change number 2", "change number 1"]
+    assert [line.split(" ", 3)[-1] for line in lines[1:4]] == ["change number 3 :tada: [b]", "change number 2", "change number 1"]
     assert lines[1].split()[0] == head[:7]
     # Read only: nothing changed on the hosts, and no lock was taken.
     assert all(fap_fleet.current(host) == release for host in HOSTS)
@@ -41,6 +41,7 @@ def test_pending_lists_the_commits_a_deploy_would_ship_newest_first(fap_fleet, f
     (group,) = record["groups"]
     assert (record["stage"], record["role"], group["hosts"], group["status"]) == ("test", "web", list(HOSTS), "pending")
     assert (group["live"], group["ship"], group["count"], len(group["commits"])) == (live, head, 3, 3)
+    assert group["commits"][0].endswith("change number 3 :tada: [b]")
 
 
 def test_pending_says_up_to_date_when_the_branch_has_not_moved(fap_fleet, fap_run, tmp_path, git_repo):
