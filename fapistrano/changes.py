@@ -32,6 +32,21 @@ RECORDS_DIR = ".fap-fingerprints"
 RELEASE_PLACEHOLDER = "%(release)s"
 
 
+#: Core settings that say how fap reaches and runs the hosts, not what a release is: changing one (``--max-fail 1``
+#: on a CI command line, a new host in ``hosts:``) is no reason for a new release. The plugins' lists (``plugins``,
+#: ``<command>_plugins``) are left out too: the plugins a deploy runs are recorded with their versions.
+RUN_ONLY = frozenset({
+    "hosts", "connection", "ssh_config", "ssh_options", "ssh_connect_timeout", "ssh_persist", "max_parallel",
+    "max_connecting", "batch_size", "batch_pause", "max_fail", "keep_releases", "healthcheck", "healthcheck_interval",
+    "healthcheck_timeout", "mask", "shell_command",
+})
+
+
+def shapes_release(name: str) -> bool:
+    """Whether setting ``name`` is part of a release's record (see :data:`RUN_ONLY`)."""
+    return name not in RUN_ONLY and name != "plugins" and not name.endswith("_plugins")
+
+
 def _digest(value: Any) -> str:
     """A short, stable digest of a JSON-able value (16 hex digits: enough to tell two settings apart)."""
     text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
@@ -80,7 +95,7 @@ def fingerprint(revision: str | None, config: Mapping[str, Any], plugins: Iterab
     version; ``fingerprint`` is the digest of them all. No value is written
     in clear but the revision, the plugins' names and versions.
     """
-    settings = {name: _digest(_neutral(value, release)) for name, value in sorted(config.items())}
+    settings = {name: _digest(_neutral(value, release)) for name, value in sorted(config.items()) if shapes_release(name)}
     step_list = [{"phase": s.phase, "command": _neutral(s.command, release), "once": s.once, "parallel": s.parallel}
                  for s in steps]
     parts = {

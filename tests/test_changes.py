@@ -8,7 +8,7 @@ from fapistrano import changes
 from fapistrano.config import Step
 
 CONFIG = {"release_path": "/srv/app/releases/261205-071500", "environment": {"MODE": "blue"}, "api_token": "s3cret-value",
-          "keep_releases": 5}
+          "keep_releases": 5, "max_fail": "0", "hosts": ["web1"]}
 STEPS = (Step("updated", "./build.sh", "deploy.yml:9"),)
 
 
@@ -43,3 +43,8 @@ def test_a_file_that_is_no_record_reads_as_none():
     assert changes.parse_record("") is None
     assert changes.parse_record("not json") is None
     assert changes.parse_record('{"fingerprint": "x"}') == {"fingerprint": "x"}
+
+
+def test_how_fap_runs_the_hosts_is_no_change_of_the_release():
+    for name, value in (("max_fail", "1"), ("hosts", ["web1", "web2"]), ("keep_releases", 3), ("restart_plugins", ["x"])):
+        assert changes.differences(record(), record({**CONFIG, name: value})) == [], name
