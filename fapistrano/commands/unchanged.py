@@ -64,6 +64,10 @@ def check(fleet: Composition) -> Verdict:
         if not state.current:
             reasons[key(member)] = "no release is live"
             return
+        if state.freeze is not None:
+            # A freeze refuses a deploy, a no-op one too: the deploy says so (exit 5), not "nothing to do".
+            reasons[key(member)] = "frozen"
+            return
         answer = changes.source_revision(runner.plugins.caller("fap_source_revision", member.target.plugins), ctx)
         if answer.revision is None:
             reasons[key(member)] = f"cannot tell which revision a deploy would ship: {answer.problem}"

@@ -89,3 +89,15 @@ def test_if_changed_deploys_when_a_secret_changed(fap_fleet, fap_run, tmp_path, 
     assert released(result) != first
     assert "setting api_token" in result.stdout
     assert "an0ther-token" not in result.output
+
+
+def test_if_changed_on_a_frozen_target_is_refused_like_any_deploy(fap_fleet, fap_run, tmp_path, git_repo):
+    fap_fleet.write_deployfile(tmp_path, settings(git_repo))
+    release = released(deploy(fap_run, tmp_path, "-q"))
+    assert fap_run(["lock", "-s", "test", "-m", "incident 431"], cwd=tmp_path).exit_code == 0
+
+    result = fap_run(["deploy", "-s", "test", "--if-changed"], cwd=tmp_path)
+
+    assert result.exit_code == 5, result.output
+    assert "incident 431" in result.output
+    assert all(fap_fleet.releases(host) == [release] for host in HOSTS)
