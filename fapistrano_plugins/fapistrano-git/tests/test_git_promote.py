@@ -135,3 +135,15 @@ def test_promote_refuses_with_curl_before_touching_production(fap_fleet, fap_run
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().startswith("fap: error: production/web: fapistrano.curl cannot promote:")
     assert fap_fleet.current("host3") is None
+
+
+def test_promote_dry_run_names_the_commit_and_changes_nothing(fap_fleet, fap_run, tmp_path, git_repo):
+    write(fap_fleet, tmp_path, git_repo)
+    deploy(fap_run, tmp_path, "-s", "staging")
+    tested = git_repo.head()
+
+    result = fap_run(["promote", "-s", "production", "--from", "staging", "--dry-run"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert f"dry run, nothing changed: would have promoted {tested[:12]} from staging" in result.stdout
+    assert fap_fleet.current("host3") is None
