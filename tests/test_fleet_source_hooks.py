@@ -161,3 +161,17 @@ def test_every_release_has_its_record_and_records_of_releases_gone_go(fap_fleet,
     records = sorted(p.stem for p in (fap_fleet.app_dir("host1") / ".fap-fingerprints").iterdir())
     assert set(releases) <= set(records)
     assert len(records) <= len(releases) + 1  # the one cleanup removed after this deploy wrote its record
+
+
+def test_a_third_party_source_plugin_can_promote(fap_fleet, fap_run, tmp_path):
+    stages = {"staging": {"web": {"hosts": ["host1", "host2"]}}, "production": {"web": {"hosts": ["host3"]}}}
+    (tmp_path / "versioned.py").write_text(VERSIONED_SOURCE)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["versioned"], "stage_role_configs": stages}, hosts=[])
+    staged = fap_run(["deploy", "-s", "staging", "-q", "--versioned-version", "3"], cwd=tmp_path)
+    assert staged.exit_code == 0, staged.output
+
+    result = fap_run(["promote", "-s", "production", "--from", "staging", "-q"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "promoted 3 from staging: deployed release" in result.stdout
+    assert (fap_fleet.current_dir("host3") / "VERSION").read_text() == "3\n"

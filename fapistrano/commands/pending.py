@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fapistrano import changes
+from fapistrano import changes, freeze
 from fapistrano.commands.options import Options
 from fapistrano.compose import Composition
 from fapistrano.flows import FlowName
@@ -219,6 +219,11 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
         for line in render(label, count, groups):
             # A commit's subject is text as written: ":tada:" stays ":tada:".
             fleet.console.print(fleet.masker(line), markup=False, highlight=False, soft_wrap=True, emoji=False)
+        # Pending changes a freeze holds back: said, as fap releases says it.
+        frozen = freeze.notes([(m.name, m.state) for m in fleet.members if m.label == label and m.state is not None])
+        for warning in frozen:
+            fleet.console.print(f"warning: {fleet.masker(warning)}", style="yellow", markup=False, highlight=False,
+                                soft_wrap=True)
     for error in errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
     return ExitCode.FAILED if errors else ExitCode.OK

@@ -106,3 +106,17 @@ def test_pending_before_any_deploy_says_what_a_deploy_would_ship(fap_fleet, fap_
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"test/web (3 hosts): nothing deployed yet; a deploy would ship {git_repo.head()[:12]}"]
+
+
+def test_pending_says_when_a_freeze_holds_the_changes_back(fap_fleet, fap_run, tmp_path, git_repo):
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.git"], "repo": str(git_repo.path)})
+    deploy(fap_run, tmp_path)
+    git_repo.commit({"app.py": "print('two')\n"}, "two")
+    assert fap_run(["lock", "-s", "test", "-m", "incident 431"], cwd=tmp_path).exit_code == 0
+
+    result = fap_run(["pending", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("test/web (3 hosts): 1 commit to ship: live ")
+    assert result.stdout.splitlines()[-1].startswith("warning: host1, host2, host3: frozen ")
+    assert "incident 431" in result.stdout.splitlines()[-1]
