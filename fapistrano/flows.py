@@ -30,6 +30,7 @@ class FlowName(str, Enum):
     CHECK = "check"
     ONCE = "once"
     RELEASES = "releases"
+    PENDING = "pending"
 
     def __str__(self) -> str:
         return self.value
@@ -129,6 +130,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("check", FlowName.CHECK, chooses_plugins=True, reads_only=True),
     Command("shell", chooses_plugins=True),
     Command("releases", FlowName.RELEASES, chooses_plugins=True, reads_only=True),
+    # Both ask a deploy's plugins (deploy_plugins: too): what a deploy would ship, which revision it can be told to.
+    Command("pending", FlowName.PENDING, reads_only=True),
+    Command("promote", FlowName.RELEASE),
     Command("unlock", chooses_plugins=True, reads_only=True),
     Command("lock"),
     Command("config", reads_only=True),

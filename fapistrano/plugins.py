@@ -33,6 +33,7 @@ BUILTIN_PLUGINS = {
     CORE_PLUGIN: "fapistrano.builtin.core",
     "core.dirs": "fapistrano.builtin.dirs",
     "core.shared": "fapistrano.builtin.shared",
+    "core.fingerprint": "fapistrano.builtin.fingerprint",
     "core.switch": "fapistrano.builtin.switch",
     "core.cleanup": "fapistrano.builtin.cleanup",
     "core.checks": "fapistrano.builtin.checks",

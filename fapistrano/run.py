@@ -101,6 +101,9 @@ class Run:
         #: deploy.yml's directory (absolute), where a build runs and relative
         #: local paths are resolved; ``None`` when not known.
         self.project_dir = project_dir
+        #: The stage a ``fap promote`` took the revision from (recorded in the
+        #: history); ``None`` for any other run.
+        self.promoted_from: str | None = None
         #: The release the run works on (the new one in a deploy, the one
         #: returned to in a rollback, the current one in a restart); ``None``
         #: when the run stopped before one was chosen, and in ``fap check``.

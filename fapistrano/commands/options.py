@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from fapistrano.errors import ConfigError, FapError
+
 #: A command taking ``--SETTING VALUE`` overrides after its own options.
 OVERRIDES = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
 #: A command without overrides.
@@ -102,7 +104,10 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
         @functools.wraps(function)
         def wrapper(context: click.Context, stage: str | None, role: str | None, overrides: tuple[str, ...], **local: Any) -> None:
             options = options_of(context, local)
-            function(options=options, stage=stage, role=role, overrides=list(overrides), **local)
+            try:
+                function(options=options, stage=stage, role=role, overrides=list(overrides), **local)
+            except FapError as error:
+                raise option_hint(error, context.command, name) from None
 
         command = click.pass_context(wrapper)
         command = click.argument("overrides", nargs=-1, type=click.UNPROCESSED, metavar="[--SETTING VALUE]...")(command)
@@ -120,6 +125,26 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
 wait_lock_option = click.option("--wait-lock", "wait_lock", metavar="DURATION", help=(
     "When another run holds the lock, wait up to DURATION (90s, 5m, 1h) for it to finish, then go on."
     " Never waits out a freeze (fap lock)."))
+
+
+def option_hint(error: FapError, command: click.Command, name: str) -> FapError:
+    """``unknown setting --if-changd`` with no setting near it: name the command's option it is near, if any.
+
+    What follows a command that is not its option is read as a setting; a
+    misspelt option of the command (``--if-changd``, ``--jsn``) is far more
+    likely than a setting of that name.
+    """
+    import difflib
+    import re
+
+    match = re.fullmatch(r"command line: unknown setting (--[\w-]+)", str(error))
+    if match is None:
+        return error
+    flags = [flag for parameter in command.params for flag in getattr(parameter, "opts", []) if flag.startswith("--")]
+    close = difflib.get_close_matches(match.group(1), flags, n=1, cutoff=0.75)
+    if not close:
+        return error
+    return ConfigError(f"{error} (did you mean {close[0]}, an option of fap {name}?)")
 
 
 def exit_with(code: int) -> None:
