@@ -1,7 +1,7 @@
 """What shapes a release, as one fingerprint: ``fap deploy --if-changed`` compares it with the live release's.
 
 Every deploy writes a record of its release into :data:`RECORDS_DIR` (the
-built-in ``core.fingerprint``, last in ``updating``): the revision the source plugin put
+built-in ``core.fingerprint``, last in ``published``): the revision the source plugin put
 there, a digest of every resolved setting (the ``environment:``, linked
 files and dirs, paths included; secrets only ever as digests), the plugins
 and their versions, the ``run:`` steps of ``hooks:``, and fap's version.

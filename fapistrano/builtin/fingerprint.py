@@ -1,4 +1,10 @@
-"""updating (last): record what shaped the release (in :data:`fapistrano.changes.RECORDS_DIR`, beside the releases).
+"""published (last): record what shaped the release (in :data:`fapistrano.changes.RECORDS_DIR`, beside the releases).
+
+After the switch, so that the source plugin knows the revision it shipped
+without asking the host again, and the record goes with the host's next
+round trip (a restart, or the unlock). A release without a record (the run
+failed after its switch) is never "already live": the next ``--if-changed``
+deploys.
 
 ``fap deploy --if-changed`` compares the live release's record with the one
 it would write, and makes no release when they are the same on every host.
@@ -12,9 +18,9 @@ from fapistrano import changes, hookimpl
 
 
 @hookimpl(trylast=True)
-def fap_deploy_updating(ctx: Any) -> None:
+def fap_deploy_published(ctx: Any) -> None:
     if ctx.flow != "release" or not ctx.release:
         return
-    # After the plugins' updating (trylast): the code is in place, the source plugin can say which revision the release holds.
     record = changes.of_context(ctx, ctx.revision(ctx.release))
-    ctx.run(changes.write_script(ctx.config["path"], ctx.config["releases_path"], ctx.release, record))
+    # Nothing waits for it: it goes with the host's next round trip.
+    ctx.run_later(changes.write_script(ctx.config["path"], ctx.config["releases_path"], ctx.release, record))

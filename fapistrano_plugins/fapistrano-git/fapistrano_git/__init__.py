@@ -221,6 +221,8 @@ def fap_release_revision(ctx: Any, release: str) -> str | None:
     The first question on a host reads every release's answer in one round
     trip; the others are answered from ``ctx.state``.
     """
+    if release == ctx.release and ctx.flow == "release" and ctx.state.get(_STATE_SHA):
+        return str(ctx.state[_STATE_SHA])  # what this run's fetch resolved (known once the fetch ran): no round trip
     revisions = ctx.state.get(_STATE_REVISIONS)
     # The run's own release gets its REVISION in updating: until it is known, it is read again when asked.
     if revisions is None or (release == ctx.release and release not in revisions):
