@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fapistrano import config as cfg
+from fapistrano import flows
 from fapistrano.hosts import Member
 from fapistrano.hosts import key as member_key
 from fapistrano.plugins import describe
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
     from fapistrano.commands.options import Options
     from fapistrano.flows import FlowName
     from fapistrano.runner import Runner
-
-#: Commands that read hosts without deploying into them: two targets may share a path.
-_READ_ONLY = ("releases", "check", "config", "unlock")
 
 
 def deployfile_path(option: str | None) -> Path:
@@ -71,39 +69,8 @@ def select_hosts(patterns: str | None, host: str | None, members: list[Member]) 
 
 
 def top_level_settings(deployfile: cfg.DeployFile, declared: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's own settings: defaults, deploy.yml's top level, the command line; interpolated.
-
-    What a stage/role block sets is not here (it belongs to a target), and a
-    reference to a per-host name (``%(host)s``, ``%(release)s``...) is left
-    as written: there is no one host to fill it in with.
-    """
-    values: dict[str, Any] = {name: cfg._plain(d.default) for name, d in declared.items()}
-    origins: dict[str, cfg.Origin] = {name: d.origin for name, d in declared.items()}
-    for key, value in deployfile.data.items():
-        if key in (*cfg._RESERVED, *cfg.RUN_NAMES):
-            continue
-        origin = cfg.Origin("file", deployfile.where(deployfile.data, key))
-        spec = declared[key] if key in declared else ("" if not isinstance(value, (list, dict)) else value)
-        values[key] = cfg.check_type(key, value, spec, origin)
-        origins[key] = origin
-    for key, value in overrides.items():
-        values[key] = value
-        origins[key] = cfg.Origin("cli")
-    # "%%" is interpolation's escape for "%": a per-host name stays "%(host)s".
-    names = {name: f"%%({name})s" for name in cfg.RUN_NAMES}
-    for name in names:
-        origins.setdefault(name, cfg.Origin("core"))
-    values.update(names)
-    resolved = {}
-    for name in values:
-        if name in cfg.RUN_NAMES:
-            continue
-        try:
-            resolved[name] = cfg.interpolate(values, origins, only=[name])[name]
-        except cfg.ConfigError:
-            # A name only a stage/role block defines: the targets resolve it; the run keeps it as written.
-            resolved[name] = values[name]
-    return resolved
+    """The run's own settings (``run.config``): see :func:`fapistrano.config.top_level_settings`."""
+    return cfg.top_level_settings(deployfile, declared, overrides)
 
 
 class Composition:
@@ -147,7 +114,7 @@ class Composition:
             self.left_out = [(m.label, m.name) for m in left_out]  # for the note after a partial deploy
             if hosts is not None:
                 members = hosts(members)
-            elif command not in _READ_ONLY:
+            elif not flows.command(command).reads_only:  # a command that only reads: two targets may share a path
                 check_distinct_paths(members)
             assign_steps(members)
         except BaseException:

@@ -18,9 +18,9 @@ from typing import Any
 import pluggy
 
 from fapistrano import hookspecs
-from fapistrano.config import legacy_settings
+from fapistrano.config import CORE_PLUGIN
 from fapistrano.errors import ConfigError, FapError
-from fapistrano.settings import Setting
+from fapistrano.settings import Setting, from_legacy
 
 ENTRY_POINT_GROUP = "fapistrano"
 
@@ -29,6 +29,8 @@ ENTRY_POINT_GROUP = "fapistrano"
 BUILTIN_PLUGINS = {
     # Registered first, so that pluggy calls its trylast hookimpls after every other one (core.shared's too).
     "core.steps": "fapistrano.builtin.steps",
+    # The core's own settings, declared as any plugin's.
+    CORE_PLUGIN: "fapistrano.builtin.core",
     "core.dirs": "fapistrano.builtin.dirs",
     "core.shared": "fapistrano.builtin.shared",
     "core.switch": "fapistrano.builtin.switch",
@@ -241,7 +243,7 @@ class Plugins:
         secrets = {name: result for name, result, _where in self._per_plugin("fap_secret_settings", [])}
         for name, defaults, where in self._per_plugin("fap_defaults", {}):
             by_plugin.setdefault(name, []).extend(
-                legacy_settings(name, defaults, docs.get(name) or {}, secrets.get(name) or [], where)
+                from_legacy(name, defaults, docs.get(name), secrets.get(name), where)
             )
         order = {name: index for index, name in enumerate(self.loaded)}
         return sorted(by_plugin.items(), key=lambda item: order.get(item[0], -1))
@@ -282,6 +284,11 @@ class Plugins:
         if plugin is None:
             return []
         return sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
+
+
+def core_settings() -> list[Setting]:
+    """The core's own settings, as the built-in plugin ``core.settings`` declares them (no other plugin loaded)."""
+    return dict(Plugins().settings())[CORE_PLUGIN]
 
 
 def hook_names() -> list[str]:

@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from fapistrano.hosts import Member
     from fapistrano.run import Run
 
-#: ``ctx.flow`` -> the command a step reads in ``$FAP_COMMAND``.
-COMMAND_OF_FLOW = {"release": "deploy", "rollback": "rollback", "restart": "restart"}
-
 
 class StepFailed(FapError):
     """A step of ``hooks:`` exited non-zero: names the step, where it ran, and its last lines."""
@@ -91,7 +88,7 @@ def remote_environment(ctx: Any) -> dict[str, str]:
     config = ctx.config
     environment = {
         "FAP_APP_NAME": str(config.get("app_name") or ""),
-        "FAP_COMMAND": COMMAND_OF_FLOW.get(str(ctx.flow), str(ctx.flow)),
+        "FAP_COMMAND": ctx.command,
         "FAP_STAGE": ctx.stage,
         "FAP_ROLE": ctx.role,
         "FAP_HOST": ctx.host,

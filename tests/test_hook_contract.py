@@ -75,3 +75,49 @@ def test_flows_and_phases_are_strings_plugins_can_compare() -> None:
     assert flows.RELEASE.name == "release" and f"{flows.RELEASE.name}" == "release"
     assert [f"{p}" for p in flows.RESTART.phases] == ["restarting", "restarted"]
     assert flows.RELEASE.hook_name(flows.Phase.UPDATED) == "fap_deploy_updated"
+
+
+COMMAND_PLUGIN = '''\
+from fapistrano import hookimpl
+
+
+def _mark(ctx):
+    with open(ctx.config["trace"], "a") as trace:
+        trace.write(f"{ctx.phase} command={ctx.command} flow={ctx.flow}\\n")
+
+
+@hookimpl
+def fap_deploy_updated(ctx):
+    _mark(ctx)
+
+
+@hookimpl
+def fap_deploy_reverted(ctx):
+    _mark(ctx)
+
+
+@hookimpl
+def fap_deploy_restarted(ctx):
+    _mark(ctx)
+
+
+@hookimpl
+def fap_check(ctx):
+    _mark(ctx)
+'''
+
+
+def test_ctx_command_is_what_the_operator_typed_and_ctx_flow_keeps_its_1_0_meaning(fap_local, fap_run) -> None:
+    root = fap_local.root
+    (root / "command_marker.py").write_text(COMMAND_PLUGIN)
+    fap_local.write_deployfile({"trace": str(root / "trace"), "plugins": ["command_marker"]})
+    for command in (["deploy"], ["deploy"], ["rollback"], ["restart"], ["check"]):
+        result = fap_run([*command, "-s", "test"], cwd=root)
+        assert result.exit_code == 0, result.output
+    assert (root / "trace").read_text().splitlines() == [
+        "updated command=deploy flow=release",
+        "updated command=deploy flow=release",
+        "reverted command=rollback flow=rollback",
+        "restarted command=restart flow=restart",
+        "check command=check flow=check",
+    ]
