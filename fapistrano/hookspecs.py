@@ -558,7 +558,6 @@ def fap_deploy_restarted(ctx: Context) -> None:
     """
 
 
-
 # ---------------------------------------------------------------------------
 # Health (after ``published`` in ``fap deploy`` and ``fap rollback``, after
 # ``restarted`` in ``fap restart``)

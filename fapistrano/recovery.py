@@ -35,7 +35,7 @@ class Recovery:
 
     def health_gate(self, flow: Flow, checked: Sequence[Member], batch: Sequence[Member], earlier: Sequence[Member],
                     max_fail: int) -> bool:
-        """Run ``healthcheck`` on every ``checked`` host; decide for the run. False when the run is over.
+        """Ask ``fap_health_check`` on every ``checked`` host; decide for the run. False when the run is over.
 
         Unhealthy hosts within ``max_fail`` (counting hosts dropped and hosts
         unhealthy in earlier batches) are reported and kept. More of them, or
