@@ -22,7 +22,7 @@ from fapistrano.ui import Event, EventKind, Reporter, line_reader
 class Context:
     """One host, one run. Hooks read settings from it and run commands through it.
 
-    Every attribute below may be read by any plugin; the core's own steps
+    Every attribute below may be read by any plugin; the core's built-in plugins
     (:mod:`fapistrano.builtin`) read nothing else. ``ctx.state`` is the one
     a plugin writes, and :attr:`current_release` the one a plugin that moves
     ``current`` itself updates.

@@ -28,7 +28,7 @@ ENTRY_POINT_GROUP = "fapistrano"
 #: failure or ``fap plugins`` shows (``core.switch: …``), by module.
 BUILTIN_PLUGINS = {
     # Registered first, so that pluggy calls its trylast hookimpls after every other one (core.shared's too).
-    "core.steps": "fapistrano.builtin.steps",
+    "core.steps": "fapistrano.builtin.run_steps",
     # The core's own settings, declared as any plugin's.
     CORE_PLUGIN: "fapistrano.builtin.core",
     "core.dirs": "fapistrano.builtin.dirs",

@@ -320,7 +320,12 @@ class Host:
 
     @property
     def machine(self) -> Any:
-        """The plumbum machine (``SshMachine`` on the run's connection, or ``local``)."""
+        """The plumbum machine (``SshMachine`` on the run's connection, or ``local``).
+
+        What :meth:`run_later` left waiting runs first: whoever looks at the
+        host through plumbum sees what the phases before sent.
+        """
+        self.flush_later()
         with self._lock:
             if self._machine is None:
                 from plumbum import local
@@ -394,6 +399,10 @@ class Host:
         fails, the rest (and that next command) do not run, and the failing
         one's ``done`` raises from whoever sent it.
         """
+        if self._ssh is None:
+            # This machine: a round trip costs nothing, and a plugin may look at the files directly.
+            done(self.run(script, on_line))
+            return
         self._later.append(Later(script, done, on_line))
 
     def flush_later(self) -> None:

@@ -29,3 +29,27 @@ def test_a_cleanup_failing_with_the_unlock_fails_the_run_in_finishing_and_releas
         assert fap_fleet.current(host) == third, host  # the switch stands: the failure came after it
         assert not fap_fleet.locked(host), host
     assert first not in fap_fleet.releases("host1") and first in fap_fleet.releases("host2")
+
+
+REMOTE_LOOKER = '''
+from fapistrano import hookimpl
+
+
+@hookimpl
+def fap_deploy_started(ctx):
+    # A power user's plugin: it looks at the host through plumbum, not ctx.run.
+    release = ctx.remote.path(ctx.release_path)
+    ctx.log("release directory there: %s" % release.is_dir())
+'''
+
+
+def test_a_plugin_reading_the_host_through_plumbum_sees_what_earlier_phases_sent_later(
+    fap_fleet: Any, fap_run: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "remote_looker.py").write_text(REMOTE_LOOKER)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["remote_looker"]})
+
+    result = fap_run(["deploy", "-s", "test", "-v"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.count("release directory there: True") == len(HOSTS), result.output

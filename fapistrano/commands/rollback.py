@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import click
 
 from fapistrano import flows
-from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.compose import Composition
+from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
 from fapistrano.errors import FapError
-from fapistrano.hosts import Member
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.commands.changing import Outcome
+    from fapistrano.compose import Composition
+    from fapistrano.hosts import Member
 
 
 def planner(to: str | None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
@@ -31,7 +37,20 @@ def planner(to: str | None) -> Callable[[Sequence[Member]], Callable[[Member], t
 
 def rollback(fleet: Composition, to: str | None) -> Outcome:
     """Switch every host of ``fleet`` back."""
+    from fapistrano.commands.changing import execute, make_run
+
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
     return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to), run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
+
+
+@fleet_command("rollback", "Switch every selected host back to its previous release.")
+@click.option("--to", "to", metavar="RELEASE", help="Return to this release instead of the previous one.")
+@wait_lock_option
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None) -> None:
+    from fapistrano.commands.changing import render
+    from fapistrano.compose import Composition
+
+    with Composition(options, stage, role, overrides, "rollback") as fleet:
+        exit_with(render(fleet, rollback(fleet, to), success="rolled back"))
