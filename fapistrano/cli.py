@@ -100,14 +100,45 @@ wait_lock_option = click.option("--wait-lock", "wait_lock", metavar="DURATION", 
 
 
 @fleet_command("deploy", "Ship a new release to every selected host (alias: release).")
+@click.option("--retry-failed", "retry_failed", is_flag=True, help=(
+    "Deploy only to the hosts the last run of the selected targets did not finish on (read from the hosts' history);"
+    " 'nothing to retry' when it finished everywhere."))
 @wait_lock_option
-def deploy(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+def deploy(options: Options, stage: str | None, role: str | None, overrides: list[str], retry_failed: bool) -> None:
     from fapistrano.commands.deploy import deploy as run
     from fapistrano.commands.fleet import Fleet
 
+    if retry_failed:
+        retry = _hosts_to_retry(options, stage, role, overrides)
+        if retry is None:
+            return
+        options = options.merged(hosts=retry)
     with Fleet(options, stage, role, overrides, "deploy") as fleet:
         outcome = run(fleet)
         _finish(fleet, outcome, success=f"deployed release {outcome.release}")
+
+
+def _hosts_to_retry(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> str | None:
+    """``--retry-failed``: a ``--hosts`` value naming the hosts the last run did not finish on; ``None``: nothing to retry."""
+    from fapistrano.commands.fleet import Fleet
+    from fapistrano.commands.history import retry_targets
+    from fapistrano.history import host_pattern, when_text
+
+    with Fleet(options.plain(), stage, role, overrides, "history") as fleet:
+        last, failed, errors = retry_targets(fleet)
+        fleet.close()
+    for error in errors:
+        fleet.errors.print(f"fap: warning: {error}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    if last is None:
+        fleet.console.print("nothing to retry: no run recorded on the selected hosts", markup=False, highlight=False)
+        return None
+    what = f"the last run ({last.command} of {', '.join(last.releases) or 'no release'}, {when_text(last.started)} UTC, run {last.run})"
+    if not failed:
+        fleet.console.print(f"nothing to retry: {what} finished on every host", markup=False, highlight=False)
+        return None
+    fleet.console.print(f"retrying {', '.join(failed)}: {what} did not finish there", markup=False, highlight=False,
+                        soft_wrap=True)
+    return ",".join(host_pattern(host) for host in failed)
 
 
 _release_alias = copy.copy(deploy)
@@ -221,7 +252,17 @@ def _finish(fleet: Any, outcome: Any, success: str) -> None:
 
         for line in return_hints(fleet.members, fleet.selection, bool(fleet.left_out)):
             fleet.errors.print(f"fap: {line}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if outcome.exit_code == PARTIAL_EXIT and not fleet.options.dry_run:
+        from fapistrano.history import retry_hint
+
+        hint = retry_hint(fleet.command, fleet.selection, fleet.members)
+        if hint:
+            fleet.errors.print(f"fap: {hint}", style="red", markup=False, highlight=False, soft_wrap=True)
     sys.exit(outcome.exit_code)
+
+
+#: The exit code of a run done except on hosts dropped within --max-fail (see fapistrano.commands.changing).
+PARTIAL_EXIT = 3
 
 
 # ---------------------------------------------------------------------------
@@ -300,7 +341,7 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
     from rich.table import Table
 
     from fapistrano.commands.fleet import Fleet
-    from fapistrano.commands.releases import broken_currents, current_disagreement, release_rows
+    from fapistrano.commands.releases import bad_notes, broken_currents, current_disagreement, release_rows
     from fapistrano.commands.releases import releases as run
     from fapistrano.freeze import notes
     from fapistrano.layout import now
@@ -327,6 +368,8 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
             style = "bold green" if row.status == "current" else ("yellow" if row.status else "")
             table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
         fleet.console.print(table)
+        for note in bad_notes(hosts):
+            fleet.console.print(note, style="yellow", markup=False, highlight=False, soft_wrap=True)
         disagreement = current_disagreement(label, hosts)
         for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts), *frozen]:
             fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
@@ -334,6 +377,54 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
     if errors:
         sys.exit(1)
+
+
+@fleet_command("history", "List the runs that changed the selected hosts, newest first, merged across hosts:"
+               " when, who, command, release, revision, outcome, how many hosts. Takes no lock.",
+               short_help="List past runs: who deployed what, when, and how it ended.")
+@click.option("-n", "--last", "last", type=click.IntRange(min=1), default=20, show_default=True, metavar="N",
+              help="How many runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run per line.")
+def history_command(options: Options, stage: str | None, role: str | None, overrides: list[str], last: int,
+                    as_json: bool) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from fapistrano.commands.fleet import Fleet
+    from fapistrano.commands.history import json_lines, runs, table_rows, why_lines
+
+    with Fleet(options.plain(), stage, role, overrides, "history") as fleet:
+        summaries, errors = runs(fleet, last)
+        fleet.close()
+    if as_json:
+        for line in json_lines(summaries):
+            click.echo(line)
+    elif not summaries:
+        fleet.console.print(f"no history on {fleet.describe()}", markup=False, highlight=False)
+    else:
+        table = Table(title=f"{fleet.describe()}: last {len(summaries)} run(s), times in UTC", title_justify="left",
+                      box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for column in ("when", "who", "command", "release", "revision", "outcome", "hosts"):
+            table.add_column(column, no_wrap=column not in ("hosts", "who"))
+        for summary, row in zip(summaries, table_rows(summaries), strict=True):
+            ok = all(outcome == summary.outcome for outcome in summary.hosts.values()) and not summary.unreached
+            good = summary.outcome in ("deployed", "rolled back", "restarted")
+            table.add_row(*row, style="" if ok and good else "yellow")
+        fleet.console.print(table)
+        for summary in summaries:
+            for line in why_lines(summary):
+                fleet.console.print(f"  {history_when(summary.started)} {summary.command}, {line}", style="dim",
+                                    markup=False, highlight=False, soft_wrap=True)
+    for error in errors:
+        fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if errors:
+        sys.exit(1)
+
+
+def history_when(started: str) -> str:
+    from fapistrano.history import when_text
+
+    return when_text(started)
 
 
 @fleet_command("config", "Show every resolved setting of a stage/role, its value (secrets masked) and where it came from."

@@ -21,7 +21,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from types import FrameType
@@ -306,8 +306,13 @@ class Runner:
 
         return self.on_each(members, work)
 
-    def close(self, members: Sequence[Member]) -> None:
-        """Release the locks this run holds and disconnect: on every exit path, each host on its own."""
+    def close(self, members: Sequence[Member], before_unlock: Mapping[str, str] | None = None) -> None:
+        """Release the locks this run holds and disconnect: on every exit path, each host on its own.
+
+        ``before_unlock``: shell to run under the lock just before it is released, by host key
+        (the history record, :func:`fapistrano.history.closing_scripts`); it prints
+        :data:`fapistrano.history.NOT_WRITTEN` when it failed.
+        """
 
         self.stop_cancelling()
 
@@ -315,9 +320,14 @@ class Runner:
             if not member.locked:
                 member.connection.close()
                 return
-            # The unlock goes with the end of the session: one round trip for both.
+            # The unlock goes with the end of the session: one round trip for both (and the history record).
             self.emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
-            result = member.connection.close(last=layout.unlock_script(member.target.config["path"], self.lock_token))
+            last = layout.unlock_script(member.target.config["path"], self.lock_token)
+            recording = (before_unlock or {}).get(key(member))
+            result = member.connection.close(last=f"{recording}\n{last}" if recording else last)
+            if recording and result is not None and "fap-history-not-written" in result.stdout.splitlines():
+                self.emit("warning", f"could not write the history record in {member.target.config['path']}",
+                          host=member.name, phase="unlock")
             if result is not None and result.exit_code == 0:
                 member.locked = False
             elif result is not None and result.exit_code == layout.LOCK_NOT_OURS:
@@ -765,7 +775,7 @@ class Runner:
             assert ctx is not None and ctx.release
             try:
                 script = layout.remove_new_release_script(ctx.config["releases_path"], ctx.config["current_path"], ctx.release,
-                                                          member.made_release)
+                                                          member.made_release, layout.marks_path(ctx.config["path"]))
                 result = member.connection.run(script)
             except FapError as error:
                 member.release_left = True

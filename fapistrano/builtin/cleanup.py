@@ -1,4 +1,8 @@
-"""finishing: keep the newest ``keep_releases``; finishing_rollback: remove the release left."""
+"""finishing: keep the newest ``keep_releases`` good releases; releases marked bad go first.
+
+A rollback keeps the release it leaves, marked bad (see :mod:`fapistrano.history`):
+this cleanup is what removes it, once newer releases come.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,13 @@ from fapistrano import hookimpl, layout
 @hookimpl
 def fap_deploy_finishing(ctx) -> None:
     releases = tuple(layout.sort_releases({*ctx.releases, ctx.release}))
-    after = layout.HostState(current=ctx.release, releases=releases)
+    after = layout.HostState(current=ctx.release, releases=releases, marks=ctx.marks)
     # Never remove the release a rollback would return to, even with keep_releases: 1.
-    rollback_target = layout.previous_release(after)
+    rollback_target = layout.previous_good_release(after)
     outdated = layout.outdated_releases(after, ctx.config["keep_releases"], keep_also=[rollback_target] if rollback_target else [])
     # Unfinished releases of runs that died went in starting (builtin.dirs).
     if outdated:
-        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], outdated))
-        ctx.log(f"removed {len(outdated)} old release(s): {', '.join(outdated)}")
-
-
-@hookimpl
-def fap_deploy_finishing_rollback(ctx) -> None:
-    if ctx.rollback_from and ctx.rollback_from != ctx.release and layout.is_release_name(ctx.rollback_from):
-        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], [ctx.rollback_from]))
-        ctx.log(f"removed rolled-back release {ctx.rollback_from}")
+        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], outdated,
+                                              layout.marks_path(ctx.config["path"])))
+        bad = [r for r in outdated if after.is_bad(r)]
+        ctx.log(f"removed {len(outdated)} old release(s): {', '.join(outdated)}" + (f" ({len(bad)} marked bad)" if bad else ""))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from fapistrano import freeze, ramps
+from fapistrano import freeze, history, ramps
 from fapistrano.errors import CommandKilled, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
 from fapistrano.flows import Flow
 from fapistrano.plugins import PluginFailure
@@ -94,7 +94,7 @@ def execute(
                 if run is not None and _run_hooks_listen(runner, members):
                     run.revision = _revision(members, lambda ctx: ctx.release)
             finally:
-                runner.close(members)
+                runner.close(members, history.closing_scripts(runner, members, run))
         return outcome
     finally:
         try:

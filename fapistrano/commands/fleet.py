@@ -21,7 +21,7 @@ from fapistrano.commands.options import Options
 from fapistrano.runner import Member
 
 #: Commands that read hosts without deploying into them: two targets may share a path.
-_READ_ONLY = ("releases", "check", "config", "unlock")
+_READ_ONLY = ("releases", "check", "config", "unlock", "history")
 
 
 def deployfile_path(option: str | None) -> Path:

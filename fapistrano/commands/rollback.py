@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fapistrano import flows
 from fapistrano.commands.changing import Outcome, execute, make_run
@@ -11,19 +11,35 @@ from fapistrano.errors import FapError
 from fapistrano.runner import Member
 
 
-def planner(to: str | None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
+def bad_text(mark: Mapping[str, object]) -> str:
+    """``by alice@laptop at 2026-12-05T07:13:00Z: rolled back to 261205-071000``."""
+    parts = [f"by {mark['who']}" if mark.get("who") else "", f"at {mark['when']}" if mark.get("when") else ""]
+    text = " ".join(p for p in parts if p)
+    why = mark.get("why")
+    return f"{text}: {why}" if why and text else str(why or text or "no details")
+
+
+def planner(to: str | None, warn: Callable[[Member, str], None] = lambda member, text: None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
     """For each host, ``(release to return to, release being left)``; every refusal at once, before any host changes."""
 
     def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
-        choices, refusals = {}, []
+        choices, refusals, exit_code = {}, [], 1
         for member in members:
             assert member.state is not None
             try:
                 choices[id(member)] = flows.rollback_choice(member.name, member.state, to)
             except FapError as error:
                 refusals.append(str(error))
+                exit_code = max(exit_code, error.exit_code)
         if refusals:
-            raise FapError("; ".join(refusals))
+            refusal = FapError("; ".join(refusals))
+            refusal.exit_code = exit_code
+            raise refusal
+        for member in members:
+            assert member.state is not None
+            mark = member.state.marked(to, "bad") if to is not None else None
+            if mark is not None:
+                warn(member, f"{to} is marked bad ({bad_text(mark)}): rolling back to it as asked with --to")
         return lambda member: choices[id(member)]
 
     return plan
@@ -33,5 +49,9 @@ def rollback(fleet: Fleet, to: str | None) -> Outcome:
     """Switch every host of ``fleet`` back."""
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
-    return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to), run=run, local_steps=fleet.local_steps(run),
+
+    def warn(member: Member, text: str) -> None:
+        fleet.runner.emit("warning", text, host=member.name)
+
+    return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to, warn), run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)

@@ -1,0 +1,91 @@
+"""``fap history``: the runs that changed the selected hosts, newest first, merged across hosts by run id.
+
+Read-only and lock-free: each host's history file is read in one round trip
+(its last ``-n`` records: a run leaves one record per host, so they hold the
+newest ``-n`` runs of that host). A host deployed by an older fap has no
+history: it adds nothing, and is no error. ``fap deploy --retry-failed``
+reads the same files (:func:`retry_targets`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from fapistrano import history, layout
+from fapistrano.commands.fleet import Fleet
+from fapistrano.runner import Member, describe, key
+
+
+def read_records(fleet: Fleet, last: int | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every selected host's last ``last`` records (all, with ``None``), and one error line per host that did not answer."""
+    runner, members = fleet.runner, fleet.members
+    found: dict[str, list[dict[str, Any]]] = {}
+    try:
+        failures = runner.connect(members)
+
+        def work(member: Member) -> None:
+            script = layout.history_read_script(member.target.config["path"], last)
+            runner.emit("command", "(history) reading the history", host=member.name, phase="history")
+            result = member.connection.run(script)
+            if result.exit_code != 0:
+                raise history_error(member, result.stderr)
+            records = history.parse_records(result.stdout)
+            for record in records:
+                record.setdefault("stage", member.settings.stage)
+                record.setdefault("role", member.settings.role)
+                record.setdefault("host", member.name)
+            found[key(member)] = records
+
+        failures.update(runner.on_each([m for m in members if key(m) not in failures], work))
+    finally:
+        runner.close(members)
+    records = [record for member in members for record in found.get(key(member), [])]
+    errors = [f"{m.name}: {runner.masker(describe(failures[key(m)], m.name))}" for m in members if key(m) in failures]
+    return records, errors
+
+
+def history_error(member: Member, stderr: str) -> Exception:
+    from fapistrano.errors import FapError
+
+    return FapError(f"cannot read {layout.history_path(member.target.config['path'])}: {stderr.strip() or 'unknown error'}")
+
+
+def runs(fleet: Fleet, last: int) -> tuple[list[history.RunSummary], list[str]]:
+    """The ``last`` newest runs of the selected hosts, merged, and the hosts that did not answer."""
+    records, errors = read_records(fleet, last)
+    return history.merge(records)[:last], errors
+
+
+def json_lines(summaries: Sequence[history.RunSummary]) -> list[str]:
+    """One JSON object per run (``--json``)."""
+    return [json.dumps(s.as_json(), ensure_ascii=False, sort_keys=False) for s in summaries]
+
+
+def table_rows(summaries: Sequence[history.RunSummary]) -> list[tuple[str, ...]]:
+    """``(when, who, command, release, revision, outcome, hosts)`` per run, for the table."""
+    from fapistrano.commands.releases import short_revision
+
+    rows: list[tuple[str, ...]] = []
+    for summary in summaries:
+        command = summary.command + (f" (from {summary.promoted_from})" if summary.promoted_from else "")
+        rows.append((history.when_text(summary.started), summary.who, command, ", ".join(summary.releases) or "-",
+                     " / ".join(short_revision(r) for r in summary.revisions) or "-", summary.outcome, summary.host_count()))
+    return rows
+
+
+def why_lines(summary: history.RunSummary) -> list[str]:
+    """The reasons a run's hosts gave, one line per distinct reason."""
+    by_why: dict[str, list[str]] = {}
+    for host, why in summary.why.items():
+        by_why.setdefault(why, []).append(host)
+    return [f"{', '.join(hosts)}: {why}" for why, hosts in by_why.items()]
+
+
+def retry_targets(fleet: Fleet) -> tuple[history.RunSummary | None, list[str], list[str]]:
+    """For ``--retry-failed``: the last run of the selected hosts, the hosts it did not finish on, and unanswered hosts."""
+    records, errors = read_records(fleet, 1)
+    last, failed = history.failed_hosts(records)
+    selected = {m.name for m in fleet.members}
+    return last, [h for h in failed if h in selected], errors
