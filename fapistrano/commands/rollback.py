@@ -19,7 +19,7 @@ def bad_text(mark: Mapping[str, object]) -> str:
     return f"{text}: {why}" if why and text else str(why or text or "no details")
 
 
-def planner(to: str | None, warn: Callable[[Member, str], None] = lambda member, text: None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
+def planner(to: str | None, warn: Callable[[Member | None, str], None] = lambda member, text: None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
     """For each host, ``(release to return to, release being left)``; every refusal at once, before any host changes."""
 
     def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
@@ -35,11 +35,15 @@ def planner(to: str | None, warn: Callable[[Member, str], None] = lambda member,
             refusal = FapError("; ".join(refusals))
             refusal.exit_code = exit_code
             raise refusal
+        marked: dict[str, list[Member]] = {}
         for member in members:
             assert member.state is not None
             mark = member.state.marked(to, "bad") if to is not None else None
             if mark is not None:
-                warn(member, f"{to} is marked bad ({bad_text(mark)}): rolling back to it as asked with --to")
+                marked.setdefault(bad_text(mark), []).append(member)
+        for text, hosts in marked.items():
+            where = "" if len(hosts) == len(members) else f" on {', '.join(m.name for m in hosts)}"
+            warn(None, f"{to} is marked bad{where} ({text}): rolling back to it as asked with --to")
         return lambda member: choices[id(member)]
 
     return plan
@@ -50,8 +54,8 @@ def rollback(fleet: Fleet, to: str | None) -> Outcome:
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
 
-    def warn(member: Member, text: str) -> None:
-        fleet.runner.emit("warning", text, host=member.name)
+    def warn(member: Member | None, text: str) -> None:
+        fleet.runner.emit("warning", text, host=member.name if member is not None else None)
 
     return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to, warn), run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
