@@ -111,20 +111,22 @@ def host_outcome(command: str, member: Any, stopped: bool) -> tuple[str, str]:
 
 def record_line(record: Mapping[str, Any]) -> str:
     """``record`` as one JSON line shorter than :data:`fapistrano.layout.RECORD_LIMIT` (``why`` and ``unreached`` cut to fit)."""
+
+    def dump(data: Mapping[str, Any]) -> str:
+        return json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
+
     data = dict(record)
-    line = json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
-    while len(line.encode()) >= layout.RECORD_LIMIT:
-        if len(data.get("unreached") or ()) > 1:
-            hosts = list(data["unreached"])
-            data["unreached"] = hosts[: len(hosts) // 2] + ["..."]
-        elif len(str(data.get("why") or "")) > 40:
-            data["why"] = str(data["why"])[: len(str(data["why"])) // 2] + "…"
-        else:
-            data = {k: v for k, v in data.items() if k in ("run", "started", "finished", "command", "stage", "role", "host",
-                                                            "release", "outcome", "fap")}
-            line = json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))[: layout.RECORD_LIMIT - 10]
-            break
-        line = json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
+    line = dump(data)
+    if len(line.encode()) >= layout.RECORD_LIMIT and len(data.get("unreached") or ()) > 20:
+        hosts = list(data["unreached"])
+        data["unreached"] = [*hosts[:20], f"and {len(hosts) - 20} more"]
+        line = dump(data)
+    if len(line.encode()) >= layout.RECORD_LIMIT and data.get("why"):
+        data["why"] = str(data["why"])[:200] + "…"
+        line = dump(data)
+    if len(line.encode()) >= layout.RECORD_LIMIT:  # long names everywhere: the fields a reader needs most
+        line = dump({k: v for k, v in data.items() if k in ("run", "started", "finished", "command", "stage", "role", "host",
+                                                            "release", "outcome", "fap")})
     return line
 
 
