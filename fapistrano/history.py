@@ -71,7 +71,7 @@ def who() -> str:
     named = os.environ.get("FAP_WHO", "").strip()
     if named:
         return " ".join(named.split())[:200]
-    from fapistrano.runner import account_name
+    from fapistrano.sessions import account_name
 
     user = os.environ.get("USER") or os.environ.get("LOGNAME") or account_name()
     return f"{user}@{socket.gethostname()}"
@@ -85,7 +85,7 @@ def who() -> str:
 def host_outcome(command: str, member: Any, stopped: bool) -> tuple[str, str]:
     """``(outcome, why)`` of one host of a run that is over (``why`` is empty for a plain success)."""
     from fapistrano.errors import HealthCheckFailed
-    from fapistrano.runner import describe
+    from fapistrano.plugins import describe
 
     failed = member.failed
     why = describe(failed, member.name) if failed is not None else ""
@@ -137,7 +137,7 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
     A rollback's record comes with the ``bad`` mark of the release it left.
     Nothing under ``--dry-run``. Never raises: a record that cannot be made is a warning.
     """
-    from fapistrano.runner import key
+    from fapistrano.hosts import key
 
     if runner.dry_run or run is None:
         return {}
@@ -199,7 +199,7 @@ def bad_mark(run: Any, member: Any, outcome: str, by: str, when: str) -> tuple[s
 
 def _revisions(runner: Any, members: Sequence[Any]) -> dict[str, str | None]:
     """The revision of each host's release, where the release is still there (a plugin's answer; may be a round trip)."""
-    from fapistrano.runner import key
+    from fapistrano.hosts import key
 
     found: dict[str, str | None] = {}
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fapistrano import history, layout
-from fapistrano.commands.fleet import Fleet
-from fapistrano.runner import Member, describe, key
+from fapistrano.compose import Composition
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
+
+if TYPE_CHECKING:
+    from fapistrano.commands.options import Options
 
 
-def read_records(fleet: Fleet, last: int | None) -> tuple[list[dict[str, Any]], list[str]]:
+def read_records(fleet: Composition, last: int | None) -> tuple[list[dict[str, Any]], list[str]]:
     """Every selected host's last ``last`` records (all, with ``None``), and one error line per host that did not answer."""
     runner, members = fleet.runner, fleet.members
     found: dict[str, list[dict[str, Any]]] = {}
@@ -52,7 +56,7 @@ def history_error(member: Member, stderr: str) -> Exception:
     return FapError(f"cannot read {layout.history_path(member.target.config['path'])}: {stderr.strip() or 'unknown error'}")
 
 
-def runs(fleet: Fleet, last: int) -> tuple[list[history.RunSummary], list[str]]:
+def runs(fleet: Composition, last: int) -> tuple[list[history.RunSummary], list[str]]:
     """The ``last`` newest runs of the selected hosts, merged, and the hosts that did not answer."""
     records, errors = read_records(fleet, last)
     return history.merge(records)[:last], errors
@@ -83,9 +87,64 @@ def why_lines(summary: history.RunSummary) -> list[str]:
     return [f"{', '.join(hosts)}: {why}" for why, hosts in by_why.items()]
 
 
-def retry_targets(fleet: Fleet) -> tuple[history.RunSummary | None, list[str], list[str]]:
+def retry_targets(fleet: Composition) -> tuple[history.RunSummary | None, list[str], list[str]]:
     """For ``--retry-failed``: the last run of the selected hosts, the hosts it did not finish on, and unanswered hosts."""
     records, errors = read_records(fleet, 1)
     last, failed = history.failed_hosts(records)
     selected = {m.name for m in fleet.members}
     return last, [h for h in failed if h in selected], errors
+
+
+def show(options: Options, stage: str | None, role: str | None, overrides: list[str], last: int, as_json: bool) -> int:
+    """``fap history``: print the table (or ``--json`` lines); the exit code (1 when a host did not answer)."""
+    import click
+    from rich import box
+    from rich.table import Table
+
+    with Composition(options.plain(), stage, role, overrides, "history") as fleet:
+        summaries, errors = runs(fleet, last)
+        fleet.close()
+    if as_json:
+        for line in json_lines(summaries):
+            click.echo(line)
+    elif not summaries:
+        fleet.console.print(f"no history on {fleet.describe()}", markup=False, highlight=False)
+    else:
+        table = Table(title=f"{fleet.describe()}: last {len(summaries)} run(s), times in UTC", title_justify="left",
+                      box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for column in ("when", "who", "command", "release", "revision", "outcome", "hosts"):
+            table.add_column(column, no_wrap=column not in ("hosts", "who"))
+        for summary, row in zip(summaries, table_rows(summaries), strict=True):
+            same = all(outcome == summary.outcome for outcome in summary.hosts.values()) and not summary.unreached
+            table.add_row(*row, style="" if same and summary.outcome in history.SUCCESS.values() else "yellow")
+        fleet.console.print(table)
+        for summary in summaries:
+            for line in why_lines(summary):
+                fleet.console.print(f"  {history.when_text(summary.started)} {summary.command}, {line}", style="dim",
+                                    markup=False, highlight=False, soft_wrap=True)
+    for error in errors:
+        fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+    return 1 if errors else 0
+
+
+def hosts_to_retry(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> str | None:
+    """``fap deploy --retry-failed``: a ``--hosts`` value naming the hosts the last run did not finish on.
+
+    ``None``, once it said so, when there is nothing to retry.
+    """
+    with Composition(options.plain(), stage, role, overrides, "history") as fleet:
+        last, failed, errors = retry_targets(fleet)
+        fleet.close()
+    for error in errors:
+        fleet.errors.print(f"fap: warning: {error}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    if last is None:
+        fleet.console.print("nothing to retry: no run recorded on the selected hosts", markup=False, highlight=False)
+        return None
+    what = (f"the last run ({last.command} of {', '.join(last.releases) or 'no release'},"
+            f" {history.when_text(last.started)} UTC, run {last.run})")
+    if not failed:
+        fleet.console.print(f"nothing to retry: {what} finished on every host", markup=False, highlight=False, soft_wrap=True)
+        return None
+    fleet.console.print(f"retrying {', '.join(failed)}: {what} did not finish there", markup=False, highlight=False,
+                        soft_wrap=True)
+    return ",".join(history.host_pattern(host) for host in failed)

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from fapistrano import flows
 from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.commands.fleet import Fleet
+from fapistrano.compose import Composition
 from fapistrano.errors import FapError
-from fapistrano.runner import Member
+from fapistrano.hosts import Member
 
 
 def bad_text(mark: Mapping[str, object]) -> str:
@@ -49,7 +49,7 @@ def planner(to: str | None, warn: Callable[[Member | None, str], None] = lambda 
     return plan
 
 
-def rollback(fleet: Fleet, to: str | None) -> Outcome:
+def rollback(fleet: Composition, to: str | None) -> Outcome:
     """Switch every host of ``fleet`` back."""
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
