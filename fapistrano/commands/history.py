@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from fapistrano import history, layout
 from fapistrano.compose import Composition
 from fapistrano.hosts import Member, key
-from fapistrano.plugins import describe
 
 if TYPE_CHECKING:
     from fapistrano.commands.options import Options
@@ -26,8 +25,7 @@ def read_records(fleet: Composition, last: int | None) -> tuple[list[dict[str, A
     """Every selected host's last ``last`` records (all, with ``None``), and one error line per host that did not answer."""
     runner, members = fleet.runner, fleet.members
     found: dict[str, list[dict[str, Any]]] = {}
-    try:
-        failures = runner.connect(members)
+    with fleet.connected(probe=False) as hosts:  # no probe, no lock: the history is read as it is
 
         def work(member: Member) -> None:
             script = layout.history_read_script(member.target.config["path"], last)
@@ -42,12 +40,9 @@ def read_records(fleet: Composition, last: int | None) -> tuple[list[dict[str, A
                 record.setdefault("host", member.name)
             found[key(member)] = records
 
-        failures.update(runner.on_each([m for m in members if key(m) not in failures], work))
-    finally:
-        runner.close(members)
+        hosts.on_each(work)
     records = [record for member in members for record in found.get(key(member), [])]
-    errors = [f"{m.name}: {runner.masker(describe(failures[key(m)], m.name))}" for m in members if key(m) in failures]
-    return records, errors
+    return records, hosts.failure_lines()
 
 
 def history_error(member: Member, stderr: str) -> Exception:
