@@ -24,10 +24,11 @@ its lock. A record is one JSON object:
     health check's output, the interrupt)
 ``fap``
     fap's version
-``promoted_from``, ``unreached``, ``migrated``
+``promoted_from``, ``unreached``, ``not_started``, ``migrated``
     only when there is something to say: the stage ``fap promote`` took the
-    revision from; the hosts of this target the run could not reach (they
-    have no record of it); what a migrations step recorded
+    revision from; the hosts of this target the run could not reach, and
+    those of a later batch it stopped before (neither has a record of it);
+    what a migrations step recorded (``ctx.state["fapistrano.migrated"]``)
 
 A rollback marks the release it leaves ``bad`` in the same round trip
 (:func:`fapistrano.layout.mark_script`): ``who``, ``when``, ``why``, ``run``.
@@ -117,10 +118,11 @@ def record_line(record: Mapping[str, Any]) -> str:
 
     data = dict(record)
     line = dump(data)
-    if len(line.encode()) >= layout.RECORD_LIMIT and len(data.get("unreached") or ()) > 20:
-        hosts = list(data["unreached"])
-        data["unreached"] = [*hosts[:20], f"and {len(hosts) - 20} more"]
-        line = dump(data)
+    for field_name in ("unreached", "not_started"):
+        if len(line.encode()) >= layout.RECORD_LIMIT and len(data.get(field_name) or ()) > 20:
+            hosts = list(data[field_name])
+            data[field_name] = [*hosts[:20], f"and {len(hosts) - 20} more"]
+            line = dump(data)
     if len(line.encode()) >= layout.RECORD_LIMIT and data.get("why"):
         data["why"] = str(data["why"])[:200] + "…"
         line = dump(data)
@@ -151,7 +153,10 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
         for member in changed:
             ctx = member.ctx
             outcome, why = host_outcome(run.command, member, stopped)
-            unreached = [m.name for m in members if m.label == member.label and m.ctx is None and m.failed is not None]
+            same_target = [m for m in members if m.label == member.label]
+            unreached = [m.name for m in same_target if m.ctx is None and m.failed is not None]
+            # Hosts of a later batch the run stopped before (a canary failed): nothing changed there, nothing done either.
+            not_started = [m.name for m in same_target if m.ctx is not None and m.ctx.phase == "connecting" and m.failed is not None]
             record: dict[str, Any] = {
                 "run": run.id, "started": run.started, "finished": finished, "who": by, "command": run.command,
                 "stage": member.settings.stage, "role": member.settings.role, "host": member.name,
@@ -165,6 +170,8 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
                 record["promoted_from"] = run.promoted_from
             if unreached:
                 record["unreached"] = unreached
+            if not_started:
+                record["not_started"] = not_started
             migrated = ctx.state.get("fapistrano.migrated") if isinstance(ctx.state, dict) else None
             if migrated:
                 record["migrated"] = migrated
@@ -254,11 +261,13 @@ class RunSummary:
     #: ``{host: why}`` where there was something to say.
     why: dict[str, str] = field(default_factory=dict)
     unreached: list[str] = field(default_factory=list)
+    #: Hosts of a later batch the run stopped before they started.
+    not_started: list[str] = field(default_factory=list)
     promoted_from: str | None = None
 
     @property
     def total(self) -> int:
-        return len(self.hosts) + len(self.unreached)
+        return len(self.hosts) + len(self.unreached) + len(self.not_started)
 
     def host_count(self) -> str:
         """``3/3``, or ``2/3`` and which hosts ended differently."""
@@ -266,6 +275,7 @@ class RunSummary:
         text = f"{same}/{self.total}"
         others = [f"{host}: {outcome}" for host, outcome in self.hosts.items() if outcome != self.outcome]
         others += [f"{host}: not reached" for host in self.unreached]
+        others += [f"{host}: not started" for host in self.not_started]
         return f"{text} ({'; '.join(others)})" if others else text
 
     def as_json(self) -> dict[str, Any]:
@@ -280,6 +290,8 @@ class RunSummary:
             data["why"] = self.why
         if self.unreached:
             data["unreached"] = self.unreached
+        if self.not_started:
+            data["not_started"] = self.not_started
         if self.promoted_from:
             data["promoted_from"] = self.promoted_from
         return data
@@ -297,6 +309,7 @@ def merge(records: Iterable[Mapping[str, Any]]) -> list[RunSummary]:
         hosts = {str(r.get("host")): str(r.get("outcome", "?")) for r in group}
         recorded = set(hosts)
         unreached = sorted({str(h) for r in group for h in (r.get("unreached") or ()) if str(h) not in recorded})
+        not_started = sorted({str(h) for r in group for h in (r.get("not_started") or ()) if str(h) not in recorded})
         outcome = Counter(hosts.values()).most_common(1)[0][0]
         summaries.append(RunSummary(
             run=run_id,
@@ -311,6 +324,7 @@ def merge(records: Iterable[Mapping[str, Any]]) -> list[RunSummary]:
             hosts=dict(sorted(hosts.items())),
             why={str(r.get("host")): str(r["why"]) for r in group if r.get("why")},
             unreached=unreached,
+            not_started=not_started,
             promoted_from=next((str(r["promoted_from"]) for r in group if r.get("promoted_from")), None),
         ))
     summaries.sort(key=lambda s: (s.started, s.run), reverse=True)
@@ -343,7 +357,7 @@ def failed_hosts(last_records: Iterable[Mapping[str, Any]]) -> tuple[RunSummary 
     last = runs[0]
     success = SUCCESS.get(last.command.split(", ")[0], DEPLOYED)
     failed = [host for host, outcome in last.hosts.items() if outcome != success]
-    return last, [*failed, *last.unreached]
+    return last, [*failed, *last.unreached, *last.not_started]
 
 
 def retry_hint(command: str, selection: str, members: Sequence[Any]) -> str | None:

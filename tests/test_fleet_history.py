@@ -242,3 +242,23 @@ def test_retry_failed_deploys_only_the_hosts_that_failed(fap_fleet, fap_run, rel
 
     done = fap(fap_run, tmp_path, "deploy", "-s", "test", "--retry-failed")
     assert done.exit_code == 0 and "nothing to retry" in done.stdout, done.output
+
+
+def test_a_canary_that_fails_names_the_hosts_it_never_started_and_retry_takes_them_all(fap_fleet, fap_run, released, tmp_path,
+                                                                                      deployed):
+    first, second = deployed
+    (fap_fleet.app_dir("host1") / "shared" / "fail").touch()
+    canary = fap(fap_run, tmp_path, "deploy", "-s", "test", "--batch-size", "1")
+    assert canary.exit_code == 1, canary.output
+    assert len(records(fap_fleet, "host1")) == 3 and len(records(fap_fleet, "host2")) == 2  # host2, host3: nothing ran
+    record = records(fap_fleet, "host1")[-1]
+    assert record["outcome"] == "failed before the switch" and record["not_started"] == ["host2", "host3"]
+
+    shown = fap(fap_run, tmp_path, "history", "-s", "test", "-n", "1", "--json")
+    assert json.loads(shown.stdout)["total"] == 3, shown.output
+
+    (fap_fleet.app_dir("host1") / "shared" / "fail").unlink()
+    retry = fap(fap_run, tmp_path, "deploy", "-s", "test", "--retry-failed")
+    assert retry.exit_code == 0, retry.output
+    assert "retrying host1, host2, host3" in retry.stdout
+    assert len({fap_fleet.current(host) for host in HOSTS} - {second}) == 1

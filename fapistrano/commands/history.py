@@ -110,7 +110,7 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
         for column in ("when", "who", "command", "release", "revision", "outcome", "hosts"):
             table.add_column(column, no_wrap=column not in ("hosts", "who"))
         for summary, row in zip(summaries, table_rows(summaries), strict=True):
-            same = all(outcome == summary.outcome for outcome in summary.hosts.values()) and not summary.unreached
+            same = all(outcome == summary.outcome for outcome in summary.hosts.values()) and summary.total == len(summary.hosts)
             table.add_row(*row, style="" if same and summary.outcome in history.SUCCESS.values() else "yellow")
         fleet.console.print(table)
         for summary in summaries:
