@@ -125,8 +125,11 @@ _release_alias.hidden = True
 cli.add_command(_release_alias, "release")
 
 
-@fleet_command("rollback", "Switch every selected host back to its previous release.")
-@click.option("--to", "to", metavar="RELEASE", help="Return to this release instead of the previous one.")
+@fleet_command("rollback", "Switch every selected host back to its previous release (the newest before current not"
+               " marked bad); the release left is kept, marked bad.",
+               short_help="Switch every selected host back to its previous release.")
+@click.option("--to", "to", metavar="RELEASE", help="Return to this release instead of the previous one (a bad one too,"
+              " with a warning).")
 @wait_lock_option
 def rollback(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None) -> None:
     from fapistrano.commands.rollback import rollback as run

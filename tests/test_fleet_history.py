@@ -262,3 +262,13 @@ def test_a_canary_that_fails_names_the_hosts_it_never_started_and_retry_takes_th
     assert retry.exit_code == 0, retry.output
     assert "retrying host1, host2, host3" in retry.stdout
     assert len({fap_fleet.current(host) for host in HOSTS} - {second}) == 1
+
+
+def test_the_marks_of_a_release_removed_by_hand_go_with_the_next_cleanup(fap_fleet, fap_run, tmp_path, deployed):
+    first, second = deployed
+    assert fap(fap_run, tmp_path, "rollback", "-s", "test").exit_code == 0
+    for host in HOSTS:
+        subprocess.run(["rm", "-rf", str(fap_fleet.app_dir(host) / "releases" / second)], check=True)
+    assert fap(fap_run, tmp_path, "deploy", "-s", "test", "-q").exit_code == 0
+    for host in HOSTS:
+        assert list((fap_fleet.app_dir(host) / ".fap" / "marks").iterdir()) == []

@@ -16,9 +16,12 @@ def fap_deploy_finishing(ctx) -> None:
     # Never remove the release a rollback would return to, even with keep_releases: 1.
     rollback_target = layout.previous_good_release(after)
     outdated = layout.outdated_releases(after, ctx.config["keep_releases"], keep_also=[rollback_target] if rollback_target else [])
+    # Marks whose release is gone (removed by hand): they go with the cleanup; removing a missing directory is nothing.
+    orphans = [r for r in ctx.marks if r not in releases and r not in ctx.unfinished_releases and layout.is_release_name(r)]
     # Unfinished releases of runs that died went in starting (builtin.dirs).
-    if outdated:
-        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], outdated,
+    if outdated or orphans:
+        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], [*outdated, *orphans],
                                               layout.marks_path(ctx.config["path"])))
+    if outdated:
         bad = [r for r in outdated if after.is_bad(r)]
         ctx.log(f"removed {len(outdated)} old release(s): {', '.join(outdated)}" + (f" ({len(bad)} marked bad)" if bad else ""))
