@@ -274,3 +274,19 @@ def test_the_marks_of_a_release_removed_by_hand_go_with_the_next_cleanup(fap_fle
     assert fap(fap_run, tmp_path, "deploy", "-s", "test", "-q").exit_code == 0
     for host in HOSTS:
         assert list((fap_fleet.app_dir(host) / ".fap" / "marks").iterdir()) == []
+
+
+def test_a_restart_and_a_failure_after_the_switch_are_recorded(fap_fleet, fap_run, tmp_path, deployed):
+    first, second = deployed
+    restart = fap(fap_run, tmp_path, "restart", "-s", "test")
+    assert restart.exit_code == 0, restart.output
+    assert {(r["outcome"], r["release"], r["replaced"]) for r in last_records(fap_fleet).values()} == {("restarted", second, None)}
+
+    fap_fleet.write_deployfile(tmp_path, {"hooks": {"published": [{"run": 'test ! -e "$FAP_RELEASE_PATH/../../shared/fail"'}]}})
+    (fap_fleet.app_dir("host2") / "shared" / "fail").touch()
+    late = fap(fap_run, tmp_path, "deploy", "-s", "test")
+    assert late.exit_code == 1, late.output
+    last = last_records(fap_fleet)
+    assert last["host2"]["outcome"] == "failed after the switch" and "exited 1" in last["host2"]["why"]
+    assert last["host1"]["outcome"] == last["host3"]["outcome"] == "deployed"
+    assert last["host2"]["release"] == fap_fleet.current("host2") != second
