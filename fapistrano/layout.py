@@ -584,10 +584,11 @@ def history_append_script(path: str, record: str, keep: int = HISTORY_KEEP) -> s
 
 
 def history_read_script(path: str, last: int | None = None) -> str:
-    """Print the history of the app at ``path`` (its ``last`` records); nothing when there is none. Takes no lock."""
+    """Print the history of the app at ``path`` (its ``last`` records; nothing when there is none), after a ``freeze=``
+    line when the target is frozen (a line that is not JSON: no record). Takes no lock."""
     history = q(history_path(path))
     reader = f"tail -n {int(last)} {history}" if last is not None else f"cat {history}"
-    return f"if [ -f {history} ]; then {reader} || exit 1; fi"
+    return f"{freeze_probe_line(path)}; fi\nif [ -f {history} ]; then {reader} || exit 1; fi"
 
 
 def freeze_probe_line(path: str) -> str:

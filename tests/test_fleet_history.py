@@ -290,3 +290,12 @@ def test_a_restart_and_a_failure_after_the_switch_are_recorded(fap_fleet, fap_ru
     assert last["host2"]["outcome"] == "failed after the switch" and "exited 1" in last["host2"]["why"]
     assert last["host1"]["outcome"] == last["host3"]["outcome"] == "deployed"
     assert last["host2"]["release"] == fap_fleet.current("host2") != second
+
+
+def test_fap_history_shows_a_freeze(fap_fleet, fap_run, tmp_path, deployed):
+    frozen = fap(fap_run, tmp_path, "lock", "-s", "test", "-m", "incident 431: db failover")
+    assert frozen.exit_code == 0, frozen.output
+    shown = fap(fap_run, tmp_path, "history", "-s", "test", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert "frozen" in shown.stderr and "incident 431: db failover" in shown.stderr
+    assert len([json.loads(line) for line in shown.stdout.splitlines()]) == 2

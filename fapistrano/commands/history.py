@@ -22,9 +22,21 @@ if TYPE_CHECKING:
 
 
 def read_records(fleet: Composition, last: int | None) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every selected host's last ``last`` records (all, with ``None``), and one error line per host that did not answer."""
+    """Every selected host's last ``last`` records (all, with ``None``), and one error line per host that did not answer.
+
+    (:func:`read_history` also says which targets are frozen.)
+    """
+    records, errors, _ = read_history(fleet, last)
+    return records, errors
+
+
+def read_history(fleet: Composition, last: int | None) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """:func:`read_records`, and a line per freeze of the selected targets (``fap lock``)."""
+    from fapistrano import freeze
+
     runner, members = fleet.runner, fleet.members
     found: dict[str, list[dict[str, Any]]] = {}
+    frozen: list[tuple[str, layout.HostState]] = []
     with fleet.connected(probe=False) as hosts:  # no probe, no lock: the history is read as it is
 
         def work(member: Member) -> None:
@@ -33,6 +45,9 @@ def read_records(fleet: Composition, last: int | None) -> tuple[list[dict[str, A
             result = member.connection.run(script)
             if result.exit_code != 0:
                 raise history_error(member, result.stderr)
+            for line in result.stdout.splitlines():
+                if line.startswith("freeze="):
+                    frozen.append((member.name, layout.HostState(freeze=line.removeprefix("freeze="))))
             records = history.parse_records(result.stdout)
             for record in records:
                 record.setdefault("stage", member.settings.stage)
@@ -42,7 +57,7 @@ def read_records(fleet: Composition, last: int | None) -> tuple[list[dict[str, A
 
         hosts.on_each(work)
     records = [record for member in members for record in found.get(key(member), [])]
-    return records, hosts.failure_lines()
+    return records, hosts.failure_lines(), freeze.notes(frozen)
 
 
 def history_error(member: Member, stderr: str) -> Exception:
@@ -51,10 +66,10 @@ def history_error(member: Member, stderr: str) -> Exception:
     return FapError(f"cannot read {layout.history_path(member.target.config['path'])}: {stderr.strip() or 'unknown error'}")
 
 
-def runs(fleet: Composition, last: int) -> tuple[list[history.RunSummary], list[str]]:
-    """The ``last`` newest runs of the selected hosts, merged, and the hosts that did not answer."""
-    records, errors = read_records(fleet, last)
-    return history.merge(records)[:last], errors
+def runs(fleet: Composition, last: int) -> tuple[list[history.RunSummary], list[str], list[str]]:
+    """The ``last`` newest runs of the selected hosts, merged; the hosts that did not answer; the freezes."""
+    records, errors, frozen = read_history(fleet, last)
+    return history.merge(records)[:last], errors, frozen
 
 
 def json_lines(summaries: Sequence[history.RunSummary]) -> list[str]:
@@ -97,7 +112,7 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
     from rich.table import Table
 
     with Composition(options.plain(), stage, role, overrides, "history") as fleet:
-        summaries, errors = runs(fleet, last)
+        summaries, errors, frozen = runs(fleet, last)
         fleet.close()
     if as_json:
         for line in json_lines(summaries):
@@ -117,6 +132,8 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
             for line in why_lines(summary):
                 fleet.console.print(f"  {history.when_text(summary.started)} {summary.command}, {line}", style="dim",
                                     markup=False, highlight=False, soft_wrap=True)
+    for note in frozen:  # on stderr: --json's stdout stays one object per line
+        fleet.errors.print(f"warning: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     for error in errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
     return 1 if errors else 0
