@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from fapistrano import flows
 from fapistrano.commands.changing import Outcome, execute, make_run
 from fapistrano.compose import Composition
-from fapistrano.errors import FapError
+from fapistrano.errors import ExitCode, FapError
 from fapistrano.hosts import Member
 
 
@@ -19,18 +19,22 @@ def bad_text(mark: Mapping[str, object]) -> str:
     return f"{text}: {why}" if why and text else str(why or text or "no details")
 
 
-def planner(to: str | None, warn: Callable[[Member | None, str], None] = lambda member, text: None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
-    """For each host, ``(release to return to, release being left)``; every refusal at once, before any host changes."""
+def planner(to: str | None, warn: Callable[[str], None] = lambda text: None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
+    """For each host, ``(release to return to, release being left)``; every refusal at once, before any host changes.
+
+    The refusal's exit code is the highest of the hosts' (2 when a host has only bad releases to go back to).
+    ``warn`` is told, once per distinct mark, when ``to`` names a release marked bad.
+    """
 
     def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
-        choices, refusals, exit_code = {}, [], 1
+        choices, refusals, exit_code = {}, [], ExitCode.FAILED
         for member in members:
             assert member.state is not None
             try:
                 choices[id(member)] = flows.rollback_choice(member.name, member.state, to)
             except FapError as error:
                 refusals.append(str(error))
-                exit_code = max(exit_code, error.exit_code)
+                exit_code = max(exit_code, ExitCode(error.exit_code))
         if refusals:
             refusal = FapError("; ".join(refusals))
             refusal.exit_code = exit_code
@@ -43,7 +47,7 @@ def planner(to: str | None, warn: Callable[[Member | None, str], None] = lambda 
                 marked.setdefault(bad_text(mark), []).append(member)
         for text, hosts in marked.items():
             where = "" if len(hosts) == len(members) else f" on {', '.join(m.name for m in hosts)}"
-            warn(None, f"{to} is marked bad{where} ({text}): rolling back to it as asked with --to")
+            warn(f"{to} is marked bad{where} ({text}): rolling back to it as asked with --to")
         return lambda member: choices[id(member)]
 
     return plan
@@ -54,8 +58,8 @@ def rollback(fleet: Composition, to: str | None) -> Outcome:
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
 
-    def warn(member: Member | None, text: str) -> None:
-        fleet.runner.emit("warning", text, host=member.name if member is not None else None)
+    def warn(text: str) -> None:
+        fleet.runner.emit("warning", text)
 
     return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to, warn), run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
