@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fapistrano import __version__, layout
-from fapistrano.run import utc_now
 
 DEPLOYED = "deployed"
 ROLLED_BACK = "rolled back"
@@ -143,6 +142,8 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
 
     if runner.dry_run or run is None:
         return {}
+    from fapistrano.run import utc_now
+
     try:
         changed = [m for m in members if m.ctx is not None and m.locked and m.ctx.phase != "connecting"]
         revisions = _revisions(runner, changed)

@@ -19,9 +19,11 @@ def fap_deploy_finishing(ctx) -> None:
     # Marks whose release is gone (removed by hand): they go with the cleanup; removing a missing directory is nothing.
     orphans = [r for r in ctx.marks if r not in releases and r not in ctx.unfinished_releases and layout.is_release_name(r)]
     # Unfinished releases of runs that died went in starting (builtin.dirs).
-    if outdated or orphans:
-        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], [*outdated, *orphans],
-                                              layout.marks_path(ctx.config["path"])))
-    if outdated:
-        bad = [r for r in outdated if after.is_bad(r)]
-        ctx.log(f"removed {len(outdated)} old release(s): {', '.join(outdated)}" + (f" ({len(bad)} marked bad)" if bad else ""))
+    if not outdated and not orphans:
+        return
+    bad = [r for r in outdated if after.is_bad(r)]
+    said = f"removed {len(outdated)} old release(s): {', '.join(outdated)}" + (f" ({len(bad)} marked bad)" if bad else "")
+    # With the run's last round trip (the unlock), or the next command of a later phase.
+    ctx.run_later(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], [*outdated, *orphans],
+                                                layout.marks_path(ctx.config["path"])),
+                  then=lambda _output: ctx.log(said) if outdated else None)

@@ -13,12 +13,15 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from fapistrano import history, layout
-from fapistrano.compose import Composition
+from fapistrano.commands.options import Options, exit_with, fleet_command
+from fapistrano.errors import ExitCode
 from fapistrano.hosts import Member, key
 
-if TYPE_CHECKING:
-    from fapistrano.commands.options import Options
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.compose import Composition
 
 
 def read_records(fleet: Composition, last: int | None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -107,9 +110,10 @@ def retry_targets(fleet: Composition) -> tuple[history.RunSummary | None, list[s
 
 def show(options: Options, stage: str | None, role: str | None, overrides: list[str], last: int, as_json: bool) -> int:
     """``fap history``: print the table (or ``--json`` lines); the exit code (1 when a host did not answer)."""
-    import click
     from rich import box
     from rich.table import Table
+
+    from fapistrano.compose import Composition
 
     with Composition(options.plain(), stage, role, overrides, "history") as fleet:
         summaries, errors, frozen = runs(fleet, last)
@@ -144,6 +148,8 @@ def hosts_to_retry(options: Options, stage: str | None, role: str | None, overri
 
     ``None``, once it said so, when there is nothing to retry.
     """
+    from fapistrano.compose import Composition
+
     with Composition(options.plain(), stage, role, overrides, "history") as fleet:
         last, failed, errors = retry_targets(fleet)
         fleet.close()
@@ -160,3 +166,13 @@ def hosts_to_retry(options: Options, stage: str | None, role: str | None, overri
     fleet.console.print(f"retrying {', '.join(failed)}: {what} did not finish there", markup=False, highlight=False,
                         soft_wrap=True)
     return ",".join(history.host_pattern(host) for host in failed)
+
+
+@fleet_command("history", "List the runs that changed the selected hosts, newest first, merged across hosts:"
+               " when, who, command, release, revision, outcome, how many hosts. Takes no lock.",
+               short_help="List past runs: who deployed what, when, and how it ended.")
+@click.option("-n", "--last", "last", type=click.IntRange(min=1), default=20, show_default=True, metavar="N",
+              help="How many runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run per line.")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], last: int, as_json: bool) -> None:
+    exit_with(ExitCode(show(options, stage, role, overrides, last, as_json)))

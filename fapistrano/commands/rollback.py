@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import click
 
 from fapistrano import flows
-from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.compose import Composition
+from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
 from fapistrano.errors import ExitCode, FapError
-from fapistrano.hosts import Member
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.commands.changing import Outcome
+    from fapistrano.compose import Composition
+    from fapistrano.hosts import Member
 
 
 def bad_text(mark: Mapping[str, object]) -> str:
@@ -55,6 +61,8 @@ def planner(to: str | None, warn: Callable[[str], None] = lambda text: None) -> 
 
 def rollback(fleet: Composition, to: str | None) -> Outcome:
     """Switch every host of ``fleet`` back."""
+    from fapistrano.commands.changing import execute, make_run
+
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
 
@@ -63,3 +71,17 @@ def rollback(fleet: Composition, to: str | None) -> Outcome:
 
     return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to, warn), run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
+
+
+@fleet_command("rollback", "Switch every selected host back to its previous release (the newest before current not"
+               " marked bad); the release left is kept, marked bad.",
+               short_help="Switch every selected host back to its previous release.")
+@click.option("--to", "to", metavar="RELEASE", help="Return to this release instead of the previous one (a bad one too,"
+              " with a warning).")
+@wait_lock_option
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None) -> None:
+    from fapistrano.commands.changing import render
+    from fapistrano.compose import Composition
+
+    with Composition(options, stage, role, overrides, "rollback") as fleet:
+        exit_with(render(fleet, rollback(fleet, to), success="rolled back"))
