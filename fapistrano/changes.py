@@ -27,7 +27,7 @@ from typing import Any
 from fapistrano import __version__
 
 #: The directory of the app (``path``) where each release's record is kept, as ``<release>.json``.
-RECORDS_DIR = ".fap-fingerprints"
+RECORDS_DIR = ".fap/fingerprints"
 #: What :func:`fingerprint` writes in place of the release's name.
 RELEASE_PLACEHOLDER = "%(release)s"
 

@@ -158,7 +158,7 @@ def test_every_release_has_its_record_and_records_of_releases_gone_go(fap_fleet,
         deploy(fap_run, tmp_path, "-q")
 
     releases = fap_fleet.releases("host1")
-    records = sorted(p.stem for p in (fap_fleet.app_dir("host1") / ".fap-fingerprints").iterdir())
+    records = sorted(p.stem for p in (fap_fleet.app_dir("host1") / ".fap" / "fingerprints").iterdir())
     assert set(releases) <= set(records)
     assert len(records) <= len(releases) + 1  # the one cleanup removed after this deploy wrote its record
 

@@ -34,14 +34,25 @@ def deploy(fleet: Composition, promoted_from: str | None = None) -> Outcome:
 
 
 @fleet_command("deploy", "Ship a new release to every selected host (alias: release).")
+@click.option("--retry-failed", "retry_failed", is_flag=True, help=(
+    "Deploy only to the hosts the last run of the selected targets did not finish on (read from the hosts' history);"
+    " 'nothing to retry' when it finished everywhere."))
 @wait_lock_option
 @click.option("--if-changed", "if_changed", is_flag=True, help=(
     "Make no release when the revision to ship and every setting, plugin and step are what the live release"
     " was made with, on every selected host."))
-def command(options: Options, stage: str | None, role: str | None, overrides: list[str], if_changed: bool) -> None:
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], retry_failed: bool,
+            if_changed: bool) -> None:
     from fapistrano.commands.changing import render
     from fapistrano.compose import Composition
 
+    if retry_failed:
+        from fapistrano.commands.history import hosts_to_retry
+
+        retry = hosts_to_retry(options, stage, role, overrides)
+        if retry is None:
+            return
+        options = options.merged(hosts=retry)
     with Composition(options, stage, role, overrides, "deploy") as fleet:
         if if_changed:
             from fapistrano.commands.unchanged import already_live

@@ -133,6 +133,10 @@ def release_rows(hosts: Sequence[HostReleases], now: _dt.datetime) -> list[Relea
             status = "unfinished" + ("" if unfinished_on == holders else f" on {', '.join(unfinished_on)}")
         else:
             status = ""
+        bad_on = [h.host for h in hosts if h.state.is_bad(name)]
+        if bad_on:
+            bad = "bad" if bad_on == holders else f"bad on {', '.join(bad_on)}"
+            status = f"{status}, {bad}" if status else bad
         rows.append(ReleaseRow(
             release=name,
             revision=" / ".join(short_revision(r) for r in revisions) or "-",
@@ -165,6 +169,20 @@ def broken_currents(hosts: Sequence[HostReleases]) -> list[str]:
     return warnings
 
 
+def bad_notes(hosts: Sequence[HostReleases]) -> list[str]:
+    """A line per release marked bad: who marked it, when and why (one line for the hosts that agree)."""
+    from fapistrano.commands.rollback import bad_text
+
+    by_text: dict[str, list[str]] = {}
+    for host in hosts:
+        for release in host.state.releases:
+            mark = host.state.marked(release, "bad")
+            if mark is not None:
+                by_text.setdefault(f"{release} is marked bad {bad_text(mark)}", []).append(host.host)
+    everyone = [h.host for h in hosts]
+    return [text if names == everyone else f"{text} (on {', '.join(names)})" for text, names in by_text.items()]
+
+
 def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors: Sequence[str]) -> None:
     """One table per target, newest release first, then its warnings; then the hosts that did not answer."""
     from rich import box
@@ -191,6 +209,8 @@ def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors:
             style = "bold green" if row.status == "current" else ("yellow" if row.status else "")
             table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
         fleet.console.print(table)
+        for note in bad_notes(hosts):
+            fleet.console.print(note, style="yellow", markup=False, highlight=False, soft_wrap=True)
         disagreement = current_disagreement(label, hosts)
         for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts), *frozen]:
             fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)

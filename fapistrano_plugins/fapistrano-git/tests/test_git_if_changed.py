@@ -35,7 +35,7 @@ def test_if_changed_makes_no_release_when_nothing_changed(fap_fleet, fap_run, tm
     assert result.stdout.strip().splitlines()[-1] == f"already live: {release} ({sha[:12]}) on 3 hosts, nothing to do"
     assert all(fap_fleet.releases(host) == [release] and fap_fleet.current(host) == release for host in HOSTS)
     # The release records what shaped it, secrets only as digests.
-    record = json.loads((fap_fleet.app_dir("host1") / ".fap-fingerprints" / f"{release}.json").read_text())
+    record = json.loads((fap_fleet.app_dir("host1") / ".fap" / "fingerprints" / f"{release}.json").read_text())
     assert record["revision"] == sha
     assert "environment" in record["parts"]["settings"]
     assert "s3cret-token-value" not in json.dumps(record)
