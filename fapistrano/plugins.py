@@ -43,9 +43,11 @@ BUILTIN_PLUGINS = {
 class PluginFailure(FapError):
     """A hookimpl raised; carries the plugin's name and the original error."""
 
-    def __init__(self, plugin: str, error: BaseException) -> None:
+    def __init__(self, plugin: str, error: BaseException, phase: str | None = None) -> None:
         self.plugin = plugin
         self.error = error
+        #: The phase it failed in when that is not the one running now (a command sent later: ``ctx.run_later``).
+        self.phase = phase
         if isinstance(error, FapError):
             text = str(error)
         else:
