@@ -1212,6 +1212,8 @@ def check_value(setting: Setting, value: Any, where: str) -> None:
         setting.check(value)
     except ValueError as problem:
         raise ConfigError(f"{where}{setting.name}: {problem}") from None
+    except Exception as error:  # noqa: BLE001 - a check that crashes is the declaring plugin's bug: one line, no traceback
+        raise ConfigError(f"{where}{setting.name}: its check ({setting.where}) failed: {type(error).__name__}: {error}") from None
 
 
 def hosts_of(settings: RoleSettings) -> list[HostSpec]:

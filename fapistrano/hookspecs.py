@@ -192,7 +192,7 @@ def fap_release_revision(ctx: Context, release: str) -> str | None:
     Stops at the first non-``None`` result.
 
     :param ctx: the host's context (in ``fap releases``, ``ctx.release`` is
-        ``None`` and ``ctx.flow`` is ``"releases"``).
+        ``None`` and ``ctx.command`` is ``"releases"``).
     :param release: the name of a release under ``releases_path``.
     :return: the revision, one short line; ``None`` when this plugin did not
         put that release there or cannot tell.
@@ -526,7 +526,7 @@ def fap_deploy_failed(ctx: Context, error: BaseException) -> None:
 
         @hookimpl
         def fap_deploy_failed(ctx, error):
-            if ctx.flow != "release" or ctx.current_release == ctx.release:
+            if ctx.command != "deploy" or ctx.current_release == ctx.release:
                 return  # a rollback's release_path, or a release still live here
             ctx.run(f"rm -rf {shlex.quote(ctx.config['myplugin_cache'])}")
 
