@@ -184,8 +184,7 @@ class SourceAnswer:
 
 def source_revision(caller: Any, ctx: Any) -> SourceAnswer:
     """Ask ``fap_source_revision``: a revision, or the line saying why none (no source plugin, or it cannot tell)."""
-    from fapistrano.errors import FapError
-    from fapistrano.plugins import PluginFailure
+    from fapistrano.errors import FapError, PluginFailure
 
     try:
         revision = caller(ctx=ctx)
