@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fapistrano import changes, freeze
-from fapistrano.commands.options import Options, exit_with, fleet_command
+from fapistrano.commands.wiring import exit_with, fleet_command
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
+from fapistrano.options import Options
 
 if TYPE_CHECKING:  # imported where the command runs: fap --help stays light
     from fapistrano.compose import Composition

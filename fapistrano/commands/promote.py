@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
+from fapistrano.commands.wiring import exit_with, fleet_command, wait_lock_option
 from fapistrano.completion import complete_stage
 from fapistrano.errors import ConfigError, FapError
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
+from fapistrano.options import Options
 
 if TYPE_CHECKING:  # imported where the command runs: fap --help stays light
     from fapistrano.compose import Composition

@@ -1,4 +1,4 @@
-"""The options every command accepts, and the click decorators each command module builds its command with.
+"""How each command module builds its click command: the options every command accepts, targets, overrides, exit.
 
 Light, so ``fap --help`` stays fast: click and nothing heavy.
 """
@@ -7,53 +7,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from fapistrano.errors import ConfigError, FapError
+from fapistrano.options import Options
 
 #: A command taking ``--SETTING VALUE`` overrides after its own options.
 OVERRIDES = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
 #: A command without overrides.
 PLAIN = {"help_option_names": ["-h", "--help"]}
-
-
-@dataclass
-class Options:
-    """Run options, given before or after the command (after wins)."""
-
-    deployfile: str | None = None
-    dry_run: bool = False
-    verbose: int = 0
-    quiet: bool = False
-    parallel: int | None = None
-    log_json: str | None = None
-    live: bool | None = None
-    hosts: str | None = None  # --hosts: patterns filtering the selected targets' hosts
-    wait_lock: str | None = None  # --wait-lock DURATION (changing commands): see fapistrano.freeze
-
-    def merged(self, **later: Any) -> Options:
-        values = {**self.__dict__}
-        for name, value in later.items():
-            if value not in (None, False, 0):
-                values[name] = value
-        return Options(**values)
-
-    @property
-    def verbosity(self) -> int:
-        from fapistrano.ui import NORMAL, QUIET, VERBOSE
-
-        if self.quiet:
-            return QUIET
-        return VERBOSE if self.verbose else NORMAL
-
-    def plain(self) -> Options:
-        """Read-only reports print lines and tables, not the live deploy view (unless --live asks)."""
-        import dataclasses
-
-        return self if self.live else dataclasses.replace(self, live=False)
 
 
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
