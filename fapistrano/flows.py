@@ -157,8 +157,12 @@ def command_of_flow(flow: str) -> str:
 
 
 def release_for_run(states: list[layout.HostState]) -> str:
-    """One new release name for every host of the run, unique on each of them."""
-    taken = {name for state in states for name in (*state.releases, *state.unfinished)}
+    """One new release name for every host of the run, unique on each of them.
+
+    A name some host still holds marks of (its release removed by hand) is
+    taken too: a new release must not inherit an old one's ``bad`` mark.
+    """
+    taken = {name for state in states for name in (*state.releases, *state.unfinished, *state.marks)}
     return layout.release_name(layout.now(), taken)
 
 
