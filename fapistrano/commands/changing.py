@@ -305,15 +305,17 @@ def stop_before_start(members: list[Member], failures: dict[str, BaseException])
     return refused(errors)
 
 
-def render(fleet: Composition, outcome: Outcome, success: str) -> int:
+def render(fleet: Composition, outcome: Outcome, success: str, command: str | None = None) -> int:
     """How deploy, rollback or restart ended: the summary, then ``success`` or the errors; returns the exit code.
 
-    The hosts are released before the lines after the summary are printed.
+    ``command`` names the summary when the user typed another command than the
+    flow's (``fap promote`` runs a deploy). The hosts are released before the
+    lines after the summary are printed.
     """
     members = fleet.members
     ran = any(m.ctx is not None or m.failed is not None for m in members)
     results = summarize(members, fleet.masker) if ran else []
-    fleet.reporter.summary(f"fap {fleet.command}: {'ok' if outcome.ok else 'FAILED'}", results, outcome.ok)
+    fleet.reporter.summary(f"fap {command or fleet.command}: {'ok' if outcome.ok else 'FAILED'}", results, outcome.ok)
     fleet.close()
     trips = sorted(r.round_trips for r in results if r.round_trips)
     if trips and fleet.options.verbosity > 0:  # -v: what a slow link costs this run (docs/performance.rst)

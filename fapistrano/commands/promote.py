@@ -168,4 +168,5 @@ def command(options: Options, stage: str | None, role: str | None, overrides: li
     pinned = pinning_overrides(options, stage or "", role, overrides, revision, source)
     with Composition(options, stage, role, pinned, "deploy") as fleet:
         outcome = promote(fleet, source, revision, release)
-        exit_with(render(fleet, outcome, success=f"promoted {revision[:12]} from {source}: deployed release {outcome.release}"))
+        exit_with(render(fleet, outcome, success=f"promoted {revision[:12]} from {source}: deployed release {outcome.release}",
+                         command="promote"))

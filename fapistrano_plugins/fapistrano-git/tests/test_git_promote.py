@@ -37,6 +37,7 @@ def test_promote_ships_the_commit_staging_runs_after_the_branch_moved_on(fap_fle
     assert result.exit_code == 0, result.output
     release = re.search(r"deployed release (\S+)", result.stdout).group(1)
     assert f"promoted {tested[:12]} from staging: deployed release {release}" in result.stdout
+    assert "fap promote: ok" in result.stdout and "fap deploy: ok" not in result.stdout
     assert fap_fleet.current("host3") == release
     assert (fap_fleet.current_dir("host3") / "REVISION").read_text().strip() == tested
     assert (fap_fleet.current_dir("host3") / "app.py").read_text() == "print('tested')\n"
