@@ -169,7 +169,8 @@ def release_for_run(states: list[layout.HostState]) -> str:
 def rollback_choice(host: str, state: layout.HostState, to: str | None) -> tuple[str, str]:
     """``(release to return to, release being left)`` for one host, or a clear refusal.
 
-    Without ``to``: the newest release before ``current`` not marked bad (none: exit 2).
+    Without ``to``: the newest release before ``current`` not marked bad; none
+    is a refusal saying why (exit 2, no host touched).
     ``to`` may name a bad release (the caller warns).
     """
     if state.current is None:
@@ -187,7 +188,11 @@ def rollback_choice(host: str, state: layout.HostState, to: str | None) -> tuple
         if older:
             raise ConfigError(f"{host}: nothing to roll back to: every release before {state.current} is marked bad"
                               f" ({', '.join(older)}); pick one with --to RELEASE")
-        raise FapError(f"{host}: nothing to roll back to: {state.current} is the only finished release")
+        newer = [r for r in state.releases if layout.release_key(r) > layout.release_key(state.current)]
+        if newer:  # current is the oldest, e.g. after a rollback --to: going forward is a deliberate --to
+            raise ConfigError(f"{host}: nothing to roll back to: no release older than {state.current}"
+                              f" (newer: {', '.join(newer)}); pick one with --to RELEASE")
+        raise ConfigError(f"{host}: nothing to roll back to: {state.current} is the only finished release")
     return previous, state.current
 
 

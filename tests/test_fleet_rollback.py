@@ -80,7 +80,7 @@ def test_rollback_with_only_one_release_is_refused_cleanly(
     only = released(fap_run(["deploy", "-s", "test", "-q"], cwd=tmp_path))
     recorder.log.unlink()
     result = fap_run(["rollback", "-s", "test"], cwd=tmp_path)
-    assert result.exit_code != 0
+    assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert f"nothing to roll back to: {only} is the only finished release" in result.stderr
     for host in HOSTS:
@@ -88,6 +88,24 @@ def test_rollback_with_only_one_release_is_refused_cleanly(
         assert fap_fleet.releases(host) == [only]
         assert not fap_fleet.locked(host)
     assert recorder.hooks() == []  # refused before any phase ran
+
+
+def test_rollback_from_the_oldest_release_names_the_newer_ones_and_exits_2(
+    fap_fleet: Any, fap_run: Any, tmp_path: Path, three_releases: list[str]
+) -> None:
+    first, second, third = three_releases
+    assert fap_run(["rollback", "-s", "test", "--to", first], cwd=tmp_path).exit_code == 0
+
+    result = fap_run(["rollback", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "only finished release" not in result.stderr
+    for host in HOSTS:
+        assert (f"{host}: nothing to roll back to: no release older than {first} (newer: {second}, {third});"
+                " pick one with --to RELEASE") in result.stderr
+        assert fap_fleet.current(host) == first
+        assert not fap_fleet.locked(host)
 
 
 def test_rollback_before_any_deploy_is_refused(fap_fleet: Any, fap_run: Any, tmp_path: Path) -> None:
