@@ -141,3 +141,15 @@ def test_pending_and_promote_complete(tmp_path, fap_run):
     assert _complete(fap_run, tmp_path, "fap promote -s production --from ") == ["staging", "production"]
     assert _complete(fap_run, tmp_path, "fap promote -s production --from st") == ["staging"]
     assert _complete(fap_run, tmp_path, "fap deploy --if") == ["--if-changed"]
+
+
+def test_history_and_its_options_complete(tmp_path, fap_run):
+    (tmp_path / "deploy.yml").write_text(DEPLOY_YML)
+
+    assert _complete(fap_run, tmp_path, "fap hist") == ["history"]
+    assert _complete(fap_run, tmp_path, "fap history -s ") == ["staging", "production"]
+    assert _complete(fap_run, tmp_path, "fap history -s production -r w") == ["web", "worker"]
+    assert _complete(fap_run, tmp_path, "fap history -s staging --js") == ["--json"]
+    assert _complete(fap_run, tmp_path, "fap history -s staging --la") == ["--last"]
+    assert _complete(fap_run, tmp_path, "fap promote -s production --wa") == ["--wait-lock"]
+    assert _complete(fap_run, tmp_path, "fap deploy --retry") == ["--retry-failed"]
