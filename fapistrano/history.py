@@ -181,6 +181,10 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
             mark = bad_mark(run, member, outcome, by, finished)
             if mark is not None:
                 script += "\n" + layout.mark_script(path, mark[0], "bad", mark[1])
+            if outcome == ROLLED_BACK and ctx.release and layout.is_release_name(ctx.release) \
+                    and member.state is not None and member.state.marked(ctx.release, "bad") is not None:
+                # Only --to returns to a bad release: the operator says it is good again; this record keeps the story.
+                script += "\n" + layout.unmark_script(path, ctx.release, "bad")
             scripts[key(member)] = f"( {script}\n) >/dev/null 2>&1 || echo {NOT_WRITTEN}"
         return scripts
     except Exception as error:  # noqa: BLE001 - the history is a record of the run, never a reason to keep a lock

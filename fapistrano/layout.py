@@ -539,6 +539,14 @@ def marks_probe_line(path: str) -> str:
             f" [ $# -eq 0 ] || awk {reader} \"$@\"; cd /; fi")
 
 
+def unmark_script(path: str, release: str, kind: str) -> str:
+    """Remove ``release``'s mark of ``kind`` (nothing when it has none)."""
+    (name,) = _checked([release])
+    if not _MARK_KIND.match(kind):
+        raise ValueError(f"not a mark kind: {kind!r}")
+    return f"rm -f -- {q(posixpath.join(marks_path(path), f'{name}.{kind}.json'))}"
+
+
 def mark_script(path: str, release: str, kind: str, data: Mapping[str, object]) -> str:
     """Mark ``release`` with ``kind`` (``bad``, ``migrated``...): ``data`` as JSON in its mark file, written atomically.
 

@@ -107,6 +107,12 @@ def test_a_plain_rollback_skips_a_bad_release_and_to_warns(fap_fleet, fap_run, r
     assert to_bad.exit_code == 0, to_bad.output
     assert f"{second} is marked bad" in to_bad.output and "rolling back to it as asked with --to" in to_bad.output
     assert all(fap_fleet.current(host) == second for host in HOSTS)
+    # A deliberate --to clears the mark: the operator says the release is good (the history keeps why it was marked).
+    assert "its bad mark is cleared" in to_bad.output
+    for host in HOSTS:
+        assert not (fap_fleet.app_dir(host) / ".fap" / "marks" / f"{second}.bad.json").exists()
+    listing = fap(fap_run, tmp_path, "releases", "-s", "test")
+    assert not any(line.split()[:1] == [second] and "bad" in line for line in listing.stdout.splitlines()), listing.stdout
 
     none_good = fap(fap_run, tmp_path, "rollback", "-s", "test")  # first, the only older one, is bad now
     assert none_good.exit_code == 2, none_good.output

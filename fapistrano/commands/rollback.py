@@ -54,7 +54,8 @@ def planner(to: str | None, warn: Callable[[str], None] = lambda text: None) -> 
                 marked.setdefault(bad_text(mark), []).append(member)
         for text, hosts in marked.items():
             where = "" if len(hosts) == len(members) else f" on {', '.join(m.name for m in hosts)}"
-            warn(f"{to} is marked bad{where} ({text}): rolling back to it as asked with --to")
+            warn(f"{to} is marked bad{where} ({text}): rolling back to it as asked with --to;"
+                 " its bad mark is cleared")
         return lambda member: choices[id(member)]
 
     return plan
