@@ -50,7 +50,8 @@ def test_init_writes_every_setting_of_the_chosen_plugins_commented_out(tmp_path,
         assert any(line.startswith(f"# {name}: ") for line in lines), name
     assert "# keep_releases: 5" in lines
     assert "# current_path: '%(path)s/current'" in lines
-    assert f"# {next(s.doc for s in core_settings() if s.name == 'keep_releases')}" in lines
+    comments = " ".join(line[2:] for line in lines if line.startswith("# "))  # a long doc wraps over lines
+    assert next(s.doc for s in core_settings() if s.name == 'keep_releases') in comments
 
 
 def test_the_written_file_loads_once_hosts_are_filled_in(tmp_path, fap_run):
@@ -144,3 +145,10 @@ def test_the_template_shows_a_canary_ramp_that_loads_once_uncommented(tmp_path, 
     rows = config_rows(result.stdout)
     assert rows["batch_size"] == ("[1, 25%, 100%]", f"deploy.yml (deploy.yml:{text.splitlines().index('# batch_size: [1, 25%, 100%]   # a canary ramp: one host, then a quarter of them, then the rest') + 1})")
     assert rows["batch_pause"][0] == "60.0"
+
+
+def test_the_template_says_how_keep_releases_treats_bad_releases(tmp_path, fap_run):
+    assert fap_run(["init"], cwd=tmp_path).exit_code == 0
+    text = " ".join(line.lstrip("# ") for line in (tmp_path / "deploy.yml").read_text().splitlines())
+
+    assert "releases marked bad (by fap rollback) go first and never push a good one out" in text

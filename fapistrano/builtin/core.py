@@ -84,7 +84,8 @@ SETTINGS = [
     Setting("releases_path", "%(path)s/releases", "Directory holding one directory per release.", check=absolute_directory),
     Setting("shared_path", "%(path)s/shared", "Files and directories shared by every release.", check=absolute_directory),
     Setting("release_path", "%(releases_path)s/%(release)s", "The release this run works on.", check=absolute_release_path),
-    Setting("keep_releases", 5, "How many finished releases to keep on each host.", check=at_least_one),
+    Setting("keep_releases", 5, "How many finished releases to keep on each host; releases marked bad (by fap rollback) go"
+            " first and never push a good one out.", check=at_least_one),
     Setting("linked_files", [], "Files linked from shared_path into every release; each must exist.", check=inside_the_release),
     Setting("linked_dirs", [], "Directories linked from shared_path into every release; created when missing.",
             check=inside_the_release),
