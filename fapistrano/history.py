@@ -65,6 +65,9 @@ NOT_WRITTEN = "fap-history-not-written"
 #: The longest ``why`` a record keeps.
 WHY_LIMIT = 600
 
+#: ``why`` of a host whose last phases' command, sent with the unlock (the cleanup), failed: the run's error line says which.
+LATE_FAILURE = "finishing: a command of the last phases, sent with the unlock, failed (see the run's output)"
+
 
 def who() -> str:
     """Who runs fap: ``$FAP_WHO`` (a CI pipeline's name), else ``user@machine``."""
@@ -131,10 +134,12 @@ def record_line(record: Mapping[str, Any]) -> str:
     return line
 
 
-def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, str]:
+def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, tuple[str, str]]:
     """For each host this run changed (and still holds locked): the shell that records its outcome.
 
-    Run before the unlock, in its round trip (:meth:`fapistrano.runner.Runner.close`).
+    Run before the unlock, in its round trip (:meth:`fapistrano.runner.Runner.close`), after what
+    the last phases sent with it (``ctx.run_later``, e.g. the cleanup): two scripts, the record
+    when that succeeded, and the one when it failed (the run fails there, so does the record).
     A rollback's record comes with the ``bad`` mark of the release it left.
     Nothing under ``--dry-run``. Never raises: a record that cannot be made is a warning.
     """
@@ -150,7 +155,7 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
         stopped = runner.stopping.is_set()
         finished = utc_now()
         by = who()
-        scripts = {}
+        scripts: dict[str, tuple[str, str]] = {}
         for member in changed:
             ctx = member.ctx
             outcome, why = host_outcome(run.command, member, stopped)
@@ -177,15 +182,23 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
             if migrated:
                 record["migrated"] = migrated
             path = ctx.config["path"]
-            script = layout.history_append_script(path, record_line(record))
+            marking = ""
             mark = bad_mark(run, member, outcome, by, finished)
-            if mark is not None:
-                script += "\n" + layout.mark_script(path, mark[0], "bad", mark[1])
+            if mark is not None:  # the switch stands even when a command after it fails: so does the mark
+                marking += "\n" + layout.mark_script(path, mark[0], "bad", mark[1])
             if outcome == ROLLED_BACK and ctx.release and layout.is_release_name(ctx.release) \
                     and member.state is not None and member.state.marked(ctx.release, "bad") is not None:
                 # Only --to returns to a bad release: the operator says it is good again; this record keeps the story.
-                script += "\n" + layout.unmark_script(path, ctx.release, "bad")
-            scripts[key(member)] = f"( {script}\n) >/dev/null 2>&1 || echo {NOT_WRITTEN}"
+                marking += "\n" + layout.unmark_script(path, ctx.release, "bad")
+            failed_record = dict(record)
+            if member.failed is None:
+                failed_record["outcome"] = FAILED if run.command == "restart" else \
+                    FAILED_AFTER_SWITCH if member.switched else FAILED_BEFORE_SWITCH
+                failed_record["why"] = LATE_FAILURE
+            done, failed_late = (
+                f"( {layout.history_append_script(path, record_line(written))}{marking}\n) >/dev/null 2>&1 || echo {NOT_WRITTEN}"
+                for written in (record, failed_record))
+            scripts[key(member)] = (done, failed_late)
         return scripts
     except Exception as error:  # noqa: BLE001 - the history is a record of the run, never a reason to keep a lock
         runner.emit("warning", f"history: no record written: {type(error).__name__}: {error}")

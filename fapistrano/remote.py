@@ -264,18 +264,20 @@ class Host:
             self._gate_held = False
             self.gate.release()
 
-    def close(self, last: str | None = None) -> Result | None:
+    def close(self, last: str | None = None, last_if_failed: str | None = None) -> Result | None:
         """End the session (and plumbum's, if one was opened): EOF to the shell, then a kill if it lingers.
 
         ``last``: a command to run before the end (releasing the lock); its
         result is returned. On a live session it is sent together with the
-        end of the shell's input: one round trip for both. What running it
-        raises is raised once the session is closed all the same.
+        end of the shell's input: one round trip for both. ``last_if_failed``
+        runs instead when a command sent later (:meth:`run_later`) that goes
+        with it failed. What running it raises is raised once the session is
+        closed all the same.
         """
         if last is None and self._later:
             last = "true"  # the commands still waiting go with the end of the session all the same
         try:
-            return self._run_last(last) if last is not None else None
+            return self._run_last(last, last_if_failed) if last is not None else None
         finally:
             self._later = []
             self._close_machine()
@@ -289,9 +291,15 @@ class Host:
                 self._session = None
             self._control_path = None
 
-    def _run_last(self, script: str) -> Result:
+    def _run_last(self, script: str, if_failed: str | None = None) -> Result:
         session = self._session
         if self._ssh is None or session is None or session.dead or self._cancelled:
+            if if_failed is not None and self._later:
+                try:
+                    self.flush_later()
+                except BaseException as error:  # noqa: BLE001 - the end still runs: the runner reports it
+                    self.failed_at_close = error
+                    script = if_failed
             return self.run(script)  # local, not connected, or killed by cancel(): the plain path says or reconnects
         self._close_machine()  # plumbum's channel first, as without a last command
         with self._run_lock:
@@ -299,7 +307,8 @@ class Host:
             self.round_trips += 1
             try:
                 *earlier, result = session.run_batch([*((e.script, e.on_line) for e in entries), (script, None)],
-                                                     None, self._sudo_user, last_always=True, end=True)
+                                                     None, self._sudo_user, last_always=True, end=True,
+                                                     last_if_failed=if_failed if entries else None)
             except SessionLost as lost:
                 raise self._lost(str(lost)) from None
         try:
@@ -958,17 +967,23 @@ def _end_of(marker: str, status: str = "$?") -> str:
 NOT_RUN = 254
 
 
-def batch_text(commands: Sequence[tuple[str, str | None, str]], sudo_user: str | None, last_always: bool = False) -> str:
+def batch_text(commands: Sequence[tuple[str, str | None, str]], sudo_user: str | None, last_always: bool = False,
+               last_if_failed: str | None = None) -> str:
     """Shell text running ``commands`` (``(script, stdin, marker)``) one after the other, each ended by its marker.
 
     After one fails the rest do not run (each reports :data:`NOT_RUN`), but
-    the last when ``last_always`` (the unlock goes whatever happened). The
-    session's shell keeps the state in two variables of its own.
+    the last when ``last_always`` (the unlock goes whatever happened); then
+    ``last_if_failed``, when given, runs instead of the last one if one
+    before failed (a history record that says so). The session's shell keeps
+    the state in two variables of its own.
     """
     text = "fap_failed=\n"
     for index, (script, stdin, marker) in enumerate(commands):
         body = command_text(script, stdin, sudo_user, marker)
         if last_always and index == len(commands) - 1:
+            if last_if_failed is not None:
+                body = (f'if [ -z "$fap_failed" ]; then\n{body}else\n'
+                        f'{command_text(last_if_failed, stdin, sudo_user, marker)}fi\n')
             text += body + "fap_status=$?\n"
         else:
             text += f'if [ -z "$fap_failed" ]; then\n{body}fap_status=$?\nelse fap_status={NOT_RUN}\nfi\n'
@@ -1159,19 +1174,20 @@ class Session:
         return self.collect(marker)
 
     def run_batch(self, commands: Sequence[tuple[str, LineCallback | None]], stdin: str | None, sudo_user: str | None = None,
-                  last_always: bool = False, end: bool = False) -> list[Result | None]:
+                  last_always: bool = False, end: bool = False, last_if_failed: str | None = None) -> list[Result | None]:
         """Run ``commands`` (``(script, on_line)``; ``stdin`` is the last one's) in one write: one round trip.
 
         Each one's :class:`Result`, or ``None`` for those that did not run
-        because one before failed (see :func:`batch_text`). ``end``: the
-        end of the shell's input goes in the same write (the session's last).
+        because one before failed (see :func:`batch_text`, also for
+        ``last_always`` and ``last_if_failed``). ``end``: the end of the
+        shell's input goes in the same write (the session's last).
         """
         self._drop_stray_lines()
         markers = [self._next_marker() for _ in commands]
         last = len(commands) - 1
         text = batch_text([(script, stdin if index == last else None, marker)
                            for index, ((script, _on_line), marker) in enumerate(zip(commands, markers, strict=True))],
-                          sudo_user, last_always)
+                          sudo_user, last_always, last_if_failed)
         self.busy = True
         try:
             self._send_or_lose(text)

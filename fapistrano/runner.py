@@ -111,7 +111,7 @@ class Runner:
         """Open every member's connection, all at once (see :meth:`fapistrano.sessions.Sessions.connect`)."""
         return self.sessions.connect(members, probe=probe, lock=lock)
 
-    def close(self, members: Sequence[Member], before_unlock: Mapping[str, str] | None = None) -> None:
+    def close(self, members: Sequence[Member], before_unlock: Mapping[str, tuple[str, str]] | None = None) -> None:
         """Release the locks this run holds and disconnect, each host on its own; the run's threads end.
 
         ``before_unlock``: shell run under each host's lock just before it goes (see :meth:`fapistrano.sessions.Sessions.close`).

@@ -98,11 +98,12 @@ class Sessions:
         if member.locked:
             self._locked.append(member)
 
-    def close(self, members: Sequence[Member], before_unlock: Mapping[str, str] | None = None) -> None:
+    def close(self, members: Sequence[Member], before_unlock: Mapping[str, tuple[str, str]] | None = None) -> None:
         """Release the locks this run holds and disconnect: on every exit path, each host on its own.
 
         ``before_unlock``: shell to run under the lock just before it is released, by host key
-        (the history record, :func:`fapistrano.history.closing_scripts`); it prints
+        (the history record, :func:`fapistrano.history.closing_scripts`): the first when what the
+        last phases sent with the unlock succeeded, the second when it failed; it prints
         ``fap-history-not-written`` when it failed.
         """
 
@@ -115,8 +116,9 @@ class Sessions:
             # record: one round trip.
             self._emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
             last = layout.unlock_script(member.target.config["path"], self.lock_token)
-            recording = (before_unlock or {}).get(key(member))
-            result = member.connection.close(last=f"{recording}\n{last}" if recording else last)
+            recording, recording_if_failed = (before_unlock or {}).get(key(member)) or ("", "")
+            result = member.connection.close(last=f"{recording}\n{last}" if recording else last,
+                                             last_if_failed=f"{recording_if_failed}\n{last}" if recording_if_failed else None)
             self._failed_at_close(member)
             if recording and result is not None and "fap-history-not-written" in result.stdout.splitlines():
                 self._emit("warning", f"could not write the history record in {member.target.config['path']}",

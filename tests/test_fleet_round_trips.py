@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ def test_a_cleanup_failing_with_the_unlock_fails_the_run_in_finishing_and_releas
         assert fap_fleet.current(host) == third, host  # the switch stands: the failure came after it
         assert not fap_fleet.locked(host), host
     assert first not in fap_fleet.releases("host1") and first in fap_fleet.releases("host2")
+    # Each host's history record says what the run reported: host2 failed after the switch, in finishing.
+    last = {host: json.loads((fap_fleet.app_dir(host) / ".fap" / "history.jsonl").read_text().splitlines()[-1])
+            for host in HOSTS}
+    assert {host: record["outcome"] for host, record in last.items()} == {
+        "host1": "deployed", "host2": "failed after the switch", "host3": "deployed"}
+    assert last["host2"]["why"] == "finishing: a command of the last phases, sent with the unlock, failed (see the run's output)"
+    assert "why" not in last["host1"]
+    assert len({record["run"] for record in last.values()}) == 1
 
 
 REMOTE_LOOKER = '''
