@@ -1,0 +1,163 @@
+"""Rollback across a migration: the ``migrates:``/``migrates_back:`` step keys and the guard's decisions.
+
+The fleet cases (marks on three hosts, refusals, the down step, the switch-back) are in test_fleet_migrations.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fapistrano.migrations import HostPlan, Ledger, Migration, MigrationsCrossed, crossed, guard, mark_record, read_mark
+
+R1, R2, R3, R4 = "260101-100000", "260102-100000", "260103-100000", "260104-100000"
+MIGRATE = Migration(R3, "step deploy.yml:14 (./manage.py migrate)", "host1", "updated", "production")
+
+
+def plan(host: str = "host1", target: str = R1, current: str | None = R4, migrated: Any = None,
+         down_step: str | None = None, stage: str = "production", role: str = "web") -> HostPlan:
+    return HostPlan(host, stage, f"{stage}/{role}", target, current, migrated if migrated is not None else {R3: [MIGRATE]},
+                    down_step)
+
+
+# -- which releases a rollback crosses ---------------------------------------
+
+def test_a_rollback_crosses_the_releases_newer_than_its_target_up_to_current_newest_first() -> None:
+    migrated = {R2: [MIGRATE], R3: [MIGRATE], R4: [MIGRATE]}
+    assert [name for name, _ in crossed(R1, R4, migrated)] == [R4, R3, R2]
+    assert [name for name, _ in crossed(R2, R4, migrated)] == [R4, R3]
+    assert [name for name, _ in crossed(R2, R3, migrated)] == [R3]
+
+
+def test_a_rollback_to_a_newer_release_or_with_no_migration_between_crosses_nothing() -> None:
+    assert crossed(R4, R2, {R3: [MIGRATE]}) == []
+    assert crossed(R3, R4, {R2: [MIGRATE], R3: [MIGRATE]}) == []
+    assert crossed(R1, None, {R3: [MIGRATE]}) == []
+
+
+def test_a_release_removed_since_still_counts_while_its_mark_is_there() -> None:
+    # R3 is not among the host's releases any more (a health switch-back removed it): its migration ran all the same.
+    assert crossed(R2, R4, {R3: [MIGRATE]}) == [(R3, [MIGRATE])]
+
+
+# -- the guard -----------------------------------------------------------------
+
+def test_the_guard_refuses_naming_the_release_and_the_step_with_exit_2() -> None:
+    with pytest.raises(MigrationsCrossed) as refused:
+        guard([plan("host1"), plan("host2")], across=False)
+    text = str(refused.value)
+    assert refused.value.exit_code == 2
+    assert f"rollback to {R1} crosses a migration: {R3} migrated by step deploy.yml:14 (./manage.py migrate) on host1" in text
+    assert "(host1, host2)" in text and "nothing changed" in text
+    assert "migrates_back: true" in text and "--across-migrations" in text
+
+
+def test_the_guard_lets_a_rollback_that_crosses_nothing_through() -> None:
+    assert guard([plan(target=R3, current=R4, migrated={R3: [MIGRATE]})], across=False) == ({}, [])
+
+
+def test_across_migrations_goes_through_with_a_warning_and_no_down_step() -> None:
+    plans, warnings = guard([plan("host1"), plan("host2")], across=True)
+    assert plans["production"].across
+    assert warnings == [f"rolling back across migrations (--across-migrations): {R3} migrated by step deploy.yml:14"
+                        f" (./manage.py migrate) on host1; the schema stays as it is, {R1} runs on it"]
+
+
+def test_a_down_step_runs_in_the_newest_release_that_migrated_for_its_stage() -> None:
+    older = Migration(R2, "fapistrano_alembic: alembic upgrade head", "host2", "updated", "production")
+    migrated = {R2: [older], R3: [MIGRATE]}
+    plans, warnings = guard([plan("host1", migrated=migrated, down_step="stage"),
+                             plan("host2", migrated={R2: [older]}, down_step="stage")], across=False)
+    assert warnings == []
+    going_back = plans["production"]
+    assert (going_back.target, going_back.run_in, going_back.across) == (R1, R3, False)
+    assert [name for name, _ in going_back.crossed] == [R3, R2]
+
+
+def test_a_down_step_written_in_a_block_plans_for_its_target() -> None:
+    plans, _ = guard([plan(down_step="label", role="worker")], across=False)
+    assert list(plans) == ["production/worker"]
+
+
+def test_one_host_without_a_down_step_refuses_the_whole_rollback() -> None:
+    with pytest.raises(MigrationsCrossed, match=r"\(host2\)"):
+        guard([plan("host1", down_step="label", role="web"), plan("host2", role="worker")], across=False)
+
+
+# -- marks and the run's ledger ------------------------------------------------
+
+def test_a_mark_keeps_every_migration_of_its_release_and_reads_back() -> None:
+    plugin = Migration(R3, "fapistrano_alembic: alembic upgrade head", "host2", "published", "production")
+    assert read_mark(R3, mark_record([MIGRATE, plugin])) == [MIGRATE, plugin]
+
+
+def test_a_mark_edited_by_hand_still_says_the_release_migrated() -> None:
+    (unknown,) = read_mark(R3, {"migrations": "yes"})
+    assert unknown.release == R3 and "names no step" in unknown.what
+
+
+def test_the_ledger_gives_each_stage_its_own_migrations_and_a_local_step_to_all() -> None:
+    ledger = Ledger()
+    ledger.record(MIGRATE)
+    ledger.record(Migration(R3, "step deploy.yml:20 (./migrate-reports)", "local", "updated", None))
+    ledger.record(Migration(R3, "step deploy.yml:14 (./manage.py migrate)", "host9", "updated", "staging"))
+    assert [m.host for m in ledger.of_release(R3, "production")] == ["host1", "local"]
+    assert ledger.of_release(R4, "production") == []
+
+
+# -- deploy.yml: migrates: and migrates_back: ------------------------------------
+
+def write(fap_local: Any, hooks: str) -> Path:
+    text = (f"app_name: app\nconnection: local\npath: {fap_local.path}\n{hooks}"
+            "stage_role_configs:\n  test:\n    web:\n      hosts: [localhost]\n")
+    path = fap_local.root / "deploy.yml"
+    path.write_text(text)
+    return path
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), start=1) if text in line)
+
+
+@pytest.mark.parametrize(("hooks", "bad", "fragments"), [
+    ("hooks:\n  updated:\n    - run: ./migrate\n      migrate: true\n", "migrate: true",
+     ["unknown step key 'migrate'", "did you mean 'migrates'"]),
+    ("hooks:\n  updated:\n    - run: ./migrate\n      migrations: true\n", "migrations:",
+     ["unknown step key 'migrations'", "did you mean 'migrates'"]),
+    ("hooks:\n  reverting:\n    - run: ./down\n      migrate_back: true\n", "migrate_back",
+     ["unknown step key 'migrate_back'", "did you mean 'migrates_back'"]),
+    ("hooks:\n  updated:\n    - run: ./migrate\n      migrates: yes please\n", "./migrate",
+     ["migrates: expected true or false, got 'yes please'"]),
+    ("hooks:\n  finished:\n    - run: ./migrate\n      migrates: true\n", "./migrate",
+     ["finished: migrates: marks the release a deploy makes", "updated, before the switch, is the usual place"]),
+    ("hooks:\n  reverting:\n    - run: ./migrate\n      migrates: true\n", "./migrate", ["reverting: migrates: marks"]),
+    ("hooks:\n  updated:\n    - run: ./down\n      migrates_back: true\n", "./down",
+     ["updated: migrates_back: is the down-migration of a rollback", "reverting or reverted"]),
+    ("hooks:\n  reverting:\n    - local: ./down\n      migrates_back: true\n", "./down", ["migrates_back: is for run: steps"]),
+    ("hooks:\n  reverting:\n    - run: ./down\n      migrates_back: true\n      once: false\n", "./down",
+     ["migrates_back: runs on one host only; remove once: false"]),
+    ("hooks:\n  reverting:\n    - run: ./down\n      migrates_back: 1\n", "./down", ["migrates_back: expected true or false"]),
+])
+def test_a_mistake_in_migrates_is_one_line_naming_the_line_exit_2(
+        fap_local: Any, fap_run: Any, assert_error: Any, hooks: str, bad: str, fragments: list[str]) -> None:
+    path = write(fap_local, hooks)
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 2, result.output
+    assert_error(result, f"deploy.yml:{line_of(path, bad)}: hooks:", *fragments)
+    assert not fap_local.path.exists()
+
+
+def test_fap_config_shows_which_steps_migrate(fap_local: Any, fap_run: Any) -> None:
+    write(fap_local, "hooks:\n  updated:\n    - run: ./migrate\n      once: true\n      migrates: true\n"
+                     "  reverting:\n    - run: ./migrate-back\n      migrates_back: true\n")
+
+    result = fap_run(["config", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    rows = [line.split()[:5] for line in result.stdout.splitlines() if line.startswith("hooks.")]
+    assert rows == [["hooks.updated", "run:", "./migrate", "(once)", "(migrates)"],
+                    ["hooks.reverting", "run:", "./migrate-back", "(once)", "(migrates"]]
