@@ -117,13 +117,16 @@ cli.add_command(_release_alias, "release")
 
 @fleet_command("rollback", "Switch every selected host back to its previous release.")
 @click.option("--to", "to", metavar="RELEASE", help="Return to this release instead of the previous one.")
+@click.option("--across-migrations", "across_migrations", is_flag=True,
+              help="Roll back past releases that migrated the schema, leaving the schema as it is (no migrates_back step).")
 @wait_lock_option
-def rollback(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None) -> None:
+def rollback(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None,
+             across_migrations: bool) -> None:
     from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.rollback import rollback as run
 
     with Fleet(options, stage, role, overrides, "rollback") as fleet:
-        _finish(fleet, run(fleet, to), success="rolled back")
+        _finish(fleet, run(fleet, to, across_migrations), success="rolled back")
 
 
 @fleet_command("restart", "Run the restart hooks (restarting, restarted) on every selected host.")
@@ -300,7 +303,7 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
     from rich.table import Table
 
     from fapistrano.commands.fleet import Fleet
-    from fapistrano.commands.releases import broken_currents, current_disagreement, release_rows
+    from fapistrano.commands.releases import broken_currents, current_disagreement, migration_notes, release_rows
     from fapistrano.commands.releases import releases as run
     from fapistrano.freeze import notes
     from fapistrano.layout import now
@@ -327,6 +330,8 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
             style = "bold green" if row.status == "current" else ("yellow" if row.status else "")
             table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
         fleet.console.print(table)
+        for note in migration_notes(hosts):
+            fleet.console.print(note, markup=False, highlight=False, soft_wrap=True)
         disagreement = current_disagreement(label, hosts)
         for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts), *frozen]:
             fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)

@@ -19,6 +19,7 @@ rollback with nothing switched.
 
 from __future__ import annotations
 
+import posixpath
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,71 @@ class Ledger:
             return [m for m in self._recorded if m.release == release and (stage is None or m.stage in (None, stage))]
 
 
+def ledger_of(run_state: Any) -> Ledger | None:
+    """The run's :class:`Ledger` (``run.state.migrations``, ``ctx.run_state.migrations``); ``None`` outside a run."""
+    ledger = getattr(run_state, "migrations", None)
+    return ledger if isinstance(ledger, Ledger) else None
+
+
+def record(ctx: Any, what: str) -> None:
+    """``ctx.mark_migrated(what)`` and a ``migrates: true`` step that succeeded: the run records the migration."""
+    if str(ctx.flow) != "release" or ctx.phase not in MIGRATING_PHASES:
+        raise FapError(f"mark_migrated({what!r}): only a deploy's release migrates, in {', '.join(MIGRATING_PHASES)};"
+                       f" called in {ctx.flow} {ctx.phase}")
+    if ctx.dry_run:
+        ctx.log(f"would mark {ctx.release} migrated: {what}")
+        return
+    ledger = ledger_of(ctx.run_state)
+    if ledger is None:  # a Context made outside a run (a plugin's own test): nothing to mark
+        return
+    ledger.record(Migration(ctx.release, what, ctx.host, str(ctx.phase), ctx.stage))
+    ctx.log(f"{ctx.release} migrated the schema: {what}; every host of {ctx.stage} marks it migrated")
+
+
+def marks_due(ctx: Any) -> list[Migration] | None:
+    """What this host's mark of its release should say now, or ``None`` when it says it already (or nothing migrated)."""
+    ledger = ledger_of(ctx.run_state)
+    if str(ctx.flow) != "release" or ctx.dry_run or not ctx.release or ledger is None:
+        return None
+    migrations = ledger.of_release(ctx.release, ctx.stage)
+    if len(migrations) == ctx.state.get(_WRITTEN, 0):
+        return None
+    return migrations
+
+
+def marked(ctx: Any, migrations: Sequence[Migration]) -> None:
+    """This host's mark now holds ``migrations``."""
+    ctx.state[_WRITTEN] = len(migrations)
+
+
+#: ``ctx.state`` key: how many of the run's migrations this host's mark holds.
+_WRITTEN = "core.migrations.written"
+
+
+def down_step(ctx: Any, step: Any, environment: Mapping[str, str]) -> tuple[str, dict[str, str]] | None:
+    """Where a ``migrates_back`` step runs on this host, and its variables; ``None`` when it does not run in this rollback.
+
+    It runs in the newest release crossed that migrated (its code holds the
+    down-migrations), with ``FAP_RELEASE``/``FAP_RELEASE_PATH`` naming the
+    release returned to (whose schema to migrate back to),
+    ``FAP_MIGRATED_RELEASE`` the release it runs in and
+    ``FAP_MIGRATED_RELEASES`` every release crossed that migrated, newest first.
+    """
+    ledger = ledger_of(ctx.run_state)
+    going_back = ledger.going_back.get(ctx.stage if step.role is None else f"{ctx.stage}/{ctx.role}") if ledger else None
+    if going_back is None:
+        ctx.log(f"migrates_back step {step.where} skipped: this rollback crosses no migration")
+        return None
+    names = " ".join(name for name, _ in going_back.crossed)
+    if going_back.across:
+        ctx.log(f"migrates_back step {step.where} skipped (--across-migrations): the schema stays as {names} left it")
+        return None
+    ctx.log(f"migrating the schema back for {going_back.target} before the switch, in {going_back.run_in}"
+            f" (crossed: {_named(going_back.crossed)})")
+    directory = posixpath.join(ctx.config["releases_path"], going_back.run_in)
+    return directory, {**environment, "FAP_MIGRATED_RELEASE": going_back.run_in, "FAP_MIGRATED_RELEASES": names}
+
+
 def migrated_releases(marks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Migration]]:
     """From a host's release marks (``{release: {kind: record}}``), the releases that migrated and how."""
     return {release: read_mark(release, kinds[MARK_KIND]) for release, kinds in marks.items() if MARK_KIND in kinds}
@@ -159,6 +225,15 @@ class HostPlan:
     migrated: Mapping[str, Sequence[Migration]]
     #: Whether a ``migrates_back`` step is written for its stage (``"stage"``), its target (``"label"``), or none.
     down_step: str | None
+
+
+def host_plan(member: Any, target: str | None) -> HostPlan:
+    """A rollback's host (a :class:`fapistrano.runner.Member`, probed) returning to ``target``, for :func:`guard`."""
+    state = member.state
+    steps = [step for step in member.settings.steps if step.migrates_back]
+    down = "stage" if any(s.role is None for s in steps) else "label" if steps else None
+    return HostPlan(member.name, member.settings.stage, member.label, target or "", state.current if state else None,
+                    migrated_releases(getattr(state, "marks", None) or {}), down)
 
 
 def guard(hosts: Iterable[HostPlan], across: bool) -> tuple[dict[str, GoingBack], list[str]]:
@@ -223,11 +298,17 @@ def _named(releases: Sequence[tuple[str, Sequence[Migration]]]) -> str:
     return "; ".join(f"{release} migrated by {', '.join(m.describe() for m in migrations)}" for release, migrations in releases)
 
 
-def not_undone(ledger: Ledger, release: str | None, stage: str | None = None) -> str | None:
-    """After a deploy that did not stay live (switched back, or failed before the switch): the migration it leaves behind."""
-    migrations = ledger.of_release(release, stage)
-    if not migrations or release is None:
-        return None
-    return (f"the schema was migrated by {release}, the release switched away from"
-            f" ({', '.join(m.describe() for m in migrations)}): switching back does not undo it;"
-            " the release now live runs on the migrated schema")
+def not_undone(ledger: Ledger | None, release: str | None, switched_back: bool) -> list[str]:
+    """After a deploy whose release is live nowhere (switched back, or failed before the switch): the migration it left.
+
+    The schema stays migrated: the report says by which release and step, so
+    that nobody takes the release now live for the schema's.
+    """
+    migrations = ledger.of_release(release) if ledger is not None and release else []
+    if not migrations:
+        return []
+    how = "switched away from" if switched_back else "removed after the failure"
+    undo = "switching back" if switched_back else "removing it"
+    return [f"the schema was migrated by {release}, the release {how}"
+            f" ({', '.join(m.describe() for m in migrations)}): {undo} does not undo it;"
+            " the release live now runs on the migrated schema"]

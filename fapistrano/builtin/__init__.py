@@ -7,6 +7,7 @@
 - :mod:`~fapistrano.builtin.checks`: ``fap check``'s own checks (directories writable, linked files, the lock).
 - :mod:`~fapistrano.builtin.steps`: the ``run:`` steps of deploy.yml's ``hooks:``, last in each phase.
 - :mod:`~fapistrano.builtin.health`: the health check after the switch (the runner decides for the fleet).
+- :mod:`~fapistrano.builtin.migrations`: the ``migrated`` mark of a release whose migration ran, on every host.
 
 Each core step is one remote script: one round trip per host per phase (a step of ``hooks:`` is one per step).
 """

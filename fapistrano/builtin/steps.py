@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-from fapistrano import hookimpl
+from fapistrano import hookimpl, migrations
 from fapistrano.errors import CommandFailed
 from fapistrano.steps import failure, remote_environment
 
@@ -33,18 +33,29 @@ def run_steps(ctx) -> None:
     environment = remote_environment(ctx)
     for step in steps:
         command = step.expand(ctx.config)
+        where, env = directory, environment
+        if step.migrates_back:
+            down = migrations.down_step(ctx, step, environment)
+            if down is None:
+                continue
+            where, env = down
         if step.once and ctx.phase != "failed":
             # Where a migration ran is worth a line in every report (the host is not always the first one).
             scope = ctx.stage if step.role is None else f"{ctx.stage}/{ctx.role}"
             ctx.log(f"once step {step.where} runs on this host only, once for {scope}")
         try:
             with ctx.throttle(f"step {step.where}", step.parallel) if step.parallel else nullcontext():
-                ctx.run(LOAD_DOTENV + command, cwd=directory, env=environment)
+                ctx.run(LOAD_DOTENV + command, cwd=where, env=env)
         except CommandFailed as error:
             if ctx.phase != "failed":
                 raise failure(step, ctx.host, error) from None
             # The run has failed already: a failing clean-up or page is told, and the next step still runs.
             ctx.warn(str(failure(step, ctx.host, error)).removeprefix(f"{ctx.host}: "))
+            continue
+        if step.migrates:
+            migrations.record(ctx, migrations.step_text(step.where, step.command))
+        elif step.migrates_back:
+            ctx.log(f"schema migrated back for {ctx.release}: step {step.where} succeeded; the switch follows")
 
 
 def _phase_hook(name: str):

@@ -15,6 +15,7 @@ from typing import Any
 from fapistrano import layout
 from fapistrano.commands.fleet import Fleet
 from fapistrano.flows import FlowName
+from fapistrano.migrations import MARK_KIND, migrated_releases
 from fapistrano.runner import Member, describe, key
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}\Z")
@@ -135,6 +136,10 @@ def release_rows(hosts: Sequence[HostReleases], now: _dt.datetime) -> list[Relea
             status = "unfinished" + ("" if unfinished_on == holders else f" on {', '.join(unfinished_on)}")
         else:
             status = ""
+        migrated_on = [h.host for h in hosts if MARK_KIND in h.state.marks.get(name, {})]
+        if migrated_on:
+            migrated = "migrated" if migrated_on == holders else f"migrated on {', '.join(migrated_on)}"
+            status = f"{status}, {migrated}" if status else migrated
         rows.append(ReleaseRow(
             release=name,
             revision=" / ".join(short_revision(r) for r in revisions) or "-",
@@ -165,3 +170,15 @@ def broken_currents(hosts: Sequence[HostReleases]) -> list[str]:
             what = "an unfinished release" if current in host.state.unfinished else "a release that is not there"
             warnings.append(f"{host.host}: current points to {current}, {what}")
     return warnings
+
+
+def migration_notes(hosts: Sequence[HostReleases]) -> list[str]:
+    """A line per release that migrated the schema: which step (or plugin) did it, on which host."""
+    found: dict[str, list[str]] = {}
+    for host in hosts:
+        for release, migrations in migrated_releases(host.state.marks).items():
+            for migration in migrations:
+                if migration.describe() not in found.setdefault(release, []):
+                    found[release].append(migration.describe())
+    return [f"{release} migrated the schema: {', '.join(found[release])}"
+            for release in sorted(found, key=layout.release_key, reverse=True)]

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from fapistrano import flows
+from fapistrano import flows, migrations
 from fapistrano.commands.changing import Outcome, execute, make_run
 from fapistrano.commands.fleet import Fleet
 from fapistrano.errors import FapError
+from fapistrano.run import Run
 from fapistrano.runner import Member
 
 
-def planner(to: str | None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
-    """For each host, ``(release to return to, release being left)``; every refusal at once, before any host changes."""
+def planner(to: str | None, across_migrations: bool = False, run: Run | None = None,
+            warn: Callable[[str], None] | None = None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
+    """For each host, ``(release to return to, release being left)``; every refusal at once, before any host changes.
+
+    A rollback across a release that migrated the schema is refused here too
+    (exit 2), unless ``across_migrations`` or a ``migrates_back`` step; the
+    plan of those steps goes to ``run``'s ledger (see :mod:`fapistrano.migrations`).
+    """
 
     def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
         choices, refusals = {}, []
@@ -24,14 +31,22 @@ def planner(to: str | None) -> Callable[[Sequence[Member]], Callable[[Member], t
                 refusals.append(str(error))
         if refusals:
             raise FapError("; ".join(refusals))
+        going_back, warnings = migrations.guard([migrations.host_plan(m, choices[id(m)][0]) for m in members], across_migrations)
+        ledger = migrations.ledger_of(run.state) if run is not None else None
+        if ledger is not None:
+            ledger.going_back.update(going_back)
+        for warning in warnings:
+            if warn is not None:
+                warn(warning)
         return lambda member: choices[id(member)]
 
     return plan
 
 
-def rollback(fleet: Fleet, to: str | None) -> Outcome:
-    """Switch every host of ``fleet`` back."""
+def rollback(fleet: Fleet, to: str | None, across_migrations: bool = False) -> Outcome:
+    """Switch every selected host back; across a migration only with ``across_migrations`` or a ``migrates_back`` step."""
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
-    return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to), run=run, local_steps=fleet.local_steps(run),
+    plan = planner(to, across_migrations, run, warn=lambda text: fleet.runner.emit("warning", text))
+    return execute(fleet.runner, flows.ROLLBACK, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
