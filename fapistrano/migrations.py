@@ -138,7 +138,7 @@ def record(ctx: Any, what: str) -> None:
     """``ctx.mark_migrated(what)`` and a ``migrates: true`` step that succeeded: the run records the migration."""
     if str(ctx.flow) != "release" or ctx.phase not in MIGRATING_PHASES:
         raise FapError(f"mark_migrated({what!r}): only a deploy's release migrates, in {', '.join(MIGRATING_PHASES)};"
-                       f" called in {ctx.flow} {ctx.phase}")
+                       f" called in {ctx.phase} ({ctx.flow})")
     if ctx.dry_run:
         ctx.log(f"would mark {ctx.release} migrated: {what}")
         return

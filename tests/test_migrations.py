@@ -161,3 +161,93 @@ def test_fap_config_shows_which_steps_migrate(fap_local: Any, fap_run: Any) -> N
     rows = [line.split()[:5] for line in result.stdout.splitlines() if line.startswith("hooks.")]
     assert rows == [["hooks.updated", "run:", "./migrate", "(once)", "(migrates)"],
                     ["hooks.reverting", "run:", "./migrate-back", "(once)", "(migrates"]]
+
+
+# -- a plugin marks its release: ctx.mark_migrated -------------------------------
+
+ALEMBIC_PLUGIN = '''\
+import os
+
+from fapistrano import hookimpl
+
+
+@hookimpl
+def fap_deploy_updated(ctx):
+    if os.path.exists(os.path.join(ctx.project_dir, "NEW_MIGRATION")):
+        ctx.run("echo alembic upgrade head")
+        ctx.mark_migrated("fap_alembic: alembic upgrade head")
+
+
+@hookimpl
+def fap_deploy_finished(ctx):
+    if os.path.exists(os.path.join(ctx.project_dir, "LATE_MIGRATION")):
+        ctx.mark_migrated("fap_alembic: too late")
+'''
+
+
+def write_plugin(fap_local: Any, hooks: str = "") -> Path:
+    (fap_local.root / "fap_alembic.py").write_text(ALEMBIC_PLUGIN)
+    path = write(fap_local, f"plugins: [fap_alembic]\n{hooks}")
+    return path
+
+
+def deploy(fap_local: Any, fap_run: Any, released: Any, *flags: str) -> str:
+    for flag in flags:
+        (fap_local.root / flag).touch()
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    for flag in flags:
+        (fap_local.root / flag).unlink()
+    assert result.exit_code == 0, result.output
+    return released(result)
+
+
+def test_a_plugin_marks_its_release_and_the_guard_names_what_it_said(
+        fap_local: Any, fap_run: Any, released: Any, assert_error: Any) -> None:
+    write_plugin(fap_local)
+    first = deploy(fap_local, fap_run, released)
+    second = deploy(fap_local, fap_run, released, "NEW_MIGRATION")
+
+    listed = fap_run(["releases", "-s", "test"], cwd=fap_local.root)
+    refused = fap_run(["rollback", "-s", "test"], cwd=fap_local.root)
+
+    assert f"{second} migrated the schema: fap_alembic: alembic upgrade head on localhost" in listed.stdout
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()
+            if line[:1].isdigit() and "the schema" not in line}
+    assert "current, migrated" in rows[second] and "migrated" not in rows[first]
+    assert refused.exit_code == 2, refused.output
+    assert_error(refused, f"rollback to {first} crosses a migration: {second} migrated by fap_alembic: alembic upgrade head"
+                          " on localhost")
+    assert fap_local.current() == second
+
+
+def test_mark_migrated_outside_a_deploys_migrating_phases_fails_naming_the_call(
+        fap_local: Any, fap_run: Any, released: Any) -> None:
+    write_plugin(fap_local)
+    (fap_local.root / "LATE_MIGRATION").touch()
+
+    result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+
+    assert result.exit_code == 1, result.output
+    assert "mark_migrated('fap_alembic: too late'): only a deploy's release migrates, in updating, updated, publishing," \
+           " published, finishing; called in finished (release)" in result.stderr
+
+
+def test_a_local_step_that_migrates_marks_the_release_on_the_hosts(fap_local: Any, fap_run: Any, released: Any) -> None:
+    write(fap_local, "hooks:\n  updated:\n    - local: echo migrating from here\n      migrates: true\n")
+
+    release = deploy(fap_local, fap_run, released)
+    listed = fap_run(["releases", "-s", "test"], cwd=fap_local.root)
+
+    assert f"{release} migrated the schema: step deploy.yml:6 (echo migrating from here) on local" in listed.stdout
+
+
+def test_a_dry_run_marks_nothing(fap_local: Any, fap_run: Any, released: Any) -> None:
+    write(fap_local, "hooks:\n  updated:\n    - run: echo migrating\n      migrates: true\n")
+    deploy(fap_local, fap_run, released)
+
+    result = fap_run(["deploy", "-s", "test", "--dry-run", "-v"], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert "would mark" in result.output and "migrated: step deploy.yml:6 (echo migrating)" in result.output
+    marks = sorted(p.name for p in (fap_local.path / ".fap" / "marks").iterdir())
+    assert len(marks) == 1  # the first deploy's own
