@@ -169,8 +169,9 @@ def marked(ctx: Any, migrations: Sequence[Migration]) -> None:
 _WRITTEN = "core.migrations.written"
 
 
-def down_step(ctx: Any, step: Any, environment: Mapping[str, str]) -> tuple[str, dict[str, str]] | None:
-    """Where a ``migrates_back`` step runs on this host, and its variables; ``None`` when it does not run in this rollback.
+def down_step(ctx: Any, step: Any, environment: Mapping[str, str]) -> tuple[str, dict[str, str], str] | None:
+    """Where a ``migrates_back`` step runs on this host, its variables and a line saying what it does;
+    ``None`` when it does not run in this rollback (said in a line).
 
     It runs in the newest release crossed that migrated (its code holds the
     down-migrations), with ``FAP_RELEASE``/``FAP_RELEASE_PATH`` naming the
@@ -187,10 +188,10 @@ def down_step(ctx: Any, step: Any, environment: Mapping[str, str]) -> tuple[str,
     if going_back.across:
         ctx.log(f"migrates_back step {step.where} skipped (--across-migrations): the schema stays as {names} left it")
         return None
-    ctx.log(f"migrating the schema back for {going_back.target} before the switch, in {going_back.run_in}"
-            f" (crossed: {_named(going_back.crossed)})")
     directory = posixpath.join(ctx.config["releases_path"], going_back.run_in)
-    return directory, {**environment, "FAP_MIGRATED_RELEASE": going_back.run_in, "FAP_MIGRATED_RELEASES": names}
+    return (directory, {**environment, "FAP_MIGRATED_RELEASE": going_back.run_in, "FAP_MIGRATED_RELEASES": names},
+            f"migrating the schema back for {going_back.target} before the switch, in {going_back.run_in}"
+            f" (crossed: {_named(going_back.crossed)})")
 
 
 def migrated_releases(marks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Migration]]:

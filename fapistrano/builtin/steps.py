@@ -33,16 +33,18 @@ def run_steps(ctx) -> None:
     environment = remote_environment(ctx)
     for step in steps:
         command = step.expand(ctx.config)
-        where, env = directory, environment
+        where, env, going_back = directory, environment, ""
         if step.migrates_back:
             down = migrations.down_step(ctx, step, environment)
-            if down is None:
+            if down is None:  # this rollback crosses no migration, or --across-migrations: said why
                 continue
-            where, env = down
+            where, env, going_back = down
         if step.once and ctx.phase != "failed":
             # Where a migration ran is worth a line in every report (the host is not always the first one).
             scope = ctx.stage if step.role is None else f"{ctx.stage}/{ctx.role}"
             ctx.log(f"once step {step.where} runs on this host only, once for {scope}")
+        if going_back:
+            ctx.log(going_back)
         try:
             with ctx.throttle(f"step {step.where}", step.parallel) if step.parallel else nullcontext():
                 ctx.run(LOAD_DOTENV + command, cwd=where, env=env)
