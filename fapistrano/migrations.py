@@ -186,7 +186,8 @@ def down_step(ctx: Any, step: Any, environment: Mapping[str, str]) -> tuple[str,
         return None
     names = " ".join(name for name, _ in going_back.crossed)
     if going_back.across:
-        ctx.log(f"migrates_back step {step.where} skipped (--across-migrations): the schema stays as {names} left it")
+        ctx.log(f"migrates_back step {step.where} skipped (--across-migrations): the schema stays as it is"
+                f" (migrated by {', '.join(name for name, _ in going_back.crossed)})")
         return None
     directory = posixpath.join(ctx.config["releases_path"], going_back.run_in)
     return (directory, {**environment, "FAP_MIGRATED_RELEASE": going_back.run_in, "FAP_MIGRATED_RELEASES": names},

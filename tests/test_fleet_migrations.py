@@ -8,6 +8,7 @@ step (``once: true``, so on host1) appends its release to it, and the
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,33 @@ def test_a_health_switch_back_says_the_schema_stays_migrated_and_by_which_step(
     assert (f"fap: error: the schema was migrated by {new}, the release switched away from (step deploy.yml:{line}"
             f' (echo "up $FAP_RELEASE" >> "$FAP_SHARED_PATH/schema") on host1): switching back does not undo it;'
             " the release live now runs on the migrated schema") in result.stderr, result.stderr
+
+
+# -- examples/django-hooks: a migration, and its way back -------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "django-hooks"
+
+
+def test_the_django_example_migrates_back_in_the_release_that_migrated_before_the_switch(
+        fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path) -> None:
+    from ruamel.yaml import YAML
+
+    project = tmp_path / "django-hooks"
+    shutil.copytree(EXAMPLE, project)
+    yaml = YAML()
+    data = yaml.load(project / "deploy.yml")
+    data["ssh_config"] = str(fap_fleet.ssh_config)
+    data["stage_role_configs"]["production"]["web"]["hosts"] = list(HOSTS)
+    yaml.dump(data, project / "deploy.yml")
+    log = [fap_fleet.app_dir(host, "django_hooks") / "shared" / "db" / "migrations.log" for host in HOSTS]
+    first = released(fap_run(["deploy", "-s", "production", "-q"], cwd=project))
+    (project / "app" / "migrations" / "0002_add_email.py").write_text('"""users.email"""\n')
+    second = released(fap_run(["deploy", "-s", "production", "-q"], cwd=project))
+
+    result = fap_run(["rollback", "-s", "production"], cwd=project)
+
+    assert result.exit_code == 0, result.output
+    assert log[0].read_text().splitlines()[-1] == f"migrated back to 0001_initial by host1 in {second}"
+    assert not log[1].exists() and not log[2].exists()
+    assert "Unapplying app.0002_add_email... OK" in result.output
+    assert all(fap_fleet.current(host, "django_hooks") == first for host in HOSTS)

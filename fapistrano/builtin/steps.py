@@ -47,7 +47,8 @@ def run_steps(ctx) -> None:
             ctx.log(going_back)
         try:
             with ctx.throttle(f"step {step.where}", step.parallel) if step.parallel else nullcontext():
-                ctx.run(LOAD_DOTENV + command, cwd=where, env=env)
+                # What a migration printed is read at every run, like a plugin's show_output.
+                ctx.run(LOAD_DOTENV + command, cwd=where, env=env, show_output=step.migrates or step.migrates_back)
         except CommandFailed as error:
             if ctx.phase != "failed":
                 raise failure(step, ctx.host, error) from None
