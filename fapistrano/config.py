@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from fapistrano import ramps
 from fapistrano.errors import ConfigError
+from fapistrano.flows import STEP_PHASES
 from fapistrano.masking import MIN_SECRET, Masker, collect_secrets
 from fapistrano.settings import KIND_WORDS, Setting, from_legacy
 
@@ -155,9 +156,8 @@ class Target:
 # Steps of hooks: in deploy.yml
 # ---------------------------------------------------------------------------
 
-#: What ``hooks:`` may name: every phase of every flow, and ``failed`` (the run failed).
-HOOK_PHASES = ("starting", "started", "updating", "updated", "reverting", "reverted", "publishing", "published",
-               "finishing", "finishing_rollback", "finished", "restarting", "restarted", "failed")
+#: What ``hooks:`` may name: the phases of :mod:`fapistrano.flows`, as the strings deploy.yml writes.
+HOOK_PHASES: tuple[str, ...] = tuple(str(phase) for phase in STEP_PHASES)
 _STEP_KEYS = ("run", "local", "once", "parallel", "migrates", "migrates_back")
 
 

@@ -1,4 +1,12 @@
-"""The ordered phases of release, rollback and restart, and how each picks its release."""
+"""The one table of flows and phases: which phases each flow runs, in which order, and how each picks its release.
+
+Everything that names phases reads them here: the hookspecs (a
+``fap_deploy_<phase>`` hook for each :class:`Phase`, checked when
+:mod:`fapistrano.hookspecs` is imported), the ``hooks:`` validation of
+deploy.yml (:data:`STEP_PHASES`), the steps built-in (one hookimpl per phase)
+and the live view (:data:`LAST_PHASES`). A new phase is one member of
+:class:`Phase`, its place in a :class:`Flow`, and its hookspec.
+"""
 
 from __future__ import annotations
 
@@ -39,9 +47,16 @@ class Phase(str, Enum):
     FINISHED = "finished"
     RESTARTING = "restarting"
     RESTARTED = "restarted"
+    #: Not in any flow's order: ``fap_deploy_failed`` runs on every host when a run fails, in any flow.
+    FAILED = "failed"
 
     def __str__(self) -> str:
         return self.value
+
+
+def hook_name(phase: str) -> str:
+    """The hook a phase calls: ``fap_deploy_<phase>`` (``fap_deploy_failed`` for ``failed``)."""
+    return f"fap_deploy_{phase}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,8 @@ class Flow:
     creates_release: bool
 
     def hook_name(self, phase: str) -> str:
-        return f"fap_deploy_{phase}"
+        """The hook ``phase`` calls (see :func:`hook_name`)."""
+        return hook_name(phase)
 
     def before_publishing(self, phase: str) -> bool:
         """Whether a failure in ``phase`` must leave every host as it was."""
@@ -78,6 +94,13 @@ ROLLBACK = Flow(
 )
 RESTART = Flow(FlowName.RESTART, (P.RESTARTING, P.RESTARTED), publish_phase=None, creates_release=False)
 del P
+
+#: The flows that run phases on the hosts.
+FLOWS: tuple[Flow, ...] = (RELEASE, ROLLBACK, RESTART)
+#: What ``hooks:`` in deploy.yml may name: every phase of every flow, and ``failed`` (the run failed).
+STEP_PHASES: tuple[Phase, ...] = tuple(Phase)
+#: The phase each flow ends with: a host done with it is done with its run.
+LAST_PHASES: frozenset[Phase] = frozenset(flow.phases[-1] for flow in FLOWS)
 
 
 def release_for_run(states: list[layout.HostState]) -> str:

@@ -465,3 +465,17 @@ def fap_deploy_restarted(ctx: Context) -> None:
     :param ctx: the host's context.
     """
 
+
+
+def _check_phase_hooks() -> None:
+    """Every phase of :mod:`fapistrano.flows` has its ``fap_deploy_<phase>`` hook here, and no other phase does."""
+    from fapistrano.flows import Phase, hook_name
+
+    declared = {name for name, value in globals().items() if name.startswith("fap_deploy_") and hasattr(value, "fapistrano_spec")}
+    expected = {hook_name(phase) for phase in Phase}
+    if declared != expected:
+        raise RuntimeError(f"hookspecs and fapistrano.flows disagree: no hookspec for {sorted(expected - declared)},"
+                           f" no phase for {sorted(declared - expected)}")
+
+
+_check_phase_hooks()

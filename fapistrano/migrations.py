@@ -25,14 +25,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fapistrano import layout
+from fapistrano import flows, layout
 from fapistrano.errors import FapError, one_line
 
-#: The phases whose steps may say ``migrates: true``: a deploy's own, from the code's arrival to the last but one
+#: The phases whose steps may say ``migrates: true``: a deploy's, from the code's arrival to the last but one
 #: (every host writes the mark at the start of the next phase, so a migration in ``finished`` would mark no host).
-MIGRATING_PHASES = ("updating", "updated", "publishing", "published", "finishing")
+MIGRATING_PHASES: tuple[str, ...] = tuple(
+    str(phase) for phase in flows.RELEASE.phases[flows.RELEASE.phases.index(flows.Phase.UPDATING):-1])
 #: The phases whose steps may say ``migrates_back: true``: a rollback's own, before the switch.
-MIGRATING_BACK_PHASES = ("reverting", "reverted")
+MIGRATING_BACK_PHASES: tuple[str, ...] = tuple(
+    str(phase) for phase in flows.ROLLBACK.phases if flows.ROLLBACK.before_publishing(phase) and phase not in flows.RELEASE.phases)
 #: The kind of release mark a migration writes.
 MARK_KIND = "migrated"
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any, Literal, get_args
 
+from fapistrano.flows import LAST_PHASES
+
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 
 #: What an :class:`Event` reports (docs/failures.rst lists them for ``--log-json`` readers; a test keeps both equal):
@@ -323,8 +325,6 @@ class PlainReporter(Reporter):
                 self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-#: The phase each flow ends with (release and rollback: finished; restart: restarted).
-_LAST_PHASES = ("finished", "restarted")
 #: What the events of the health check give as their phase (it runs between two phases, on its own).
 HEALTH_PHASE = "healthcheck"
 
@@ -410,7 +410,7 @@ class LiveReporter(Reporter):
         elif kind == "phase" and event.status == "ok":
             # Done with its flow (with --batch-size the next batch runs on), or with this phase:
             # either way its spinner and clock stop, and the hosts still working stand out.
-            last = event.phase in _LAST_PHASES
+            last = event.phase in LAST_PHASES
             row.update(status="ok" if last else "waiting", end=now, **({"phase": "done", "step": ""} if last else {}))
         elif event.phase == HEALTH_PHASE and kind in ("command", "log", "error", "output"):
             self._update_health_row(row, event, now)

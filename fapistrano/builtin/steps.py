@@ -13,6 +13,7 @@ from contextlib import nullcontext
 
 from fapistrano import hookimpl, migrations
 from fapistrano.errors import CommandFailed
+from fapistrano.flows import Phase, hook_name
 from fapistrano.steps import failure, remote_environment
 
 #: Exports the release's .env, as fap once does (a directory without one, like ``path``, has none).
@@ -70,19 +71,11 @@ def _phase_hook(name: str):
     return hookimpl(trylast=True)(hook)
 
 
-fap_deploy_starting = _phase_hook("fap_deploy_starting")
-fap_deploy_started = _phase_hook("fap_deploy_started")
-fap_deploy_updating = _phase_hook("fap_deploy_updating")
-fap_deploy_updated = _phase_hook("fap_deploy_updated")
-fap_deploy_reverting = _phase_hook("fap_deploy_reverting")
-fap_deploy_reverted = _phase_hook("fap_deploy_reverted")
-fap_deploy_publishing = _phase_hook("fap_deploy_publishing")
-fap_deploy_published = _phase_hook("fap_deploy_published")
-fap_deploy_finishing = _phase_hook("fap_deploy_finishing")
-fap_deploy_finishing_rollback = _phase_hook("fap_deploy_finishing_rollback")
-fap_deploy_finished = _phase_hook("fap_deploy_finished")
-fap_deploy_restarting = _phase_hook("fap_deploy_restarting")
-fap_deploy_restarted = _phase_hook("fap_deploy_restarted")
+# One hookimpl per phase of the flows' table (fap_deploy_failed, which takes the error too, is below).
+for _phase in Phase:
+    if _phase is not Phase.FAILED:
+        globals()[hook_name(_phase)] = _phase_hook(hook_name(_phase))
+del _phase
 
 
 @hookimpl(trylast=True)
