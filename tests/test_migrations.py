@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from fapistrano.migrations import HostPlan, Ledger, Migration, MigrationsCrossed, crossed, guard, mark_record, read_mark
+from fapistrano.migrations import (
+    HostPlan,
+    Ledger,
+    Migration,
+    MigrationsCrossed,
+    crossed,
+    guard,
+    mark_record,
+    not_undone,
+    read_mark,
+)
 
 R1, R2, R3, R4 = "260101-100000", "260102-100000", "260103-100000", "260104-100000"
 MIGRATE = Migration(R3, "step deploy.yml:14 (./manage.py migrate)", "host1", "updated", "production")
@@ -105,6 +115,19 @@ def test_the_ledger_gives_each_stage_its_own_migrations_and_a_local_step_to_all(
     ledger.record(Migration(R3, "step deploy.yml:14 (./manage.py migrate)", "host9", "updated", "staging"))
     assert [m.host for m in ledger.of_release(R3, "production")] == ["host1", "local"]
     assert ledger.of_release(R4, "production") == []
+
+
+def test_a_deploy_that_did_not_stay_live_names_the_migration_it_leaves_behind() -> None:
+    ledger = Ledger()
+    assert not_undone(ledger, R3, switched_back=True) == []
+    ledger.record(MIGRATE)
+    (switched,) = not_undone(ledger, R3, switched_back=True)
+    (removed,) = not_undone(ledger, R3, switched_back=False)
+    assert switched == (f"the schema was migrated by {R3}, the release switched away from (step deploy.yml:14"
+                        " (./manage.py migrate) on host1): switching back does not undo it;"
+                        " the release live now runs on the migrated schema")
+    assert removed.startswith(f"the schema was migrated by {R3}, the release removed after the failure (step")
+    assert "removing it does not undo it" in removed
 
 
 # -- deploy.yml: migrates: and migrates_back: ------------------------------------
