@@ -30,7 +30,8 @@ is documented in :mod:`fapistrano.hookspecs`; ``ctx`` is a
 :class:`fapistrano.Context`. What a plugin imports comes from here:
 ``hookimpl``, ``Setting``, ``Context``, ``Run`` (what the run-level hooks
 ``fap_run_starting``, ``fap_run_finished`` and ``fap_check_run`` get), with
-its ``RunTarget`` and ``RunOutcome``, and the errors: ``FapError`` (fails
+its ``RunTarget`` and ``RunOutcome``, ``HealthResult`` (what a
+``fap_health_check`` answers), and the errors: ``FapError`` (fails
 with a message, exit 1), ``ConfigError`` (bad input, exit 2),
 ``CommandFailed`` (what ``ctx.run`` raises). The test kit,
 :mod:`fapistrano.testing`, is a pytest plugin a test suite enables with
@@ -50,8 +51,9 @@ hookspec = pluggy.HookspecMarker("fapistrano")
 # The public API, imported after the markers: these modules import them.
 from fapistrano.context import Context  # noqa: E402
 from fapistrano.errors import CommandFailed, ConfigError, FapError  # noqa: E402
+from fapistrano.hosts import HealthResult  # noqa: E402
 from fapistrano.run import Run, RunOutcome, RunTarget  # noqa: E402
 from fapistrano.settings import Setting  # noqa: E402
 
-__all__ = ["CommandFailed", "ConfigError", "Context", "FapError", "Run", "RunOutcome", "RunTarget", "Setting", "__version__",
+__all__ = ["CommandFailed", "ConfigError", "Context", "FapError", "HealthResult", "Run", "RunOutcome", "RunTarget", "Setting", "__version__",
            "hookimpl", "hookspec"]

@@ -17,7 +17,7 @@ import click
 
 from fapistrano import __version__
 from fapistrano.commands.options import Options
-from fapistrano.errors import FapError
+from fapistrano.errors import ExitCode, FapError
 
 OVERRIDES = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
 
@@ -103,9 +103,9 @@ wait_lock_option = click.option("--wait-lock", "wait_lock", metavar="DURATION", 
 @wait_lock_option
 def deploy(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
     from fapistrano.commands.deploy import deploy as run
-    from fapistrano.commands.fleet import Fleet
+    from fapistrano.compose import Composition
 
-    with Fleet(options, stage, role, overrides, "deploy") as fleet:
+    with Composition(options, stage, role, overrides, "deploy") as fleet:
         outcome = run(fleet)
         _finish(fleet, outcome, success=f"deployed release {outcome.release}")
 
@@ -122,20 +122,20 @@ cli.add_command(_release_alias, "release")
 @wait_lock_option
 def rollback(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None,
              across_migrations: bool) -> None:
-    from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.rollback import rollback as run
+    from fapistrano.compose import Composition
 
-    with Fleet(options, stage, role, overrides, "rollback") as fleet:
+    with Composition(options, stage, role, overrides, "rollback") as fleet:
         _finish(fleet, run(fleet, to, across_migrations), success="rolled back")
 
 
 @fleet_command("restart", "Run the restart hooks (restarting, restarted) on every selected host.")
 @wait_lock_option
 def restart(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
-    from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.restart import restart as run
+    from fapistrano.compose import Composition
 
-    with Fleet(options, stage, role, overrides, "restart") as fleet:
+    with Composition(options, stage, role, overrides, "restart") as fleet:
         _finish(fleet, run(fleet), success="restarted")
 
 
@@ -144,10 +144,10 @@ def restart(options: Options, stage: str | None, role: str | None, overrides: li
 @click.option("--host", "host", metavar="NAME", help="Only this host (its exact name; same as --hosts NAME without patterns).")
 @click.option("--all-hosts", is_flag=True, help="Run on every selected host (default: the first selected host of each stage/role).")
 def once(options: Options, stage: str | None, role: str | None, overrides: list[str], command: str, host: str | None, all_hosts: bool) -> None:
-    from fapistrano.commands.fleet import Fleet, host_filter
     from fapistrano.commands.once import once as run
+    from fapistrano.compose import Composition, host_filter
 
-    with Fleet(options, stage, role, overrides, "once", hosts=host_filter(all_hosts), host=host) as fleet:
+    with Composition(options, stage, role, overrides, "once", hosts=host_filter(all_hosts), host=host) as fleet:
         exit_code = run(fleet, command)
         fleet.close()
         if exit_code:
@@ -157,10 +157,10 @@ def once(options: Options, stage: str | None, role: str | None, overrides: list[
 @fleet_command("shell", "Open an interactive shell in the current release of one host, with its .env loaded.")
 @click.option("--host", "host", metavar="NAME", help="Which host, by exact name (default: the first one selected).")
 def shell(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
-    from fapistrano.commands.fleet import Fleet, host_filter
     from fapistrano.commands.shell import shell_argv
+    from fapistrano.compose import Composition, host_filter
 
-    with Fleet(options, stage, role, overrides, "shell", hosts=host_filter(False), host=host, connects=False) as fleet:
+    with Composition(options, stage, role, overrides, "shell", hosts=host_filter(False), host=host, connects=False) as fleet:
         argv = shell_argv(fleet.members[0])
         fleet.close()
     sys.stdout.flush()
@@ -172,12 +172,12 @@ def shell(options: Options, stage: str | None, role: str | None, overrides: list
 @click.option("-m", "--message", "message", metavar="REASON", is_flag=False, flag_value="",
               help="Why the target is frozen (shown to whoever tries to deploy), e.g. 'incident 431: db failover'.")
 def lock(options: Options, stage: str | None, role: str | None, overrides: list[str], message: str | None) -> None:
-    from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.lock import lock as run
+    from fapistrano.compose import Composition
     from fapistrano.freeze import check_message
 
     reason = check_message(message, stage)  # before anything connects
-    with Fleet(options, stage, role, overrides, "lock") as fleet:
+    with Composition(options, stage, role, overrides, "lock") as fleet:
         exit_code = run(fleet, reason)
         fleet.close()
         if exit_code:
@@ -186,10 +186,10 @@ def lock(options: Options, stage: str | None, role: str | None, overrides: list[
 
 @fleet_command("unlock", "Remove a stale deploy lock after showing who held it; lift a freeze (fap lock) the same way.")
 def unlock(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
-    from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.unlock import unlock as run
+    from fapistrano.compose import Composition
 
-    with Fleet(options, stage, role, overrides, "unlock") as fleet:
+    with Composition(options, stage, role, overrides, "unlock") as fleet:
         exit_code = run(fleet)
         fleet.close()
         if exit_code:
@@ -197,34 +197,12 @@ def unlock(options: Options, stage: str | None, role: str | None, overrides: lis
 
 
 def _finish(fleet: Any, outcome: Any, success: str) -> None:
-    """Render how deploy, rollback or restart ended: the summary, then success or the errors; exit with its code."""
-    from fapistrano.runner import summarize
+    """Render how deploy, rollback or restart ended (see :func:`fapistrano.commands.changing.render`); exit with its code."""
+    from fapistrano.commands.changing import render
 
-    ran = any(m.ctx is not None or m.failed is not None for m in fleet.members)
-    results = summarize(fleet.members, fleet.masker) if ran else []
-    title = f"fap {fleet.command}: {'ok' if outcome.ok else 'FAILED'}"
-    fleet.reporter.summary(title, results, outcome.ok)
-    fleet.close()
-    if fleet.command == "deploy":
-        from fapistrano.selection import left_behind
-
-        switched = [(m.label, m.name, m.ctx.release) for m in fleet.members if m.switched and m.status != "reverted" and m.ctx]
-        for line in left_behind(switched, fleet.left_out):
-            fleet.console.print(f"warning: {fleet.masker(line)}", style="yellow", markup=False, highlight=False, soft_wrap=True)
-    if outcome.ok:
-        fleet.console.print(f"dry run, nothing changed: would have {success}" if fleet.options.dry_run else success,
-                            markup=False, highlight=False)
-        return
-    for error in outcome.errors:
-        fleet.errors.print(f"fap: error: {fleet.masker(error)}", style="red", markup=False, highlight=False, soft_wrap=True)
-    if outcome.where:
-        fleet.errors.print(f"fap: {outcome.where}", style="red", markup=False, highlight=False, soft_wrap=True)
-    if outcome.moved and fleet.command == "deploy":
-        from fapistrano.commands.changing import return_hints
-
-        for line in return_hints(fleet.members, fleet.selection, bool(fleet.left_out)):
-            fleet.errors.print(f"fap: {line}", style="red", markup=False, highlight=False, soft_wrap=True)
-    sys.exit(outcome.exit_code)
+    exit_code = render(fleet, outcome, success)
+    if exit_code:
+        sys.exit(exit_code)
 
 
 # ---------------------------------------------------------------------------
@@ -276,9 +254,9 @@ def disconnect_command() -> None:
 def check(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
     from fapistrano.commands.check import check as run
     from fapistrano.commands.check import ok_line, run_problems, summary
-    from fapistrano.commands.fleet import Fleet
+    from fapistrano.compose import Composition
 
-    with Fleet(options.plain(), stage, role, overrides, "check") as fleet:
+    with Composition(options.plain(), stage, role, overrides, "check") as fleet:
         fleet.announce(f"checking {fleet.app} on {fleet.describe()}")
         problems = run_problems(fleet)
         for problem in problems:
@@ -293,7 +271,7 @@ def check(options: Options, stage: str | None, role: str | None, overrides: list
     ok = not problems and all(c.ok for c in checks)
     fleet.console.print(summary(checks, problems), style="green" if ok else "bold red", markup=False, highlight=False)
     if not ok:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 @fleet_command("releases", "List each target's releases: revision, age, which is current; warn when hosts disagree.",
@@ -302,13 +280,13 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
     from rich import box
     from rich.table import Table
 
-    from fapistrano.commands.fleet import Fleet
     from fapistrano.commands.releases import broken_currents, current_disagreement, migration_notes, release_rows
     from fapistrano.commands.releases import releases as run
+    from fapistrano.compose import Composition
     from fapistrano.freeze import notes
     from fapistrano.layout import now
 
-    with Fleet(options.plain(), stage, role, overrides, "releases") as fleet:
+    with Composition(options.plain(), stage, role, overrides, "releases") as fleet:
         by_target, errors = run(fleet)
         fleet.close()
     moment = now()
@@ -338,7 +316,7 @@ def releases(options: Options, stage: str | None, role: str | None, overrides: l
     for error in errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
     if errors:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 @fleet_command("config", "Show every resolved setting of a stage/role, its value (secrets masked) and where it came from."
@@ -348,11 +326,11 @@ def config(options: Options, stage: str | None, role: str | None, overrides: lis
     from rich.text import Text
 
     from fapistrano.commands.config import setting_rows, step_rows
-    from fapistrano.commands.fleet import Fleet, host_filter
+    from fapistrano.compose import Composition, host_filter
 
     # As 'fap deploy' resolves them (its plugins); nothing connects.
     # A stage/role with hosts: [] shows its settings for a stand-in host: they are worth checking before servers exist.
-    with Fleet(options.plain(), stage, role, overrides, "deploy", hosts=host_filter(False), host=host,
+    with Composition(options.plain(), stage, role, overrides, "deploy", hosts=host_filter(False), host=host,
                connects=False, stand_in="no host yet") as fleet:
         secret_names = fleet.runner.plugins.secret_settings()
         for index, member in enumerate(fleet.members):
@@ -386,9 +364,9 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
     from rich.text import Text
 
     from fapistrano import config as cfg
-    from fapistrano.commands.fleet import deployfile_path
     from fapistrano.commands.init import yaml_line
     from fapistrano.commands.plugins import builtin_steps, plugin_infos
+    from fapistrano.compose import deployfile_path
     from fapistrano.ui import make_console
 
     options: Options = context.find_object(Options) or Options()
@@ -430,14 +408,14 @@ def plugins_command(context: click.Context, deployfile: str | None) -> None:
     steps = "; ".join(f"{name.rsplit('.', 1)[-1]} ({', '.join(hooks)})" for name, hooks in builtin_steps())
     console.print(f"core steps, always on: {steps}", style="dim", markup=False, highlight=False, soft_wrap=True)
     if broken:  # a plugin deploy.yml enables cannot load: bad input, as 'fap deploy' would say
-        sys.exit(2)
+        sys.exit(ExitCode.BAD_INPUT)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``fap`` command: user errors are one line, never a traceback.
 
     SIGINT and SIGTERM unwind (connections closed) and exit 130 and 143; while
-    hosts run phases, the runner handles both (see :func:`fapistrano.runner.execute`).
+    hosts run phases, the run handles both (see :mod:`fapistrano.stopping`).
     """
     from fapistrano.errors import Terminated
 
@@ -446,15 +424,15 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="fap", standalone_mode=False)
     except Terminated:
         click.echo("fap: terminated", err=True)
-        sys.exit(143)
+        sys.exit(ExitCode.TERMINATED)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.Abort as abort:
         if isinstance(abort.__context__, Terminated):
             click.echo("fap: terminated", err=True)
-            sys.exit(143)
+            sys.exit(ExitCode.TERMINATED)
         click.echo("fap: aborted", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
@@ -463,9 +441,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         click.echo("fap: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 def _unwind_on_signals() -> None:

@@ -1,6 +1,7 @@
 """deploy.yml -> resolved, validated settings for every (stage, role, host).
 
-Precedence, lowest first: core defaults, plugin ``fap_defaults``, the top of
+Precedence, lowest first: core defaults (declared by the built-in plugin
+``core.settings``, :mod:`fapistrano.builtin.core`), plugin settings, the top of
 deploy.yml, the ``stage_role_configs`` block, the host's own item of ``hosts:``
 (:mod:`fapistrano.hostitems`), the command line. Values may
 reference other settings as ``%(name)s``; they are interpolated per host,
@@ -24,59 +25,17 @@ from fapistrano import ramps
 from fapistrano.errors import ConfigError
 from fapistrano.flows import STEP_PHASES
 from fapistrano.masking import MIN_SECRET, Masker, collect_secrets
-from fapistrano.settings import KIND_WORDS, Setting, from_legacy
+from fapistrano.settings import KIND_WORDS, Setting
 
-#: The commands whose plugins deploy.yml can choose with ``<command>_plugins``.
-COMMANDS = ("deploy", "rollback", "restart", "once", "check", "shell", "releases", "unlock")
-
-#: name -> (default, one-line description). The core's own settings.
-CORE_SETTINGS: dict[str, tuple[Any, str]] = {
-    "app_name": (None, "Name of the application; names its directory on every host."),
-    "user": ("deploy", "SSH login on the hosts (a host written user@host overrides it)."),
-    "sudo_user": (None, "Run every command as this user through 'sudo -u' (when it differs from user)."),
-    "path": ("/home/%(user)s/www/%(app_name)s", "Directory holding releases/, shared/ and current."),
-    "current_path": ("%(path)s/current", "The symlink to the live release."),
-    "releases_path": ("%(path)s/releases", "Directory holding one directory per release."),
-    "shared_path": ("%(path)s/shared", "Files and directories shared by every release."),
-    "release_path": ("%(releases_path)s/%(release)s", "The release this run works on."),
-    "keep_releases": (5, "How many finished releases to keep on each host."),
-    "linked_files": ([], "Files linked from shared_path into every release; each must exist."),
-    "linked_dirs": ([], "Directories linked from shared_path into every release; created when missing."),
-    "environment": ({}, "Variables written, quoted, to .env in every release."),
-    "hosts": ([], "Hosts of a stage/role, each [user@]host[:port], or {host: [user@]host[:port], setting: value, ...} with settings of its own."),
-    "connection": ("ssh", "'ssh', or 'local' to run on this machine without SSH."),
-    "ssh_config": (None, "An ssh config file, passed to ssh as -F."),
-    "ssh_options": ([], "Extra arguments for ssh, e.g. ['-o', 'ProxyJump=bastion']."),
-    "ssh_connect_timeout": (10, "Seconds to wait for a host to accept the connection."),
-    "max_parallel": (20, "How many hosts connect, and then run each phase, at once."),
-    "max_connecting": (10, "How many SSH connections may be being set up at once, over the whole run (a jump host's"
-                           " sshd refuses beyond its MaxStartups, 10 by default); connections already up do not count."),
-    "ssh_persist": ("60s", "How long each host's SSH connection stays up after fap exits, for the next command to reuse"
-                           " without a key exchange: N, Ns, Nm or Nh; 0: it ends with the run ('fap disconnect' closes them)."),
-    "batch_size": (0, "Run the whole flow on this many hosts at a time, batch after batch (0: all at once); a list ramps up: [1, 25%, 100%]."),
-    "batch_pause": (0.0, "Seconds to wait between two batches of batch_size (0: none); Ctrl-C during the pause stops the run."),
-    "max_fail": ("0", "Hosts that may fail before publishing (dropped) or fail the healthcheck (kept) while the rest go on: N or P%."),
-    "healthcheck": ("", "Shell command run on every host after published, until it passes (empty: no check); a failure switches the run back."),
-    "healthcheck_interval": (1.0, "Seconds between two attempts of healthcheck."),
-    "healthcheck_timeout": (30.0, "Seconds healthcheck may take to pass on a host, attempts included."),
-    "plugins": ([], "Plugins to enable: entry point names or dotted module paths."),
-    "mask": ([], "Settings whose values are secrets, masked in all output (each item of a list, each value of a mapping; 4 characters at least)."),
-    "shell_command": ("${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path, the release's .env exported."),
-}
-for _command in COMMANDS:
-    CORE_SETTINGS[f"{_command}_plugins"] = (
-        [],  # a list, so that deploy.yml's list type-checks; unset (not []) means "use plugins"
-        f"Plugins for 'fap {_command}' only, replacing plugins.",
-    )
-# 'release' is Fapistrano 0.9's name of 'deploy' (fap release is its alias): release_plugins still works.
-CORE_SETTINGS["release_plugins"] = ([], "Fapistrano 0.9's name of deploy_plugins (deploy_plugins wins when both are set).")
+#: The plugin whose ``fap_settings`` declares the core's own settings (:mod:`fapistrano.builtin.core`):
+#: their origin is "core default".
+CORE_PLUGIN = "core.settings"
 
 #: Names that interpolation knows besides settings; set per host and run.
 RUN_NAMES = ("stage", "role", "host", "release")
 
 # %(name)s, %(env:NAME)s or %(env:NAME:-default)s, %%; an %(env:...)s that is none of these is an error.
 _REF = re.compile(r"%\((\w+)\)s|%\(env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\)s|(%\(env:.*?\)s)|%%")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -728,37 +687,20 @@ class Declared:
         return self.setting.doc
 
 
-def legacy_settings(plugin: str, defaults: Any, docs: Mapping[str, str] | None = None,
-                    secrets: Iterable[str] = (), where: str = "") -> list[Setting]:
-    """A 1.0 plugin's ``fap_defaults`` (with its ``fap_setting_docs`` and ``fap_secret_settings``) as settings."""
-    if not isinstance(defaults, Mapping):
-        raise ConfigError(f"plugin {plugin}: fap_defaults must return a mapping, got {type(defaults).__name__}")
-    for name in defaults:
-        if not isinstance(name, str) or not _IDENT.match(name):
-            raise ConfigError(f"plugin {plugin}: fap_defaults: {name!r} is not a valid setting name")
-    return from_legacy(defaults, docs or {}, list(secrets), where or f"plugin {plugin}")
+def declared_settings(plugin_settings: Iterable[tuple[str, Iterable[Setting]]]) -> dict[str, Declared]:
+    """Every declared setting by name, from each plugin's :class:`Setting` list; a name declared twice is an error.
 
-
-def declared_settings(
-    plugin_settings: Iterable[tuple[str, Any]],
-    plugin_docs: Mapping[str, str] | None = None,
-) -> dict[str, Declared]:
-    """Core settings plus each plugin's; a name declared twice is an error.
-
-    ``plugin_settings`` pairs a plugin's name with its :class:`Setting` list
-    (``fap_settings``), or with a ``fap_defaults`` mapping (the 1.0 form,
-    described by ``plugin_docs``).
+    ``plugin_settings`` pairs a plugin's name with what it declares, as
+    :meth:`fapistrano.plugins.Plugins.settings` gives them: the core's own
+    (plugin :data:`CORE_PLUGIN`) first, then each loaded plugin's.
     """
-    declared = {name: Declared(Setting(name, default, doc, where="core"), Origin("core"))
-                for name, (default, doc) in CORE_SETTINGS.items()}
+    declared: dict[str, Declared] = {}
     for plugin, settings in plugin_settings:
-        if isinstance(settings, Setting) or not isinstance(settings, Iterable) or isinstance(settings, (str, Mapping)) or \
-                not all(isinstance(s, Setting) for s in settings):
-            settings = legacy_settings(plugin, settings, plugin_docs)
+        origin = Origin("core") if plugin == CORE_PLUGIN else Origin("plugin", plugin)
         for setting in settings:
             if setting.name in declared:
                 raise ConfigError(f"plugin {plugin}: setting {setting.name!r} is already declared by {declared[setting.name].origin}")
-            declared[setting.name] = Declared(setting, Origin("plugin", plugin))
+            declared[setting.name] = Declared(setting, origin)
     return declared
 
 
@@ -842,7 +784,7 @@ def parse_cli_value(name: str, text: str, spec: Declared | Any) -> Any:
         return ramps.parse_cli_batch_size(text)
     if kind == "str":
         return check_type(name, text, spec, origin)
-    if name in CORE_SETTINGS and (name == "plugins" or name.endswith("_plugins")):
+    if isinstance(spec, Declared) and spec.origin.kind == "core" and (name == "plugins" or name.endswith("_plugins")):
         # Plugins are loaded, and their settings declared, before the command line is read.
         raise ConfigError(f"command line: --{_flag(name)}: plugins cannot be chosen on the command line;"
                           f" list them in deploy.yml ({name}: [...])")
@@ -995,10 +937,12 @@ class RoleSettings:
     warnings: tuple[str, ...] = ()
     #: The steps of ``hooks:``: the top level's, then the block's.
     steps: tuple[Step, ...] = ()
-    #: The settings that are shell text (:data:`SHELL_SETTINGS`, and a plugin's ``Setting(shell=True)``).
+    #: The settings that are shell text (declared ``Setting(shell=True)``).
     shell: frozenset[str] = frozenset()
     #: The settings of each host written as a mapping in ``hosts:`` (see :mod:`fapistrano.hostitems`).
     host_settings: Mapping[HostSpec, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: The declared settings whose values are checked once interpolated, for each host: a ``check`` or ``choices``.
+    checked: Mapping[str, Setting] = field(default_factory=lambda: MappingProxyType({}))
 
 
 #: Top-level keys that are no settings: the targets, the steps of ``hooks:``, and the names of the user's own settings.
@@ -1053,9 +997,46 @@ def merge(
         values[key] = value
         origins[key] = Origin("cli")
     steps = (*deployfile.hook_steps(None, None), *deployfile.hook_steps(stage, role))
-    shell = SHELL_SETTINGS | {name for name, d in declared.items() if getattr(getattr(d, "setting", None), "shell", False)}
+    shell = {name for name, d in declared.items() if d.setting.shell}
+    checked = {name: d.setting for name, d in declared.items() if d.setting.check is not None or d.setting.choices}
     return RoleSettings(stage, role, MappingProxyType(values), MappingProxyType(origins), tuple(plugins), tuple(warnings),
-                        steps, frozenset(shell), MappingProxyType(dict(host_settings)))
+                        steps, frozenset(shell), MappingProxyType(dict(host_settings)), MappingProxyType(checked))
+
+
+def top_level_settings(deployfile: DeployFile, declared: Mapping[str, Declared], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's own settings (``run.config``): defaults, deploy.yml's top level, the command line; interpolated.
+
+    Layered as :func:`merge` layers a target's, without a stage/role block
+    (what a block sets belongs to its target) and without a host: a reference
+    to a per-host name (``%(host)s``, ``%(release)s``...) is left as written,
+    and so is one to a name only a block defines.
+    """
+    values: dict[str, Any] = {name: _plain(d.default) for name, d in declared.items()}
+    origins: dict[str, Origin] = {name: d.origin for name, d in declared.items()}
+    for key, value in deployfile.data.items():
+        if key in _RESERVED or key in RUN_NAMES:
+            continue
+        origin = Origin("file", deployfile.where(deployfile.data, key))
+        spec = declared[key] if key in declared else ("" if not isinstance(value, (list, dict)) else value)
+        values[key] = check_type(key, value, spec, origin)
+        origins[key] = origin
+    for key, value in overrides.items():
+        values[key] = value
+        origins[key] = Origin("cli")
+    # "%%" is interpolation's escape for "%": a per-host name stays "%(host)s".
+    for name in RUN_NAMES:
+        values[name] = f"%%({name})s"
+        origins.setdefault(name, Origin("core"))
+    resolved = {}
+    for name in values:
+        if name in RUN_NAMES:
+            continue
+        try:
+            resolved[name] = interpolate(values, origins, only=[name])[name]
+        except ConfigError:
+            # A name only a stage/role block defines: the targets resolve it; the run keeps it as written.
+            resolved[name] = values[name]
+    return resolved
 
 
 # ---------------------------------------------------------------------------
@@ -1063,8 +1044,6 @@ def merge(
 # ---------------------------------------------------------------------------
 
 
-#: Settings that are shell text: a ``%(name)s`` in them goes in shell-quoted, as in a step, and never inside quotes.
-SHELL_SETTINGS = frozenset({"healthcheck"})
 #: How deep ``%(name)s`` references may chain (a -> b -> c ... counts one per arrow).
 MAX_REFERENCE_DEPTH = 50
 #: The longest text (in characters) a value may grow to by interpolation.
@@ -1077,7 +1056,7 @@ def interpolate(
     only: Iterable[str] | None = None,
     environ: Mapping[str, str] | None = None,
     reads: dict[str, dict[str, str]] | None = None,
-    shell: Iterable[str] = SHELL_SETTINGS,
+    shell: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Resolve every ``%(name)s`` and ``%(env:NAME)s``; unknown names, cycles and runaway values name the key and its origin.
 
@@ -1230,39 +1209,10 @@ def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None
     collect_secrets(config, config["mask"], _prefixes(origins))  # a masked value too short to hide is an error
     if not config.get("app_name") and "%(app_name)s" in str(settings.values.get("path")):
         raise ConfigError(f"{_origin_text(settings, 'app_name')}app_name is not set (path uses it)")
-    for name in ("path", "releases_path", "shared_path", "current_path"):
-        place = config[name]
-        if not place:
-            raise ConfigError(f"{_origin_text(settings, name)}{name}: is not set (null or empty); set it to an absolute directory")
-        if not str(place).startswith("/"):
-            raise ConfigError(
-                f"{_origin_text(settings, name)}{name}: {place!r} is not an absolute path; write it from / "
-                "(fap expands neither '~' nor $HOME, and a relative path would depend on where each command runs)"
-            )
-    if configured_release_path is not None and not str(configured_release_path).startswith("/"):
-        raise ConfigError(f"{_origin_text(settings, 'release_path')}release_path: {configured_release_path!r} is not an absolute path;"
-                          " write it from / (e.g. %(releases_path)s/%(release)s)")
-    for name in config["environment"]:
-        if not _IDENT.match(name):
-            raise ConfigError(f"{settings.origins['environment'].prefix()}environment: {name!r} is not a valid variable name")
-    if config["connection"] not in ("ssh", "local"):
-        raise ConfigError(f"{settings.origins['connection'].prefix()}connection: expected 'ssh' or 'local', got {config['connection']!r}")
-    for name in ("keep_releases", "max_parallel", "ssh_connect_timeout"):
-        if config[name] < 1:
-            raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be at least 1, got {config[name]}")
-    from fapistrano.connections import check_settings
-
-    check_settings(config, lambda name: settings.origins[name].prefix())
-    for name in ("healthcheck_interval", "healthcheck_timeout"):
-        if config[name] <= 0:
-            raise ConfigError(f"{settings.origins[name].prefix()}{name}: must be more than 0 seconds, got {config[name]}")
-    max_fail = str(config["max_fail"]).strip()
-    if not re.fullmatch(r"\d+(\.\d+)?%|\d+", max_fail) or (max_fail.endswith("%") and float(max_fail[:-1]) > 100):
-        raise ConfigError(f"{settings.origins['max_fail'].prefix()}max_fail: expected a number of hosts or a percentage up to 100%, got {config['max_fail']!r}")
-    for name in ("linked_files", "linked_dirs"):
-        for item in config[name]:
-            if not item or item.startswith("/") or ".." in Path(item).parts:
-                raise ConfigError(f"{settings.origins[name].prefix()}{name}: {item!r} must be a path relative to the release, without '..'")
+    # A bad reference in the configured release_path must stop the run here too, before the release is named.
+    checked = {**config, "release_path": configured_release_path} if configured_release_path is not None else config
+    for name, setting in settings.checked.items():
+        check_value(setting, checked[name], _origin_text(settings, name))
     secrets = tuple(s for s in config["mask"] if s in config)
     return Target(
         stage=settings.stage,
@@ -1279,7 +1229,26 @@ def _target_for_host(settings: RoleSettings, host: HostSpec, release: str | None
 
 def _origin_text(settings: RoleSettings, name: str) -> str:
     origin = settings.origins.get(name)
-    return origin.prefix() if origin and origin.kind in ("file", "block", "cli") else f"{settings.stage}/{settings.role}: "
+    return origin.prefix() if origin and origin.kind in ("file", "block", "host", "cli") else f"{settings.stage}/{settings.role}: "
+
+
+def check_value(setting: Setting, value: Any, where: str) -> None:
+    """Refuse ``value`` (interpolated, for one host) when it is not one of ``setting.choices`` or its ``check`` raises.
+
+    ``where`` starts the error line (``deploy.yml:12: `` or ``command line: ``);
+    the setting's name follows, then what the check said. ``None`` is left
+    alone in an optional setting (unset); elsewhere (``path: null``) the check says.
+    """
+    if value is None and setting.optional:
+        return
+    if setting.choices and value is not None and value not in setting.choices:
+        raise ConfigError(f"{where}{setting.name}: expected one of {', '.join(setting.choices)}, got {value!r}")
+    if setting.check is None:
+        return
+    try:
+        setting.check(value)
+    except ValueError as problem:
+        raise ConfigError(f"{where}{setting.name}: {problem}") from None
 
 
 def hosts_of(settings: RoleSettings) -> list[HostSpec]:

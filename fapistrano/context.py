@@ -9,6 +9,7 @@ from typing import Any
 
 from fapistrano.config import Target
 from fapistrano.errors import CommandFailed, Interrupted
+from fapistrano.flows import command_of_flow
 from fapistrano.layout import HostState
 from fapistrano.masking import Masker
 from fapistrano.remote import Host, Stdin
@@ -44,6 +45,7 @@ class Context:
         revision_hook: Callable[..., str | None] | None = None,
         project_dir: str | None = None,
         throttles: Throttles | None = None,
+        command: str | None = None,
     ) -> None:
         found = host_state or HostState()
         self.target = target
@@ -87,8 +89,13 @@ class Context:
         #: Who holds the host's lock when it is not this run (as the lock's
         #: owner file reads), else ``None``.
         self.lock_owner: str | None = found.lock_owner
-        #: ``"release"``, ``"rollback"``, ``"restart"``, ``"check"``, ``"once"``
-        #: or ``"releases"`` (in ``fap_release_revision``, asked by ``fap releases``).
+        #: The command the operator typed: ``"deploy"``, ``"rollback"``,
+        #: ``"restart"``, ``"check"``, ``"once"`` or ``"releases"`` (in
+        #: ``fap_release_revision``, asked by ``fap releases``). Test this one.
+        self.command: str = command or command_of_flow(flow)
+        #: The flow the hooks run in: as :attr:`command`, except that ``fap
+        #: deploy`` runs the ``"release"`` flow. Kept for the plugins that test
+        #: it (``ctx.flow == "release"`` means ``ctx.command == "deploy"``).
         self.flow = flow
         #: The phase running now (``"updating"``…; ``"failed"`` in ``fap_deploy_failed``).
         self.phase = "connecting"

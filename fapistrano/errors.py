@@ -2,6 +2,29 @@
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """fap's exit status, the same for every command: the one table of them (docs/cli.rst shows it)."""
+
+    #: Done on every selected host.
+    OK = 0
+    #: Failed: a host, a command, a plugin; ``fap once`` when the command failed on any host.
+    FAILED = 1
+    #: Bad input (deploy.yml, a setting, the command line): no host touched.
+    BAD_INPUT = 2
+    #: Done, except on hosts dropped or unhealthy within ``--max-fail``.
+    PARTIAL = 3
+    #: The health check failed and the fleet was switched back.
+    SWITCHED_BACK = 4
+    #: Refused: the target is frozen (``fap lock -m``); nothing touched.
+    FROZEN = 5
+    #: Interrupted (SIGINT), cleaned up: 128 + the signal's number, as shells report it.
+    INTERRUPTED = 130
+    #: Terminated (SIGTERM), cleaned up.
+    TERMINATED = 143
+
 
 class FapError(Exception):
     """A failure the user can act on; its message is the whole report.
@@ -10,13 +33,13 @@ class FapError(Exception):
     clear message; the runner adds the host, the phase and the plugin name.
     """
 
-    exit_code = 1
+    exit_code: int = ExitCode.FAILED
 
 
 class ConfigError(FapError):
     """deploy.yml or the command line asks for something impossible."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 class CommandFailed(FapError):
@@ -78,13 +101,13 @@ class CommandKilled(HostUnreachable):
 class HealthCheckFailed(FapError):
     """The health check failed after the switch on more hosts than ``max_fail`` allows: the run was switched back."""
 
-    exit_code = 4
+    exit_code = ExitCode.SWITCHED_BACK
 
 
 class Interrupted(FapError):
     """The operator pressed Ctrl-C (or the run was sent SIGTERM)."""
 
-    exit_code = 130
+    exit_code = ExitCode.INTERRUPTED
 
 
 class Stopped(Interrupted):

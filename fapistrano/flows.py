@@ -18,7 +18,11 @@ from fapistrano.errors import FapError
 
 
 class FlowName(str, Enum):
-    """What ``ctx.flow`` says: which command the hook runs in. A string: ``ctx.flow == "release"`` works."""
+    """What ``ctx.flow`` says: which flow the hook runs in. A string: ``ctx.flow == "release"`` works.
+
+    A flow is named for what it does to the hosts; the command that runs it
+    (``fap deploy`` runs the ``release`` flow) is ``ctx.command``: see :data:`COMMANDS`.
+    """
 
     RELEASE = "release"
     ROLLBACK = "rollback"
@@ -101,6 +105,50 @@ FLOWS: tuple[Flow, ...] = (RELEASE, ROLLBACK, RESTART)
 STEP_PHASES: tuple[Phase, ...] = tuple(Phase)
 #: The phase each flow ends with: a host done with it is done with its run.
 LAST_PHASES: frozenset[Phase] = frozenset(flow.phases[-1] for flow in FLOWS)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command the user types (``fap deploy``), as the parts of fap that are not its module need to know it."""
+
+    name: str
+    #: What ``ctx.flow`` says in the hooks it calls; ``None``: it calls no hook with a ``ctx``.
+    flow: FlowName | None = None
+    #: deploy.yml may give it a plugin list of its own, ``<name>_plugins`` (a core setting).
+    chooses_plugins: bool = False
+    #: It only reads the hosts: two stage/roles may share a directory on one host.
+    reads_only: bool = False
+
+
+#: Every command, in the order help, ``fap init`` and ``fap plugins`` list them: the one registry of their names.
+COMMANDS: tuple[Command, ...] = (
+    Command("deploy", FlowName.RELEASE, chooses_plugins=True),
+    Command("rollback", FlowName.ROLLBACK, chooses_plugins=True),
+    Command("restart", FlowName.RESTART, chooses_plugins=True),
+    Command("once", FlowName.ONCE, chooses_plugins=True),
+    Command("check", FlowName.CHECK, chooses_plugins=True, reads_only=True),
+    Command("shell", chooses_plugins=True),
+    Command("releases", FlowName.RELEASES, chooses_plugins=True, reads_only=True),
+    Command("unlock", chooses_plugins=True, reads_only=True),
+    Command("lock"),
+    Command("config", reads_only=True),
+    Command("plugins"),
+    Command("init"),
+    Command("disconnect"),
+)
+
+
+def command(name: str) -> Command:
+    """The command ``name`` (a :class:`KeyError` for a name that is none)."""
+    for known in COMMANDS:
+        if known.name == name:
+            return known
+    raise KeyError(name)
+
+
+def command_of_flow(flow: str) -> str:
+    """The command whose hooks see ``ctx.flow == flow``: ``deploy`` for ``release``; a flow no command runs names itself."""
+    return next((known.name for known in COMMANDS if known.flow is not None and known.flow == flow), str(flow))
 
 
 def release_for_run(states: list[layout.HostState]) -> str:

@@ -6,7 +6,7 @@ says who froze the target, since when and why. It is not a run's lock: no run
 takes it or releases it, ``fap lock`` makes it and ``fap unlock`` lifts it.
 Every changing command reads it in the probe (the round trip that would take
 the run lock, which a frozen host does not take) and refuses at once with
-:data:`FROZEN_EXIT`, before any host changes. ``--wait-lock`` waits only for a
+:attr:`~fapistrano.errors.ExitCode.FROZEN` (exit 5), before any host changes. ``--wait-lock`` waits only for a
 run's lock; a freeze is never waited out.
 """
 
@@ -16,20 +16,20 @@ import json
 import posixpath
 import re
 import shlex
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fapistrano import layout
-from fapistrano.errors import ConfigError, FapError
+from fapistrano.errors import ConfigError, ExitCode, FapError
 from fapistrano.ui import printable
 
 if TYPE_CHECKING:
-    from fapistrano.runner import Member, Runner
+    from fapistrano.hosts import Member
+    from fapistrano.runner import Runner
 
-#: Exit code of a changing command refused because the target is frozen: nothing touched.
-FROZEN_EXIT = 5
 #: The longest reason ``fap lock -m`` accepts, in characters: a reason is a line or two, not a log.
 MESSAGE_LIMIT = 500
 #: The example every hint about ``fap lock`` shows.
@@ -124,7 +124,7 @@ def frozen_hosts(members: Sequence[Member]) -> list[tuple[Member, Freeze]]:
 
 def freeze_lines(members: Sequence[Member], selection: str) -> list[str]:
     """One line per freeze of a changing command's refusal: the hosts, who, when, why, and how to lift it."""
-    from fapistrano.commands.changing import group_errors
+    from fapistrano.reporting import group_errors
 
     found = frozen_hosts(members)
     lines = group_errors([(m.name, f"{m.target.config['path']} is frozen {f.describe()}") for m, f in found])
@@ -135,7 +135,7 @@ def freeze_lines(members: Sequence[Member], selection: str) -> list[str]:
 
 def notes(hosts: Sequence[tuple[str, layout.HostState]]) -> list[str]:
     """For ``fap releases`` and ``fap check``: one line per distinct freeze, naming its hosts."""
-    from fapistrano.commands.changing import group_errors
+    from fapistrano.reporting import group_errors
 
     found = [(host, parse(state.freeze)) for host, state in hosts if state.freeze is not None]
     return group_errors([(host, f"frozen {freeze.describe()}") for host, freeze in found if freeze is not None])
@@ -191,19 +191,21 @@ def wait_policy(text: str | None, reporter: Any, selection: str = "") -> WaitLoc
     return WaitLock(parse_duration(text), text or "", countdown=live, selection=selection)
 
 
-def admit(runner: Runner, members: Sequence[Member], wait: WaitLock | None) -> tuple[int, list[str]] | None:
+def admit(runner: Runner, members: Sequence[Member], wait: WaitLock | None) -> tuple[ExitCode, list[str]] | None:
     """After the probe: refuse a frozen target (exit 5), else wait out running runs' locks as ``--wait-lock`` allows.
 
     ``None`` lets the run go on; any lock still held (``--wait-lock`` gave up,
     or was not given) is then reported as it always was. A freeze that appears
     while waiting refuses at once, as one found at the start.
     """
-    from fapistrano.runner import SIGNAL_EXIT, describe, key
+    from fapistrano.hosts import key
+    from fapistrano.plugins import describe
+    from fapistrano.stopping import SIGNAL_EXIT
 
     selection = wait.selection if wait is not None else ""
     refusal = freeze_lines(members, selection)
     if refusal:
-        return FROZEN_EXIT, refusal
+        return ExitCode.FROZEN, refusal
     held = _held(members)
     if not held or wait is None or wait.seconds <= 0:
         return None
@@ -221,14 +223,14 @@ def admit(runner: Runner, members: Sequence[Member], wait: WaitLock | None) -> t
                 runner.emit("output", f"locked by {member.state.lock_owner if member.state else 'unknown'};"
                                       f" waiting, {duration_text(left)} left", host=member.name, phase="lock")
         if runner.stopping.wait(min(wait.interval, left)):
-            return SIGNAL_EXIT.get(runner.stopped_by, 130) if runner.stopped_by else 130, ["interrupted while waiting for the lock"]
+            return SIGNAL_EXIT[runner.stopped_by or signal.SIGINT], ["interrupted while waiting for the lock"]
         # A dry run never takes a lock: it only looks again.
-        failures = runner.on_each(held, lambda member: runner._probe(member, not runner.dry_run))
+        failures = runner.on_each(held, lambda member: runner.sessions.probe(member, not runner.dry_run))
         if failures:
-            return 1, [f"{m.name}: {describe(failures[key(m)], m.name)}" for m in held if key(m) in failures]
+            return ExitCode.FAILED, [f"{m.name}: {describe(failures[key(m)], m.name)}" for m in held if key(m) in failures]
         refusal = freeze_lines(members, selection)
         if refusal:
-            return FROZEN_EXIT, refusal
+            return ExitCode.FROZEN, refusal
         free = [m for m in held if m not in _held(held)]
         for member in free:
             runner.emit("log", "the lock is free: going on", host=member.name, phase="lock")
@@ -247,7 +249,8 @@ def lift(runner: Runner, members: Sequence[Member]) -> bool:
 
     True when every freeze found is gone (or, in a dry run, would be).
     """
-    from fapistrano.runner import describe, key
+    from fapistrano.hosts import key
+    from fapistrano.plugins import describe
 
     found = frozen_hosts(members)
     for member, freeze in found:

@@ -44,6 +44,7 @@ from fapistrano import hookspec
 
 if TYPE_CHECKING:
     from fapistrano.context import Context
+    from fapistrano.hosts import HealthResult
     from fapistrano.run import Run
     from fapistrano.settings import Setting
 
@@ -465,6 +466,43 @@ def fap_deploy_restarted(ctx: Context) -> None:
     :param ctx: the host's context.
     """
 
+
+
+# ---------------------------------------------------------------------------
+# Health (after ``published`` in ``fap deploy`` and ``fap rollback``, after
+# ``restarted`` in ``fap restart``)
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def fap_health_check(ctx: Context) -> HealthResult | None:
+    """Check that the application answers on this host, once the run has switched it (or restarted it).
+
+    Called on every host that went live, in parallel, after the last host
+    finished ``published`` (``restarted`` in ``fap restart``). The core's
+    ``core.health`` answers it by running the ``healthcheck`` setting's shell
+    command until it passes or ``healthcheck_timeout`` ends (``None`` when
+    ``healthcheck`` is empty). A plugin may answer instead (an HTTP probe, a
+    metrics query): plugins are asked before the core's built-ins.
+    Once the run is stopped (Ctrl-C, SIGTERM) ``ctx.run`` starts no new
+    command and raises: end then and say ``interrupted=True``. Under
+    ``--dry-run`` ``ctx.run`` shows commands without running them: say the
+    check passed.
+
+    The run decides for the fleet from the answers: hosts unhealthy within
+    ``--max-fail`` stay on the new release (exit 3); more of them switch
+    every switched host of a deploy back (exit 4); a rollback or restart
+    reports them failed. A hookimpl that raises counts as a failed check.
+
+    Stops at the first non-``None`` result.
+
+    :param ctx: the host's context (``ctx.phase`` is ``"healthcheck"``;
+        ``ctx.release`` is the release now live).
+    :return: a :class:`fapistrano.HealthResult` (``passed``,
+        ``attempts``, ``seconds``, ``output``: the last lines of a failed
+        check, ``interrupted``); ``None`` when this plugin does not check
+        this host (when no plugin answers, the host has no health check).
+    """
 
 
 def _check_phase_hooks() -> None:

@@ -23,6 +23,8 @@ import sys
 import threading
 from typing import Any
 
+# fapistrano.errors.ExitCode's INTERRUPTED and TERMINATED, written out: importing the enum would import the
+# package (pluggy, the public API) before these handlers are in place (tests/test_exit_codes.py knows).
 _EARLY = {signal.SIGINT: (b"fap: interrupted\n", 130), signal.SIGTERM: (b"fap: terminated\n", 143)}
 
 

@@ -12,15 +12,15 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
-from types import CodeType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import Any
 
 import pluggy
 
 from fapistrano import hookspecs
-from fapistrano.config import legacy_settings
+from fapistrano.config import CORE_PLUGIN
 from fapistrano.errors import ConfigError, FapError
-from fapistrano.settings import Setting
+from fapistrano.settings import Setting, from_legacy
 
 ENTRY_POINT_GROUP = "fapistrano"
 
@@ -29,6 +29,8 @@ ENTRY_POINT_GROUP = "fapistrano"
 BUILTIN_PLUGINS = {
     # Registered first, so that pluggy calls its trylast hookimpls after every other one (core.shared's too).
     "core.steps": "fapistrano.builtin.steps",
+    # The core's own settings, declared as any plugin's.
+    CORE_PLUGIN: "fapistrano.builtin.core",
     "core.dirs": "fapistrano.builtin.dirs",
     "core.shared": "fapistrano.builtin.shared",
     "core.switch": "fapistrano.builtin.switch",
@@ -87,6 +89,17 @@ class Plugins:
         for name, module in BUILTIN_PLUGINS.items():
             self._register(importlib.import_module(module), name, where="core")
         self.loaded: list[str] = []
+        # Callers by (hook, active plugins): every host of a target asks for the same one in every phase.
+        self._callers: dict[tuple[str, frozenset[str]], Callable[..., Any]] = {}
+        self._one_by_one: dict[tuple[str, frozenset[str] | None], list[tuple[str, Callable[..., Any]]]] = {}
+        self._attribution: Attribution | None = None
+
+    @property
+    def attribution(self) -> Attribution:
+        """Which plugin a frame or a traceback belongs to, for the plugins registered now."""
+        if self._attribution is None:
+            self._attribution = Attribution(self.manager)
+        return self._attribution
 
     @property
     def hook(self) -> Any:
@@ -120,6 +133,7 @@ class Plugins:
         for name, (module, where) in reversed(modules.items()):
             self._register(module, name, where)
         self.loaded.extend(modules)
+        self._forget_callers()
         for name, (_module, where) in modules.items():
             unknown = self._unknown_hooks(name)
             if unknown:
@@ -155,6 +169,12 @@ class Plugins:
         except Exception as error:  # noqa: BLE001
             raise ConfigError(f"{where}: plugin {name} failed to load: {type(error).__name__}: {error}") from None
 
+    def _forget_callers(self) -> None:
+        """New plugins: the cached callers and the attribution were made without them."""
+        self._callers.clear()
+        self._one_by_one.clear()
+        self._attribution = None
+
     def _register(self, module: Any, name: str, where: str) -> None:
         try:
             self.manager.register(module, name=name)
@@ -170,17 +190,19 @@ class Plugins:
 
         Called with keyword arguments like any pluggy hook; an exception a
         hookimpl raises comes out as a :class:`PluginFailure` naming its plugin.
+        Made once per hook and set of plugins (a target's), then reused by
+        every host and phase.
         """
-        active = set(active) | set(BUILTIN_PLUGINS)
-        inactive = [
-            self.manager.get_plugin(name)
-            for name in self.loaded
-            if name not in active
-        ]
+        wanted = frozenset(active) | frozenset(BUILTIN_PLUGINS)
+        cache_key = (hook_name, wanted)
+        found = self._callers.get(cache_key)
+        if found is not None:
+            return found
+        inactive = [self.manager.get_plugin(name) for name in self.loaded if name not in wanted]
         hook = getattr(self.manager.hook, hook_name)
         if inactive:
             hook = self.manager.subset_hook_caller(hook_name, remove_plugins=inactive)
-        return _naming(hook)
+        return self._callers.setdefault(cache_key, _naming(hook, self.attribution))
 
     def one_by_one(self, hook_name: str, active: Iterable[str] | None = None) -> list[tuple[str, Callable[..., Any]]]:
         """Each plugin's own implementation of ``hook_name`` as ``(plugin, caller)``, in pluggy's call order.
@@ -191,7 +213,10 @@ class Plugins:
         the built-ins and the ``active`` plugins when ``active`` is given.
         """
         hook = getattr(self.manager.hook, hook_name)
-        allowed = None if active is None else set(active) | set(BUILTIN_PLUGINS)
+        allowed = None if active is None else frozenset(active) | frozenset(BUILTIN_PLUGINS)
+        cached = self._one_by_one.get((hook_name, allowed))
+        if cached is not None:
+            return cached
         everyone = [plugin for _name, plugin in self.manager.list_name_plugin()]
         callers = []
         # pluggy calls the last registered first.
@@ -199,8 +224,8 @@ class Plugins:
             if impl.wrapper or impl.hookwrapper or (allowed is not None and impl.plugin_name not in allowed):
                 continue
             alone = self.manager.subset_hook_caller(hook_name, remove_plugins=[p for p in everyone if p is not impl.plugin])
-            callers.append((impl.plugin_name, _naming(alone, impl.plugin_name)))
-        return callers
+            callers.append((impl.plugin_name, _naming(alone, self.attribution, impl.plugin_name)))
+        return self._one_by_one.setdefault((hook_name, allowed), callers)
 
     def settings(self) -> list[tuple[str, list[Setting]]]:
         """Every loaded plugin's settings, with the plugin's name, in load order.
@@ -219,7 +244,7 @@ class Plugins:
         secrets = {name: result for name, result, _where in self._per_plugin("fap_secret_settings", [])}
         for name, defaults, where in self._per_plugin("fap_defaults", {}):
             by_plugin.setdefault(name, []).extend(
-                legacy_settings(name, defaults, docs.get(name) or {}, secrets.get(name) or [], where)
+                from_legacy(name, defaults, docs.get(name), secrets.get(name), where)
             )
         order = {name: index for index, name in enumerate(self.loaded)}
         return sorted(by_plugin.items(), key=lambda item: order.get(item[0], -1))
@@ -262,6 +287,11 @@ class Plugins:
         return sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
 
 
+def core_settings() -> list[Setting]:
+    """The core's own settings, as the built-in plugin ``core.settings`` declares them (no other plugin loaded)."""
+    return dict(Plugins().settings())[CORE_PLUGIN]
+
+
 def hook_names() -> list[str]:
     """Every hook :mod:`fapistrano.hookspecs` declares."""
     return sorted(name for name, value in vars(hookspecs).items() if hasattr(value, "fapistrano_spec"))
@@ -275,36 +305,56 @@ def _nearest(name: str, known: Iterable[str]) -> str:
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
-def raised_by(impls: Iterable[Any], traceback: TracebackType | None) -> str | None:
-    """The plugin whose hookimpl raised the exception of ``traceback``, or ``None``.
+class Attribution:
+    """Which plugin is at work: the one way fap names it, from the code objects of every hookimpl.
 
-    The traceback is walked from the hook call inwards: the first frame that
-    runs one plugin's hookimpl is the one pluggy called. A frame shared by
-    several plugins (a decorator's wrapper) is passed over for the one it
-    wraps.
+    Nothing wraps or patches a hookimpl: a frame running one plugin's
+    hookimpl (or the function a decorator wraps) names that plugin. A code
+    object shared by several plugins (a decorator's wrapper, one function
+    registered by two modules) names nobody, and the walk goes on to the
+    frame it calls (or is called by). A walk of a few dozen frames costs
+    microseconds; a command costs a round trip.
     """
-    plugins_of: dict[CodeType, set[str]] = {}
-    for impl in impls:
-        if impl.wrapper or impl.hookwrapper:
-            continue
-        for function in (impl.function, inspect.unwrap(impl.function)):
-            code = getattr(function, "__code__", None)
-            if code is not None:
-                plugins_of.setdefault(code, set()).add(impl.plugin_name)
-    while traceback is not None:
-        found = plugins_of.get(traceback.tb_frame.f_code)
-        if found is not None and len(found) == 1:
-            return next(iter(found))
-        traceback = traceback.tb_next
-    return None
+
+    def __init__(self, manager: pluggy.PluginManager) -> None:
+        plugins_of: dict[CodeType, set[str]] = {}
+        for plugin in manager.get_plugins():
+            for caller in manager.get_hookcallers(plugin) or []:
+                for impl in caller.get_hookimpls():
+                    if impl.wrapper or impl.hookwrapper:
+                        continue
+                    for function in (impl.function, inspect.unwrap(impl.function)):
+                        code = getattr(function, "__code__", None)
+                        if code is not None:
+                            plugins_of.setdefault(code, set()).add(impl.plugin_name)
+        self._plugin_of = {code: next(iter(names)) for code, names in plugins_of.items() if len(names) == 1}
+
+    def raised_by(self, traceback: TracebackType | None) -> str | None:
+        """The plugin whose hookimpl raised the exception of ``traceback``: walked from the hook call inwards."""
+        while traceback is not None:
+            found = self._plugin_of.get(traceback.tb_frame.f_code)
+            if found is not None:
+                return found
+            traceback = traceback.tb_next
+        return None
+
+    def running(self, frame: FrameType | None) -> str | None:
+        """The plugin whose hookimpl runs ``frame`` or one of its callers: walked outwards from ``frame``."""
+        while frame is not None:
+            found = self._plugin_of.get(frame.f_code)
+            if found is not None:
+                return found
+            frame = frame.f_back
+        return None
 
 
-def _naming(hook: Any, plugin: str | None = None) -> Callable[..., Any]:
+def _naming(hook: Any, attribution: Attribution, plugin: str | None = None) -> Callable[..., Any]:
     """``hook``, with an exception a hookimpl raises re-raised as a :class:`PluginFailure` naming its plugin.
 
     ``plugin`` when ``hook`` calls one plugin only; otherwise the plugin is
-    found from the traceback (:func:`raised_by`), only when something raised:
-    a call that succeeds costs one function call more than pluggy's own.
+    found from the traceback (:meth:`Attribution.raised_by`), only when
+    something raised: a call that succeeds costs one function call more than
+    pluggy's own.
     """
 
     def call(**kwargs: Any) -> Any:
@@ -313,7 +363,7 @@ def _naming(hook: Any, plugin: str | None = None) -> Callable[..., Any]:
         except PluginFailure:
             raise
         except Exception as error:  # noqa: BLE001 - re-raised with the plugin's name
-            raiser = plugin or raised_by(hook.get_hookimpls(), error.__traceback__)
+            raiser = plugin or attribution.raised_by(error.__traceback__)
             if raiser is None:  # raised by pluggy itself (a missing argument): nobody's to name
                 raise
             raise PluginFailure(raiser, error) from error
@@ -325,3 +375,24 @@ def _source(function: Callable[..., Any]) -> str:
     """``file:line`` of a hookimpl (of the function a decorator wraps)."""
     code = getattr(inspect.unwrap(function), "__code__", None)
     return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "?"
+
+
+def unwrapped(error: BaseException) -> BaseException:
+    """The error itself, out of the :class:`PluginFailure` that names its plugin."""
+    return error.error if isinstance(error, PluginFailure) else error
+
+
+def describe(error: BaseException, host: str) -> str:
+    """One line naming the plugin and the failure, without repeating the host."""
+    plugin = ""
+    if isinstance(error, PluginFailure):
+        plugin = f"{error.plugin}: "
+        error = error.error
+    if isinstance(error, FapError):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+    prefix = f"{host}: "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+    return plugin + text

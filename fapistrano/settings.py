@@ -24,7 +24,7 @@ import difflib
 import sys
 import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,14 @@ class Setting:
     :param shell: the value is shell text (a command fap or the plugin runs):
         a ``%(name)s`` in it goes in shell-quoted, as one word, and one inside
         quotes is refused, so a value never adds a command.
+    :param check: a function fap calls with the value each host gets (its
+        type checked, its ``%(name)s`` filled in; an optional setting's
+        ``None``, unset, is not checked), for what a type cannot say: ``at least 1``, ``an
+        absolute path``. It raises :class:`ValueError` saying what is wrong
+        (``must be at least 1, got 0``); fap refuses the run before any host
+        is touched, in one line naming where the value was set and the
+        setting (``deploy.yml:7: keep_releases: must be at least 1, got 0``).
+        Whatever it returns is ignored.
     """
 
     name: str
@@ -128,6 +136,7 @@ class Setting:
     secret: bool = False
     choices: Sequence[str] = ()
     shell: bool = False
+    check: Callable[[Any], object] | None = field(default=None, compare=False, repr=False)
     #: ``file:line`` of the ``Setting(...)`` call, for errors about the declaration.
     where: str = field(default="", compare=False, repr=False)
 
@@ -166,6 +175,8 @@ class Setting:
                 return f"the default is None but the type is {_type_text(self.type)}; write type={_type_text(self.type)} | None"
             if self.default is not None and not fits(kind, self.default):
                 return f"the default {self.default!r} is not {KIND_WORDS[kind]} (type {_type_text(self.type)})"
+        if self.check is not None and not callable(self.check):
+            return f"check must be a function of the value, got {self.check!r}"
         if self.choices:
             if self.kind != "str" or not all(isinstance(c, str) for c in self.choices):
                 return "choices are strings, for a setting of type str"
@@ -219,10 +230,22 @@ class Settings(Mapping[str, Any]):
         return f"Settings({dict(self._values)!r})"
 
 
-def from_legacy(defaults: Mapping[str, Any], docs: Mapping[str, str], secrets: Sequence[str], where: str) -> list[Setting]:
-    """The 1.0 form (``fap_defaults``, ``fap_setting_docs``, ``fap_secret_settings``) as :class:`Setting` objects."""
+def from_legacy(plugin: str, defaults: Any, docs: Mapping[str, str] | None, secrets: Sequence[str] | None,
+                where: str = "") -> list[Setting]:
+    """A 1.0 plugin's ``fap_defaults`` (with its ``fap_setting_docs`` and ``fap_secret_settings``) as :class:`Setting` objects.
+
+    The one place the 1.0 form becomes the new one: a plugin written for 1.0
+    declares the same settings, checked the same way, as one returning
+    ``Setting`` objects from ``fap_settings``.
+    """
+    if not isinstance(defaults, Mapping):
+        raise ConfigError(f"plugin {plugin}: fap_defaults must return a mapping, got {type(defaults).__name__}")
+    for name in defaults:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigError(f"plugin {plugin}: fap_defaults: {name!r} is not a valid setting name")
+    docs, secrets = docs or {}, secrets or []
     return [
-        Setting(name, default, str(docs.get(name, "") or ""), secret=name in secrets, where=where)
+        Setting(name, default, str(docs.get(name, "") or ""), secret=name in secrets, where=where or f"plugin {plugin}")
         for name, default in defaults.items()
     ]
 

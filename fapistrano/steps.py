@@ -19,11 +19,8 @@ from fapistrano.errors import CommandFailed, FapError, one_line
 from fapistrano.migrations import Migration, ledger_of, step_text
 
 if TYPE_CHECKING:
+    from fapistrano.hosts import Member
     from fapistrano.run import Run
-    from fapistrano.runner import Member
-
-#: ``ctx.flow`` -> the command a step reads in ``$FAP_COMMAND``.
-COMMAND_OF_FLOW = {"release": "deploy", "rollback": "rollback", "restart": "restart"}
 
 
 class StepFailed(FapError):
@@ -92,7 +89,7 @@ def remote_environment(ctx: Any) -> dict[str, str]:
     config = ctx.config
     environment = {
         "FAP_APP_NAME": str(config.get("app_name") or ""),
-        "FAP_COMMAND": COMMAND_OF_FLOW.get(str(ctx.flow), str(ctx.flow)),
+        "FAP_COMMAND": ctx.command,
         "FAP_STAGE": ctx.stage,
         "FAP_ROLE": ctx.role,
         "FAP_HOST": ctx.host,

@@ -8,8 +8,7 @@ import pytest
 from ruamel.yaml import YAML
 from test_commands_support import config_rows, install_demo_plugin, one_error_line
 
-from fapistrano.config import CORE_SETTINGS
-from fapistrano.plugins import installed_plugins
+from fapistrano.plugins import core_settings, installed_plugins
 
 
 def _fill_hosts(path: Path, hosts: str) -> None:
@@ -51,7 +50,7 @@ def test_init_writes_every_setting_of_the_chosen_plugins_commented_out(tmp_path,
         assert any(line.startswith(f"# {name}: ") for line in lines), name
     assert "# keep_releases: 5" in lines
     assert "# current_path: '%(path)s/current'" in lines
-    assert f"# {CORE_SETTINGS['keep_releases'][1]}" in lines
+    assert f"# {next(s.doc for s in core_settings() if s.name == 'keep_releases')}" in lines
 
 
 def test_the_written_file_loads_once_hosts_are_filled_in(tmp_path, fap_run):

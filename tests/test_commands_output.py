@@ -8,7 +8,7 @@ import re
 
 from test_commands_support import install_demo_plugin
 
-from fapistrano.runner import lock_owner_text
+from fapistrano.sessions import lock_owner_text
 
 
 def test_lock_holder_is_the_account_name_without_user_variables(monkeypatch):

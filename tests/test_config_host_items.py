@@ -13,15 +13,22 @@ import pytest
 
 from fapistrano import config as cfg
 from fapistrano.config import ConfigError, HostSpec, Origin
+from fapistrano.plugins import Plugins
+from fapistrano.settings import from_legacy
 
 PLUGIN = ("greeter", {"greeting": "plugin default", "times": 1})
+
+
+def declare(*plugins: tuple[str, Any]) -> dict[str, cfg.Declared]:
+    """The core's settings and each plugin's, a plugin given by its 1.0 ``fap_defaults`` mapping."""
+    return cfg.declared_settings([*Plugins().settings(), *((name, from_legacy(name, defaults, {}, [])) for name, defaults in plugins)])
 
 
 def settings_of(tmp_path: Path, text: str, role: str = "web", cli: list[str] | None = None) -> cfg.RoleSettings:
     path = tmp_path / "deploy.yml"
     path.write_text(textwrap.dedent(text).lstrip("\n"))
     deployfile = cfg.DeployFile.load(path)
-    declared = cfg.declared_settings([PLUGIN])
+    declared = declare(PLUGIN)
     overrides = cfg.parse_overrides(cli or [], declared)
     return cfg.merge(deployfile, "prod", role, declared, overrides, [])
 
@@ -210,4 +217,4 @@ def test_an_error_in_a_host_value_never_quotes_a_secret_of_that_host(tmp_path: P
     with pytest.raises(ConfigError) as raised:
         target(settings_of(tmp_path, text), "web2")
 
-    assert str(raised.value) == f"{tmp_path / 'deploy.yml'}:7: connection: expected 'ssh' or 'local', got '***'"
+    assert str(raised.value) == f"{tmp_path / 'deploy.yml'}:7: connection: expected one of ssh, local, got '***'"

@@ -10,13 +10,15 @@ import pytest
 
 from fapistrano import config as cfg
 from fapistrano.config import ConfigError, HostSpec, Origin
+from fapistrano.plugins import Plugins
+from fapistrano.settings import Setting
 
 
 def settings_of(tmp_path: Path, text: str, cli: list[str] | None = None, stage: str = "prod", role: str = "web") -> cfg.RoleSettings:
     path = tmp_path / "deploy.yml"
     path.write_text(textwrap.dedent(text).lstrip("\n"))
     deployfile = cfg.DeployFile.load(path)
-    declared = cfg.declared_settings([("greeter", {"greeting": "hello from %(host)s"})])
+    declared = cfg.declared_settings([*Plugins().settings(), ("greeter", [Setting("greeting", "hello from %(host)s")])])
     return cfg.merge(deployfile, stage, role, declared, cfg.parse_overrides(cli or [], declared), [])
 
 

@@ -15,8 +15,15 @@ import pytest
 
 from fapistrano import config as cfg
 from fapistrano.config import ConfigError, HostSpec, Origin
+from fapistrano.plugins import Plugins
+from fapistrano.settings import from_legacy
 
 PLUGIN = ("greeter", {"greeting": "plugin default", "greeter_only": "plugin default", "loud": False, "times": 1})
+
+
+def declare(*plugins: tuple[str, Any]) -> dict[str, cfg.Declared]:
+    """The core's settings and each plugin's, a plugin given by its 1.0 ``fap_defaults`` mapping."""
+    return cfg.declared_settings([*Plugins().settings(), *((name, from_legacy(name, defaults, {}, [])) for name, defaults in plugins)])
 
 
 def load(tmp_path: Path, text: str) -> cfg.DeployFile:
@@ -34,7 +41,7 @@ def settings_of(
     plugins: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> cfg.RoleSettings:
     deployfile = load(tmp_path, text)
-    declared = cfg.declared_settings(plugins if plugins is not None else [PLUGIN])
+    declared = declare(*(plugins if plugins is not None else [PLUGIN]))
     overrides = cfg.parse_overrides(cli or [], declared)
     return cfg.merge(deployfile, stage, role, declared, overrides, [])
 
@@ -145,19 +152,19 @@ def test_blocks_of_other_stages_and_roles_do_not_leak(tmp_path: Path) -> None:
 
 def test_a_plugin_may_not_redeclare_a_core_setting() -> None:
     with pytest.raises(ConfigError, match=r"plugin greedy: setting 'keep_releases' is already declared by core default"):
-        cfg.declared_settings([("greedy", {"keep_releases": 9})])
+        declare(("greedy", {"keep_releases": 9}))
 
 
 def test_two_plugins_may_not_declare_the_same_setting() -> None:
     with pytest.raises(ConfigError, match=r"plugin second: setting 'greeting' is already declared by plugin default \(greeter\)"):
-        cfg.declared_settings([PLUGIN, ("second", {"greeting": "x"})])
+        declare(PLUGIN, ("second", {"greeting": "x"}))
 
 
 def test_fap_defaults_must_return_a_mapping_of_names() -> None:
     with pytest.raises(ConfigError, match=r"plugin odd: fap_defaults must return a mapping, got list"):
-        cfg.declared_settings([("odd", ["greeting"])])  # type: ignore[list-item]
+        declare(("odd", ["greeting"]))
     with pytest.raises(ConfigError, match=r"plugin odd: fap_defaults: 'not-a-name' is not a valid setting name"):
-        cfg.declared_settings([("odd", {"not-a-name": 1})])
+        declare(("odd", {"not-a-name": 1}))
 
 
 def test_a_setting_fap_sets_per_run_cannot_be_configured(tmp_path: Path) -> None:
@@ -302,7 +309,7 @@ def test_values_are_converted_where_the_meaning_is_plain(tmp_path: Path) -> None
     [
         ("keep_releases: 0", "keep_releases: must be at least 1, got 0"),
         ("max_parallel: -2", "max_parallel: must be at least 1, got -2"),
-        ("connection: telnet", "connection: expected 'ssh' or 'local', got 'telnet'"),
+        ("connection: telnet", "connection: expected one of ssh, local, got 'telnet'"),
         ("linked_files: [/etc/passwd]", "linked_files: '/etc/passwd' must be a path relative to the release, without '..'"),
         ("linked_dirs: [../outside]", "linked_dirs: '../outside' must be a path relative to the release, without '..'"),
         ("environment: {BAD-NAME: 1}", "environment: 'BAD-NAME' is not a valid variable name"),
@@ -388,7 +395,7 @@ def test_a_role_without_hosts_is_an_error(tmp_path: Path) -> None:
 
 
 def declared() -> dict[str, cfg.Declared]:
-    return cfg.declared_settings([PLUGIN])
+    return declare(PLUGIN)
 
 
 def test_overrides_are_converted_to_each_setting_kind() -> None:

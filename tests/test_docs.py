@@ -27,8 +27,8 @@ sys.path.insert(0, str(DOCS / "_ext"))
 import fap_reference  # noqa: E402  (lives in docs/_ext)
 
 from fapistrano import hookspecs  # noqa: E402
-from fapistrano.config import CORE_SETTINGS, DeployFile, declared_settings, hosts_of, merge, target_for_host  # noqa: E402
-from fapistrano.plugins import Plugins  # noqa: E402
+from fapistrano.config import DeployFile, declared_settings, hosts_of, merge, target_for_host  # noqa: E402
+from fapistrano.plugins import Plugins, core_settings  # noqa: E402
 
 #: The bundled plugins DESIGN.md promises, by entry point name.
 BUNDLED = ("fapistrano.git", "fapistrano.curl", "fapistrano.virtualenv", "fapistrano.supervisorctl", "fapistrano.slack",
@@ -110,10 +110,10 @@ def test_a_hook_without_a_docstring_is_flagged_in_the_reference():
 def test_every_core_setting_is_in_the_configuration_reference_with_its_default_and_meaning():
     text = fap_reference.settings_rst(plugins=[])
 
-    for name, (default, doc) in CORE_SETTINGS.items():
-        block = confval_block(text, name)
-        assert f":default: {fap_reference.format_default(default)}" in block, name
-        assert doc.split(";")[0].split("(")[0].strip() in block.replace("\\", ""), name
+    for setting in core_settings():
+        block = confval_block(text, setting.name)
+        assert f":default: {fap_reference.format_default(setting.default)}" in block, setting.name
+        assert setting.doc.split(";")[0].split("(")[0].strip() in block.replace("\\", ""), setting.name
     assert ":default: ``5``" in confval_block(text, "keep_releases")
     assert ":default: ``/home/%(user)s/www/%(app_name)s``" in confval_block(text, "path")
 
@@ -121,7 +121,7 @@ def test_every_core_setting_is_in_the_configuration_reference_with_its_default_a
 def test_every_core_setting_shows_the_type_fap_checks():
     # Every core setting once rendered 'Type: ""': the reference must say what deploy.yml may hold.
     text = fap_reference.settings_rst(plugins=[])
-    declared = declared_settings([])
+    declared = declared_settings(Plugins().settings())
 
     assert ':type: ``""``' not in text
     for name, spec in declared.items():
@@ -145,7 +145,7 @@ def test_the_command_line_line_of_each_setting_says_what_fap_does_with_it():
         assert "On the command line:" not in block, name
         assert "cannot be chosen on the command line" in block, name
     # Every line that offers a flag is one the command line takes.
-    declared = declared_settings([])
+    declared = declared_settings(Plugins().settings())
     for name in declared:
         block = confval_block(text, name)
         match = re.search(r"On the command line: ``(--[\w-]+) (\S+)``", block)

@@ -43,7 +43,7 @@ def test_no_text_refers_to_an_issue_by_number():
 
 
 def test_the_quick_starts_trimmed_deploy_file_shows_the_defaults_it_keeps():
-    from fapistrano.config import CORE_SETTINGS
+    from fapistrano.plugins import core_settings
 
     from fapistrano_git import fap_settings as git_settings
 
@@ -53,7 +53,7 @@ def test_the_quick_starts_trimmed_deploy_file_shows_the_defaults_it_keeps():
     shown = YAML(typ="safe").load("\n".join(line[6:] for line in block.group(1).splitlines()))
 
     assert shown["branch"] == next(s.default for s in git_settings() if s.name == "branch")
-    assert shown["keep_releases"] == CORE_SETTINGS["keep_releases"][0]
+    assert shown["keep_releases"] == next(s.default for s in core_settings() if s.name == "keep_releases")
 
 
 def _readme_sections() -> dict[str, str]:

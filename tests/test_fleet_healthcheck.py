@@ -280,3 +280,30 @@ def test_a_check_that_exits_124_itself_is_not_reported_as_killed_at_the_timeout(
     assert result.exit_code == 4, result.output
     assert "killed at the timeout" not in result.output
     assert "failed its health check: exited 124" in result.stderr, result.output
+
+
+#: A plugin answering fap_health_check itself: host2 is never healthy, and no healthcheck command is set.
+OWN_CHECK = '''\
+from fapistrano import HealthResult, hookimpl
+
+
+@hookimpl
+def fap_health_check(ctx):
+    if ctx.host == "host2":
+        return HealthResult(False, 1, 0.1, "the probe says 503 on " + ctx.host)
+    return HealthResult(True, 1, 0.1)
+'''
+
+
+def test_a_plugin_answering_the_health_check_decides_as_the_built_in_would(fap_fleet, fap_run, tmp_path, good):
+    (tmp_path / "own_check.py").write_text(OWN_CHECK)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["own_check"]})
+
+    result = deploy(fap_run, tmp_path)
+
+    assert result.exit_code == 4, result.output
+    for host in fap_fleet.names:
+        assert fap_fleet.current(host) == good, result.output
+        assert fap_fleet.releases(host) == [good], result.output
+    assert "the probe says 503 on host2" in result.output
+    assert result.output.count("healthy: check passed") == 2, result.output

@@ -28,8 +28,9 @@ def _firstresult_hooks() -> list[str]:
             if inspect.isfunction(function) and getattr(function, "fapistrano_spec", {}).get("firstresult")]
 
 
-def test_fap_release_revision_is_a_first_answer_wins_hook() -> None:
-    assert _firstresult_hooks() == ["fap_release_revision"]
+def test_the_questions_one_plugin_answers_are_first_answer_wins_hooks() -> None:
+    # Which revision a release holds; whether a host is healthy (the health built-in's answer, or a plugin's before it).
+    assert _firstresult_hooks() == ["fap_release_revision", "fap_health_check"]
 
 
 @pytest.mark.parametrize("name", _firstresult_hooks())
@@ -74,3 +75,49 @@ def test_flows_and_phases_are_strings_plugins_can_compare() -> None:
     assert flows.RELEASE.name == "release" and f"{flows.RELEASE.name}" == "release"
     assert [f"{p}" for p in flows.RESTART.phases] == ["restarting", "restarted"]
     assert flows.RELEASE.hook_name(flows.Phase.UPDATED) == "fap_deploy_updated"
+
+
+COMMAND_PLUGIN = '''\
+from fapistrano import hookimpl
+
+
+def _mark(ctx):
+    with open(ctx.config["trace"], "a") as trace:
+        trace.write(f"{ctx.phase} command={ctx.command} flow={ctx.flow}\\n")
+
+
+@hookimpl
+def fap_deploy_updated(ctx):
+    _mark(ctx)
+
+
+@hookimpl
+def fap_deploy_reverted(ctx):
+    _mark(ctx)
+
+
+@hookimpl
+def fap_deploy_restarted(ctx):
+    _mark(ctx)
+
+
+@hookimpl
+def fap_check(ctx):
+    _mark(ctx)
+'''
+
+
+def test_ctx_command_is_what_the_operator_typed_and_ctx_flow_keeps_its_1_0_meaning(fap_local, fap_run) -> None:
+    root = fap_local.root
+    (root / "command_marker.py").write_text(COMMAND_PLUGIN)
+    fap_local.write_deployfile({"trace": str(root / "trace"), "plugins": ["command_marker"]})
+    for command in (["deploy"], ["deploy"], ["rollback"], ["restart"], ["check"]):
+        result = fap_run([*command, "-s", "test"], cwd=root)
+        assert result.exit_code == 0, result.output
+    assert (root / "trace").read_text().splitlines() == [
+        "updated command=deploy flow=release",
+        "updated command=deploy flow=release",
+        "reverted command=rollback flow=rollback",
+        "restarted command=restart flow=restart",
+        "check command=check flow=check",
+    ]

@@ -99,3 +99,37 @@ def test_a_failing_core_step_is_named_like_a_plugin(fap_local: Any, fap_run: Any
     fap_local.write_deployfile({"linked_files": ["config/app.ini"]})
     result = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
     assert_error(result, "localhost: starting: core.dirs: missing linked file: ")
+
+
+def test_a_targets_caller_is_made_once_and_reused_by_every_host_and_phase(plugins: Plugins) -> None:
+    # One target's plugins: the same caller for each of its hosts, whatever order deploy.yml lists them in.
+    first = plugins.caller("fap_deploy_updated", ["calls_two"])
+    assert plugins.caller("fap_deploy_updated", ("calls_two",)) is first
+    assert plugins.caller("fap_deploy_updated", ["calls_one", "calls_two"]) is not first
+    assert plugins.one_by_one("fap_check", ["calls_one"]) is plugins.one_by_one("fap_check", ["calls_one"])
+
+
+def test_loading_more_plugins_forgets_the_callers_made_without_them(plugins: Plugins, tmp_path: Path) -> None:
+    before = plugins.caller("fap_deploy_updated", ["calls_one", "calls_two", "calls_three"])
+    (tmp_path / "calls_three.py").write_text(PLUGIN.format(name="calls_three"))
+    try:
+        plugins.load([("calls_three", "deploy.yml:3")])
+        after = plugins.caller("fap_deploy_updated", ["calls_one", "calls_two", "calls_three"])
+        assert after is not before
+        with pytest.raises(PluginFailure) as raised:
+            after(ctx={"fail": "calls_three"})
+        assert raised.value.plugin == "calls_three"
+    finally:
+        sys.modules.pop("calls_three", None)
+
+
+def test_the_plugin_at_work_is_named_from_the_stack_as_from_a_traceback(plugins: Plugins) -> None:
+    seen: list[str | None] = []
+
+    class Watching(StepsFreeCtx):
+        def __getitem__(self, key: str) -> Any:
+            seen.append(plugins.attribution.running(sys._getframe(1)))  # noqa: SLF001 - the hookimpl's frame
+            return super().__getitem__(key)
+
+    plugins.caller("fap_deploy_updated", ["calls_one", "calls_two"])(ctx=Watching(fail="nobody"))
+    assert seen == ["calls_one", "calls_two"]

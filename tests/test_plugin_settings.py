@@ -150,3 +150,61 @@ def test_fap_settings_must_return_settings(plugin_dir: Path) -> None:
     odd = 'from fapistrano import hookimpl\n\n@hookimpl\ndef fap_settings():\n    return {"odd_name": 1}\n'
     with pytest.raises(ConfigError, match=r"^plugin settings_case_odd: fap_settings must return a list of fapistrano.Setting$"):
         load(plugin_dir, odd=odd).settings()
+
+
+CHECKED = '''
+from fapistrano import Setting, hookimpl
+
+def positive_port(value):
+    if not 0 < value < 65536:
+        raise ValueError(f"expected a TCP port (1-65535), got {value}")
+
+def web_address(value):
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// address, got {value!r}")
+
+@hookimpl
+def fap_settings():
+    return [
+        Setting("checked_port", 8000, "Where the app listens.", check=positive_port),
+        Setting("checked_url", "http://%(host)s/", "Where the app answers.", check=web_address),
+    ]
+'''
+
+
+def _target(settings: cfg.RoleSettings) -> cfg.Target:
+    (host,) = cfg.hosts_of(settings)
+    return cfg.target_for_host(settings, host, "240517-120000")
+
+
+def test_a_check_refuses_a_bad_value_in_one_line_naming_file_line_and_setting(plugin_dir: Path, tmp_path: Path) -> None:
+    plugins = load(plugin_dir, checked=CHECKED)
+    assert _target(merged(plugins, tmp_path, "app_name: shop\nchecked_port: 8080\n")).config["checked_port"] == 8080
+    with pytest.raises(ConfigError) as raised:
+        _target(merged(plugins, tmp_path, "app_name: shop\nchecked_port: 70000\n"))
+    assert str(raised.value) == f"{tmp_path / 'deploy.yml'}:2: checked_port: expected a TCP port (1-65535), got 70000"
+    with pytest.raises(ConfigError, match=r"^command line: checked_port: expected a TCP port \(1-65535\), got 0$"):
+        _target(merged(plugins, tmp_path, "app_name: shop\n", cli=["--checked-port", "0"]))
+
+
+def test_a_check_sees_the_value_once_its_references_are_filled_in(plugin_dir: Path, tmp_path: Path) -> None:
+    plugins = load(plugin_dir, checked=CHECKED)
+    assert _target(merged(plugins, tmp_path, "app_name: shop\n")).config["checked_url"] == "http://web1/"
+    with pytest.raises(ConfigError, match=r":3: checked_url: expected an http:// or https:// address, got 'ftp://web1/'$"):
+        _target(merged(plugins, tmp_path, "app_name: shop\nscheme: ftp\nchecked_url: '%(scheme)s://%(host)s/'\n"))
+
+
+def test_a_check_that_is_not_a_function_is_refused_where_the_setting_is_declared() -> None:
+    with pytest.raises(ConfigError, match=r"setting 'odd_port': check must be a function of the value, got 5"):
+        Setting("odd_port", 1, "A port.", check=5)  # type: ignore[arg-type]
+
+
+def test_the_core_settings_are_a_built_in_plugins_typed_settings_with_checks() -> None:
+    plugins = Plugins()
+    (owner, core), *_others = plugins.settings()
+    assert owner == cfg.CORE_PLUGIN == "core.settings"
+    by_name = {setting.name: setting for setting in core}
+    assert by_name["connection"].choices == ("ssh", "local")
+    assert by_name["keep_releases"].kind == "int" and by_name["keep_releases"].check is not None
+    assert {"path", "max_fail", "ssh_persist", "linked_files", "environment"} <= {n for n, s in by_name.items() if s.check}
+    assert cfg.declared_settings(plugins.settings())["keep_releases"].origin == cfg.Origin("core")

@@ -6,6 +6,8 @@ import textwrap
 from pathlib import Path
 
 from fapistrano import config as cfg
+from fapistrano.flows import COMMANDS
+from fapistrano.plugins import Plugins
 
 DEPLOY_YML = """
 plugins: [everywhere]
@@ -27,9 +29,9 @@ def test_release_plugins_choose_the_plugins_of_fap_deploy(tmp_path: Path) -> Non
 
 
 def test_release_plugins_is_a_known_setting_and_release_is_no_command_of_its_own(tmp_path: Path) -> None:
-    declared = cfg.declared_settings([])
+    declared = cfg.declared_settings(Plugins().settings())
     assert "release_plugins" in declared and "deploy_plugins" in declared
-    assert "release" not in cfg.COMMANDS
+    assert "release" not in [command.name for command in COMMANDS]
 
 
 def test_fap_release_deploys_with_the_release_plugins(fap_local, fap_run) -> None:

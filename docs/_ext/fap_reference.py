@@ -1,8 +1,8 @@
 """Generate the reference pages' reStructuredText from the code itself.
 
 The configuration reference, the CLI reference and the hook reference are
-never typed by hand: they are built from ``fapistrano.config.CORE_SETTINGS``
-and each bundled plugin's ``fap_settings``, from the
+never typed by hand: they are built from the ``fap_settings`` of the core's
+built-in plugin ``core.settings`` and of each bundled plugin, from the
 click command tree in ``fapistrano.cli``, and from the hookspec docstrings in
 ``fapistrano.hookspecs``. This module imports no Sphinx, so the tests
 (``tests/test_docs.py``) call the same functions the docs build calls.
@@ -146,12 +146,12 @@ def _entry_points(directory: Path) -> list[tuple[str, str, str]]:
 
 
 def core_settings() -> list[Setting]:
-    """The core's own settings, in the order ``CORE_SETTINGS`` declares them."""
-    from fapistrano.config import declared_settings
+    """The core's own settings, in the order the built-in plugin ``core.settings`` declares them."""
+    from fapistrano.plugins import core_settings
 
     # As fap declares them: each with the kind its values are checked against (not an empty kind).
-    return [Setting(name, s.default, s.doc, "core", s.secret, s.kind, s.optional and s.kind != "str", tuple(s.choices))
-            for name, s in ((name, d.setting) for name, d in declared_settings([]).items())]
+    return [Setting(s.name, s.default, s.doc, "core", s.secret, s.kind, s.optional and s.kind != "str", tuple(s.choices))
+            for s in core_settings()]
 
 
 def plugin_settings(plugins: Iterable[BundledPlugin] | None = None) -> list[PluginSettings]:
@@ -161,6 +161,7 @@ def plugin_settings(plugins: Iterable[BundledPlugin] | None = None) -> list[Plug
     installed (a checkout without ``pip install``) is imported from its
     directory, so the reference can be built from a bare clone.
     """
+    from fapistrano.config import CORE_PLUGIN
     from fapistrano.plugins import Plugins, installed_plugins
 
     installed = {entry.name for entry in installed_plugins()}
@@ -177,7 +178,8 @@ def plugin_settings(plugins: Iterable[BundledPlugin] | None = None) -> list[Plug
             manager.load([(plugin.module, str(plugin.directory))])
         settings = [
             Setting(s.name, s.default, s.doc, plugin.name, s.secret, s.kind, s.optional and s.kind != "str", tuple(s.choices))
-            for _owner, declared in manager.settings()
+            for owner, declared in manager.settings()
+            if owner != CORE_PLUGIN  # the core's own are in core_settings()
             for s in declared
         ]
         results.append(PluginSettings(plugin, settings))
@@ -232,6 +234,7 @@ def setting_rst(setting: Setting) -> str:
 def command_line_text(setting: Setting, flag: str, value: str) -> str:
     """What ``fap COMMAND … --flag VALUE`` does with this setting, asked of the CLI and the config parser themselves."""
     from fapistrano.config import ConfigError, declared_settings, parse_cli_value
+    from fapistrano.plugins import Plugins
 
     option, commands = _command_options().get(flag, (None, []))
     if option is not None:
@@ -242,7 +245,7 @@ def command_line_text(setting: Setting, flag: str, value: str) -> str:
                 f" {named} (see :doc:`cli`): {_help_text(option.help)}")
     if setting.owner == "core":
         try:
-            parse_cli_value(setting.name, "x", declared_settings([])[setting.name])
+            parse_cli_value(setting.name, "x", declared_settings(Plugins().settings())[setting.name])
         except ConfigError as error:
             if "cannot be chosen on the command line" in str(error):
                 said = str(error).split(": ", 2)[-1]

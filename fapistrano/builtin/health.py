@@ -1,8 +1,8 @@
 """healthcheck: run the configured check on one host until it passes or its timeout ends.
 
-The runner calls :func:`check_host` on every host after ``published`` (after
-``restarted`` in ``fap restart``) and decides for the fleet (see
-:meth:`fapistrano.runner.Runner.health_gate`). Each attempt runs under the
+Answers ``fap_health_check``, which the run calls on every host after
+``published`` (after ``restarted`` in ``fap restart``) before it decides for
+the fleet (see :meth:`fapistrano.recovery.Recovery.health_gate`). Each attempt runs under the
 host's ``timeout`` (coreutils), so a check that hangs is killed on the host at
 the deadline and the run's one connection stays usable.
 """
@@ -11,28 +11,17 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from fapistrano import hookimpl
 from fapistrano.errors import CommandFailed, FapError
+from fapistrano.hosts import HealthResult
 from fapistrano.steps import remote_environment
 
 #: How many of the last check's output lines the report shows.
 SHOWN_LINES = 5
 #: Seconds ``timeout`` waits after its TERM before it KILLs a check that ignores it.
 KILL_AFTER = 2
-
-
-@dataclass
-class HealthResult:
-    """How one host's check ended: passed or not, after how many attempts, and its last output lines."""
-
-    passed: bool
-    attempts: int
-    seconds: float
-    output: str = ""
-    interrupted: bool = False
 
 
 def check_script(command: str, seconds: float) -> str:
@@ -96,6 +85,14 @@ def fap_check(ctx: Any) -> list[str]:
     if "fap-health-no-timeout" in lines:
         problems.append("healthcheck needs 'timeout' (coreutils) on the host, to kill a check that hangs")
     return problems
+
+
+@hookimpl
+def fap_health_check(ctx: Any) -> HealthResult | None:
+    """The ``healthcheck`` command, retried until it passes or its timeout ends; ``None`` when it is empty (no check)."""
+    if not ctx.config["healthcheck"]:
+        return None
+    return check_host(ctx, ctx.stopping)
 
 
 def check_host(ctx: Any, stopping: Any = None) -> HealthResult:

@@ -1,7 +1,7 @@
 """One module per ``fap`` command; :mod:`fapistrano.cli` parses the command line, calls one, renders what it returns.
 
-- :mod:`~fapistrano.commands.fleet`: a run composed in one place — deploy file,
-  plugins, settings, targets, hosts, reporters, the runner.
+- :mod:`fapistrano.compose` (outside this package): a run composed in one place —
+  deploy file, plugins, settings, targets, hosts, reporters, the engine.
 - :mod:`~fapistrano.commands.changing`: what deploy, rollback and restart share —
   connect, lock, probe, ``fap_run_starting``, the phases, ``fap_run_finished``, the outcome.
 - :mod:`~fapistrano.commands.deploy`, :mod:`~fapistrano.commands.rollback`,

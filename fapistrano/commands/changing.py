@@ -1,56 +1,33 @@
-"""What deploy, rollback and restart share: connect, lock, probe, the run-level hooks, the phases, the outcome.
+"""What deploy, rollback and restart share: connect, lock, probe, the run-level hooks, the phases; how they end.
 
-The lockstep phase engine and its failure path are :class:`fapistrano.runner.Runner`'s;
-this module decides what the run as a whole did and says so.
+The lockstep phase engine and its failure path are :class:`fapistrano.runner.Runner`'s,
+the outcome is decided once by :func:`fapistrano.outcome.decide`; this module
+runs the command through them and renders how it ended (:func:`render`).
 """
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from fapistrano import freeze, migrations, ramps
-from fapistrano.errors import CommandKilled, FapError, HealthCheckFailed, HostUnreachable, Interrupted, Stopped
+from fapistrano.compose import Composition
+from fapistrano.errors import CommandKilled, ExitCode, FapError, HostUnreachable, Stopped
 from fapistrano.flows import Flow
-from fapistrano.plugins import PluginFailure
-from fapistrano.run import Run, RunOutcome, RunTarget
-from fapistrano.runner import (
-    SIGNAL_EXIT,
-    Member,
-    Runner,
-    describe,
-    health_phase,
-    install_signal_handlers,
-    key,
-    restore_signal_handlers,
-    unwrapped,
-)
+from fapistrano.hosts import Member, key
+from fapistrano.outcome import Outcome, decide, failed, refused
+from fapistrano.plugins import describe, unwrapped
+from fapistrano.reporting import summarize
+from fapistrano.run import Run, RunTarget
+from fapistrano.runner import Runner, health_phase
+from fapistrano.selection import left_behind
 from fapistrano.steps import LocalSteps
+from fapistrano.stopping import install_signal_handlers, restore_signal_handlers
 
 #: Given the hosts that answered, says for each host ``(release to work on, release being left)``.
 ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
 
-#: Exit code when the run succeeded on every host but those dropped (or unhealthy) within ``--max-fail``.
-PARTIAL_EXIT = 3
-#: Exit code when the health check failed after the switch and the run was switched back.
-SWITCHED_BACK_EXIT = 4
-
-
-@dataclass
-class Outcome:
-    """How a command ended: ok or not, the exit code, one line per failure, the release."""
-
-    ok: bool
-    exit_code: int
-    errors: list[str]
-    release: str | None = None
-    #: Hosts whose ``current`` this run moved and left moved (a failure after the switch leaves them so).
-    moved: list[str] = field(default_factory=list)
-    #: After a failure or a stop: where ``current`` is ("nothing changed: …" or "current now points to …").
-    where: str = ""
 
 
 def execute(
@@ -76,8 +53,8 @@ def execute(
     phases' edges (see :class:`fapistrano.runner.PhaseBarrier`), and their
     ``failed`` steps once when the run failed.
     """
-    previous_handlers = install_signal_handlers(runner)
-    outcome = Outcome(False, 1, [])
+    previous_handlers = install_signal_handlers(runner.stop.interrupt)
+    outcome = failed(members, [])
     try:
         try:
             outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run, local_steps, wait_lock, batch_pause)
@@ -88,12 +65,12 @@ def execute(
         except BaseException as error:
             # Told to fap_run_finished as it will be printed (a signal outside the phases: "interrupted").
             text = describe(error, "") if isinstance(error, Exception) else "interrupted"
-            outcome = Outcome(False, getattr(error, "exit_code", 1), [text])
+            outcome = failed(members, [text], getattr(error, "exit_code", ExitCode.FAILED))
             raise
         finally:
             try:
                 if local_steps is not None and not outcome.ok:
-                    with runner.cancellable():
+                    with runner.stop.cancellable():
                         local_steps.failed(members)
                 if run is not None and _run_hooks_listen(runner, members):
                     run.revision = _revision(members, lambda ctx: ctx.release)
@@ -123,25 +100,25 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
                 member.status = "dropped"
                 runner.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed, member.name)}", host=member.name)
     live = [m for m in members if m.failed is None]
-    runner.hand_over(flow, None, [m for m in members if m.status == "dropped"], live)
+    runner.recovery.hand_over(flow, None, [m for m in members if m.status == "dropped"], live)
     refusal = freeze.admit(runner, live, wait_lock)  # a frozen target refuses (exit 5); --wait-lock waits for a run
     if refusal is not None:
-        return Outcome(False, *refusal)
+        return refused(refusal[1], refusal[0])
     held = [m for m in live if m.state and m.state.lock_owner and not m.state.locked_by_us]
     if held:
         errors = [f"{m.name}: {m.target.config['path']} is locked by {m.state.lock_owner}"  # type: ignore[union-attr]
                   f" (run 'fap unlock' if that run is gone)" for m in held]
-        return Outcome(False, 1, errors)
+        return refused(errors)
     try:
         release_of = plan(live)
     except FapError as error:
-        return Outcome(False, error.exit_code, [str(error)])
+        return refused([str(error)], error.exit_code)
     runner.make_contexts(live, release_of, flow)
     release = live[0].ctx.release if live and live[0].ctx else None
     if run is not None:
-        refused = _run_starting(runner, members, run, release)
-        if refused is not None:
-            return refused
+        refusal_of_plugin = _run_starting(runner, members, run, release)
+        if refusal_of_plugin is not None:
+            return refusal_of_plugin
     ok = True
     batches = ramps.split(live, batch_size)
     if len(batches) > 1:
@@ -174,35 +151,7 @@ def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePla
         if local_steps is not None:
             local_steps.batches = 1  # the held_phases phases run once, for every batch; their local: steps with them
         ok = runner.run_flow(flow, went_live, barrier=local_steps if completed else None, phases=held_phases) and ok
-    errors = group_errors([(m.name, f"{m.failed_phase or 'connecting'}: {describe(m.failed, m.name)}")
-                           for m in members if m.failed is not None and not isinstance(m.failed, Interrupted)])
-    moved = [m.name for m in members if m.switched and m.status != "reverted"]
-    if runner.stopping.is_set():
-        stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
-        phases = sorted({m.failed_phase for m in members if m.failed_phase})
-        where = " and ".join(p if p.startswith("before ") else f"in {p}" for p in phases) or "before any phase"
-        # The plugin whose command was stopped: the last line names it, not only the phase.
-        running = sorted({m.failed.__cause__.plugin for m in members
-                          if isinstance(m.failed, Interrupted) and isinstance(m.failed.__cause__, PluginFailure)})
-        if running:
-            where += f" while {', '.join(running)} was running"
-        exit_code = SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
-        return Outcome(False, exit_code, [*errors, f"{stopped} {where}"], release, moved,
-                       where_current_is(flow, members, release))
-    dropped = [m for m in members if m.status in ("dropped", "unhealthy")]
-    if ok and not dropped:
-        return Outcome(True, 0, [], release, moved)
-    if all(m.failed is None or m.status == "dropped" for m in members) and dropped:
-        errors += [f"{m.name}: failed its health check, left on {release}: {m.health.output}"
-                   for m in members if m.status == "unhealthy" and m.health is not None]
-        if any(m.failed is None and not m.status for m in members):
-            return Outcome(False, PARTIAL_EXIT, errors, release, moved)
-        # Every host dropped or unhealthy (--max-fail 100%): done nowhere, a failure.
-        return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
-    switched_back = any(m.status == "reverted" for m in members)
-    if flow.creates_release and switched_back and any(isinstance(m.failed, HealthCheckFailed) for m in members):
-        return Outcome(False, SWITCHED_BACK_EXIT, errors, release, moved, where_current_is(flow, members, release))
-    return Outcome(False, 1, errors, release, moved, where_current_is(flow, members, release))
+    return decide(flow, members, ok, release, runner.stop)
 
 
 def make_run(command: str, members: Sequence[Member], config: dict[str, Any], dry_run: bool, runner: Runner) -> Run:
@@ -247,7 +196,7 @@ def _run_starting(runner: Runner, members: Sequence[Member], run: Run, release: 
         for member in members:
             if member.failed is None:  # not run, not failed: each row says skipped, current unchanged
                 member.failed = Stopped(f"refused in fap_run_starting: {describe(error, '')}")
-        return Outcome(False, getattr(getattr(error, "error", error), "exit_code", 1), [describe(error, "")], release)
+        return refused([describe(error, "")], getattr(unwrapped(error), "exit_code", ExitCode.FAILED), release)
     return None
 
 
@@ -282,14 +231,7 @@ def _resolved(target: RunTarget, members: Sequence[Member]) -> RunTarget:
 def _run_finished(runner: Runner, members: Sequence[Member], run: Run, outcome: Outcome) -> None:
     """``fap_run_finished``, once the hosts are released: whatever it raises is a warning."""
     run.ok = outcome.ok
-    if outcome.ok:
-        run.outcome = RunOutcome.OK
-    elif outcome.exit_code == PARTIAL_EXIT:
-        run.outcome = RunOutcome.PARTIAL
-    elif outcome.exit_code == SWITCHED_BACK_EXIT or (any(m.status == "reverted" for m in members) and not outcome.moved):
-        run.outcome = RunOutcome.SWITCHED_BACK
-    else:
-        run.outcome = RunOutcome.FAILED
+    run.outcome = outcome.result
     run.error = "\n".join(outcome.errors) or None
     run.release = outcome.release or run.release
     run.hook = "fap_run_finished"
@@ -299,24 +241,6 @@ def _run_finished(runner: Runner, members: Sequence[Member], run: Run, outcome: 
         runner.emit("warning", f"fap_run_finished: {describe(error, '')}")
 
 
-def where_current_is(flow: Flow, members: Sequence[Member], release: str | None) -> str:
-    """After a failed or stopped run: which hosts it left on the new ``current``, or that nothing changed."""
-    moved = [m.name for m in members if m.switched and m.status != "reverted"]
-    if flow.publish_phase is None:
-        return "current is unchanged on every host"  # restart: no switch, but its hooks may have acted
-    if not moved:
-        left = [m.name for m in members if m.release_left]
-        if left and release:
-            # Marked unfinished still: the next run that takes the lock removes it.
-            return (f"nothing changed: current is unchanged on every host; the new release {release} is left on"
-                    f" {', '.join(left)}, marked unfinished (the next deploy removes it once it can)")
-        removed = "the new release was removed, " if flow.creates_release and release else ""
-        return f"nothing changed: {removed}current is unchanged on every host"
-    hosts = "every host" if len(moved) == len(members) else ", ".join(moved)
-    kept = " (kept)" if flow.creates_release else ""
-    return f"current now points to {release}{kept} on {hosts}"
-
-
 def return_hints(members: Sequence[Member], selection: str, left_out: bool) -> list[str]:
     """After a deploy that left hosts on its new release: the command that brings them back, and who has nothing to go back to.
 
@@ -324,7 +248,7 @@ def return_hints(members: Sequence[Member], selection: str, left_out: bool) -> l
     host the selection reaches; ``--hosts`` matches a name in every target, so
     a name shared with a target that stays gets one command per target.
     """
-    moved = [m for m in members if m.switched and m.status != "reverted" and m.ctx is not None]
+    moved = [m for m in members if m.current_moved and m.ctx is not None]
     back = [m for m in moved if m.ctx and m.ctx.previous_release]
     first = [m for m in moved if not (m.ctx and m.ctx.previous_release)]
     lines = []
@@ -345,20 +269,6 @@ def return_hints(members: Sequence[Member], selection: str, left_out: bool) -> l
     return lines
 
 
-def group_errors(errors: Sequence[tuple[str, str]], shown_hosts: int = 5) -> list[str]:
-    """``host: text`` lines, one per distinct text: the same failure on eight hosts is one line naming them."""
-    hosts_of_text: dict[str, list[str]] = {}
-    for host, text in errors:
-        hosts_of_text.setdefault(text, []).append(host)
-    lines = []
-    for text, hosts in hosts_of_text.items():
-        names = ", ".join(hosts[:shown_hosts])
-        if len(hosts) > shown_hosts:
-            names += f" and {len(hosts) - shown_hosts} more"
-        lines.append(f"{names}: {text}")
-    return lines
-
-
 def allowed_failures(spec: str | int, total: int) -> int:
     """How many hosts ``--max-fail`` lets fail: ``N`` or ``P%`` of ``total`` (rounded down)."""
     text = str(spec).strip()
@@ -376,14 +286,6 @@ def allowed_failures(spec: str | int, total: int) -> int:
         raise FapError(f"max_fail: expected a number of hosts or a percentage like 10%, got {text!r}") from None
 
 
-def probe_every_host(runner: Runner, members: list[Member]) -> bool:
-    """Connect to and probe every host; False, with one line per host that failed, when any did (nothing changed)."""
-    failures = runner.connect(members, probe=True)
-    for error in stop_before_start(members, failures).errors:
-        runner.emit("error", error)
-    return not failures
-
-
 def stop_before_start(members: list[Member], failures: dict[str, BaseException]) -> Outcome:
     """Hosts failed to connect (or probe): the run stops with nothing changed; one line per failed host."""
     errors = []
@@ -392,4 +294,32 @@ def stop_before_start(members: list[Member], failures: dict[str, BaseException])
         if error is not None:
             member.failed = error
             errors.append(f"{member.name}: {describe(error, member.name)}")
-    return Outcome(False, 1, errors)
+    return refused(errors)
+
+
+def render(fleet: Composition, outcome: Outcome, success: str) -> int:
+    """How deploy, rollback or restart ended: the summary, then ``success`` or the errors; returns the exit code.
+
+    The hosts are released before the lines after the summary are printed.
+    """
+    members = fleet.members
+    ran = any(m.ctx is not None or m.failed is not None for m in members)
+    results = summarize(members, fleet.masker) if ran else []
+    fleet.reporter.summary(f"fap {fleet.command}: {'ok' if outcome.ok else 'FAILED'}", results, outcome.ok)
+    fleet.close()
+    if fleet.command == "deploy":
+        switched = [(m.label, m.name, m.ctx.release or "") for m in members if m.current_moved and m.ctx]
+        for line in left_behind(switched, fleet.left_out):
+            fleet.console.print(f"warning: {fleet.masker(line)}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    if outcome.ok:
+        fleet.console.print(f"dry run, nothing changed: would have {success}" if fleet.options.dry_run else success,
+                            markup=False, highlight=False)
+        return outcome.exit_code
+    for error in outcome.errors:
+        fleet.errors.print(f"fap: error: {fleet.masker(error)}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if outcome.where:
+        fleet.errors.print(f"fap: {outcome.where}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if outcome.moved and fleet.command == "deploy":
+        for line in return_hints(members, fleet.selection, bool(fleet.left_out)):
+            fleet.errors.print(f"fap: {line}", style="red", markup=False, highlight=False, soft_wrap=True)
+    return outcome.exit_code

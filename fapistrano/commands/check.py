@@ -10,12 +10,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fapistrano.commands.fleet import Fleet
+from fapistrano.compose import Composition
 from fapistrano.errors import FapError
 from fapistrano.flows import FlowName
 from fapistrano.freeze import notes
-from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure
-from fapistrano.runner import Member, describe, key
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure, describe
 
 
 @dataclass
@@ -66,7 +66,7 @@ def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any, unprefixed: Ite
     return problems
 
 
-def run_problems(fleet: Fleet) -> list[str]:
+def run_problems(fleet: Composition) -> list[str]:
     """``fap_check_run``: what the enabled plugins find wrong with the run as a whole, asked once on this machine."""
     from fapistrano.run import Run, RunTarget
 
@@ -90,19 +90,16 @@ def run_problems(fleet: Fleet) -> list[str]:
     return [fleet.masker(p) for p in plugin_problems(checks, run, argument="run")]
 
 
-def check(fleet: Fleet) -> list[HostCheck]:
+def check(fleet: Composition) -> list[HostCheck]:
     """Check every host of ``fleet``: an unreachable host is a problem of that host; the others are still checked."""
     runner, members = fleet.runner, fleet.members
     results = {key(m): HostCheck(m.name, m.label) for m in members}
-    try:
-        failures = runner.connect(members, probe=True)
+    with fleet.connected(FlowName.CHECK) as hosts:
         for member in members:
-            if key(member) in failures:
+            if key(member) in hosts.failures:
                 result = results[key(member)]
                 result.reachable = False
-                result.problems.append(runner.masker(describe(failures[key(member)], member.name)))
-        answered = [m for m in members if key(m) not in failures]
-        runner.make_contexts(answered, lambda member: (None, None), FlowName.CHECK)
+                result.problems.append(runner.masker(describe(hosts.failures[key(member)], member.name)))
 
         def work(member: Member) -> None:
             assert member.ctx is not None and member.state is not None
@@ -114,12 +111,10 @@ def check(fleet: Fleet) -> list[HostCheck]:
             # A frozen target refuses every deploy: that is what check is for (fap unlock lifts it).
             result.problems += [runner.masker(note.split(": ", 1)[1]) for note in notes([(member.name, member.state)])]
 
-        errors = runner.on_each(answered, work)
-        for member in answered:
+        errors = hosts.on_each(work)
+        for member in members:
             if key(member) in errors:
                 results[key(member)].problems.append(runner.masker(describe(errors[key(member)], member.name)))
-    finally:
-        runner.close(members)
     return [results[key(m)] for m in members]
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 from fapistrano import flows
 from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.commands.fleet import Fleet
-from fapistrano.runner import Member
+from fapistrano.compose import Composition
+from fapistrano.hosts import Member
 
 
 def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
@@ -16,7 +16,7 @@ def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str 
     return lambda member: (release, None)
 
 
-def deploy(fleet: Fleet) -> Outcome:
+def deploy(fleet: Composition) -> Outcome:
     """Ship a new release to every host of ``fleet``."""
     fleet.announce(f"deploying {fleet.app} to {fleet.describe()}")
     run = make_run("deploy", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)

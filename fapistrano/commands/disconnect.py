@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 from fapistrano import connections
+from fapistrano.errors import ExitCode
 
 
-def disconnect() -> tuple[int, str]:
+def disconnect() -> tuple[ExitCode, str]:
     """Stop every master in this user's private directory; ``(exit code, what to print)``.
 
     Needs no deploy file: the masters are this user's, whichever project made them.
@@ -15,9 +16,9 @@ def disconnect() -> tuple[int, str]:
     try:
         directory = connections.private_directory()
     except connections.UnsafeDirectory as error:
-        return 1, f"fap: error: {error}: not fap's; remove it"
+        return ExitCode.FAILED, f"fap: error: {error}: not fap's; remove it"
     if not os.listdir(directory):
-        return 0, "no connection to close"
+        return ExitCode.OK, "no connection to close"
     stopped, stale = connections.close_all(directory)
     removed = f"; removed {stale} stale socket(s)" if stale else ""
-    return 0, f"closed {stopped} connection(s) in {directory}{removed}"
+    return ExitCode.OK, f"closed {stopped} connection(s) in {directory}{removed}"

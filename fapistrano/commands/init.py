@@ -4,8 +4,8 @@ The file names the chosen plugins, lists every setting of the core and of
 those plugins with its default and description (commented out, so the
 defaults stay the plugins' to change), and declares the stages ``staging``
 and ``production`` with empty host lists to fill in. The descriptions come
-from ``CORE_SETTINGS`` and each plugin's declared settings: nothing is
-typed twice.
+from the settings the core (``core.settings``) and each plugin declare:
+nothing is typed twice.
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ from __future__ import annotations
 import os
 import re
 import textwrap
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fapistrano import __version__
-from fapistrano.config import COMMANDS, CORE_SETTINGS
 from fapistrano.errors import ConfigError, FapError
+from fapistrano.flows import COMMANDS
+from fapistrano.settings import Setting
 
+#: The commands deploy.yml can give plugins of their own, ``<command>_plugins``.
+_CHOOSING = [command.name for command in COMMANDS if command.chooses_plugins]
 #: Core settings the template writes itself (or that belong in a stage/role block).
-_WRITTEN = {"app_name", "plugins", "hosts", "release_plugins", *(f"{command}_plugins" for command in COMMANDS)}
+_WRITTEN = {"app_name", "plugins", "hosts", "release_plugins", *(f"{command}_plugins" for command in _CHOOSING)}
 _RULE = "# " + "-" * 76
 #: Commented examples written under a core setting's default, where one value cannot show its use.
 _EXAMPLES = {
@@ -86,13 +89,19 @@ def render(
     plugins: list[tuple[str, str, Mapping[str, Any]]],
     docs: Mapping[str, str],
     secrets: Iterable[str] = (),
+    core: Sequence[Setting] | None = None,
 ) -> str:
     """The text of a new deploy.yml.
 
+    :param core: the core's settings (default: as ``core.settings`` declares them).
     :param plugins: ``(name, label, {setting: default})`` of each chosen plugin, in order.
     :param docs: every plugin setting's description.
     :param secrets: the plugin settings declared secret.
     """
+    if core is None:
+        from fapistrano.plugins import core_settings
+
+        core = core_settings()
     secret_names = set(secrets)
     out = [
         f"# deploy.yml for {app_name}: how fap ships it (written by 'fap init', fap {__version__}).",
@@ -119,19 +128,19 @@ def render(
             "plugins: []",
         ]
     out += ["", _RULE, "# Core settings (defaults shown; uncomment a line to change it)", _RULE, ""]
-    for name, (default, doc) in CORE_SETTINGS.items():
-        if name in _WRITTEN:
+    for setting in core:
+        if setting.name in _WRITTEN:
             continue
-        out += [*_setting_block(name, default, doc), *_EXAMPLES.get(name, []), ""]
-    commands = ", ".join(f"{command}_plugins" for command in COMMANDS)
+        out += [*_setting_block(setting.name, setting.default, setting.doc), *_EXAMPLES.get(setting.name, []), ""]
+    commands = ", ".join(f"{command}_plugins" for command in _CHOOSING)
     out += [*_comment(f"A command can have its own plugin list, replacing plugins: {commands}."),
             "# restart_plugins: [fapistrano.supervisorctl]", ""]
     for _name, label, defaults in plugins:
         out += [_RULE, f"# {label}", _RULE, ""]
         if not defaults:
             out += ["# (this plugin declares no settings)", ""]
-        for setting, default in defaults.items():
-            out += [*_setting_block(setting, default, docs.get(setting, ""), setting in secret_names), ""]
+        for name, default in defaults.items():
+            out += [*_setting_block(name, default, docs.get(name, ""), name in secret_names), ""]
     out += [
         _RULE,
         "# Stages and roles. Each block lists its hosts, [user@]host[:port], and may",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from fapistrano import freeze, layout
-from fapistrano.commands.changing import probe_every_host
-from fapistrano.commands.fleet import Fleet
-from fapistrano.errors import CommandFailed
-from fapistrano.runner import Member, account_name, describe, key
+from fapistrano.compose import Composition
+from fapistrano.errors import CommandFailed, ExitCode
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
+from fapistrano.sessions import account_name
 
 
 def freezer() -> str:
@@ -19,7 +20,7 @@ def freezer() -> str:
     return f"{os.environ.get('USER') or os.environ.get('LOGNAME') or account_name()}@{socket.gethostname()}"
 
 
-def lock(fleet: Fleet, message: str) -> int:
+def lock(fleet: Composition, message: str) -> ExitCode:
     """Freeze every host of ``fleet`` with ``message`` (masked); a host frozen already keeps its freeze. Return fap's exit code.
 
     Under ``--dry-run`` the freeze is shown, not written.
@@ -29,9 +30,11 @@ def lock(fleet: Fleet, message: str) -> int:
     line = freeze.record(freezer(), time.strftime("%Y-%m-%d %H:%M:%S %z"), fleet.masker(message))
     shown = freeze.parse(line)
     assert shown is not None
-    try:
-        if not probe_every_host(runner, members):
-            return 1
+    with fleet.connected() as hosts:
+        if hosts.failures:  # nothing frozen unless every host answered
+            for error in hosts.failure_lines():
+                runner.emit("error", error)
+            return ExitCode.FAILED
 
         def work(member: Member) -> None:
             assert member.state is not None
@@ -51,10 +54,8 @@ def lock(fleet: Fleet, message: str) -> int:
             else:
                 runner.emit("log", f"already frozen {there.describe()}; kept (fap unlock lifts it)", host=member.name, phase="lock")
 
-        errors = runner.on_each(members, work)
+        errors = hosts.on_each(work)
         for member in members:
             if key(member) in errors:
                 runner.emit("error", describe(errors[key(member)], member.name), host=member.name, phase="lock")
-        return 1 if errors else 0
-    finally:
-        runner.close(members)
+        return ExitCode.FAILED if errors else ExitCode.OK

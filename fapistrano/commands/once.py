@@ -5,11 +5,11 @@ from __future__ import annotations
 import signal
 
 from fapistrano import layout
-from fapistrano.commands.changing import stop_before_start
-from fapistrano.commands.fleet import Fleet
-from fapistrano.errors import FapError
+from fapistrano.compose import Composition
+from fapistrano.errors import ExitCode, FapError
 from fapistrano.flows import FlowName
-from fapistrano.runner import SIGNAL_EXIT, Member, describe, key
+from fapistrano.hosts import Member, key
+from fapistrano.plugins import describe
 from fapistrano.ui import Event
 
 
@@ -22,28 +22,26 @@ def script(current_path: str, command: str) -> str:
     )
 
 
-def once(fleet: Fleet, command: str) -> int:
+def once(fleet: Composition, command: str) -> ExitCode:
     """Run ``command`` on the hosts of ``fleet``; return fap's exit code.
 
     0 when the command exited 0 on every host, 1 when it failed on any (each
     host's own status is printed), 130/143 after a signal.
     """
     runner, members = fleet.runner, fleet.members
-    try:
-        failures = runner.connect(members)
-        if failures:
-            for error in stop_before_start(members, failures).errors:
-                runner.emit("error", error)
-            return 1
-        runner.make_contexts(members, lambda member: (None, None), FlowName.ONCE)
+    with fleet.connected(FlowName.ONCE, probe=False) as hosts:
+        if hosts.failures:
+            for line in hosts.failure_lines():
+                runner.emit("error", line)
+            return ExitCode.FAILED
 
-        def work(member: Member) -> int:
+        def work(member: Member) -> None:
             assert member.ctx is not None
             member.ctx.phase = "once"
             if runner.dry_run:
                 # --dry-run changes nothing on any host: show the command, do not run it.
                 runner.emit("command", command, host=member.name, phase="once", data={"dry_run": True})
-                return 0
+                return
             runner.emit("command", command, host=member.name, phase="once")
 
             def show(stream: str, line: str) -> None:
@@ -57,23 +55,15 @@ def once(fleet: Fleet, command: str) -> int:
                 runner.emit("error", f"command exited {result.exit_code}", host=member.name, phase="once")
             else:
                 runner.emit("log", "command exited 0", host=member.name, phase="once")
-            return result.exit_code
 
-        codes: dict[str, int] = {}
-
-        def record(member: Member) -> None:
-            codes[key(member)] = work(member)
-
-        errors = runner.on_each(members, record)
+        errors = hosts.on_each(work)
         if runner.stopping.is_set():
             stopped = "terminated (SIGTERM)" if runner.stopped_by == signal.SIGTERM else "interrupted"
             runner.emit("error", f"{stopped}: the command was stopped on {len(errors)} host(s)" if errors else stopped)
-            return SIGNAL_EXIT.get(runner.stopped_by or signal.SIGINT, 130)
+            return runner.stop.exit_code
         for member in members:
             if key(member) in errors:
                 runner.emit("error", describe(errors[key(member)], member.name))
-        if errors:
-            return 1
-        return 1 if any(code != 0 for code in codes.values()) else 0
-    finally:
-        runner.close(members)
+        if errors or any(m.status == "failed" for m in members):
+            return ExitCode.FAILED
+        return ExitCode.OK

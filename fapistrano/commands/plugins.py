@@ -10,8 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fapistrano.config import COMMANDS, DeployFile
+from fapistrano.config import CORE_PLUGIN, DeployFile
 from fapistrano.errors import ConfigError
+from fapistrano.flows import COMMANDS
+
+#: The commands deploy.yml can give plugins of their own (``<command>_plugins``), in the registry's order.
+_CHOOSING = [command.name for command in COMMANDS if command.chooses_plugins]
 
 
 @dataclass
@@ -56,8 +60,8 @@ def enabled_text(name: str, uses: Mapping[str, set[tuple[str, str, str]]], every
     if mine == everywhere:
         return "yes"
     parts = []
-    commands = sorted({c for _, _, c in mine}, key=COMMANDS.index)
-    if len(commands) < len(COMMANDS):
+    commands = sorted({c for _, _, c in mine}, key=_CHOOSING.index)
+    if len(commands) < len(_CHOOSING):
         parts.append("fap " + ", ".join(commands))
     targets = sorted({(s, r) for s, r, _ in mine})
     if len(targets) < len({(s, r) for s, r, _ in everywhere}):
@@ -72,7 +76,7 @@ def plugin_uses(deployfile: DeployFile) -> tuple[dict[str, set[tuple[str, str, s
     listed: dict[str, str] = {}
     for stage, roles in deployfile.blocks.items():
         for role in roles:
-            for command in COMMANDS:
+            for command in _CHOOSING:
                 everywhere.add((stage, role, command))
                 for name, where in deployfile.plugins_for(stage, role, command):
                     uses.setdefault(name, set()).add((stage, role, command))
@@ -131,6 +135,7 @@ def builtin_steps() -> list[tuple[str, list[str]]]:
     from fapistrano.plugins import BUILTIN_PLUGINS, Plugins
 
     plugins = Plugins()
-    # core.steps (deploy.yml's hooks:) is registered first to be called last; it reads best listed last too.
-    names = sorted(BUILTIN_PLUGINS, key=lambda name: name == "core.steps")
+    # core.steps (deploy.yml's hooks:) is registered first to be called last; it reads best listed last too,
+    # and core.settings (no phase, only the core's settings) after it.
+    names = sorted(BUILTIN_PLUGINS, key=lambda name: (name == CORE_PLUGIN, name == "core.steps"))
     return [(name, plugins.implemented_hooks(name)) for name in names]

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fapistrano import layout
-from fapistrano.commands.fleet import Fleet
+from fapistrano.compose import Composition
 from fapistrano.flows import FlowName
+from fapistrano.hosts import Member, key
 from fapistrano.migrations import MARK_KIND, migrated_releases
-from fapistrano.runner import Member, describe, key
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}\Z")
 
@@ -86,17 +86,14 @@ class ReleaseRow:
     hosts: str
 
 
-def releases(fleet: Fleet) -> tuple[dict[str, list[HostReleases]], list[str]]:
+def releases(fleet: Composition) -> tuple[dict[str, list[HostReleases]], list[str]]:
     """One probe per host, then each release's revision from the plugins.
 
     Returns hosts by target and one error line per host that could not answer.
     """
     runner, members = fleet.runner, fleet.members
     found: dict[str, HostReleases] = {}
-    try:
-        failures = runner.connect(members, probe=True)
-        answered = [m for m in members if key(m) not in failures]
-        runner.make_contexts(answered, lambda member: (None, None), FlowName.RELEASES)
+    with fleet.connected(FlowName.RELEASES) as hosts:
 
         def work(member: Member) -> None:
             assert member.ctx is not None and member.state is not None
@@ -106,16 +103,13 @@ def releases(fleet: Fleet) -> tuple[dict[str, list[HostReleases]], list[str]]:
             host.revisions = ask_revisions(caller, member.ctx, [*host.state.releases, *host.state.unfinished])
             found[key(member)] = host
 
-        failures.update(runner.on_each(answered, work))
-    finally:
-        runner.close(members)
+        hosts.on_each(work)
     by_target: dict[str, list[HostReleases]] = {}
     for member in members:
         by_target.setdefault(member.label, [])
         if key(member) in found:
             by_target[member.label].append(found[key(member)])
-    errors = [f"{m.name}: {runner.masker(describe(failures[key(m)], m.name))}" for m in members if key(m) in failures]
-    return by_target, errors
+    return by_target, hosts.failure_lines()
 
 
 def release_rows(hosts: Sequence[HostReleases], now: _dt.datetime) -> list[ReleaseRow]:

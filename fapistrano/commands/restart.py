@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 from fapistrano import flows
 from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.commands.fleet import Fleet
-from fapistrano.runner import Member
+from fapistrano.compose import Composition
+from fapistrano.hosts import Member
 
 
 def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
@@ -16,7 +16,7 @@ def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str 
     return lambda member: (current[id(member)], None)
 
 
-def restart(fleet: Fleet) -> Outcome:
+def restart(fleet: Composition) -> Outcome:
     """Run the restart hooks on every host of ``fleet``."""
     fleet.announce(f"restarting {fleet.app} on {fleet.describe()}")
     run = make_run("restart", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)

@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 
 from fapistrano import flows, migrations
 from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.commands.fleet import Fleet
+from fapistrano.compose import Composition
 from fapistrano.errors import FapError
+from fapistrano.hosts import Member
 from fapistrano.run import Run
-from fapistrano.runner import Member
 
 
 def planner(to: str | None, across_migrations: bool = False, run: Run | None = None,
@@ -43,8 +43,8 @@ def planner(to: str | None, across_migrations: bool = False, run: Run | None = N
     return plan
 
 
-def rollback(fleet: Fleet, to: str | None, across_migrations: bool = False) -> Outcome:
-    """Switch every selected host back; across a migration only with ``across_migrations`` or a ``migrates_back`` step."""
+def rollback(fleet: Composition, to: str | None, across_migrations: bool = False) -> Outcome:
+    """Switch every host of ``fleet`` back; across a migration only with ``across_migrations`` or a ``migrates_back`` step."""
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
     plan = planner(to, across_migrations, run, warn=lambda text: fleet.runner.emit("warning", text))

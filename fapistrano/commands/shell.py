@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fapistrano import layout
+from fapistrano.hosts import Member
 from fapistrano.remote import ssh_settings_from
-from fapistrano.runner import Member
 
 
 def shell_argv(member: Member) -> list[str]:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from fapistrano import freeze
-from fapistrano.commands.changing import probe_every_host
-from fapistrano.commands.fleet import Fleet
+from fapistrano.compose import Composition
+from fapistrano.errors import ExitCode
 
 
-def unlock(fleet: Fleet) -> int:
+def unlock(fleet: Composition) -> ExitCode:
     """Remove the locks on the hosts of ``fleet`` (shown, not removed, under ``--dry-run``); return fap's exit code."""
     runner, members = fleet.runner, fleet.members
-    runner.lock_token = None  # whoever's lock it is: that is what fap unlock is for
-    try:
-        if not probe_every_host(runner, members):
-            return 1
+    runner.sessions.lock_token = None  # whoever's lock it is: that is what fap unlock is for
+    # Closing the sessions removes the locks marked below.
+    with fleet.connected() as hosts:
+        if hosts.failures:  # nothing lifted unless every host answered
+            for error in hosts.failure_lines():
+                runner.emit("error", error)
+            return ExitCode.FAILED
         for member in members:
             assert member.state is not None
             if member.state.lock_owner:
@@ -25,7 +28,4 @@ def unlock(fleet: Fleet) -> int:
         if runner.dry_run:
             for member in members:
                 member.locked = False  # shown, not removed
-    finally:
-        # Removes the locks marked above, then disconnects.
-        runner.close(members)
-    return 1 if any(m.locked for m in members) or not lifted else 0
+    return ExitCode.FAILED if any(m.locked for m in members) or not lifted else ExitCode.OK

@@ -10,8 +10,10 @@ from ruamel.yaml import YAML
 
 from fapistrano import config as cfg
 from fapistrano.errors import FapError
+from fapistrano.plugins import Plugins, core_settings
 
-NAMES = [*cfg.CORE_SETTINGS, "stage", "role", "release", "custom", "plugins", "deploy_plugins"]
+CORE_NAMES = [setting.name for setting in core_settings()]
+NAMES = [*CORE_NAMES, "stage", "role", "release", "custom", "plugins", "deploy_plugins"]
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 10), st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=12),
@@ -34,7 +36,7 @@ def _load_everything(path: Path) -> None:
     stages = list(blocks)[:2] or [None]
     for stage in stages:
         pairs = deployfile.select(stage, None)
-        declared = cfg.declared_settings([])
+        declared = cfg.declared_settings(Plugins().settings())
         for pair in pairs:
             deployfile.plugins_for(*pair, "deploy")
             merged = cfg.merge(deployfile, *pair, declared, {}, [])
@@ -78,12 +80,12 @@ tricky_values = st.one_of(TRICKY, st.lists(TRICKY, max_size=3).map(" ".join), st
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(list(cfg.CORE_SETTINGS)), value=tricky_values)
+@given(name=st.sampled_from(CORE_NAMES), value=tricky_values)
 def test_any_command_line_value_is_taken_or_refused_in_one_line(tmp_path_factory, name, value):
     path = tmp_path_factory.mktemp("cli") / "deploy.yml"
     path.write_text("app_name: t\npath: /srv/t\nstage_role_configs:\n  s:\n    r:\n      hosts: [h]\n")
     deployfile = cfg.DeployFile.load(path)
-    declared = cfg.declared_settings([])
+    declared = cfg.declared_settings(Plugins().settings())
     try:
         overrides = cfg.parse_overrides([f"--{name.replace('_', '-')}", value], declared)
         merged = cfg.merge(deployfile, "s", "r", declared, overrides, [])
@@ -94,7 +96,7 @@ def test_any_command_line_value_is_taken_or_refused_in_one_line(tmp_path_factory
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from([*cfg.CORE_SETTINGS, "custom"]), value=tricky_values)
+@given(name=st.sampled_from([*CORE_NAMES, "custom"]), value=tricky_values)
 def test_any_tagged_or_date_like_value_in_deploy_yml_loads_or_names_its_line(tmp_path_factory, name, value):
     path = tmp_path_factory.mktemp("tagged") / "deploy.yml"
     path.write_text(f"app_name: t\npath: /srv/t\n{name}: {value}\nstage_role_configs:\n  s:\n    r:\n      hosts: [h]\n")

@@ -1,8 +1,12 @@
-"""A run composed in one place: deploy file -> plugins -> settings -> targets -> hosts -> reporters -> runner.
+"""A run composed in one place: deploy file -> plugins -> settings -> targets -> hosts -> reporters -> the engine.
 
-Every command that acts on stage/role targets starts here; the ``ctx`` of each
-host is built later, once, by :meth:`fapistrano.runner.Runner.make_contexts`,
-when the command knows which release each host works on.
+Every command that acts on stage/role targets starts here: it builds a
+:class:`Composition`, then hands its members to the engine
+(:class:`fapistrano.runner.Runner`). Nothing here runs a phase. The ``ctx`` of
+each host is built later, once, by :meth:`fapistrano.runner.Runner.make_contexts`,
+when the command knows which release each host works on. A command that only
+reads the hosts (``releases``, ``check``, ``once``, ``lock``, ``unlock``) goes
+through :meth:`Composition.connected`.
 """
 
 from __future__ import annotations
@@ -12,16 +16,21 @@ import functools
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fapistrano import config as cfg
-from fapistrano.commands.options import Options
-from fapistrano.runner import Member
+from fapistrano import flows
+from fapistrano.hosts import Member
+from fapistrano.hosts import key as member_key
+from fapistrano.plugins import describe
 
-#: Commands that read hosts without deploying into them: two targets may share a path.
-_READ_ONLY = ("releases", "check", "config", "unlock")
+if TYPE_CHECKING:
+    from fapistrano.commands.options import Options
+    from fapistrano.flows import FlowName
+    from fapistrano.runner import Runner
 
 
 def deployfile_path(option: str | None) -> Path:
@@ -60,43 +69,12 @@ def select_hosts(patterns: str | None, host: str | None, members: list[Member]) 
 
 
 def top_level_settings(deployfile: cfg.DeployFile, declared: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's own settings: defaults, deploy.yml's top level, the command line; interpolated.
-
-    What a stage/role block sets is not here (it belongs to a target), and a
-    reference to a per-host name (``%(host)s``, ``%(release)s``...) is left
-    as written: there is no one host to fill it in with.
-    """
-    values: dict[str, Any] = {name: cfg._plain(d.default) for name, d in declared.items()}
-    origins: dict[str, cfg.Origin] = {name: d.origin for name, d in declared.items()}
-    for key, value in deployfile.data.items():
-        if key in (*cfg._RESERVED, *cfg.RUN_NAMES):
-            continue
-        origin = cfg.Origin("file", deployfile.where(deployfile.data, key))
-        spec = declared[key] if key in declared else ("" if not isinstance(value, (list, dict)) else value)
-        values[key] = cfg.check_type(key, value, spec, origin)
-        origins[key] = origin
-    for key, value in overrides.items():
-        values[key] = value
-        origins[key] = cfg.Origin("cli")
-    # "%%" is interpolation's escape for "%": a per-host name stays "%(host)s".
-    names = {name: f"%%({name})s" for name in cfg.RUN_NAMES}
-    for name in names:
-        origins.setdefault(name, cfg.Origin("core"))
-    values.update(names)
-    resolved = {}
-    for name in values:
-        if name in cfg.RUN_NAMES:
-            continue
-        try:
-            resolved[name] = cfg.interpolate(values, origins, only=[name])[name]
-        except cfg.ConfigError:
-            # A name only a stage/role block defines: the targets resolve it; the run keeps it as written.
-            resolved[name] = values[name]
-    return resolved
+    """The run's own settings (``run.config``): see :func:`fapistrano.config.top_level_settings`."""
+    return cfg.top_level_settings(deployfile, declared, overrides)
 
 
-class Fleet:
-    """The selected targets' hosts, their plugins, the reporters and the runner of one command.
+class Composition:
+    """The selected targets' hosts, their plugins, the reporters and the engine of one command.
 
     Used as a context manager: connections, the live view and the socket
     directory are closed on every exit path.
@@ -106,9 +84,9 @@ class Fleet:
                  hosts: Callable[[list[Member]], list[Member]] | None = None, connects: bool = True,
                  stand_in: str | None = None, host: str | None = None) -> None:
         from fapistrano import connections
+        from fapistrano.hosts import build_members, check_distinct_paths
         from fapistrano.plugins import Plugins
         from fapistrano.remote import allow_open_files
-        from fapistrano.runner import build_members, check_distinct_paths
         from fapistrano.steps import assign_steps
 
         self.options = options
@@ -136,7 +114,7 @@ class Fleet:
             self.left_out = [(m.label, m.name) for m in left_out]  # for the note after a partial deploy
             if hosts is not None:
                 members = hosts(members)
-            elif command not in _READ_ONLY:
+            elif not flows.command(command).reads_only:  # a command that only reads: two targets may share a path
                 check_distinct_paths(members)
             assign_steps(members)
         except BaseException:
@@ -162,7 +140,8 @@ class Fleet:
     def _finish_setup(self, options: Options, plugins: Any, command: str) -> None:
         from fapistrano.freeze import wait_policy
         from fapistrano.masking import Masker, MaskingReporter, collect_secrets
-        from fapistrano.runner import Runner, lock_owner_text
+        from fapistrano.runner import Runner
+        from fapistrano.sessions import lock_owner_text
         from fapistrano.ui import Fanout, JsonLog, make_console, make_reporter, open_event_log
 
         self.console = make_console()
@@ -217,7 +196,7 @@ class Fleet:
         """The run's top-level settings (see :func:`top_level_settings`), for ``run.config``."""
         return top_level_settings(self._deployfile, self._declared, self._overrides)
 
-    def __enter__(self) -> Fleet:
+    def __enter__(self) -> Composition:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -244,3 +223,52 @@ class Fleet:
         from fapistrano.ui import Event
 
         self.reporter.handle(Event("run", message=self.masker(message)))
+
+    @contextlib.contextmanager
+    def connected(self, flow: FlowName | None = None, *, probe: bool = True) -> Iterator[Connected]:
+        """Connect to (and probe) every host at once; hand over those that answered; release and close on the way out.
+
+        With ``flow`` (a command's flow that runs no phases: check, once,
+        releases), each host that answered gets its ``ctx``. The hosts that
+        did not answer are in :attr:`Connected.failures`; what the command
+        does on the others goes through :meth:`Connected.on_each`. The locks
+        the command marked (``fap unlock``) are released as the sessions close.
+        """
+        runner = self.runner
+        hosts = Connected(runner, self.members)
+        try:
+            hosts.failures.update(runner.connect(self.members, probe=probe))
+            for member in self.members:
+                if member_key(member) in hosts.failures:
+                    member.failed = hosts.failures[member_key(member)]
+            if flow is not None:
+                runner.make_contexts(hosts.answered, lambda member: (None, None), flow)
+            yield hosts
+        finally:
+            runner.close(self.members)
+
+
+@dataclass
+class Connected:
+    """The hosts of a read-only command, connected: those that answered, and why the others did not."""
+
+    runner: Runner
+    members: list[Member]
+    #: Why a host failed, by :func:`fapistrano.hosts.key`: connecting (or probing), then the command's own work.
+    failures: dict[str, BaseException] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> list[Member]:
+        """The hosts that connected (and were probed), in deploy.yml's order."""
+        return [m for m in self.members if member_key(m) not in self.failures]
+
+    def on_each(self, work: Callable[[Member], Any]) -> dict[str, BaseException]:
+        """Run ``work`` on every host that answered, in parallel; its failures join :attr:`failures` and are returned."""
+        errors = self.runner.on_each(self.answered, work)
+        self.failures.update(errors)
+        return errors
+
+    def failure_lines(self) -> list[str]:
+        """``host: why`` for every host that failed (masked), in deploy.yml's order."""
+        return [f"{m.name}: {self.runner.masker(describe(self.failures[member_key(m)], m.name))}" for m in self.members
+                if member_key(m) in self.failures]
