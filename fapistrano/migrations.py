@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fapistrano import flows, layout
-from fapistrano.errors import FapError, one_line
+from fapistrano.errors import ExitCode, FapError, one_line
 
 #: The phases whose steps may say ``migrates: true``: a deploy's, from the code's arrival to the last but one
 #: (every host writes the mark at the start of the next phase, so a migration in ``finished`` would mark no host).
@@ -40,9 +40,9 @@ MARK_KIND = "migrated"
 
 
 class MigrationsCrossed(FapError):
-    """A rollback would cross releases that migrated the schema: refused before anything changed."""
+    """A rollback would cross releases that migrated the schema: refused before anything changed (as bad input is)."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 @dataclass(frozen=True)
