@@ -26,12 +26,42 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from fapistrano.errors import ConfigError
 
-if TYPE_CHECKING:
-    from fapistrano.remote import SshSettings
+
+@dataclass(frozen=True)
+class SshSettings:
+    """How to reach one host over ssh."""
+
+    host: str
+    user: str | None
+    port: int | None
+    ssh_config: str | None
+    ssh_options: tuple[str, ...]
+    connect_timeout: int
+
+    def base_options(self, control_path: str) -> list[str]:
+        options: list[str] = []
+        if self.ssh_config:
+            options += ["-F", self.ssh_config]
+        options += [
+            "-o", "BatchMode=yes",
+            "-o", f"ConnectTimeout={self.connect_timeout}",
+            "-o", "ServerAliveInterval=15",
+            "-o", "ServerAliveCountMax=3",
+            "-o", f"ControlPath={control_path}",
+        ]
+        if self.port:
+            options += ["-p", str(self.port)]
+        if self.user:
+            options += ["-l", self.user]
+        options += list(self.ssh_options)
+        return options
+
+
 
 #: How long masters stay up after a run by default: Ansible's ControlPersist, 60 s.
 DEFAULT_PERSIST = "60s"

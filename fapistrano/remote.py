@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from fapistrano.connections import SshSettings, control_name, stop_master
 from fapistrano.errors import CommandKilled, FapError, HostUnreachable
 
 
@@ -50,36 +51,6 @@ class Result:
     #: Lines of output the command printed before the part kept (0: ``stdout``/``stderr`` are whole).
     stdout_dropped: int = 0
     stderr_dropped: int = 0
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    """How to reach one host over ssh."""
-
-    host: str
-    user: str | None
-    port: int | None
-    ssh_config: str | None
-    ssh_options: tuple[str, ...]
-    connect_timeout: int
-
-    def base_options(self, control_path: str) -> list[str]:
-        options: list[str] = []
-        if self.ssh_config:
-            options += ["-F", self.ssh_config]
-        options += [
-            "-o", "BatchMode=yes",
-            "-o", f"ConnectTimeout={self.connect_timeout}",
-            "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=3",
-            "-o", f"ControlPath={control_path}",
-        ]
-        if self.port:
-            options += ["-p", str(self.port)]
-        if self.user:
-            options += ["-l", self.user]
-        options += list(self.ssh_options)
-        return options
 
 
 def ssh_hint(ssh: SshSettings, control_path: str, said: str) -> str:
@@ -202,7 +173,6 @@ class Host:
             self._control_dir = tempfile.mkdtemp(prefix="fap-")
         self._connects += 1
         if self.persist > 0:
-            from fapistrano.connections import control_name
 
             # ssh makes the master, or becomes a client of the one a command before left (no handshake).
             control_path = os.path.join(self._control_dir, control_name(self._ssh))
@@ -236,7 +206,6 @@ class Host:
             session, control_path, problem = self._wait_started()
             if problem is not None and self._reusing:
                 # The master a command before left is gone or no longer answers: stop it, connect afresh.
-                from fapistrano.connections import stop_master
 
                 session.kill()
                 stop_master(control_path)
