@@ -29,8 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from fapistrano.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class SshSettings:
@@ -94,16 +92,6 @@ def run_persist(values: Iterable[Any]) -> float:
         return min((parse_duration(v["ssh_persist"]) for v in values), default=0.0)
     except ValueError:
         return 0.0
-
-
-def check_settings(config: Any, prefix: Any) -> None:
-    """Refuse a bad ``ssh_persist`` or ``max_connecting`` with one line; ``prefix(name)`` says where it was set."""
-    try:
-        parse_duration(config["ssh_persist"])
-    except ValueError as error:
-        raise ConfigError(f"{prefix('ssh_persist')}ssh_persist: {error}") from None
-    if config["max_connecting"] < 1:
-        raise ConfigError(f"{prefix('max_connecting')}max_connecting: must be at least 1, got {config['max_connecting']}")
 
 
 #: A unix socket's path holds at most this many bytes on every system ssh runs on (108 on Linux, 104 on BSDs).

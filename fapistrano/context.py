@@ -22,7 +22,7 @@ from fapistrano.ui import Event, EventKind, Reporter, line_reader
 class Context:
     """One host, one run. Hooks read settings from it and run commands through it.
 
-    Every attribute below may be read by any plugin; the core's own steps
+    Every attribute below may be read by any plugin; the core's built-in plugins
     (:mod:`fapistrano.builtin`) read nothing else. ``ctx.state`` is the one
     a plugin writes, and :attr:`current_release` the one a plugin that moves
     ``current`` itself updates.
@@ -186,13 +186,7 @@ class Context:
         host, the command's exit status, the command (masked) and the tails
         of its stdout and stderr.
         """
-        script = command
-        if env:
-            exports = "".join(f"export {name}={shlex.quote(str(value))}\n" for name, value in env.items())
-            script = exports + script
-        if cwd:
-            script = f"cd {shlex.quote(cwd)} || exit 1\n{script}"
-        shown = self.mask(command if not cwd else f"(cd {cwd}) {command}")
+        script, shown = self._script(command, cwd, env)
         if self.stopping is not None and self.stopping.is_set():
             raise Interrupted(f"{self.host}: interrupted before running: {shown}")
         if self.dry_run and not readonly:
@@ -204,6 +198,62 @@ class Context:
         if result.exit_code != 0:
             raise CommandFailed(self.host, shown, result.exit_code, self.mask(result.stderr), self.mask(result.stdout))
         return result.stdout.rstrip("\n")
+
+    def run_later(
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        then: Callable[[str], None] | None = None,
+        explain: Callable[[CommandFailed], BaseException] | None = None,
+    ) -> None:
+        """Run ``command`` on the host with its next round trip, not now: for a command whose output this hook does not need.
+
+        Each host is one network round trip away, and a phase that runs a
+        command pays one on every host. A command sent later goes in the
+        same write as the next command run on this host (by any plugin, in
+        this phase or a later one), in order; what is still waiting when the
+        phase before ``publishing`` ends is sent then (so ``current`` never
+        moves while something before the switch may still fail), and what
+        a phase after the switch leaves waiting goes with the run's end
+        (the unlock). The default git deploy makes four round trips per host
+        this way instead of eight.
+
+        ``then(stdout)`` is called once the command ran and exited 0. A
+        non-zero exit fails the phase the command was sent from (this one,
+        named as this plugin's failure) as :meth:`run` would, and the commands
+        after it do not run; ``explain(error)`` may turn that
+        :class:`~fapistrano.CommandFailed` into a clearer error. Under
+        ``--dry-run`` the command is shown and not run (``then`` is not called).
+        Use :meth:`run` for a command that another host must see done before
+        the next phase: every phase's :meth:`run` commands still end on every
+        host before the next phase starts on any.
+        """
+        script, shown = self._script(command, cwd, env)
+        if self.stopping is not None and self.stopping.is_set():
+            raise Interrupted(f"{self.host}: interrupted before running: {shown}")
+        if self.dry_run:
+            self._emit("command", shown, data={"dry_run": True})
+            return
+        self.commands_run += 1
+        self._emit("command", shown, data={"later": True})
+        phase, plugin = self.phase, self._plugin_at_work()
+
+        def done(result: Any) -> None:
+            try:
+                if result.exit_code != 0:
+                    failure = CommandFailed(self.host, shown, result.exit_code, self.mask(result.stderr), self.mask(result.stdout))
+                    raise explain(failure) if explain is not None else failure
+                if then is not None:
+                    then(result.stdout.rstrip("\n"))
+            except Exception as error:
+                from fapistrano.plugins import PluginFailure
+
+                # The failure is the phase's and plugin's that sent the command, not theirs whose round trip carried it.
+                raise PluginFailure(plugin or "fapistrano", error, phase=phase) from error
+
+        self._connection.run_later(script, done, on_line=self._output_reader())
 
     def test(self, command: str) -> bool:
         """Run a read-only ``command``; ``True`` when it exits 0. Runs under ``--dry-run`` too."""
@@ -281,6 +331,21 @@ class Context:
         return self._revision_hook(ctx=self, release=release)
 
     # -- internal ---------------------------------------------------------
+
+    def _script(self, command: str, cwd: str | None, env: Mapping[str, str] | None) -> tuple[str, str]:
+        """The shell text to run (``env`` exported, in ``cwd``) and the command as shown (masked)."""
+        script = command
+        if env:
+            exports = "".join(f"export {name}={shlex.quote(str(value))}\n" for name, value in env.items())
+            script = exports + script
+        if cwd:
+            script = f"cd {shlex.quote(cwd)} || exit 1\n{script}"
+        return script, self.mask(command if not cwd else f"(cd {cwd}) {command}")
+
+    def _plugin_at_work(self) -> str | None:
+        """The plugin whose hookimpl is running (see :class:`fapistrano.runner.StepNaming`), when the reporter knows."""
+        finder = getattr(self._reporter, "running_step", None)
+        return finder() if finder is not None else None
 
     def _on_line(self, stream: str, line: str) -> None:
         self._emit("output", self.mask(line), data={"stream": stream})

@@ -20,14 +20,14 @@ host, the command and its stderr). Any other exception is reported with the
 plugin's name. A failure before ``fap_deploy_publishing`` leaves ``current``
 untouched on every host and removes the new release everywhere.
 
-The core's own steps (directories, shared links, the switch, cleanup, the
-checks of ``fap check``) are
+The core's own work (directories, shared links, the switch, cleanup, the
+checks of ``fap check``, its settings) is done by built-in plugins,
 hookimpls too, in :mod:`fapistrano.builtin`, and read about a host only what
 ``ctx`` offers every plugin; a failure in one is named like a plugin's
 (``core.dirs``, ``core.switch``…). They
 are registered before third-party plugins, so pluggy calls plugin hookimpls
 first within a phase unless a hookimpl says ``tryfirst``/``trylast``;
-plugins' hookimpls run in the order deploy.yml lists the plugins. Two core steps pin their
+plugins' hookimpls run in the order deploy.yml lists the plugins. Two built-ins pin their
 place: making directories runs ``tryfirst`` in ``fap_deploy_starting`` (so
 plugins find ``path`` and the release directory there), and linking shared
 files runs ``trylast`` in ``fap_deploy_updating`` (after plugins have put the

@@ -28,7 +28,7 @@ ENTRY_POINT_GROUP = "fapistrano"
 #: failure or ``fap plugins`` shows (``core.switch: …``), by module.
 BUILTIN_PLUGINS = {
     # Registered first, so that pluggy calls its trylast hookimpls after every other one (core.shared's too).
-    "core.steps": "fapistrano.builtin.steps",
+    "core.steps": "fapistrano.builtin.run_steps",
     # The core's own settings, declared as any plugin's.
     CORE_PLUGIN: "fapistrano.builtin.core",
     "core.dirs": "fapistrano.builtin.dirs",
@@ -44,9 +44,11 @@ BUILTIN_PLUGINS = {
 class PluginFailure(FapError):
     """A hookimpl raised; carries the plugin's name and the original error."""
 
-    def __init__(self, plugin: str, error: BaseException) -> None:
+    def __init__(self, plugin: str, error: BaseException, phase: str | None = None) -> None:
         self.plugin = plugin
         self.error = error
+        #: The phase it failed in when that is not the one running now (a command sent later: ``ctx.run_later``).
+        self.phase = phase
         if isinstance(error, FapError):
             text = str(error)
         else:

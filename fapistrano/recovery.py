@@ -191,6 +191,7 @@ class Recovery:
     def drop(self, flow: Flow, members: Sequence[Member], error: BaseException) -> None:
         """Take failed hosts out of a tolerant run (``--max-fail``): clean them up, go on without them."""
         for member in members:
+            member.connection.discard_later()  # work on the release that goes with them (ctx.run_later): never sent
             member.status = "dropped"
             self.engine.emit("warning", f"dropped from the run (--max-fail): {describe(member.failed or error, member.name)}",
                       host=member.name, phase=member.ctx.phase if member.ctx else None)
@@ -201,6 +202,8 @@ class Recovery:
     def fail_run(self, flow: Flow, members: list[Member], failures: dict[str, BaseException]) -> None:
         """All-or-nothing: undo switches, tell plugins, remove the new release everywhere."""
         self.engine.stop.stop_cancelling()
+        for member in members:
+            member.connection.discard_later()  # work on the new release, which goes (ctx.run_later): never sent
         first = next(iter(failures.values()))
         switched = [m for m in members if m.switched]
         # Stopped inside the switch (killed after SIGTERM, a host lost mid-command): it may have switched; make sure.

@@ -28,6 +28,7 @@ import re
 import secrets
 import shlex
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -103,6 +104,19 @@ READ_SIZE = 64 * 1024
 #: bounded pieces - ``bytes``, a binary file object, or an iterable of ``bytes``.
 Stdin = str | bytes | BinaryIO | Iterable[bytes] | None
 
+
+@dataclass
+class Later:
+    """A command whose result nobody waits for now: it goes to the host with the host's next round trip.
+
+    ``done`` is called with its :class:`Result` once it ran (it raises to fail whoever sent it);
+    a command after one that failed is not run, and its ``done`` is not called.
+    """
+
+    script: str
+    done: Callable[[Result], None]
+    on_line: LineCallback | None = None
+
 #: Bytes of a binary stdin per piece fap reads and writes into its channel's pipe (a file goes by sendfile).
 STREAM_CHUNK = 512 * 1024
 
@@ -150,6 +164,12 @@ class Host:
         self.gate: Any = None
         self._gate_held = False
         self._reusing = False  # a persisted master's socket was there when this connection started
+        #: Commands waiting for the host's next round trip (:meth:`run_later`), oldest first.
+        self._later: list[Later] = []
+        #: Round trips to the host so far: each write of commands whose answer fap waits for.
+        self.round_trips = 0
+        #: What a command sent with the end of the session (:meth:`close`) raised: reported by the runner.
+        self.failed_at_close: BaseException | None = None
 
     @property
     def is_local(self) -> bool:
@@ -249,9 +269,12 @@ class Host:
         end of the shell's input: one round trip for both. What running it
         raises is raised once the session is closed all the same.
         """
+        if last is None and self._later:
+            last = "true"  # the commands still waiting go with the end of the session all the same
         try:
             return self._run_last(last) if last is not None else None
         finally:
+            self._later = []
             self._close_machine()
             if self._pending is not None:
                 # Started, never used: nothing runs there yet, so there is nothing to wait for.
@@ -269,10 +292,19 @@ class Host:
             return self.run(script)  # local, not connected, or killed by cancel(): the plain path says or reconnects
         self._close_machine()  # plumbum's channel first, as without a last command
         with self._run_lock:
+            entries, self._later = self._later, []
+            self.round_trips += 1
             try:
-                return session.run_and_end(script, self._sudo_user)
+                *earlier, result = session.run_batch([*((e.script, e.on_line) for e in entries), (script, None)],
+                                                     None, self._sudo_user, last_always=True, end=True)
             except SessionLost as lost:
                 raise self._lost(str(lost)) from None
+        try:
+            _finish(entries, earlier)
+        except BaseException as error:  # noqa: BLE001 - the session is over: the runner reports it
+            self.failed_at_close = error
+        assert result is not None
+        return result
 
     def _close_machine(self) -> None:
         with self._lock:
@@ -285,7 +317,12 @@ class Host:
 
     @property
     def machine(self) -> Any:
-        """The plumbum machine (``SshMachine`` on the run's connection, or ``local``)."""
+        """The plumbum machine (``SshMachine`` on the run's connection, or ``local``).
+
+        What :meth:`run_later` left waiting runs first: whoever looks at the
+        host through plumbum sees what the phases before sent.
+        """
+        self.flush_later()
         with self._lock:
             if self._machine is None:
                 from plumbum import local
@@ -352,6 +389,47 @@ class Host:
         except (OSError, subprocess.TimeoutExpired):
             pass  # the host is gone or slow: killing ssh below is all that is left to do
 
+    def run_later(self, script: str, done: Callable[[Result], None], on_line: LineCallback | None = None) -> None:
+        """Send ``script`` with the host's next round trip (the next :meth:`run`, :meth:`flush_later` or :meth:`close`).
+
+        The commands go in order, in one write with that next one; after one
+        fails, the rest (and that next command) do not run, and the failing
+        one's ``done`` raises from whoever sent it.
+        """
+        if self._ssh is None:
+            # This machine: a round trip costs nothing, and a plugin may look at the files directly.
+            done(self.run(script, on_line))
+            return
+        self._later.append(Later(script, done, on_line))
+
+    def flush_later(self) -> None:
+        """Run the commands :meth:`run_later` left waiting, now: one round trip (none when nothing waits)."""
+        if not self._later:
+            return
+        if self._ssh is None:
+            self._run_later_one_by_one()
+            return
+        with self._run_lock:
+            entries, self._later = self._later, []
+            session = self._session_after_cancel()
+            self.round_trips += 1
+            try:
+                results = session.run_batch([(e.script, e.on_line) for e in entries], None, self._sudo_user)
+            except SessionLost as lost:
+                if self._cancelled:
+                    raise CommandKilled(f"{self.name}: command killed (signal {signal.SIGKILL.value})") from None
+                raise self._lost(str(lost)) from None
+        _finish(entries, results)
+
+    def discard_later(self) -> None:
+        """Forget the commands waiting for the next round trip (the run failed: the release they worked on goes)."""
+        self._later = []
+
+    def _run_later_one_by_one(self) -> None:
+        entries, self._later = self._later, []
+        for entry in entries:
+            entry.done(self.run(entry.script, entry.on_line))
+
     def run(
         self,
         script: str,
@@ -366,10 +444,17 @@ class Host:
         an iterable of bytes) goes with its script on a stream of its own
         (see :meth:`_run_streaming`): memory stays flat whatever its size.
         """
+        if self._later and (self._ssh is None or not (stdin is None or isinstance(stdin, str))):
+            if self._ssh is None:
+                self._run_later_one_by_one()
+            else:
+                self.flush_later()  # a command on a channel of its own: what waits goes first, in the session
         if not (stdin is None or isinstance(stdin, str)):
+            self.round_trips += 1
             return self._run_streaming(script, on_line, stdin)
         if self._ssh is not None:
             return self._run_in_session(script, on_line, stdin)
+        self.round_trips += 1
         from plumbum import local
 
         # The same shell text as over ssh, read by a local ``sh`` from its stdin: no argument carries the script.
@@ -410,13 +495,21 @@ class Host:
 
     def _run_in_session(self, script: str, on_line: LineCallback | None, stdin: str | None) -> Result:
         with self._run_lock:
+            entries, self._later = self._later, []
             session = self._session_after_cancel()
+            self.round_trips += 1
             try:
-                return session.run(script, on_line, stdin, self._sudo_user)
+                if not entries:
+                    return session.run(script, on_line, stdin, self._sudo_user)
+                *earlier, result = session.run_batch([*((e.script, e.on_line) for e in entries), (script, on_line)],
+                                                     stdin, self._sudo_user)
             except SessionLost as lost:
                 if self._cancelled:
                     raise CommandKilled(f"{self.name}: command killed (signal {signal.SIGKILL.value})") from None
                 raise self._lost(str(lost)) from None
+        _finish(entries, earlier)
+        assert result is not None  # run only when every command before it succeeded
+        return result
 
     def _lost(self, said: str) -> HostUnreachable:
         """The error for a connection that ended under a command, with ssh's last word when there is one."""
@@ -479,6 +572,14 @@ class Host:
         if exit_code < 0:
             raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
         return _result(exit_code, stdout, stderr)
+
+
+def _finish(entries: Sequence[Later], results: Sequence[Result | None]) -> None:
+    """Tell each command sent later how it went, in order; the first failure's ``done`` raises (the rest did not run)."""
+    for entry, result in zip(entries, results, strict=True):
+        if result is None:
+            return
+        entry.done(result)
 
 
 def kill_session(leader: int) -> None:
@@ -827,9 +928,31 @@ def command_text(script: str, stdin: str | None, sudo_user: str | None, tag: str
     return text
 
 
-def _end_of(marker: str) -> str:
+def _end_of(marker: str, status: str = "$?") -> str:
     """What follows each command in a session: its status and the end of its stderr, each after ``marker``."""
-    return f"printf '\\n%s %s\\n' {marker} \"$?\"\n" + f"printf '\\n%s\\n' {marker} >&2\n"
+    return f"printf '\\n%s %s\\n' {marker} \"{status}\"\n" + f"printf '\\n%s\\n' {marker} >&2\n"
+
+
+#: The status a command of a batch reports when it did not run: one before it failed.
+NOT_RUN = 254
+
+
+def batch_text(commands: Sequence[tuple[str, str | None, str]], sudo_user: str | None, last_always: bool = False) -> str:
+    """Shell text running ``commands`` (``(script, stdin, marker)``) one after the other, each ended by its marker.
+
+    After one fails the rest do not run (each reports :data:`NOT_RUN`), but
+    the last when ``last_always`` (the unlock goes whatever happened). The
+    session's shell keeps the state in two variables of its own.
+    """
+    text = "fap_failed=\n"
+    for index, (script, stdin, marker) in enumerate(commands):
+        body = command_text(script, stdin, sudo_user, marker)
+        if last_always and index == len(commands) - 1:
+            text += body + "fap_status=$?\n"
+        else:
+            text += f'if [ -z "$fap_failed" ]; then\n{body}fap_status=$?\nelse fap_status={NOT_RUN}\nfi\n'
+        text += '[ "$fap_status" -eq 0 ] || fap_failed=1\n' + _end_of(marker, "$fap_status")
+    return text
 
 
 class SessionLost(Exception):
@@ -853,15 +976,27 @@ class Session:
         self._token = "FAP-" + secrets.token_hex(12)
         self._count = 0
         self._lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
-        # A session of its own: Ctrl-C reaches fap, not ssh; the runner decides when to stop.
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )
+        # What came after a command's marker: the next command's of a batch (run_batch), else stray lines.
+        self._after: list[tuple[str, str | None]] = []
+        # ssh's stdin and stdout are one socket, whose other end is ours: one descriptor for both
+        # directions (with stderr's pipe, two per host: a run on a few hundred hosts stays far
+        # from the common limit of 1024 open files).
+        self._socket, theirs = socket.socketpair()
+        try:
+            # A session of its own: Ctrl-C reaches fap, not ssh; the runner decides when to stop.
+            self.process = subprocess.Popen(
+                argv, stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except BaseException:
+            self._socket.close()
+            raise
+        finally:
+            theirs.close()
         self.dead = False
         self.busy = False
         self._ended: set[str] = set()
         self._last_stderr = ""
-        for stream, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
+        for stream, pipe in (("stdout", self._socket.makefile("rb", buffering=0)), ("stderr", self.process.stderr)):
             threading.Thread(target=self._pump, args=(stream, pipe), daemon=True).start()
         # Queued now, answered once the far shell runs: see wait_ready(). If ssh has already given up,
         # the write fails; wait_ready() reads what it said all the same.
@@ -871,9 +1006,14 @@ class Session:
 
     def _pump(self, stream: str, pipe: Any) -> None:
         # Pieces of whole lines, as many as each read brings: a queue item per line cost more than the command.
-        for text in text_chunks(pipe):
-            self._lines.put((stream, text))
+        try:
+            for text in text_chunks(pipe):
+                self._lines.put((stream, text))
+        except OSError:
+            pass  # our end of the socket was closed under the read: the session is over all the same
         pipe.close()
+        if stream == "stdout":
+            self._socket.close()  # ssh has gone: nothing more to write either
         self._lines.put((stream, None))
 
     def _send(self, text: str) -> bool:
@@ -881,12 +1021,17 @@ class Session:
 
     def _send_bytes(self, data: bytes) -> bool:
         try:
-            assert self.process.stdin is not None
-            self.process.stdin.write(data)
-            self.process.stdin.flush()
+            self._socket.sendall(data)
             return True
         except (OSError, ValueError):
             return False
+
+    def _end_input(self) -> None:
+        """EOF to the far shell: no more commands (ssh reads the socket's end of input as the end of its stdin)."""
+        try:
+            self._socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def wait_ready(self, timeout: float) -> str | None:
         """``None`` once the far shell answers; ``"timeout"``; else what ssh said."""
@@ -919,19 +1064,7 @@ class Session:
 
         A binary stdin never comes here: it goes on a channel of its own (:meth:`Host._run_streaming`).
         """
-        if self.dead:
-            raise SessionLost(self._last_stderr)
-        # Lines between commands come from something the run left in the background: not this command's.
-        while True:
-            try:
-                stream, line = self._lines.get_nowait()
-            except queue.Empty:
-                break
-            if line is None:
-                self._ended.add(stream)
-                self.dead = True
-        if self.dead:
-            raise SessionLost(self._last_stderr)
+        self._drop_stray_lines()
         marker = self._next_marker()
         self.busy = True
         try:
@@ -939,6 +1072,25 @@ class Session:
             return self._collect(marker, on_line)
         finally:
             self.busy = False
+
+    def _drop_stray_lines(self) -> None:
+        """Before a command: lines between commands come from something the run left in the background, not its."""
+        if self.dead:
+            raise SessionLost(self._last_stderr)
+        stray, self._after = self._after, []
+        while True:
+            if stray:
+                stream, line = stray.pop(0)
+            else:
+                try:
+                    stream, line = self._lines.get_nowait()
+                except queue.Empty:
+                    break
+            if line is None:
+                self._ended.add(stream)
+                self.dead = True
+        if self.dead:
+            raise SessionLost(self._last_stderr)
 
     def _next_marker(self) -> str:
         self._count += 1
@@ -968,12 +1120,38 @@ class Session:
         except SessionLost:
             self.dead = True
             raise SessionLost(self._drain_stderr()) from None
-        try:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-        except OSError:
-            pass
+        self._end_input()
         return self.collect(marker)
+
+    def run_batch(self, commands: Sequence[tuple[str, LineCallback | None]], stdin: str | None, sudo_user: str | None = None,
+                  last_always: bool = False, end: bool = False) -> list[Result | None]:
+        """Run ``commands`` (``(script, on_line)``; ``stdin`` is the last one's) in one write: one round trip.
+
+        Each one's :class:`Result`, or ``None`` for those that did not run
+        because one before failed (see :func:`batch_text`). ``end``: the
+        end of the shell's input goes in the same write (the session's last).
+        """
+        self._drop_stray_lines()
+        markers = [self._next_marker() for _ in commands]
+        last = len(commands) - 1
+        text = batch_text([(script, stdin if index == last else None, marker)
+                           for index, ((script, _on_line), marker) in enumerate(zip(commands, markers, strict=True))],
+                          sudo_user, last_always)
+        self.busy = True
+        try:
+            self._send_or_lose(text)
+            if end:
+                self._end_input()
+            results: list[Result | None] = []
+            failed = False
+            for index, ((_script, on_line), marker) in enumerate(zip(commands, markers, strict=True)):
+                result = self._collect(marker, on_line)
+                ran = not failed or (last_always and index == last)
+                results.append(result if ran else None)
+                failed = failed or result.exit_code != 0
+            return results
+        finally:
+            self.busy = False
 
     def _send_or_lose(self, data: str | bytes) -> None:
         if not self._send_bytes(data.encode() if isinstance(data, str) else data):
@@ -990,33 +1168,45 @@ class Session:
         held = {"stdout": "", "stderr": ""}
         done: dict[str, bool] = {"stdout": False, "stderr": False}
         code: int | None = None
-        while not (done["stdout"] and done["stderr"]):
-            stream, piece = self._lines.get()
-            if piece is None:
-                self._ended.add(stream)
-                self.dead = True
+        # Pieces read past this command's marker, kept in order for whoever reads next: the next command
+        # of a batch (run_batch), or stray lines of what this one left in the background (dropped then).
+        after: list[tuple[str, str | None]] = []
+        try:
+            while not (done["stdout"] and done["stderr"]):
+                stream, piece = self._after.pop(0) if self._after else self._lines.get()
+                if piece is None:
+                    self._ended.add(stream)
+                    self.dead = True
+                    if done[stream]:
+                        after.append((stream, None))
+                        continue  # the session's last command: this stream ended after its marker, the other's is coming
+                    raise SessionLost(self._drain_stderr(outputs["stderr"].lines()))
                 if done[stream]:
-                    continue  # the session's last command: this stream ended after its marker, the other's is coming
-                raise SessionLost(self._drain_stderr(outputs["stderr"].lines()))
-            if done[stream]:
-                continue  # after the marker: something the command left in the background printed it
-            text = held[stream] + piece
-            held[stream] = ""
-            found = ends[stream].search(text)
-            output = outputs[stream]
-            if found is None:
-                if text.endswith("\n\n") or (text == "\n" and output.last_char() in ("", "\n")):
-                    text, held[stream] = text[:-1], "\n"
-                output.add(text)
-                continue
-            before = text[:found.start()]
-            if before:
-                output.add(before[:-1])
-            else:
-                output.drop_final_newline()  # ours, added with the piece before: the line it ended was shown, rightly
-            done[stream] = True
-            if stream == "stdout":
-                code = int(found.group(1))
+                    after.append((stream, piece))
+                    continue
+                text = held[stream] + piece
+                held[stream] = ""
+                found = ends[stream].search(text)
+                output = outputs[stream]
+                if found is None:
+                    if text.endswith("\n\n") or (text == "\n" and output.last_char() in ("", "\n")):
+                        text, held[stream] = text[:-1], "\n"
+                    output.add(text)
+                    continue
+                before = text[:found.start()]
+                if before:
+                    output.add(before[:-1])
+                else:
+                    output.drop_final_newline()  # ours, added with the piece before: the line it ended was shown, rightly
+                rest = text[found.end():]
+                rest = rest[1:] if rest.startswith("\n") else rest  # the marker line's own newline
+                if rest:
+                    after.append((stream, rest))
+                done[stream] = True
+                if stream == "stdout":
+                    code = int(found.group(1))
+        finally:
+            self._after = after + self._after
         for output in outputs.values():
             output.finish()
         assert code is not None
@@ -1040,11 +1230,7 @@ class Session:
 
     def close(self, wait: float) -> None:
         """EOF to the shell; kill ssh if it has not ended after ``wait`` seconds."""
-        try:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-        except OSError:
-            pass
+        self._end_input()
         try:
             self.process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
@@ -1067,12 +1253,13 @@ class Session:
             pass
 
 
-#: Open files a run needs: some for itself, and per host its session's three pipes plus,
+#: Open files a run needs: some for itself, and per host its session's two (a socket for ssh's stdin
+#: and stdout, a pipe for its stderr) plus,
 #: when a plugin uses ``ctx.remote``, plumbum's.
 BASE_OPEN_FILES = 64
 OPEN_FILES_PER_HOST = 8
 #: Below this many per host a run cannot hold its sessions at all.
-MIN_OPEN_FILES_PER_HOST = 3
+MIN_OPEN_FILES_PER_HOST = 2
 
 
 def allow_open_files(hosts: int) -> None:

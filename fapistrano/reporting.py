@@ -42,6 +42,10 @@ class StepNaming(Reporter):
                 event = dataclasses.replace(event, data={**event.data, "step": step})
         self.reporter.handle(event)
 
+    def running_step(self) -> str | None:
+        """The plugin whose hookimpl is running in this thread, if any (``ctx.run_later`` names it in a failure)."""
+        return self._attribution.running(sys._getframe(1))  # noqa: SLF001 - the documented way to read the caller's frames
+
     def summary(self, title: str, results: list[Any], ok: bool) -> None:
         self.reporter.summary(title, results, ok)
 
@@ -78,6 +82,7 @@ def summarize(members: Sequence[Member], masker: Masker | None = None) -> list[A
                 duration=(member.last_active or now) - member.started,
                 error=(masker or Masker())(error or _health_text(member)) if status in ("failed", "dropped", "reverted", "unhealthy") else "",
                 commands=ctx.commands_run if ctx else 0,
+                round_trips=member.connection.round_trips,
                 current=current,
             )
         )

@@ -154,7 +154,9 @@ class Runner:
 
     # -- phases -----------------------------------------------------------
 
-    def run_phase(self, flow: Flow, phase: str, members: Sequence[Member]) -> dict[str, BaseException]:
+    def run_phase(self, flow: Flow, phase: str, members: Sequence[Member], send_waiting: bool = False) -> dict[str, BaseException]:
+        """Run ``phase``'s hooks on every member; with ``send_waiting`` each host's phase ends once the commands
+        plugins sent later (``ctx.run_later``) have run there too."""
         hook_name = flow.hook_name(phase)
 
         def work(member: Member) -> None:
@@ -168,6 +170,8 @@ class Runner:
             try:
                 try:
                     self.plugins.caller(hook_name, member.target.plugins)(ctx=ctx)
+                    if send_waiting:
+                        member.connection.flush_later()
                 except BaseException as error:
                     if self.stopping.is_set() and isinstance(unwrapped(error), CommandKilled):
                         # Killed by fap itself on the way out: the stop, not a failure of this host.
@@ -175,7 +179,8 @@ class Runner:
                     raise
             except BaseException as error:
                 member.last_active = time.monotonic()
-                member.failed_phase = phase
+                # A command sent later fails in the phase that sent it (ctx.run_later).
+                member.failed_phase = getattr(error, "phase", None) or phase
                 message = describe(error, member.name)
                 self.reporter.handle(Event("phase", host=member.name, phase=phase, status="failed",
                                            message=self.masker(message), duration=time.monotonic() - started))
@@ -220,7 +225,7 @@ class Runner:
             whole_run = False
             failures = self.at_barrier(barrier.before, phase, active) if barrier else {}
             if not failures:
-                failures = self.run_phase(flow, phase, active)
+                failures = self.run_phase(flow, phase, active, send_waiting=self.sends_waiting_after(flow, phase, barrier))
                 if flow.creates_release and phase == flow.phases[0]:
                     for member in active:
                         # Its release directory is this run's: the failure path may remove it even unmarked.
@@ -277,6 +282,20 @@ class Runner:
             self.recovery.hand_over(flow, phase, failed, [*members, *later])
             late_failures = True
         return not late_failures
+
+    @staticmethod
+    def sends_waiting_after(flow: Flow, phase: str, barrier: PhaseBarrier | None) -> bool:
+        """Whether ``phase`` ends with every command plugins sent later (``ctx.run_later``) run on its host.
+
+        Before the switch: ``current`` moves on no host while something
+        before it may still fail on another. And after every phase when the
+        run has ``local:`` steps, which may count on every host having done its
+        part. Otherwise they ride with the host's next round trip.
+        """
+        following = flow.phases.index(phase) + 1
+        if following < len(flow.phases) and flow.phases[following] == flow.publish_phase:
+            return True
+        return bool(getattr(barrier, "steps", ()))
 
     def at_barrier(self, call: Callable[[str, Sequence[Member]], None], phase: str,
                    members: Sequence[Member]) -> dict[str, BaseException]:

@@ -60,6 +60,8 @@ class Sessions:
         self.lock_token: str | None = secrets.token_hex(16)
         self._connections: list[Host] = []
         self._locked: list[Member] = []  # every member whose lock this run took: a second signal still releases them
+        #: Members whose last phases' commands, sent with the unlock (``ctx.run_later``), failed: the run failed there.
+        self.failed_at_close: list[Member] = []
 
     def connect(self, members: Sequence[Member], probe: bool = False, lock: bool = False) -> dict[str, BaseException]:
         """Open every member's connection, all at once.
@@ -102,10 +104,12 @@ class Sessions:
         def work(member: Member) -> None:
             if not member.locked:
                 member.connection.close()
+                self._failed_at_close(member)
                 return
-            # The unlock goes with the end of the session: one round trip for both.
+            # The unlock goes with the end of the session, and with what the last phases sent later: one round trip.
             self._emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
             result = member.connection.close(last=layout.unlock_script(member.target.config["path"], self.lock_token))
+            self._failed_at_close(member)
             if result is not None and result.exit_code == 0:
                 member.locked = False
             elif result is not None and result.exit_code == layout.LOCK_NOT_OURS:
@@ -121,6 +125,17 @@ class Sessions:
             host = by_key[name].name
             self._emit("error", f"could not release the lock (run 'fap unlock' when the host is back): {describe(error, host)}",
                        host=host, phase="unlock")
+
+    def _failed_at_close(self, member: Member) -> None:
+        """A command of the last phases that went with the end of the session failed: that host's run failed there."""
+        error, member.connection.failed_at_close = member.connection.failed_at_close, None
+        if error is None:
+            return
+        phase = getattr(error, "phase", None) or "finishing"
+        self._emit("error", f"{phase}: {describe(error, member.name)}", host=member.name, phase=phase)
+        if member.failed is None:
+            member.failed, member.failed_phase = error, phase
+        self.failed_at_close.append(member)
 
     def release_locks_now(self) -> None:
         """On the way out after a second signal: release this run's locks, each host at once, bounded in time."""

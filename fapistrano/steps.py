@@ -1,7 +1,7 @@
 """The steps of ``hooks:`` in deploy.yml: which host runs which, what they see, and the local ones.
 
 ``run:`` steps run on the hosts through the built-in plugin
-:mod:`fapistrano.builtin.steps`, after every other plugin's hookimpl of the
+:mod:`fapistrano.builtin.run_steps` (plugin ``core.steps``), after every other plugin's hookimpl of the
 phase. ``local:`` steps run on the deployer's machine, once per run, from
 :class:`LocalSteps` - the phase engine's barrier
 (:class:`fapistrano.runner.PhaseBarrier`): before any host starts ``starting``,

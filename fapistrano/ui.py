@@ -81,6 +81,7 @@ class HostResult:
     error: str = ""
     commands: int = 0
     current: str = ""  # where ``current`` is after the run: "unchanged", "now RELEASE", or "" (never reached)
+    round_trips: int = 0  # writes of commands to the host whose answer fap waited for (the probe and unlock included)
 
 
 #: How much of a command's output a reporter reads (:meth:`Reporter.output_wanted`), least first.

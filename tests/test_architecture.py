@@ -234,3 +234,37 @@ def test_the_phase_table_is_what_hooks_validation_steps_hookspecs_and_live_view_
     assert {flows.hook_name(phase) for phase in flows.Phase} <= spec_hooks
     assert set(Plugins().implemented_hooks("core.steps")) == {flows.hook_name(phase) for phase in flows.Phase}
     assert ui.LAST_PHASES == {flow.phases[-1] for flow in flows.FLOWS} == {"finished", "restarted"}
+
+
+def test_every_command_fap_has_is_in_the_one_registry_of_commands() -> None:
+    from fapistrano.cli import cli
+
+    visible = {name for name, command in cli.commands.items() if not command.hidden}
+    assert visible == {command.name for command in flows.COMMANDS}
+    assert {name for name, command in cli.commands.items() if command.hidden} == {"release"}  # 0.9's name of deploy
+
+
+def test_each_command_module_holds_its_own_click_command_and_cli_py_only_registers_them() -> None:
+    from fapistrano.cli import cli
+
+    tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert functions == {"cli", "main", "_unwind_on_signals"}  # the group, the entry point, its signal handlers
+
+    for name, command in cli.commands.items():
+        if command.hidden:
+            continue
+        assert command.callback is not None
+        assert command.callback.__module__ == f"fapistrano.commands.{name}", name
+
+
+def test_fap_help_loads_every_command_module_but_not_the_engine_the_composition_or_pluggy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, fapistrano.cli; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split())
+    assert {f"fapistrano.commands.{command.name}" for command in flows.COMMANDS} <= loaded
+    heavy = {"fapistrano.runner", "fapistrano.compose", "fapistrano.plugins", "fapistrano.commands.changing",
+             "fapistrano.sessions", "importlib.metadata", "rich", "ruamel"}
+    assert not heavy & loaded, f"fap --help would import {sorted(heavy & loaded)}: import them where the command runs"

@@ -33,7 +33,7 @@ def test_plugins_lists_installed_ones_without_a_deploy_file(tmp_path, fap_run):
     assert "  settings: demo_greeting: hello from %(host)s  # What the demo plugin writes into GREETING in each release." in settings
     assert "demo_token: ''  # API token of the demo service. [secret]" in settings
     assert "demo_check_crash: false" in settings
-    assert "core steps, always on: dirs (fap_deploy_starting)" in result.stdout
+    assert "built-in plugins, always on: dirs (fap_deploy_starting)" in result.stdout
     # fap check's own checks are a hookimpl like any plugin's.
     assert "; checks (fap_check)" in result.stdout
 

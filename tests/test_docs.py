@@ -129,6 +129,9 @@ def test_every_core_setting_shows_the_type_fap_checks():
         assert f":type: ``{kind}" in confval_block(text, name), name
     assert ":type: ``int``" in confval_block(text, "keep_releases")
     assert ":type: ``list``" in confval_block(text, "linked_dirs")
+    # The core declares its settings as a plugin does: connection's choices are in the reference like a plugin's.
+    assert "One of ``ssh``, ``local``." in confval_block(text, "connection")
+    assert "``--connection ssh|local``" in confval_block(text, "connection")
 
 
 def test_the_command_line_line_of_each_setting_says_what_fap_does_with_it():

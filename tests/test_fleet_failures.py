@@ -210,7 +210,7 @@ def test_a_low_open_file_limit_is_raised_for_the_run(fap_fleet: Any, released: A
 def test_an_open_file_limit_too_low_for_the_fleet_is_one_line(fap_fleet: Any, assert_error: Any, tmp_path: Path) -> None:
     fap_fleet.write_deployfile(tmp_path)
     result = run_with_open_file_limit(20, 20, ["deploy", "-s", "test"], tmp_path)
-    assert_error(result, "3 hosts need at least 73 open files", "may open 20 (ulimit -n)")
+    assert_error(result, "3 hosts need at least 70 open files", "may open 20 (ulimit -n)")
     for host in HOSTS:
         assert fap_fleet.current(host) is None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -266,3 +267,70 @@ def test_fap_deploy_with_a_refused_key_says_what_ssh_said_and_what_to_do(fap_fle
                               " host's ~/.ssh/authorized_keys, or name the right key with IdentityFile in the ssh config"
                               " or ssh_options: [-i, KEY]"), result.stderr
     assert "Traceback" not in result.output and fap_fleet.current("host1") is None
+
+
+def test_commands_sent_later_go_with_the_next_command_in_one_round_trip(host: Host) -> None:
+    seen: list[tuple[int, str, str]] = []
+
+    def record(result: Any) -> None:
+        seen.append((result.exit_code, result.stdout, result.stderr))
+
+    before = host.round_trips
+    # Fast commands: their markers and the next one's output arrive in one read, and must still be told apart.
+    host.run_later("echo one; echo err-one >&2", record)
+    host.run_later("printf two", record)
+    result = host.run("echo three")
+
+    assert seen == [(0, "one\n", "err-one\n"), (0, "two", "")]
+    assert (result.exit_code, result.stdout) == (0, "three\n")
+    assert host.round_trips == before + 1
+    assert host.run("echo $((6 * 7))").stdout == "42\n"  # still in step
+
+
+def test_after_a_command_sent_later_fails_the_rest_do_not_run(fap_fleet: Any, host: Host) -> None:
+    marker = "/home/deploy/www/not-run.txt"
+
+    def fail(result: Any) -> None:
+        raise RuntimeError(f"exit {result.exit_code}: {result.stderr.strip()}")
+
+    host.run_later("echo broken >&2; exit 4", fail)
+    host.run_later(f"touch {marker}", lambda result: None)
+    with pytest.raises(RuntimeError, match="exit 4: broken"):
+        host.run(f"touch {marker}")
+
+    assert not Path(fap_fleet.hosts["host1"].path(marker)).exists()
+    assert host.run("echo fine").stdout == "fine\n"
+
+
+def test_commands_sent_later_go_with_the_last_command_which_runs_whatever_happened(fap_fleet: Any) -> None:
+    def fail(result: Any) -> None:
+        raise RuntimeError(f"exit {result.exit_code}")
+
+    connection = Host("host2", fap_fleet.ssh_settings("host2"))
+    connection.connect()
+    connection.run_later("exit 5", fail)
+
+    result = connection.close(last="echo unlocked")
+
+    assert result is not None and result.stdout == "unlocked\n"
+    assert isinstance(connection.failed_at_close, RuntimeError) and "exit 5" in str(connection.failed_at_close)
+    assert connection.round_trips == 1
+
+
+def test_a_session_holds_two_descriptors_so_hundreds_of_hosts_fit_the_usual_limit(fap_fleet: Any) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    connections = [Host(name, fap_fleet.ssh_settings(name), control_dir=tempfile.mkdtemp(prefix="fap-t-"))
+                   for name in ("host1", "host2", "host3")]
+    for connection in connections:
+        connection.connect()
+    try:
+        assert all(c.run("echo up").stdout == "up\n" for c in connections)
+        assert len(os.listdir("/proc/self/fd")) - before <= 2 * len(connections)
+    finally:
+        for connection in connections:
+            connection.close()
+    # Each session's reader closes its end once ssh has gone: soon after close(), not necessarily before it returns.
+    deadline = time.monotonic() + 5
+    while len(os.listdir("/proc/self/fd")) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir("/proc/self/fd")) <= before

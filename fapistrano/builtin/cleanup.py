@@ -14,12 +14,13 @@ def fap_deploy_finishing(ctx) -> None:
     outdated = layout.outdated_releases(after, ctx.config["keep_releases"], keep_also=[rollback_target] if rollback_target else [])
     # Unfinished releases of runs that died went in starting (builtin.dirs).
     if outdated:
-        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], outdated))
-        ctx.log(f"removed {len(outdated)} old release(s): {', '.join(outdated)}")
+        # With the run's last round trip (the unlock), or the next command of a later phase.
+        ctx.run_later(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], outdated),
+                      then=lambda _output: ctx.log(f"removed {len(outdated)} old release(s): {', '.join(outdated)}"))
 
 
 @hookimpl
 def fap_deploy_finishing_rollback(ctx) -> None:
     if ctx.rollback_from and ctx.rollback_from != ctx.release and layout.is_release_name(ctx.rollback_from):
-        ctx.run(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], [ctx.rollback_from]))
-        ctx.log(f"removed rolled-back release {ctx.rollback_from}")
+        ctx.run_later(layout.remove_releases_script(ctx.config["releases_path"], ctx.config["current_path"], [ctx.rollback_from]),
+                      then=lambda _output: ctx.log(f"removed rolled-back release {ctx.rollback_from}"))

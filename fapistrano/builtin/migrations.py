@@ -5,7 +5,8 @@ A ``migrates: true`` step runs on one host (``once: true``) and a plugin's
 (:mod:`fapistrano.migrations`) collects them, and each host writes the mark
 at the start of its next phase (every host finished the phase before: the
 phases run in lockstep), so that a rollback from any host of the stage knows.
-Nothing to mark costs no command.
+Nothing to mark costs no command, and a mark goes with the host's next
+round trip (``ctx.run_later``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def write_mark(ctx) -> None:
     migrations = marks_due(ctx)
     if migrations is None:
         return
-    ctx.run(layout.mark_script(ctx.config["path"], ctx.release, MARK_KIND, mark_record(migrations)))
+    # With the host's next round trip (the switch's, when the migration ran in updated): it costs none of its own.
+    ctx.run_later(layout.mark_script(ctx.config["path"], ctx.release, MARK_KIND, mark_record(migrations)))
     marked(ctx, migrations)
 
 

@@ -10,7 +10,7 @@ def fap_deploy_updating(ctx) -> None:
     config = ctx.config
     if not (config["linked_files"] or config["linked_dirs"] or config["environment"]):
         return
-    ctx.run(
+    ctx.run_later(
         layout.link_script(
             release_path=ctx.release_path,
             shared_path=config["shared_path"],

@@ -1,4 +1,10 @@
-"""One module per ``fap`` command; :mod:`fapistrano.cli` parses the command line, calls one, renders what it returns.
+"""One module per ``fap`` command: its click command (named ``command``), its plan, its rendering.
+
+:mod:`fapistrano.cli` registers each module's ``command`` under the global
+options; :mod:`~fapistrano.commands.options` holds the decorators they are
+built with (``fleet_command`` for a command on stage/role targets). A new
+command is a new module here, a :class:`fapistrano.flows.Command` in
+:data:`fapistrano.flows.COMMANDS`, and its name in ``cli.COMMAND_MODULES``.
 
 - :mod:`fapistrano.compose` (outside this package): a run composed in one place —
   deploy file, plugins, settings, targets, hosts, reporters, the engine.
@@ -10,7 +16,7 @@
   :mod:`~fapistrano.commands.unlock`: operator commands on hosts.
 - :mod:`~fapistrano.commands.check`, :mod:`~fapistrano.commands.releases`,
   :mod:`~fapistrano.commands.config`, :mod:`~fapistrano.commands.plugins`:
-  read-only reports, returned as plain data.
+  read-only reports, gathered as plain data, then printed.
 - :mod:`~fapistrano.commands.init`: writes a commented deploy.yml.
 
 This package's ``__init__`` and :mod:`~fapistrano.commands.options` import

@@ -18,8 +18,8 @@ from fapistrano.flows import Flow
 from fapistrano.hosts import Member, key
 from fapistrano.outcome import Outcome, decide, failed, refused
 from fapistrano.plugins import describe, unwrapped
-from fapistrano.reporting import summarize
-from fapistrano.run import Run, RunTarget
+from fapistrano.reporting import group_errors, summarize
+from fapistrano.run import Run, RunOutcome, RunTarget
 from fapistrano.runner import Runner, health_phase
 from fapistrano.selection import left_behind
 from fapistrano.steps import LocalSteps
@@ -76,6 +76,7 @@ def execute(
                     run.revision = _revision(members, lambda ctx: ctx.release)
             finally:
                 runner.close(members)
+                outcome = _with_failures_at_close(runner, outcome)
         return outcome
     finally:
         try:
@@ -83,6 +84,18 @@ def execute(
                 _run_finished(runner, members, run, outcome)
         finally:
             restore_signal_handlers(previous_handlers)
+
+
+def _with_failures_at_close(runner: Runner, outcome: Outcome) -> Outcome:
+    """The outcome, failed where a last phase's command, sent with the unlock (``ctx.run_later``), failed.
+
+    A run that failed already keeps its outcome: the failure at the end is reported as an error line.
+    """
+    late = [(m, m.failed) for m in runner.sessions.failed_at_close if m.failed is not None]
+    if not late or not outcome.ok:
+        return outcome
+    errors = group_errors([(m.name, f"{m.failed_phase}: {describe(error, m.name)}") for m, error in late])
+    return Outcome(RunOutcome.FAILED, errors, outcome.release, outcome.moved)
 
 
 def _execute(runner: Runner, flow: Flow, members: list[Member], plan: ReleasePlan, lock: bool, batch_size: int | list[int | str],
@@ -307,6 +320,10 @@ def render(fleet: Composition, outcome: Outcome, success: str) -> int:
     results = summarize(members, fleet.masker) if ran else []
     fleet.reporter.summary(f"fap {fleet.command}: {'ok' if outcome.ok else 'FAILED'}", results, outcome.ok)
     fleet.close()
+    trips = sorted(r.round_trips for r in results if r.round_trips)
+    if trips and fleet.options.verbosity > 0:  # -v: what a slow link costs this run (docs/performance.rst)
+        spread = f"{trips[0]}" if trips[0] == trips[-1] else f"{trips[0]}-{trips[-1]}"
+        fleet.console.print(f"round trips per host: {spread} (the probe and the unlock included)", markup=False, highlight=False)
     if fleet.command == "deploy":
         switched = [(m.label, m.name, m.ctx.release or "") for m in members if m.current_moved and m.ctx]
         for line in left_behind(switched, fleet.left_out):

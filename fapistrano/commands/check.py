@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fapistrano.compose import Composition
-from fapistrano.errors import FapError
+from fapistrano.commands.options import Options, exit_with, fleet_command
+from fapistrano.errors import ExitCode, FapError
 from fapistrano.flows import FlowName
-from fapistrano.freeze import notes
 from fapistrano.hosts import Member, key
-from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure, describe
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.compose import Composition
 
 
 @dataclass
@@ -34,7 +35,7 @@ class HostCheck:
         return not self.problems
 
 
-def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any, unprefixed: Iterable[str] = BUILTIN_PLUGINS,
+def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any, unprefixed: Iterable[str] | None = None,
                     argument: str = "ctx") -> list[str]:
     """Call each plugin's ``fap_check`` (from :meth:`Plugins.one_by_one`) with ``ctx``; each problem names its plugin.
 
@@ -42,10 +43,12 @@ def plugin_problems(checks: Iterable[tuple[str, Any]], ctx: Any, unprefixed: Ite
 
     The plugins are asked one by one so that a problem, or a crash, is
     attributed to the plugin that reported it, and one crashing check does
-    not hide the others. The core's own checks (``unprefixed``) speak for
-    the host itself.
+    not hide the others. The core's own checks (``unprefixed``: the
+    built-in plugins) speak for the host itself.
     """
-    unprefixed = set(unprefixed)
+    from fapistrano.plugins import BUILTIN_PLUGINS, PluginFailure
+
+    unprefixed = set(BUILTIN_PLUGINS if unprefixed is None else unprefixed)
     problems: list[str] = []
     for name, check in checks:
         label = "" if name in unprefixed else f"{name}: "
@@ -92,6 +95,9 @@ def run_problems(fleet: Composition) -> list[str]:
 
 def check(fleet: Composition) -> list[HostCheck]:
     """Check every host of ``fleet``: an unreachable host is a problem of that host; the others are still checked."""
+    from fapistrano.freeze import notes
+    from fapistrano.plugins import describe
+
     runner, members = fleet.runner, fleet.members
     results = {key(m): HostCheck(m.name, m.label) for m in members}
     with fleet.connected(FlowName.CHECK) as hosts:
@@ -131,3 +137,25 @@ def ok_line(result: HostCheck) -> str:
     """What ``fap check`` says about a host that passed."""
     current = result.current or "none yet"
     return f"ok (current {current}, {result.releases} release{'s' if result.releases != 1 else ''}, not locked)"
+
+
+@fleet_command("check", "Connect to every selected host and report what would make a deploy fail.",
+               short_help="Report, per host, what would make a deploy fail.")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    from fapistrano.compose import Composition
+
+    with Composition(options.plain(), stage, role, overrides, "check") as fleet:
+        fleet.announce(f"checking {fleet.app} on {fleet.describe()}")
+        problems = run_problems(fleet)
+        for problem in problems:
+            fleet.runner.emit("error", problem, phase="local")
+        checks = check(fleet)
+        for result in checks:
+            if result.ok:
+                fleet.runner.emit("log", ok_line(result), host=result.host, phase=result.target)
+            for problem in result.problems:
+                fleet.runner.emit("error", problem, host=result.host, phase=result.target)
+        fleet.close()
+    ok = not problems and all(c.ok for c in checks)
+    fleet.console.print(summary(checks, problems), style="green" if ok else "bold red", markup=False, highlight=False)
+    exit_with(ExitCode.OK if ok else ExitCode.FAILED)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from fapistrano import flows
-from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.compose import Composition
-from fapistrano.hosts import Member
+from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.commands.changing import Outcome
+    from fapistrano.compose import Composition
+    from fapistrano.hosts import Member
 
 
 def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
@@ -18,7 +22,20 @@ def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str 
 
 def deploy(fleet: Composition) -> Outcome:
     """Ship a new release to every host of ``fleet``."""
+    from fapistrano.commands.changing import execute, make_run
+
     fleet.announce(f"deploying {fleet.app} to {fleet.describe()}")
     run = make_run("deploy", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
     return execute(fleet.runner, flows.RELEASE, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
+
+
+@fleet_command("deploy", "Ship a new release to every selected host (alias: release).")
+@wait_lock_option
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    from fapistrano.commands.changing import render
+    from fapistrano.compose import Composition
+
+    with Composition(options, stage, role, overrides, "deploy") as fleet:
+        outcome = deploy(fleet)
+        exit_with(render(fleet, outcome, success=f"deployed release {outcome.release}"))

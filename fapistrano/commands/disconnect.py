@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+
+import click
 
 from fapistrano import connections
+from fapistrano.commands.options import PLAIN
 from fapistrano.errors import ExitCode
 
 
@@ -22,3 +26,11 @@ def disconnect() -> tuple[ExitCode, str]:
     stopped, stale = connections.close_all(directory)
     removed = f"; removed {stale} stale socket(s)" if stale else ""
     return ExitCode.OK, f"closed {stopped} connection(s) in {directory}{removed}"
+
+
+@click.command("disconnect", context_settings=PLAIN,
+               help="Close every SSH connection kept up for the next command (ssh_persist), whichever deploy file made it.")
+def command() -> None:
+    code, text = disconnect()
+    click.echo(text, err=code != ExitCode.OK)
+    sys.exit(code)

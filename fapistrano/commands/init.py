@@ -17,7 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
+
 from fapistrano import __version__
+from fapistrano.commands.options import PLAIN, options_of
 from fapistrano.errors import ConfigError, FapError
 from fapistrano.flows import COMMANDS
 from fapistrano.settings import Setting
@@ -202,3 +205,26 @@ def init(path: Path, plugin_option: Iterable[str], app_name: str | None) -> list
     chosen, docs, secrets = load_plugins(names)
     write_new(path, render(app_name or default_app_name(path.parent), chosen, docs, secrets))
     return names
+
+
+def _complete_plugins(context: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from fapistrano.completion import complete_plugins
+
+    return complete_plugins(context, param, incomplete)
+
+
+@click.command("init", context_settings=PLAIN, short_help="Write a commented deploy.yml.")
+@click.option("-d", "--deployfile", metavar="FILE", help="Where to write it (default: ./deploy.yml).")
+@click.option("-p", "--plugins", "plugin_option", multiple=True, metavar="NAMES", shell_complete=_complete_plugins,
+              help="Comma-separated plugins, e.g. git,virtualenv,supervisorctl (short for fapistrano.<name>).")
+@click.option("--app-name", metavar="NAME", help="The application's name (default: the directory's name).")
+@click.pass_context
+def command(context: click.Context, deployfile: str | None, plugin_option: tuple[str, ...], app_name: str | None) -> None:
+    """Write a commented deploy.yml: stages, roles, every setting with its default.
+
+    Refuses to overwrite an existing file.
+    """
+    path = Path(deployfile or options_of(context).deployfile or "deploy.yml")
+    names = init(path, plugin_option, app_name)
+    listed = ", ".join(names) or "none"
+    click.echo(f"wrote {path} (plugins: {listed}); next: fill in hosts under stage_role_configs, then run 'fap check -s staging'")

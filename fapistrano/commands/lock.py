@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from fapistrano import freeze, layout
-from fapistrano.compose import Composition
+import click
+
+from fapistrano import layout
+from fapistrano.commands.options import Options, exit_with, fleet_command
 from fapistrano.errors import CommandFailed, ExitCode
 from fapistrano.hosts import Member, key
-from fapistrano.plugins import describe
-from fapistrano.sessions import account_name
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.compose import Composition
 
 
 def freezer() -> str:
     """Who froze the target, as the run lock names its holder: ``user@machine``."""
     import os
     import socket
+
+    from fapistrano.sessions import account_name
 
     return f"{os.environ.get('USER') or os.environ.get('LOGNAME') or account_name()}@{socket.gethostname()}"
 
@@ -25,6 +31,9 @@ def lock(fleet: Composition, message: str) -> ExitCode:
 
     Under ``--dry-run`` the freeze is shown, not written.
     """
+    from fapistrano import freeze
+    from fapistrano.plugins import describe
+
     runner, members = fleet.runner, fleet.members
     # A secret typed into the reason never reaches a host: the freeze is stored as it would be shown.
     line = freeze.record(freezer(), time.strftime("%Y-%m-%d %H:%M:%S %z"), fleet.masker(message))
@@ -59,3 +68,18 @@ def lock(fleet: Composition, message: str) -> ExitCode:
             if key(member) in errors:
                 runner.emit("error", describe(errors[key(member)], member.name), host=member.name, phase="lock")
         return ExitCode.FAILED if errors else ExitCode.OK
+
+
+@fleet_command("lock", "Freeze the selected targets with a reason: deploy, rollback and restart refuse (exit 5) until"
+               " fap unlock.", short_help="Freeze the target with a reason, until fap unlock.")
+@click.option("-m", "--message", "message", metavar="REASON", is_flag=False, flag_value="",
+              help="Why the target is frozen (shown to whoever tries to deploy), e.g. 'incident 431: db failover'.")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], message: str | None) -> None:
+    from fapistrano import freeze
+    from fapistrano.compose import Composition
+
+    reason = freeze.check_message(message, stage)  # before anything connects
+    with Composition(options, stage, role, overrides, "lock") as fleet:
+        exit_code = lock(fleet, reason)
+        fleet.close()
+    exit_with(exit_code)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
+
+import click
 
 from fapistrano import layout
-from fapistrano.compose import Composition
+from fapistrano.commands.options import Options, exit_with, fleet_command
 from fapistrano.errors import ExitCode, FapError
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
-from fapistrano.plugins import describe
 from fapistrano.ui import Event
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.compose import Composition
 
 
 def script(current_path: str, command: str) -> str:
@@ -28,6 +33,8 @@ def once(fleet: Composition, command: str) -> ExitCode:
     0 when the command exited 0 on every host, 1 when it failed on any (each
     host's own status is printed), 130/143 after a signal.
     """
+    from fapistrano.plugins import describe
+
     runner, members = fleet.runner, fleet.members
     with fleet.connected(FlowName.ONCE, probe=False) as hosts:
         if hosts.failures:
@@ -67,3 +74,17 @@ def once(fleet: Composition, command: str) -> ExitCode:
         if errors or any(m.status == "failed" for m in members):
             return ExitCode.FAILED
         return ExitCode.OK
+
+
+@fleet_command("once", "Run a one-off admin command in the current release, with its .env loaded.")
+@click.option("-c", "--command", "command", required=True, metavar="CMD", help="Shell command to run.")
+@click.option("--host", "host", metavar="NAME", help="Only this host (its exact name; same as --hosts NAME without patterns).")
+@click.option("--all-hosts", is_flag=True, help="Run on every selected host (default: the first selected host of each stage/role).")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], command: str, host: str | None,
+            all_hosts: bool) -> None:
+    from fapistrano.compose import Composition, host_filter
+
+    with Composition(options, stage, role, overrides, "once", hosts=host_filter(all_hosts), host=host) as fleet:
+        exit_code = once(fleet, command)
+        fleet.close()
+    exit_with(exit_code)

@@ -1,17 +1,22 @@
 """``fap plugins``: installed plugins — distribution, version, hooks, settings — and whether deploy.yml enables them.
 
-Works without a deploy file; never connects. Returns :class:`PluginInfo`
-objects; :mod:`fapistrano.cli` renders them.
+Works without a deploy file; never connects. :func:`plugin_infos` returns
+:class:`PluginInfo` objects; :func:`render` prints them.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import click
+
+from fapistrano.commands.options import PLAIN, options_of
 from fapistrano.config import CORE_PLUGIN, DeployFile
-from fapistrano.errors import ConfigError
+from fapistrano.errors import ConfigError, ExitCode, FapError
 from fapistrano.flows import COMMANDS
 
 #: The commands deploy.yml can give plugins of their own (``<command>_plugins``), in the registry's order.
@@ -130,7 +135,7 @@ def plugin_infos(deployfile: DeployFile | None) -> list[PluginInfo]:
     return infos
 
 
-def builtin_steps() -> list[tuple[str, list[str]]]:
+def builtin_plugins() -> list[tuple[str, list[str]]]:
     """The core's own hookimpls (always on), with the hooks each implements."""
     from fapistrano.plugins import BUILTIN_PLUGINS, Plugins
 
@@ -139,3 +144,70 @@ def builtin_steps() -> list[tuple[str, list[str]]]:
     # and core.settings (no phase, only the core's settings) after it.
     names = sorted(BUILTIN_PLUGINS, key=lambda name: (name == CORE_PLUGIN, name == "core.steps"))
     return [(name, plugins.implemented_hooks(name)) for name in names]
+
+
+def _complete_plugins(context: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from fapistrano.completion import complete_plugins
+
+    return complete_plugins(context, param, incomplete)
+
+
+def render(infos: list[PluginInfo], with_deployfile: bool) -> bool:
+    """Print each plugin's block, then the built-ins; return whether a plugin deploy.yml enables failed to load."""
+    from rich.text import Text
+
+    from fapistrano.commands.init import yaml_line
+    from fapistrano.ui import make_console
+
+    console = make_console()
+    if not infos:
+        console.print("no fapistrano plugins installed (e.g. pip install fapistrano-git)", markup=False, highlight=False)
+    broken = False
+    for info in infos:
+        head = Text(info.name, style="bold")
+        head.append(f"  {info.distribution}" + (f" {info.version}" if info.version != "-" else ""))
+        if info.module != info.name:
+            head.append(f"  (module {info.module})", style="dim")
+        console.print(head, soft_wrap=True)
+        if with_deployfile:
+            console.print(f"  enabled:  {info.enabled}", markup=False, highlight=False, soft_wrap=True)
+        if info.error:
+            broken = broken or info.enabled.startswith("yes")
+            console.print(f"  error:    {info.error}", style="red", markup=False, highlight=False, soft_wrap=True)
+            continue
+        console.print(f"  hooks:    {', '.join(info.hooks) or 'none'}", markup=False, highlight=False, soft_wrap=True)
+        if not info.settings:
+            console.print("  settings: none", markup=False, highlight=False)
+        for index, (name, default) in enumerate(info.settings.items()):
+            line = Text("  settings: " if index == 0 else "            ")
+            line.append(yaml_line(name, default))
+            note = " ".join(n for n in (info.docs.get(name, ""), "[secret]" if name in info.secrets else "") if n)
+            if note:
+                line.append(f"  # {note}", style="dim")
+            console.print(line, soft_wrap=True)
+    builtins = "; ".join(f"{name.rsplit('.', 1)[-1]} ({', '.join(hooks)})" for name, hooks in builtin_plugins())
+    console.print(f"built-in plugins, always on: {builtins}", style="dim", markup=False, highlight=False, soft_wrap=True)
+    return broken
+
+
+@click.command("plugins", context_settings=PLAIN, short_help="List installed plugins, their hooks and settings.")
+@click.option("-d", "--deployfile", metavar="FILE", help="The deploy file whose plugins: to compare (default: deploy.yml here or in a parent directory, if any).")
+@click.pass_context
+def command(context: click.Context, deployfile: str | None) -> None:
+    """List installed plugins: distribution, version, entry point, enabled or not, hooks, settings.
+
+    Works without a deploy file; with one, also says whether it enables each
+    plugin and lists the modules it names that are not installed plugins.
+    """
+    from fapistrano.compose import deployfile_path
+
+    explicit = deployfile or options_of(context).deployfile
+    try:
+        path = deployfile_path(explicit)
+    except FapError:
+        if explicit or os.environ.get("FAP_APP"):
+            raise
+        path = None  # works without a deploy file
+    document = DeployFile.load(path) if path else None
+    if render(plugin_infos(document), with_deployfile=document is not None):
+        sys.exit(ExitCode.BAD_INPUT)  # a plugin deploy.yml enables cannot load: bad input, as 'fap deploy' would say

@@ -1,7 +1,7 @@
 """``fap releases``: each target's releases — revision, age, which is current — and where hosts disagree.
 
 One probe per host, then ``fap_release_revision`` for each release; nothing
-changes a host. Returns plain data; :mod:`fapistrano.cli` renders the tables.
+changes a host. :func:`releases` returns plain data; :func:`render` prints the tables.
 """
 
 from __future__ import annotations
@@ -10,13 +10,17 @@ import datetime as _dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fapistrano import layout
-from fapistrano.compose import Composition
+from fapistrano.commands.options import Options, exit_with, fleet_command
+from fapistrano.errors import ExitCode
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
 from fapistrano.migrations import MARK_KIND, migrated_releases
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.compose import Composition
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}\Z")
 
@@ -176,3 +180,50 @@ def migration_notes(hosts: Sequence[HostReleases]) -> list[str]:
                     found[release].append(migration.describe())
     return [f"{release} migrated the schema: {', '.join(found[release])}"
             for release in sorted(found, key=layout.release_key, reverse=True)]
+
+
+def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors: Sequence[str]) -> None:
+    """One table per target, newest release first, then its warnings; then the hosts that did not answer."""
+    from rich import box
+    from rich.table import Table
+
+    from fapistrano.freeze import notes
+
+    moment = layout.now()
+    for label, hosts in by_target.items():
+        count = sum(1 for m in fleet.members if m.label == label)
+        title = f"{label}: {len(hosts)} of {count} host{'s' if count != 1 else ''} answered" if len(hosts) < count else \
+            f"{label} ({count} host{'s' if count != 1 else ''})"
+        rows = release_rows(hosts, moment)
+        frozen = notes([(h.host, h.state) for h in hosts])
+        if not rows:
+            fleet.console.print(f"{title}: no releases yet", markup=False, highlight=False)
+            for warning in frozen:
+                fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+            continue
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for column in ("release", "revision", "age", "status", "hosts"):
+            table.add_column(column, no_wrap=column != "hosts")
+        for row in rows:
+            style = "bold green" if row.status == "current" else ("yellow" if row.status else "")
+            table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
+        fleet.console.print(table)
+        for note in migration_notes(hosts):
+            fleet.console.print(note, markup=False, highlight=False, soft_wrap=True)
+        disagreement = current_disagreement(label, hosts)
+        for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts), *frozen]:
+            fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    for error in errors:
+        fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+
+
+@fleet_command("releases", "List each target's releases: revision, age, which is current; warn when hosts disagree.",
+               short_help="List releases: revision, age, which is current.")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    from fapistrano.compose import Composition
+
+    with Composition(options.plain(), stage, role, overrides, "releases") as fleet:
+        by_target, errors = releases(fleet)
+        fleet.close()
+    render(fleet, by_target, errors)
+    exit_with(ExitCode.FAILED if errors else ExitCode.OK)

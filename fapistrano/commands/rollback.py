@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import click
 
 from fapistrano import flows, migrations
-from fapistrano.commands.changing import Outcome, execute, make_run
-from fapistrano.compose import Composition
+from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
 from fapistrano.errors import FapError
-from fapistrano.hosts import Member
-from fapistrano.run import Run
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.commands.changing import Outcome
+    from fapistrano.compose import Composition
+    from fapistrano.hosts import Member
+    from fapistrano.run import Run
 
 
 def planner(to: str | None, across_migrations: bool = False, run: Run | None = None,
@@ -45,8 +51,24 @@ def planner(to: str | None, across_migrations: bool = False, run: Run | None = N
 
 def rollback(fleet: Composition, to: str | None, across_migrations: bool = False) -> Outcome:
     """Switch every host of ``fleet`` back; across a migration only with ``across_migrations`` or a ``migrates_back`` step."""
+    from fapistrano.commands.changing import execute, make_run
+
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
     run = make_run("rollback", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
     plan = planner(to, across_migrations, run, warn=lambda text: fleet.runner.emit("warning", text))
     return execute(fleet.runner, flows.ROLLBACK, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
+
+
+@fleet_command("rollback", "Switch every selected host back to its previous release.")
+@click.option("--to", "to", metavar="RELEASE", help="Return to this release instead of the previous one.")
+@click.option("--across-migrations", "across_migrations", is_flag=True,
+              help="Roll back past releases that migrated the schema, leaving the schema as it is (no migrates_back step).")
+@wait_lock_option
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None,
+            across_migrations: bool) -> None:
+    from fapistrano.commands.changing import render
+    from fapistrano.compose import Composition
+
+    with Composition(options, stage, role, overrides, "rollback") as fleet:
+        exit_with(render(fleet, rollback(fleet, to, across_migrations), success="rolled back"))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
+import click
+
 from fapistrano import layout
+from fapistrano.commands.options import Options, fleet_command
 from fapistrano.hosts import Member
 from fapistrano.remote import ssh_settings_from
 
@@ -23,3 +29,15 @@ def shell_argv(member: Member) -> list[str]:
     batch = options.index("BatchMode=yes")
     del options[batch - 1 : batch + 1]
     return ["ssh", "-t", *options, ssh.host, inner]
+
+
+@fleet_command("shell", "Open an interactive shell in the current release of one host, with its .env loaded.")
+@click.option("--host", "host", metavar="NAME", help="Which host, by exact name (default: the first one selected).")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], host: str | None) -> None:
+    from fapistrano.compose import Composition, host_filter
+
+    with Composition(options, stage, role, overrides, "shell", hosts=host_filter(False), host=host, connects=False) as fleet:
+        argv = shell_argv(fleet.members[0])
+        fleet.close()
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fapistrano import freeze
-from fapistrano.compose import Composition
+from typing import TYPE_CHECKING
+
+from fapistrano.commands.options import Options, exit_with, fleet_command
 from fapistrano.errors import ExitCode
+
+if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
+    from fapistrano.compose import Composition
 
 
 def unlock(fleet: Composition) -> ExitCode:
     """Remove the locks on the hosts of ``fleet`` (shown, not removed, under ``--dry-run``); return fap's exit code."""
+    from fapistrano import freeze
+
     runner, members = fleet.runner, fleet.members
     runner.sessions.lock_token = None  # whoever's lock it is: that is what fap unlock is for
     # Closing the sessions removes the locks marked below.
@@ -29,3 +35,13 @@ def unlock(fleet: Composition) -> ExitCode:
             for member in members:
                 member.locked = False  # shown, not removed
     return ExitCode.FAILED if any(m.locked for m in members) or not lifted else ExitCode.OK
+
+
+@fleet_command("unlock", "Remove a stale deploy lock after showing who held it; lift a freeze (fap lock) the same way.")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+    from fapistrano.compose import Composition
+
+    with Composition(options, stage, role, overrides, "unlock") as fleet:
+        exit_code = unlock(fleet)
+        fleet.close()
+    exit_with(exit_code)

@@ -1,13 +1,15 @@
 """fapistrano.git: deploy the code of a git repository.
 
 Enable it in deploy.yml with ``plugins: [fapistrano.git]`` and set ``repo``.
-Per host and deploy it does the least work it can, in one round trip per
-phase:
+Per host and deploy it does the least work it can, and waits for none of
+it: each script goes with the host's next round trip (``ctx.run_later``),
+so the fetch, the archive and the core's scripts before the switch reach
+the host in one write, and the revision log line goes with the unlock:
 
 - ``started``: make sure the mirror (``repo_path``, a bare repository
   reused across deploys) exists, fetch ``branch`` into it with ONE shallow
   fetch — which is also the check that the repository is reachable — and
-  resolve it to a commit sha.
+  resolve it to a commit sha (kept under the mirror's ``refs/fap/deploy``).
 - ``updating``: ``git archive`` that commit (or only ``git_archive_tree``)
   straight into the release and write the sha to ``revision_file``.
 - ``published``: append a line to ``git_revision_log`` (release, sha,
@@ -129,19 +131,21 @@ def fap_deploy_started(ctx: Any) -> None:
     script = scripts.fetch_script(
         repo=settings.repo, mirror=settings.mirror, revision=settings.branch, depth=settings.depth, tree=settings.tree,
     )
-    try:
-        output = ctx.run(script, env=settings.env)
-    except FapError as failure:
-        raise _explain(ctx, settings, failure) from None
-    sha = output.strip().splitlines()[-1] if output.strip() else ""
-    if ctx.dry_run and not sha:
-        sha = f"<sha of {settings.branch}>"
-    elif not _SHA.match(sha):
-        raise FapError(f"{ctx.host}: could not resolve branch {settings.branch!r} of {ctx.mask(settings.repo)}: "
-                       f"git printed {output.strip()[-200:]!r}")
-    ctx.state[_STATE_SHA] = sha
-    where = f" ({settings.tree}/)" if settings.tree else ""
-    ctx.log(f"{settings.branch} is {sha}{where}")
+
+    def fetched(output: str) -> None:
+        sha = output.strip().splitlines()[-1] if output.strip() else ""
+        if not _SHA.match(sha):
+            raise FapError(f"{ctx.host}: could not resolve branch {settings.branch!r} of {ctx.mask(settings.repo)}: "
+                           f"git printed {output.strip()[-200:]!r}")
+        ctx.state[_STATE_SHA] = sha
+        where = f" ({settings.tree}/)" if settings.tree else ""
+        ctx.log(f"{settings.branch} is {sha}{where}")
+
+    if ctx.dry_run:
+        ctx.state[_STATE_SHA] = f"<sha of {settings.branch}>"
+    # Nothing before the switch needs the sha in Python (the archive reads it from the mirror):
+    # the fetch goes with the host's next round trip, with the archive and the core's scripts.
+    _run_later(ctx, script, env=settings.env, then=fetched, explain=lambda failure: _explain(ctx, settings, failure))
 
 
 @hookimpl
@@ -150,13 +154,12 @@ def fap_deploy_updating(ctx: Any) -> None:
     if ctx.flow != "release":
         return
     settings = _Settings(ctx)
-    sha = ctx.state[_STATE_SHA]
     revision_path = posixpath.join(ctx.release_path, settings.revision_file) if settings.revision_file else ""
-    ctx.run(
-        scripts.archive_script(
-            mirror=settings.mirror, sha=sha, tree=settings.tree, release_path=ctx.release_path, revision_path=revision_path,
-        )
-    )
+    # The sha the fetch in started resolved: known here when that fetch has run, else read from the mirror's ref.
+    sha = ctx.state.get(_STATE_SHA, "")
+    _run_later(ctx, scripts.archive_script(
+        mirror=settings.mirror, sha=sha, tree=settings.tree, release_path=ctx.release_path, revision_path=revision_path,
+    ))
 
 
 @hookimpl(tryfirst=True)
@@ -179,7 +182,8 @@ def fap_deploy_published(ctx: Any) -> None:
         return
     fields["deployer"] = _deployer()
     line = _now() + " " + " ".join(f"{name}={value}" for name, value in fields.items())
-    ctx.run(scripts.append_script(log_path=settings.revision_log, line=line))
+    # With the host's next round trip: another plugin's restart, or the run's last (the unlock).
+    _run_later(ctx, scripts.append_script(log_path=settings.revision_log, line=line))
 
 
 # ---------------------------------------------------------------------------
@@ -309,6 +313,20 @@ def fap_check(ctx: Any) -> list[str] | None:
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
+
+
+def _run_later(ctx: Any, script: str, **options: Any) -> None:
+    """``ctx.run_later`` (one round trip less per command); on a Fapistrano without it, ``ctx.run`` now."""
+    if hasattr(ctx, "run_later"):
+        ctx.run_later(script, **options)
+        return
+    then, explain = options.pop("then", None), options.pop("explain", None)
+    try:
+        output = ctx.run(script, **options)
+    except FapError as failure:
+        raise (explain(failure) if explain is not None else failure) from None
+    if then is not None:
+        then(output)
 
 
 def _explain(ctx: Any, settings: _Settings, failure: FapError) -> FapError:

@@ -1,4 +1,4 @@
-"""The shell scripts the git plugin runs on a host: one per phase, one round trip each.
+"""The shell scripts the git plugin runs on a host: one per phase, sent with the host's next round trip.
 
 Pure functions that return shell text. Every configured value is assigned,
 quoted with :func:`shlex.quote`, to a shell variable at the top of the
@@ -96,16 +96,21 @@ printf '%s\\n' "$sha"
 def archive_script(*, mirror: str, sha: str, tree: str, release_path: str, revision_path: str) -> str:
     """updating: ``git archive`` the commit (or its ``tree``, stripped) straight into the release.
 
+    ``sha`` empty: the commit the mirror's :data:`DEPLOY_REF` names, which the
+    fetch script of this deploy set (the lock keeps other runs off the mirror).
+
     No checkout, no copy: the archive streams from the mirror into ``tar``.
     ``sh`` has no ``pipefail``, so git's own exit status is carried out of
     the pipe on file descriptor 3. ``revision_path`` (when not empty) gets
     the deployed sha.
     """
-    spec = f"{sha}:{tree}" if tree else sha
     return (
-        _assign(mirror=mirror, spec=spec, sha=sha, release=release_path, revision_file=revision_path)
+        _assign(mirror=mirror, sha=sha, tree=tree, release=release_path, revision_file=revision_path, ref=DEPLOY_REF)
         + """\
 set -e
+# Empty: what the fetch of this run put under the mirror's ref (it ran just before, in the same round trip).
+[ -n "$sha" ] || sha=$(git --git-dir="$mirror" rev-parse --verify -q "$ref^{commit}")
+if [ -n "$tree" ]; then spec="$sha:$tree"; else spec=$sha; fi
 status=$( { { git --git-dir="$mirror" archive --format=tar "$spec"; echo $? >&3; } | tar -x -f - -C "$release"; } 3>&1 )
 [ "$status" = 0 ] || { echo "git archive $spec failed (exit $status)" >&2; exit 1; }
 if [ -n "$revision_file" ]; then
