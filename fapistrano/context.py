@@ -83,6 +83,10 @@ class Context:
         #: Releases still marked unfinished when the run started: left by runs
         #: that died before publishing them.
         self.unfinished_releases: tuple[str, ...] = found.unfinished
+        #: The marks on the host's releases when the run started, ``{release: {kind: data}}``:
+        #: ``bad`` (a rollback left it: ``who``, ``when``, ``why``, ``run``), ``migrated``...
+        #: See :func:`fapistrano.layout.mark_script`.
+        self.marks: Mapping[str, Mapping[str, Mapping[str, Any]]] = found.marks
         #: ``True`` when this run holds the host's deploy lock (deploy,
         #: rollback and restart, not under ``--dry-run``).
         self.locked = locked

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from fapistrano import layout
-from fapistrano.errors import FapError
+from fapistrano.errors import ConfigError, FapError
 
 
 class FlowName(str, Enum):
@@ -129,6 +129,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("check", FlowName.CHECK, chooses_plugins=True, reads_only=True),
     Command("shell", chooses_plugins=True),
     Command("releases", FlowName.RELEASES, chooses_plugins=True, reads_only=True),
+    Command("history", reads_only=True),
     Command("unlock", chooses_plugins=True, reads_only=True),
     Command("lock"),
     Command("config", reads_only=True),
@@ -158,7 +159,11 @@ def release_for_run(states: list[layout.HostState]) -> str:
 
 
 def rollback_choice(host: str, state: layout.HostState, to: str | None) -> tuple[str, str]:
-    """``(release to return to, release being left)`` for one host, or a clear refusal."""
+    """``(release to return to, release being left)`` for one host, or a clear refusal.
+
+    Without ``to``: the newest release before ``current`` not marked bad (none: exit 2).
+    ``to`` may name a bad release (the caller warns).
+    """
     if state.current is None:
         raise FapError(f"{host}: nothing to roll back: no current release")
     if to is not None:
@@ -168,8 +173,12 @@ def rollback_choice(host: str, state: layout.HostState, to: str | None) -> tuple
         if to == state.current:
             raise FapError(f"{host}: {to} is already current")
         return to, state.current
-    previous = layout.previous_release(state)
+    previous = layout.previous_good_release(state)
     if previous is None:
+        older = [r for r in state.releases if layout.release_key(r) < layout.release_key(state.current)]
+        if older:
+            raise ConfigError(f"{host}: nothing to roll back to: every release before {state.current} is marked bad"
+                              f" ({', '.join(older)}); pick one with --to RELEASE")
         raise FapError(f"{host}: nothing to roll back to: {state.current} is the only finished release")
     return previous, state.current
 

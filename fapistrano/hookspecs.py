@@ -382,8 +382,10 @@ def fap_deploy_finishing(ctx: Context) -> None:
 def fap_deploy_finishing_rollback(ctx: Context) -> None:
     """Tidy up after a rollback.
 
-    The core removes the release that was rolled back from
-    (``ctx.rollback_from``).
+    The core keeps the release that was rolled back from
+    (``ctx.rollback_from``): once the run's outcome is known, it is marked
+    bad on this host (``ctx.marks`` of a later run shows it), and cleanup
+    removes it first (see :doc:`day-two`).
 
     :param ctx: the host's context.
     """

@@ -11,16 +11,34 @@ read back what the probe printed. Nothing here connects to anything.
       current -> releases/<name>
       releases/<name>/         one per release; ``.<name>.unfinished`` marks one not yet published
       shared/                  linked_files and linked_dirs live here
+      .fap/history.jsonl       one JSON record per run that changed this target, oldest first (the last 1000)
+      .fap/marks/<release>.<kind>.json   a mark on a release: ``bad`` (rolled back from), ``migrated``
+
+fap's own records live in ``.fap/``, outside the release tree: a release
+may be read-only, and what is known about it (a mark) must survive its
+code being replaced. A mark is a small JSON object, one file per release and
+kind, written by :func:`mark_script` (a temporary file renamed into place, as
+the deploy user) and read back by every probe, in the probe's own round trip
+(:attr:`HostState.marks`). Removing a release removes its marks.
+
+The history (:func:`history_append_script`) is appended one line at a time,
+under the run's lock: one ``write`` of a line shorter than ``PIPE_BUF``
+(:data:`RECORD_LIMIT`) with ``O_APPEND``, so a crash leaves every earlier
+record whole; trimming to :data:`HISTORY_KEEP` records writes the kept lines
+to a temporary file and renames it over the history. Readers take no lock:
+they see the file before or after a rename, and skip a line that is not
+JSON. See :mod:`fapistrano.history` for the record's fields.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 RELEASE_FORMAT = "%y%m%d-%H%M%S"
 LOCK_DIR = ".fap-lock"
@@ -32,6 +50,19 @@ LOCK_NOT_OURS = 3
 FREEZE_FILE = ".fap-freeze"
 #: How much of a freeze file a probe reads: what ``fap lock`` writes is far less; a file made by hand is cut.
 FREEZE_READ = 4096
+#: fap's own directory in the app's directory: the history and the release marks.
+FAP_DIR = ".fap"
+#: The history of the runs that changed this target (JSON lines, oldest first).
+HISTORY_FILE = "history.jsonl"
+#: How many records the history keeps; older ones are trimmed away.
+HISTORY_KEEP = 1000
+#: The longest record line (with its newline): shorter than ``PIPE_BUF`` (4096), so one append is one atomic write.
+RECORD_LIMIT = 4000
+#: The release marks: ``<release>.<kind>.json``.
+MARKS_DIR = "marks"
+#: How much of one mark file a probe reads.
+MARK_READ = 4096
+_MARK_KIND = re.compile(r"[a-z][a-z0-9_]*\Z")
 # A time, then, when that time (or a later one) is already taken, a counter: -01 ... -99, -100 ...
 # written in one way only (no "-1", no "-001"), so that every name has its own sort key.
 _RELEASE_NAME = re.compile(r"(\d{6}-\d{6})(?:-(0[1-9]|[1-9]\d+))?\Z")
@@ -97,6 +128,16 @@ class HostState:
     freeze: str | None = None  # the freeze file's line (fapistrano.freeze reads it); None: not frozen
     locked_by_us: bool = False
     path_exists: bool = True
+    #: Marks on releases, ``{release: {kind: data}}`` (``bad``, ``migrated``...): see :func:`mark_script`.
+    marks: Mapping[str, Mapping[str, Mapping[str, object]]] = field(default_factory=dict)
+
+    def marked(self, release: str | None, kind: str) -> Mapping[str, object] | None:
+        """The mark of ``kind`` on ``release``, or ``None``."""
+        return self.marks.get(release or "", {}).get(kind)
+
+    def is_bad(self, release: str | None) -> bool:
+        """Whether ``release`` is marked bad on this host (a rollback left it)."""
+        return self.marked(release, "bad") is not None
 
 
 def probe_script(
@@ -141,6 +182,7 @@ def probe_script(
         # Only a link made by hand holds a newline: tr runs for it alone.
         'case $link in *"$nl"*) link=$(printf \'%s\' "$link" | tr \'\\n\' \'?\');; esac',
         "printf 'current=%s\\n' \"$link\"",
+        marks_probe_line(path),
         # Release names are digits and dashes: any other name (a newline in it) is not listed at all.
         f"if [ -d {q(releases_path)} ]; then cd {q(releases_path)} && for entry in * .*.unfinished; do"
         " name=${entry#.}; name=${name%.unfinished}; case $name in ''|*[!0-9-]*) continue;; esac;"
@@ -160,8 +202,12 @@ def parse_probe(output: str) -> HostState:
     ours = False
     path_exists = True
     freeze = None
+    marks: dict[str, dict[str, dict[str, object]]] = {}
     for line in output.splitlines():
         key, _, value = line.partition("=")
+        if key == "mark":
+            _read_mark(value, marks)
+            continue
         if key == "current" and value:
             current = posixpath.basename(value.rstrip("/"))
         elif key == "release" and is_release_name(value):
@@ -187,7 +233,22 @@ def parse_probe(output: str) -> HostState:
         locked_by_us=ours,
         path_exists=path_exists,
         freeze=freeze,
+        marks=marks,
     )
+
+
+def _read_mark(value: str, marks: dict[str, dict[str, dict[str, object]]]) -> None:
+    """One ``mark=<release>.<kind>.json <json>`` line into ``marks``; a file that is not a mark or not JSON is left out."""
+    name, _, text = value.partition(" ")
+    release, _, rest = name.partition(".")
+    kind = rest.removesuffix(".json")
+    if not (is_release_name(release) and rest.endswith(".json") and _MARK_KIND.match(kind)):
+        return
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = {"unreadable": text[:200]}  # made by hand: still a mark, shown as such
+    marks.setdefault(release, {})[kind] = data if isinstance(data, dict) else {"value": data}
 
 
 def previous_release(state: HostState) -> str | None:
@@ -199,12 +260,29 @@ def previous_release(state: HostState) -> str | None:
     return state.releases[index - 1] if index > 0 else None
 
 
+def previous_good_release(state: HostState) -> str | None:
+    """The newest finished release before ``current`` that is not marked bad; ``None`` when there is none."""
+    older = [r for r in state.releases if state.current is None or release_key(r) < release_key(state.current)]
+    good = [r for r in older if not state.is_bad(r)]
+    return good[-1] if good else None
+
+
 def outdated_releases(state: HostState, keep: int, keep_also: Iterable[str] = ()) -> list[str]:
-    """Finished releases beyond the newest ``keep``, never ``current`` nor ``keep_also``."""
+    """Finished releases cleanup removes: never ``current`` nor ``keep_also``; bad releases first.
+
+    The newest ``keep`` good releases stay (``current`` and ``keep_also``
+    count among them): a release marked bad never pushes a good one out. Bad
+    releases fill what room ``keep`` leaves, the newest first; the rest go.
+    """
     protected = {state.current, *keep_also}
-    candidates = [r for r in state.releases if r not in protected]
-    newest = list(state.releases[-keep:]) if keep > 0 else []
-    return [r for r in candidates if r not in newest]
+    good = [r for r in state.releases if r in protected or not state.is_bad(r)]
+    newest_good = set(good[-keep:]) if keep > 0 else set()
+    outdated = [r for r in good if r not in protected and r not in newest_good]
+    kept = len(good) - len(outdated)
+    bad = [r for r in state.releases if r not in protected and state.is_bad(r)]
+    room = max(0, keep - kept)
+    outdated += bad[:max(0, len(bad) - room)]
+    return sort_releases(outdated)
 
 
 # ---------------------------------------------------------------------------
@@ -244,7 +322,7 @@ def starting_script(
     if leftovers:
         if current_path is None:
             raise ValueError("removing leftovers needs current_path")
-        lines.append(f"( {remove_releases_script(releases_path, current_path, leftovers)}\n) || exit 1")
+        lines.append(f"( {remove_releases_script(releases_path, current_path, leftovers, marks_path(path))}\n) || exit 1")
     if release_path is not None and release_marker is not None:
         lines += [
             # Never mark as ours, nor later remove, a directory that was there before this run.
@@ -368,8 +446,8 @@ def _checked(releases: Iterable[str]) -> list[str]:
     return names
 
 
-def remove_releases_script(releases_path: str, current_path: str, releases: Iterable[str]) -> str:
-    """Remove releases and their markers; remove nothing if ``current`` points to one of them.
+def remove_releases_script(releases_path: str, current_path: str, releases: Iterable[str], marks: str | None = None) -> str:
+    """Remove releases, their markers and (in ``marks``, :func:`marks_path`) their marks; nothing if ``current`` points to one.
 
     Any number of releases: the names reach ``rm`` through ``xargs``, which
     splits them into argument lists the system accepts.
@@ -377,7 +455,22 @@ def remove_releases_script(releases_path: str, current_path: str, releases: Iter
     names = _checked(releases)
     if not names:
         return ":"
-    return "\n".join(
+    return "\n".join([*_remove_releases(releases_path, current_path, names), *_remove_marks(marks, names)])
+
+
+def _remove_marks(marks: str | None, names: Sequence[str]) -> list[str]:
+    """Lines that remove every mark of ``names`` (builtins only when there is none)."""
+    if marks is None:
+        return []
+    return [
+        f"if [ -d {q(marks)} ]; then cd {q(marks)} || exit 1; set --; for name in {' '.join(names)}; do"
+        ' for file in "$name".*.json; do [ -e "$file" ] && set -- "$@" "$file"; done; done;'
+        ' [ $# -eq 0 ] || rm -f -- "$@" || exit 1; fi',
+    ]
+
+
+def _remove_releases(releases_path: str, current_path: str, names: Sequence[str]) -> list[str]:
+    return (
         [
             # No releases directory: nothing to remove (a run that failed before making it).
             f"[ -d {q(releases_path)} ] || exit 0",
@@ -394,7 +487,8 @@ def remove_releases_script(releases_path: str, current_path: str, releases: Iter
     )
 
 
-def remove_new_release_script(releases_path: str, current_path: str, release: str, created: bool) -> str:
+def remove_new_release_script(releases_path: str, current_path: str, release: str, created: bool,
+                              marks: str | None = None) -> str:
     """Remove a run's new ``release`` (never ``current``).
 
     ``created``: the run saw its starting step make the directory. Otherwise
@@ -410,8 +504,91 @@ def remove_new_release_script(releases_path: str, current_path: str, release: st
             _REMOVE,
             f"remove {name} || exit 1",
             f"rm -f -- .{name}.unfinished",
+            *_remove_marks(marks, [name]),
         ]
     )
+
+
+# ---------------------------------------------------------------------------
+# fap's own records on a host: release marks and the history (see the module's docstring).
+# ---------------------------------------------------------------------------
+
+
+def marks_path(path: str) -> str:
+    """The directory of the release marks of the app at ``path``."""
+    return posixpath.join(path, FAP_DIR, MARKS_DIR)
+
+
+def history_path(path: str) -> str:
+    """The history file of the app at ``path``."""
+    return posixpath.join(path, FAP_DIR, HISTORY_FILE)
+
+
+def marks_probe_line(path: str) -> str:
+    """Probe lines: one ``mark=<release>.<kind>.json <json>`` line per mark file (its newlines replaced).
+
+    Only file names of digits, dashes, lower-case letters, ``_`` and dots are
+    read: no name on the host can add a line of its own. One ``awk`` reads
+    them all, and only when there is a mark: a host without marks pays builtins only.
+    """
+    marks = q(marks_path(path))
+    reader = ("'FNR==1{if(NR>1)print \"\";printf \"mark=%s \",FILENAME}"
+              f" {{printf \"%s \",substr($0,1,{MARK_READ})}} END{{if(NR)print \"\"}}'")
+    return (f"if [ -d {marks} ] && cd {marks}; then set --; for file in *.json; do"
+            " case $file in *[!0-9a-z_.-]*|'*.json') continue;; esac; set -- \"$@\" \"$file\"; done;"
+            f" [ $# -eq 0 ] || awk {reader} \"$@\"; cd /; fi")
+
+
+def mark_script(path: str, release: str, kind: str, data: Mapping[str, object]) -> str:
+    """Mark ``release`` with ``kind`` (``bad``, ``migrated``...): ``data`` as JSON in its mark file, written atomically.
+
+    Written to a temporary file beside it and renamed into place, as whoever
+    runs the script (the deploy user): a reader sees the old mark or the new
+    one, never half of one. A mark of the same kind replaces the earlier one.
+    """
+    (name,) = _checked([release])
+    if not _MARK_KIND.match(kind):
+        raise ValueError(f"not a mark kind: {kind!r}")
+    marks = marks_path(path)
+    target = posixpath.join(marks, f"{name}.{kind}.json")
+    temporary = posixpath.join(marks, f".{name}.{kind}.json.new")
+    text = json.dumps(dict(data), sort_keys=True, ensure_ascii=False, default=str)
+    return "\n".join([
+        f"[ -d {q(marks)} ] || mkdir -p {q(marks)} || exit 1",
+        f"printf '%s\\n' {q(text)} > {q(temporary)} && mv -f {q(temporary)} {q(target)} || "
+        + "{ rm -f " + q(temporary) + "; " + _fail(f"cannot mark {name} {kind} in {marks}")[2:],
+    ])
+
+
+def history_append_script(path: str, record: str, keep: int = HISTORY_KEEP) -> str:
+    """Append one record line to the history of the app at ``path``; trim it to the last ``keep`` records.
+
+    ``record`` is one line of JSON shorter than :data:`RECORD_LIMIT`: one
+    ``O_APPEND`` write, whole or not at all, never touching earlier lines.
+    Trimming (only once the file holds more than ``keep`` lines) writes the
+    kept lines to a temporary file renamed over the history: a crash leaves
+    the history as it was, or trimmed, never emptied. Run under the lock.
+    """
+    if "\n" in record or len(record.encode()) >= RECORD_LIMIT:
+        raise ValueError("a history record is one line shorter than RECORD_LIMIT")
+    history = history_path(path)
+    directory = posixpath.dirname(history)
+    temporary = f"{history}.trim"
+    return "\n".join([
+        f"[ -d {q(directory)} ] || mkdir -p {q(directory)} || exit 1",
+        f"printf '%s\\n' {q(record)} >> {q(history)} || exit 1",
+        f"lines=$(wc -l < {q(history)}) || exit 1",
+        f"if [ \"$lines\" -gt {int(keep)} ]; then tail -n {int(keep)} {q(history)} > {q(temporary)}"
+        f" && mv -f {q(temporary)} {q(history)} || {{ rm -f {q(temporary)}; exit 1; }}; fi",
+    ])
+
+
+def history_read_script(path: str, last: int | None = None) -> str:
+    """Print the history of the app at ``path`` (its ``last`` records; nothing when there is none), after a ``freeze=``
+    line when the target is frozen (a line that is not JSON: no record). Takes no lock."""
+    history = q(history_path(path))
+    reader = f"tail -n {int(last)} {history}" if last is not None else f"cat {history}"
+    return f"{freeze_probe_line(path)}; fi\nif [ -f {history} ]; then {reader} || exit 1; fi"
 
 
 def freeze_probe_line(path: str) -> str:

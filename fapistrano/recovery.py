@@ -283,7 +283,7 @@ class Recovery:
             assert ctx is not None and ctx.release
             try:
                 script = layout.remove_new_release_script(ctx.config["releases_path"], ctx.config["current_path"], ctx.release,
-                                                          member.made_release)
+                                                          member.made_release, layout.marks_path(ctx.config["path"]))
                 result = member.connection.run(script)
             except FapError as error:
                 member.release_left = True

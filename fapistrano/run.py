@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -105,6 +107,14 @@ class Run:
         #: deploy.yml's directory (absolute), where a build runs and relative
         #: local paths are resolved; ``None`` when not known.
         self.project_dir = project_dir
+        #: This run's id: every host's history record of the run carries it
+        #: (``20261205T071300Z-3f9a1c``: when it started, UTC, and a random part).
+        self.id = new_run_id()
+        #: When the run started (UTC, ``2026-12-05T07:13:00.123Z``).
+        self.started = utc_now()
+        #: The stage a ``fap promote`` took the revision from (recorded in the
+        #: history); ``None`` for any other run.
+        self.promoted_from: str | None = None
         #: The release the run works on (the new one in a deploy, the one
         #: returned to in a rollback, the current one in a restart); ``None``
         #: when the run stopped before one was chosen, and in ``fap check``.
@@ -221,6 +231,17 @@ class Run:
     def _emit(self, kind: EventKind, message: str, **fields: Any) -> None:
         if self._reporter is not None:
             self._reporter.handle(Event(kind=kind, phase=self.hook.removeprefix("fap_"), message=message, **fields))
+
+
+def new_run_id() -> str:
+    """A run id: the UTC time it starts (so ids sort by time) and 6 random hex digits."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
+
+
+def utc_now() -> str:
+    """The time now, UTC, to the millisecond (two runs in one second still sort): ``2026-12-05T07:13:00.123Z``."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
 __all__ = ["Run", "RunOutcome", "RunState", "RunTarget"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
@@ -111,10 +111,13 @@ class Runner:
         """Open every member's connection, all at once (see :meth:`fapistrano.sessions.Sessions.connect`)."""
         return self.sessions.connect(members, probe=probe, lock=lock)
 
-    def close(self, members: Sequence[Member]) -> None:
-        """Release the locks this run holds and disconnect, each host on its own; the run's threads end."""
+    def close(self, members: Sequence[Member], before_unlock: Mapping[str, str] | None = None) -> None:
+        """Release the locks this run holds and disconnect, each host on its own; the run's threads end.
+
+        ``before_unlock``: shell run under each host's lock just before it goes (see :meth:`fapistrano.sessions.Sessions.close`).
+        """
         self.stop.stop_cancelling()
-        self.sessions.close(members)
+        self.sessions.close(members, before_unlock)
         self._pool.shutdown(wait=True)
 
     def cancel_running(self) -> None:

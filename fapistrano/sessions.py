@@ -14,7 +14,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from fapistrano import layout
@@ -98,18 +98,29 @@ class Sessions:
         if member.locked:
             self._locked.append(member)
 
-    def close(self, members: Sequence[Member]) -> None:
-        """Release the locks this run holds and disconnect: on every exit path, each host on its own."""
+    def close(self, members: Sequence[Member], before_unlock: Mapping[str, str] | None = None) -> None:
+        """Release the locks this run holds and disconnect: on every exit path, each host on its own.
+
+        ``before_unlock``: shell to run under the lock just before it is released, by host key
+        (the history record, :func:`fapistrano.history.closing_scripts`); it prints
+        ``fap-history-not-written`` when it failed.
+        """
 
         def work(member: Member) -> None:
             if not member.locked:
                 member.connection.close()
                 self._failed_at_close(member)
                 return
-            # The unlock goes with the end of the session, and with what the last phases sent later: one round trip.
+            # The unlock goes with the end of the session, with what the last phases sent later and the history
+            # record: one round trip.
             self._emit("command", "(unlock) removing the lock", host=member.name, phase="unlock")
-            result = member.connection.close(last=layout.unlock_script(member.target.config["path"], self.lock_token))
+            last = layout.unlock_script(member.target.config["path"], self.lock_token)
+            recording = (before_unlock or {}).get(key(member))
+            result = member.connection.close(last=f"{recording}\n{last}" if recording else last)
             self._failed_at_close(member)
+            if recording and result is not None and "fap-history-not-written" in result.stdout.splitlines():
+                self._emit("warning", f"could not write the history record in {member.target.config['path']}",
+                           host=member.name, phase="unlock")
             if result is not None and result.exit_code == 0:
                 member.locked = False
             elif result is not None and result.exit_code == layout.LOCK_NOT_OURS:

@@ -41,6 +41,9 @@ def test_commands_stages_and_roles_complete(tmp_path, fap_run):
 
     assert _complete(fap_run, tmp_path, "fap rel") == ["releases"]
     assert _complete(fap_run, tmp_path, "fap disc") == ["disconnect"]
+    assert _complete(fap_run, tmp_path, "fap hist") == ["history"]
+    assert _complete(fap_run, tmp_path, "fap history -s pro") == ["production"]
+    assert "--retry-failed" in _complete(fap_run, tmp_path, "fap deploy --ret")
     assert _complete(fap_run, tmp_path, "fap deploy -s ") == ["staging", "production"]
     assert _complete(fap_run, tmp_path, "fap check --stage pro") == ["production"]
     assert _complete(fap_run, tmp_path, "fap deploy -s production -r ") == ["web", "worker"]

@@ -23,6 +23,8 @@ def test_deploy_lays_out_every_host_with_one_release_name(fap_fleet: Any, fap_ru
     name = released(result)
     for host in HOSTS:
         assert fap_fleet.tree(host) == [
+            ".fap",
+            ".fap/history.jsonl",  # what each run did here (fap history)
             f"current -> {WWW_APP}/releases/{name}",
             "releases",
             f"releases/{name}",
@@ -280,6 +282,8 @@ def test_paths_with_spaces_and_quotes_are_quoted_everywhere(fap_fleet: Any, fap_
     name = released(result)
     for host in HOSTS:
         assert fap_fleet.tree(host, app) == [
+            ".fap",
+            ".fap/history.jsonl",
             f"current -> /home/deploy/www/{app}/releases/{name}",
             "releases",
             f"releases/{name}",

@@ -27,7 +27,7 @@ def three_releases(fap_fleet: Any, fap_run: Any, released: Any, tmp_path: Path, 
     return names
 
 
-def test_rollback_returns_to_the_previous_release_and_removes_the_rolled_back_one(
+def test_rollback_returns_to_the_previous_release_and_keeps_the_rolled_back_one_marked_bad(
     fap_fleet: Any, fap_run: Any, tmp_path: Path, recorder: Any, three_releases: list[str]
 ) -> None:
     first, second, third = three_releases
@@ -36,7 +36,8 @@ def test_rollback_returns_to_the_previous_release_and_removes_the_rolled_back_on
     assert "rolled back" in result.stdout
     for host in HOSTS:
         assert fap_fleet.current(host) == second
-        assert fap_fleet.releases(host) == [first, second]
+        assert fap_fleet.releases(host) == [first, second, third]  # kept, marked bad
+        assert (fap_fleet.app_dir(host) / ".fap" / "marks" / f"{third}.bad.json").exists()
         assert not fap_fleet.locked(host)
     for host in HOSTS:
         assert recorder.hooks(host) == ROLLBACK_HOOKS
@@ -47,7 +48,7 @@ def test_rollback_returns_to_the_previous_release_and_removes_the_rolled_back_on
     assert result.exit_code == 0, result.output
     for host in HOSTS:
         assert fap_fleet.current(host) == first
-        assert fap_fleet.releases(host) == [first]
+        assert fap_fleet.releases(host) == [first, second, third]
 
 
 def test_rollback_to_a_named_release(fap_fleet: Any, fap_run: Any, tmp_path: Path, three_releases: list[str]) -> None:
@@ -56,7 +57,7 @@ def test_rollback_to_a_named_release(fap_fleet: Any, fap_run: Any, tmp_path: Pat
     assert result.exit_code == 0, result.output
     for host in HOSTS:
         assert fap_fleet.current(host) == first
-        assert fap_fleet.releases(host) == [first, second]
+        assert fap_fleet.releases(host) == [first, second, third]  # the release left is kept, marked bad
 
 
 def test_rollback_to_an_unknown_release_is_refused_on_every_host(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from fapistrano import freeze, migrations, ramps
+from fapistrano import freeze, history, migrations, ramps
 from fapistrano.compose import Composition
 from fapistrano.errors import CommandKilled, ExitCode, FapError, HostUnreachable, Stopped
 from fapistrano.flows import Flow
@@ -75,7 +75,7 @@ def execute(
                 if run is not None and _run_hooks_listen(runner, members):
                     run.revision = _revision(members, lambda ctx: ctx.release)
             finally:
-                runner.close(members)
+                runner.close(members, history.closing_scripts(runner, members, run))
                 outcome = _with_failures_at_close(runner, outcome)
         return outcome
     finally:
@@ -339,4 +339,8 @@ def render(fleet: Composition, outcome: Outcome, success: str) -> int:
     if outcome.moved and fleet.command == "deploy":
         for line in return_hints(members, fleet.selection, bool(fleet.left_out)):
             fleet.errors.print(f"fap: {line}", style="red", markup=False, highlight=False, soft_wrap=True)
+    hint = history.retry_hint(fleet.command, fleet.selection, members) \
+        if outcome.exit_code == ExitCode.PARTIAL and not fleet.options.dry_run else None
+    if hint:
+        fleet.errors.print(f"fap: {hint}", style="red", markup=False, highlight=False, soft_wrap=True)
     return outcome.exit_code

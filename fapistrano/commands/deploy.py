@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import click
+
 from fapistrano import flows
 from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
 
@@ -31,11 +33,21 @@ def deploy(fleet: Composition) -> Outcome:
 
 
 @fleet_command("deploy", "Ship a new release to every selected host (alias: release).")
+@click.option("--retry-failed", "retry_failed", is_flag=True, help=(
+    "Deploy only to the hosts the last run of the selected targets did not finish on (read from the hosts' history);"
+    " 'nothing to retry' when it finished everywhere."))
 @wait_lock_option
-def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], retry_failed: bool) -> None:
     from fapistrano.commands.changing import render
     from fapistrano.compose import Composition
 
+    if retry_failed:
+        from fapistrano.commands.history import hosts_to_retry
+
+        retry = hosts_to_retry(options, stage, role, overrides)
+        if retry is None:
+            return
+        options = options.merged(hosts=retry)
     with Composition(options, stage, role, overrides, "deploy") as fleet:
         outcome = deploy(fleet)
         exit_with(render(fleet, outcome, success=f"deployed release {outcome.release}"))

@@ -134,6 +134,10 @@ def release_rows(hosts: Sequence[HostReleases], now: _dt.datetime) -> list[Relea
             status = "unfinished" + ("" if unfinished_on == holders else f" on {', '.join(unfinished_on)}")
         else:
             status = ""
+        bad_on = [h.host for h in hosts if h.state.is_bad(name)]
+        if bad_on:
+            bad = "bad" if bad_on == holders else f"bad on {', '.join(bad_on)}"
+            status = f"{status}, {bad}" if status else bad
         migrated_on = [h.host for h in hosts if MARK_KIND in h.state.marks.get(name, {})]
         if migrated_on:
             migrated = "migrated" if migrated_on == holders else f"migrated on {', '.join(migrated_on)}"
@@ -168,6 +172,20 @@ def broken_currents(hosts: Sequence[HostReleases]) -> list[str]:
             what = "an unfinished release" if current in host.state.unfinished else "a release that is not there"
             warnings.append(f"{host.host}: current points to {current}, {what}")
     return warnings
+
+
+def bad_notes(hosts: Sequence[HostReleases]) -> list[str]:
+    """A line per release marked bad: who marked it, when and why (one line for the hosts that agree)."""
+    from fapistrano.commands.rollback import bad_text
+
+    by_text: dict[str, list[str]] = {}
+    for host in hosts:
+        for release in host.state.releases:
+            mark = host.state.marked(release, "bad")
+            if mark is not None:
+                by_text.setdefault(f"{release} is marked bad {bad_text(mark)}", []).append(host.host)
+    everyone = [h.host for h in hosts]
+    return [text if names == everyone else f"{text} (on {', '.join(names)})" for text, names in by_text.items()]
 
 
 def migration_notes(hosts: Sequence[HostReleases]) -> list[str]:
@@ -208,6 +226,8 @@ def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors:
             style = "bold green" if row.status == "current" else ("yellow" if row.status else "")
             table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
         fleet.console.print(table)
+        for note in bad_notes(hosts):
+            fleet.console.print(note, style="yellow", markup=False, highlight=False, soft_wrap=True)
         for note in migration_notes(hosts):
             fleet.console.print(note, markup=False, highlight=False, soft_wrap=True)
         disagreement = current_disagreement(label, hosts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import tempfile
@@ -153,3 +154,26 @@ def test_the_packed_upload_left_by_a_killed_run_is_removed_by_the_next_run(fault
 
     assert result.exit_code == 0, result.output
     assert [path for path in left if os.path.exists(path)] == []
+
+
+def test_a_switched_back_release_that_cannot_be_removed_stays_marked_bad(faulty):
+    check = 'if [ "$FAP_HOST" = host2 ]; then echo "503 from $FAP_HOST"; exit 1; fi'
+    process = faulty.popen("deploy", "-s", "test", "--healthcheck", check, "--healthcheck-timeout", "1",
+                           *faulty.block_args("published"))
+    faulty.wait_blocked()
+    releases = faulty.fleet.app_dir("host2") / "releases"
+    (new,) = [p.name for p in releases.iterdir() if p.name != faulty.good and not p.name.startswith(".")]
+    (releases / new / "roots").mkdir()  # root's: the deploy user cannot remove the release
+    (releases / new / "roots" / "file").touch()
+    faulty.unblock()
+    stdout, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 4, stdout + stderr
+    assert faulty.currents() == {host: faulty.good for host in faulty.fleet.names}
+    mark = json.loads((faulty.fleet.app_dir("host2") / ".fap" / "marks" / f"{new}.bad.json").read_text())
+    assert mark["why"] == "switched back: health check failed"
+    record = json.loads((faulty.fleet.app_dir("host2") / ".fap" / "history.jsonl").read_text().splitlines()[-1])
+    assert record["outcome"] == "switched back" and "503 from host2" in record["why"]
+    listing = faulty.fap("releases", "-s", "test")
+    assert f"{new} is marked bad" in listing.stdout and "(on host2)" in listing.stdout
+    faulty.assert_untouched(["host1", "host3"])

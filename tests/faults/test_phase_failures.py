@@ -55,7 +55,12 @@ def test_failure_after_publishing_is_reported_and_rollback_brings_the_fleet_back
 
     rollback = faulty.fap("rollback", "-s", "test")
     assert rollback.exit_code == 0, rollback.output
-    faulty.assert_untouched()
+    assert faulty.currents() == {host: faulty.good for host in faulty.fleet.names}
+    # The release left is kept, marked bad: the next deploys' cleanup removes it first.
+    assert faulty.releases() == {host: sorted([faulty.good, new]) for host in faulty.fleet.names}
+    for host in faulty.fleet.names:
+        assert (faulty.fleet.app_dir(host) / ".fap" / "marks" / f"{new}.bad.json").exists()
+        faulty.assert_clean(host)
 
 
 def test_the_same_failure_on_every_host_is_one_line_leading_with_its_cause(faulty):

@@ -221,6 +221,11 @@ def fap_release_revision(ctx: Any, release: str) -> str | None:
     The first question on a host reads every release's answer in one round
     trip; the others are answered from ``ctx.state``.
     """
+    if release == ctx.release:
+        # The run's own release: what this run fetched (a deploy) or read in reverting (a rollback), no round trip.
+        known = ctx.state.get(_STATE_SHA, "") if ctx.flow == "release" else ctx.state.get(_STATE_ROLLBACK, ("", ""))[1]
+        if known and _SHA.match(known):
+            return str(known)
     revisions = ctx.state.get(_STATE_REVISIONS)
     # The run's own release gets its REVISION in updating: until it is known, it is read again when asked.
     if revisions is None or (release == ctx.release and release not in revisions):

@@ -42,5 +42,7 @@ def test_default_git_deploy_makes_at_most_four_round_trips_per_host(fap_fleet, f
         assert (fap_fleet.current_dir(host) / "app.py").read_text() == "print('v2')\n"
         assert (fap_fleet.current_dir(host) / "config" / "settings.ini").is_symlink()
         assert len((fap_fleet.app_dir(host) / "revisions.log").read_text().splitlines()) == 3
-        assert rows[host]["round_trips"] <= 4, rows[host]
+        assert rows[host]["round_trips"] <= 4, rows[host]  # the history record, with its revision, included
+        record = json.loads((fap_fleet.app_dir(host) / ".fap" / "history.jsonl").read_text().splitlines()[-1])
+        assert record["revision"] == (fap_fleet.current_dir(host) / "REVISION").read_text().strip() != ""
     assert "round trips per host: " in third.output

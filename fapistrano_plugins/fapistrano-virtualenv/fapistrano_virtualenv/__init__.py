@@ -198,7 +198,7 @@ def fap_deploy_finishing(ctx: Any) -> None:
 
 @hookimpl(trylast=True)
 def fap_deploy_finishing_rollback(ctx: Any) -> None:
-    """Remove the venv of the release rolled back from, unless another kept release links to it."""
+    """Remove the stored venvs no kept release links to (the release rolled back from is kept, marked bad: its venv stays)."""
     prune(ctx)
 
 

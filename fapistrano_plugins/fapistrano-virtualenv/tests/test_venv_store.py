@@ -161,8 +161,8 @@ def test_rollback_to_a_release_with_other_requirements_runs_its_old_venv(fap_fle
         assert greeting(fap_fleet, host) == "1.0"
         app = fap_fleet.in_host(host, [f"{APP}/current/venv/bin/python", f"{APP}/current/app.py"], user="deploy")
         assert app.stdout == "Hello, fleet (greeting 1.0)\n", app.stderr
-        # The rolled-back release is removed, and with it the venv only it used.
-        assert len(store(fap_fleet, host)) == 2, store(fap_fleet, host)
+        # The rolled-back release is kept, marked bad: the venv only it uses stays with it (both venvs, each with its key).
+        assert len(store(fap_fleet, host)) == 4, store(fap_fleet, host)
 
 
 def test_cleanup_keeps_every_venv_a_kept_release_links_to(fap_fleet, fap_run, venv_deployfile, write_app, tmp_path):
