@@ -140,7 +140,7 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
         fleet.errors.print(f"warning: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     for error in errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
-    return 1 if errors else 0
+    return ExitCode.FAILED if errors else ExitCode.OK
 
 
 def hosts_to_retry(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> str | None:
