@@ -197,6 +197,14 @@ def down_step(ctx: Any, step: Any, environment: Mapping[str, str]) -> tuple[str,
             f" (crossed: {_named(going_back.crossed)})")
 
 
+def recorded(ctx: Any) -> list[str]:
+    """For the host's history record: the migrations this run made for its release (``step … on host1``), if any."""
+    ledger = ledger_of(getattr(ctx, "run_state", None))
+    if ledger is None or str(ctx.flow) != "release":
+        return []
+    return [m.describe() for m in ledger.of_release(ctx.release, ctx.stage)]
+
+
 def migrated_releases(marks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Migration]]:
     """From a host's release marks (``{release: {kind: record}}``), the releases that migrated and how."""
     return {release: read_mark(release, kinds[MARK_KIND]) for release, kinds in marks.items() if MARK_KIND in kinds}

@@ -85,6 +85,25 @@ def test_a_migrating_step_marks_its_release_on_every_host_and_fap_releases_shows
             " on host1") in listed.stdout
 
 
+def test_the_history_records_and_fap_history_shows_which_run_migrated(
+        fap_fleet: Any, fap_run: Any, tmp_path: Path, migrated: tuple[str, str, str]) -> None:
+    first, second, third = migrated
+    fap_fleet.write_deployfile(tmp_path, MIGRATING)
+    step = f'step deploy.yml:{step_line(tmp_path, "up $FAP_RELEASE")} (echo "up $FAP_RELEASE" >> "$FAP_SHARED_PATH/schema")'
+    for host in HOSTS:
+        records = [json.loads(line) for line in (fap_fleet.app_dir(host) / ".fap" / "history.jsonl").read_text().splitlines()]
+        assert [r.get("migrated") for r in records] == [None, [f"{step} on host1"], None], host
+
+    shown = fap_run(["history", "-s", "test"], cwd=tmp_path)
+    as_json = fap_run(["history", "-s", "test", "--json"], cwd=tmp_path)
+
+    assert shown.exit_code == 0, shown.output
+    (line,) = [line for line in shown.stdout.splitlines() if "migrated the schema" in line]
+    assert line.strip().endswith(f"deploy of {second} migrated the schema: {step} on host1"), shown.stdout
+    runs = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [r.get("migrated") for r in runs] == [None, [f"{step} on host1"], None]
+
+
 def test_the_guard_refuses_a_rollback_across_the_migration_naming_release_and_step(
         fap_fleet: Any, fap_run: Any, tmp_path: Path, migrated: tuple[str, str, str], assert_error: Any) -> None:
     first, second, third = migrated
