@@ -274,3 +274,23 @@ def test_a_dry_run_marks_nothing(fap_local: Any, fap_run: Any, released: Any) ->
     assert "would mark" in result.output and "migrated: step deploy.yml:6 (echo migrating)" in result.output
     marks = sorted(p.name for p in (fap_local.path / ".fap" / "marks").iterdir())
     assert len(marks) == 1  # the first deploy's own
+
+
+# -- fap releases: the mark in the table ---------------------------------------
+
+def test_the_releases_table_says_migrated_and_on_which_hosts_when_they_disagree() -> None:
+    import datetime as dt
+
+    from fapistrano.commands.releases import HostReleases, migration_notes, release_rows
+    from fapistrano.layout import HostState
+
+    mark = {"migrated": mark_record([MIGRATE])}
+    everywhere = [HostReleases(h, HostState(current=R4, releases=(R1, R3, R4), marks={R3: mark})) for h in ("host1", "host2")]
+    one = [everywhere[0], HostReleases("host2", HostState(current=R4, releases=(R1, R3, R4)))]
+
+    rows = {row.release: row.status for row in release_rows(everywhere, dt.datetime(2026, 1, 5))}
+    partly = {row.release: row.status for row in release_rows(one, dt.datetime(2026, 1, 5))}
+
+    assert rows == {R4: "current", R3: "migrated", R1: ""}
+    assert partly[R3] == "migrated on host1"
+    assert migration_notes(everywhere) == [f"{R3} migrated the schema: step deploy.yml:14 (./manage.py migrate) on host1"]
