@@ -224,3 +224,17 @@ def test_the_django_example_migrates_back_in_the_release_that_migrated_before_th
     assert not log[1].exists() and not log[2].exists()
     assert "Unapplying app.0002_add_email... OK" in result.output
     assert all(fap_fleet.current(host, "django_hooks") == first for host in HOSTS)
+
+
+def test_a_dry_run_across_a_migration_shows_the_down_step_and_runs_nothing(
+        fap_fleet: Any, fap_run: Any, tmp_path: Path, migrated: tuple[str, str, str]) -> None:
+    first, second, third = migrated
+    write_with_down_step(fap_fleet, tmp_path)
+
+    result = fap_run(["rollback", "-s", "test", "--to", first, "--dry-run", "-v"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert f"migrating the schema back for {first} before the switch, in {second}" in result.output
+    assert "down in" in result.output and "succeeded" not in result.output
+    assert schema(fap_fleet) == [f"up {second}"]
+    assert all(fap_fleet.current(host) == third for host in HOSTS)

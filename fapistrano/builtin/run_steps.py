@@ -58,7 +58,7 @@ def run_steps(ctx) -> None:
             continue
         if step.migrates:
             migrations.record(ctx, migrations.step_text(step.where, step.command))
-        elif step.migrates_back:
+        elif step.migrates_back and not ctx.dry_run:
             ctx.log(f"schema migrated back for {ctx.release}: step {step.where} succeeded; the switch follows")
 
 
