@@ -18,9 +18,10 @@ from typing import Any
 import click
 
 from fapistrano import __version__
-from fapistrano.commands.options import Options, run_options
+from fapistrano.commands.wiring import run_options
 from fapistrano.errors import ExitCode, FapError
 from fapistrano.flows import COMMANDS
+from fapistrano.options import Options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -28,8 +28,8 @@ from fapistrano.hosts import key as member_key
 from fapistrano.plugins import describe
 
 if TYPE_CHECKING:
-    from fapistrano.commands.options import Options
     from fapistrano.flows import FlowName
+    from fapistrano.options import Options
     from fapistrano.runner import Runner
 
 

@@ -252,7 +252,7 @@ class Context:
                 if then is not None:
                     then(result.stdout.rstrip("\n"))
             except Exception as error:
-                from fapistrano.plugins import PluginFailure
+                from fapistrano.errors import PluginFailure
 
                 # The failure is the phase's and plugin's that sent the command, not theirs whose round trip carried it.
                 raise PluginFailure(plugin or "fapistrano", error, phase=phase) from error

@@ -131,3 +131,18 @@ def one_line(command: str, width: int = 160) -> str:
         return ""
     text = lines[0] if len(lines) == 1 else f"{lines[0]} … (+{len(lines) - 1} lines)"
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class PluginFailure(FapError):
+    """A hookimpl raised; carries the plugin's name and the original error."""
+
+    def __init__(self, plugin: str, error: BaseException, phase: str | None = None) -> None:
+        self.plugin = plugin
+        self.error = error
+        #: The phase it failed in when that is not the one running now (a command sent later: ``ctx.run_later``).
+        self.phase = phase
+        if isinstance(error, FapError):
+            text = str(error)
+        else:
+            text = f"{type(error).__name__}: {error}"
+        super().__init__(text)

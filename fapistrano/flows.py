@@ -30,6 +30,7 @@ class FlowName(str, Enum):
     CHECK = "check"
     ONCE = "once"
     RELEASES = "releases"
+    PENDING = "pending"
 
     def __str__(self) -> str:
         return self.value
@@ -129,6 +130,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("check", FlowName.CHECK, chooses_plugins=True, reads_only=True),
     Command("shell", chooses_plugins=True),
     Command("releases", FlowName.RELEASES, chooses_plugins=True, reads_only=True),
+    # Both ask a deploy's plugins (deploy_plugins: too): what a deploy would ship, which revision it can be told to.
+    Command("pending", FlowName.PENDING, reads_only=True),
+    Command("promote", FlowName.RELEASE),
     Command("history", reads_only=True),
     Command("unlock", chooses_plugins=True, reads_only=True),
     Command("lock"),
@@ -153,8 +157,12 @@ def command_of_flow(flow: str) -> str:
 
 
 def release_for_run(states: list[layout.HostState]) -> str:
-    """One new release name for every host of the run, unique on each of them."""
-    taken = {name for state in states for name in (*state.releases, *state.unfinished)}
+    """One new release name for every host of the run, unique on each of them.
+
+    A name some host still holds marks of (its release removed by hand) is
+    taken too: a new release must not inherit an old one's ``bad`` mark.
+    """
+    taken = {name for state in states for name in (*state.releases, *state.unfinished, *state.marks)}
     return layout.release_name(layout.now(), taken)
 
 

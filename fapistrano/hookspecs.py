@@ -31,7 +31,10 @@ plugins' hookimpls run in the order deploy.yml lists the plugins. Two built-ins 
 place: making directories runs ``tryfirst`` in ``fap_deploy_starting`` (so
 plugins find ``path`` and the release directory there), and linking shared
 files runs ``trylast`` in ``fap_deploy_updating`` (after plugins have put the
-code in place, so an archive cannot clobber the links). The ``run:`` steps of
+code in place, so an archive cannot clobber the links); recording what shaped
+the release (``core.fingerprint``, for ``fap deploy --if-changed``) runs
+``trylast`` there too, once the source plugin can say which revision the
+release holds. The ``run:`` steps of
 deploy.yml's ``hooks:`` (``core.steps``) run ``trylast`` in every phase and in
 ``fap_deploy_failed``, after every other hookimpl, the core's included.
 """
@@ -189,10 +192,98 @@ def fap_release_revision(ctx: Context, release: str) -> str | None:
     Stops at the first non-``None`` result.
 
     :param ctx: the host's context (in ``fap releases``, ``ctx.release`` is
-        ``None`` and ``ctx.flow`` is ``"releases"``).
+        ``None`` and ``ctx.command`` is ``"releases"``).
     :param release: the name of a release under ``releases_path``.
     :return: the revision, one short line; ``None`` when this plugin did not
         put that release there or cannot tell.
+    """
+
+
+# ---------------------------------------------------------------------------
+# The source (``fap pending``, ``fap deploy --if-changed``, ``fap promote``)
+#
+# The plugin that puts the code into a release (git, curl, upload, a third
+# party's) answers three questions about what it would ship. A plugin that
+# is not the source returns ``None``; a source that cannot answer raises
+# :class:`fapistrano.FapError` saying why, and fap prints that line.
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def fap_source_revision(ctx: Context) -> str | None:
+    """Say which revision a deploy of this host would ship now: what ``branch`` (or its equivalent) resolves to.
+
+    Asked by ``fap pending`` and ``fap deploy --if-changed`` on every
+    selected host, after the host's layout was read and before anything
+    changes (no lock is taken). Read only: use ``ctx.run(..., readonly=True)``
+    (the git plugin runs ``git ls-remote`` on the host, where the deploy
+    fetches). The answer must be comparable with what
+    :func:`fap_release_revision` says of the release it would make (the git
+    plugin answers a full commit sha in both).
+
+    Stops at the first non-``None`` result.
+
+    :param ctx: the host's context; ``ctx.flow`` is ``"pending"`` (or
+        ``"release"`` under ``--if-changed``) and ``ctx.release`` is ``None``
+        or a name nothing has made yet.
+    :return: the revision, one short line; ``None`` when this plugin is not
+        the source of this target.
+    :raises fapistrano.FapError: when this plugin is the source and cannot
+        tell (curl: an archive's URL names no revision); its message is shown
+        as "cannot tell: ...". ``fap deploy --if-changed`` then deploys.
+    """
+
+
+@hookspec(firstresult=True)
+def fap_source_commits(ctx: Context, since: str, until: str, limit: int) -> tuple[list[str], int] | None:
+    """List the changes a deploy would bring: the commits in ``until`` that ``since`` does not have.
+
+    Asked by ``fap pending`` on one host of each group of hosts that run the
+    same revision, after :func:`fap_source_revision` answered ``until``.
+    Read only, and it must leave nothing behind on the host (the git plugin
+    fetches the history into a scratch repository it removes again).
+
+    Stops at the first non-``None`` result.
+
+    :param ctx: the host's context, as in :func:`fap_source_revision`.
+    :param since: the revision the host runs (what :func:`fap_release_revision`
+        said of its ``current`` release).
+    :param until: the revision a deploy would ship.
+    :param limit: at most this many lines (50).
+    :return: ``(lines, count)``: one line per commit, newest first, at most
+        ``limit`` (git: the short sha and the subject), and how many commits
+        there are in all; ``None`` when this plugin is not the source.
+    :raises fapistrano.FapError: when this plugin is the source and cannot
+        tell: the repository does not have ``since`` (history rewritten), or
+        cannot be read. The message is shown for that group of hosts.
+    """
+
+
+@hookspec(firstresult=True)
+def fap_source_promote(revision: str, stage: str, role: str, config: Any) -> dict[str, Any] | None:
+    """Say which settings make a deploy of ``stage/role`` ship exactly ``revision``, whatever the branch says now.
+
+    Asked by ``fap promote -s production --from staging`` on the deployer's
+    machine, once per production target, before anything connects:
+    ``revision`` is what staging's ``current`` runs, as
+    :func:`fap_release_revision` said. The settings returned are applied
+    like ``--name value`` on the command line of the deploy that follows (the
+    git plugin returns ``{"branch": revision}``: the commit is fetched by its
+    sha even when the branch moved on).
+
+    Stops at the first non-``None`` result. No answer from any plugin of a
+    target is an error: fap does not know how to pin its source.
+
+    :param revision: the revision to ship.
+    :param stage: the stage deployed to (``production``).
+    :param role: the role deployed to.
+    :param config: that target's settings as deploy.yml resolves them
+        (read only; per-host values are not resolved here).
+    :return: ``{setting: value}``; ``None`` when this plugin is not the
+        source of this target.
+    :raises fapistrano.ConfigError: when this plugin is the source and
+        cannot ship a given revision (curl, upload): ``fap promote`` stops
+        with that line and exit 2, nothing touched.
     """
 
 
@@ -435,7 +526,7 @@ def fap_deploy_failed(ctx: Context, error: BaseException) -> None:
 
         @hookimpl
         def fap_deploy_failed(ctx, error):
-            if ctx.flow != "release" or ctx.current_release == ctx.release:
+            if ctx.command != "deploy" or ctx.current_release == ctx.release:
                 return  # a rollback's release_path, or a release still live here
             ctx.run(f"rm -rf {shlex.quote(ctx.config['myplugin_cache'])}")
 
@@ -467,7 +558,6 @@ def fap_deploy_restarted(ctx: Context) -> None:
 
     :param ctx: the host's context.
     """
-
 
 
 # ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pluggy
 
 from fapistrano import hookspecs
 from fapistrano.config import CORE_PLUGIN
-from fapistrano.errors import ConfigError, FapError
+from fapistrano.errors import ConfigError, FapError, PluginFailure
 from fapistrano.settings import Setting, from_legacy
 
 ENTRY_POINT_GROUP = "fapistrano"
@@ -33,27 +33,13 @@ BUILTIN_PLUGINS = {
     CORE_PLUGIN: "fapistrano.builtin.core",
     "core.dirs": "fapistrano.builtin.dirs",
     "core.shared": "fapistrano.builtin.shared",
+    "core.fingerprint": "fapistrano.builtin.fingerprint",
     "core.switch": "fapistrano.builtin.switch",
     "core.cleanup": "fapistrano.builtin.cleanup",
     "core.checks": "fapistrano.builtin.checks",
     "core.health": "fapistrano.builtin.health",
     "core.migrations": "fapistrano.builtin.migrations",
 }
-
-
-class PluginFailure(FapError):
-    """A hookimpl raised; carries the plugin's name and the original error."""
-
-    def __init__(self, plugin: str, error: BaseException, phase: str | None = None) -> None:
-        self.plugin = plugin
-        self.error = error
-        #: The phase it failed in when that is not the one running now (a command sent later: ``ctx.run_later``).
-        self.phase = phase
-        if isinstance(error, FapError):
-            text = str(error)
-        else:
-            text = f"{type(error).__name__}: {error}"
-        super().__init__(text)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ switches every switched host of the run back through a rollback's
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fapistrano import flows, layout
 from fapistrano.errors import FapError, HealthCheckFailed, Interrupted, Stopped, one_line
@@ -24,18 +25,38 @@ from fapistrano.plugins import describe
 from fapistrano.steps import hand_over_once_steps, once_group
 
 if TYPE_CHECKING:
-    from fapistrano.runner import Runner
+    from fapistrano.flows import FlowName
+    from fapistrano.plugins import Plugins
+    from fapistrano.stopping import Stop
+    from fapistrano.ui import EventKind
+
+
+class Engine(Protocol):
+    """What the failure path uses of the engine that runs it (:class:`fapistrano.runner.Runner`)."""
+
+    plugins: Plugins
+    dry_run: bool
+    stop: Stop
+    #: Set once the run is asked to stop (SIGINT, SIGTERM).
+    stopping: threading.Event
+
+    def emit(self, kind: EventKind, message: str = "", **fields: Any) -> None: ...
+
+    def on_each(self, members: Iterable[Member], work: Callable[[Member], Any]) -> dict[str, BaseException]: ...
+
+    def make_contexts(self, members: Sequence[Member], release_of: Callable[[Member], tuple[str | None, str | None]],
+                      flow: Flow | FlowName) -> None: ...
 
 
 class Recovery:
     """The failure path of one run's engine: drop, fail, switch back, remove the new release."""
 
-    def __init__(self, engine: Runner) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def health_gate(self, flow: Flow, checked: Sequence[Member], batch: Sequence[Member], earlier: Sequence[Member],
                     max_fail: int) -> bool:
-        """Run ``healthcheck`` on every ``checked`` host; decide for the run. False when the run is over.
+        """Ask ``fap_health_check`` on every ``checked`` host; decide for the run. False when the run is over.
 
         Unhealthy hosts within ``max_fail`` (counting hosts dropped and hosts
         unhealthy in earlier batches) are reported and kept. More of them, or

@@ -26,6 +26,7 @@ import os
 import queue
 import re
 import secrets
+import selectors
 import shlex
 import signal
 import socket
@@ -128,6 +129,8 @@ PIPE_SIZE = 1024 * 1024
 CLOSE_WAIT = 3.0
 #: Seconds to wait for a host to kill the command being cancelled.
 CANCEL_WAIT = 5.0
+#: Seconds to wait for a session's reader to read the last of what ssh wrote, once ssh has gone.
+READER_WAIT = 2.0
 
 
 class Host:
@@ -760,25 +763,43 @@ def text_chunks(pipe: Any, size: int = READ_SIZE) -> Iterator[str]:
     last ends with a newline), so that the cost is per read, not per line;
     a line longer than :data:`KEEP_CHARS` comes in several pieces.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    chunker = LineChunker()
     read = getattr(pipe, "read1", None) or pipe.read
-    partial = ""
     while True:
         data = read(size)
         if not data:
             break
-        text = partial + decoder.decode(data)
-        end = text.rfind("\n") + 1
-        if end == 0 and len(text) < KEEP_CHARS:
-            partial = text
-            continue
-        if end == 0:
-            end = len(text)
-        partial = text[end:]
-        yield text[:end]
-    rest = partial + decoder.decode(b"", final=True)
+        piece = chunker.feed(data)
+        if piece:
+            yield piece
+    rest = chunker.finish()
     if rest:
         yield rest
+
+
+class LineChunker:
+    """Bytes in, text out in pieces of whole lines (bad UTF-8 replaced); see :func:`text_chunks`."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""
+
+    def feed(self, data: bytes) -> str:
+        """The whole lines ``data`` completes (``""`` while a line is still open, up to :data:`KEEP_CHARS`)."""
+        text = self._partial + self._decoder.decode(data)
+        end = text.rfind("\n") + 1
+        if end == 0 and len(text) < KEEP_CHARS:
+            self._partial = text
+            return ""
+        if end == 0:
+            end = len(text)
+        self._partial = text[end:]
+        return text[:end]
+
+    def finish(self) -> str:
+        """What is left once the input ended."""
+        rest, self._partial = self._partial + self._decoder.decode(b"", final=True), ""
+        return rest
 
 
 class Output:
@@ -996,25 +1017,39 @@ class Session:
         self.busy = False
         self._ended: set[str] = set()
         self._last_stderr = ""
-        for stream, pipe in (("stdout", self._socket.makefile("rb", buffering=0)), ("stderr", self.process.stderr)):
-            threading.Thread(target=self._pump, args=(stream, pipe), daemon=True).start()
+        # One reader for both streams: one thread per host, not two.
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
         # Queued now, answered once the far shell runs: see wait_ready(). If ssh has already given up,
         # the write fails; wait_ready() reads what it said all the same.
         # With the far shell's pid: sshd made it a process group leader, and every command it runs is in that group.
         self.remote_group: int | None = None
         self._send(f"printf '%s %s\\n' {self._token}-ready \"$$\"\n")
 
-    def _pump(self, stream: str, pipe: Any) -> None:
-        # Pieces of whole lines, as many as each read brings: a queue item per line cost more than the command.
-        try:
-            for text in text_chunks(pipe):
-                self._lines.put((stream, text))
-        except OSError:
-            pass  # our end of the socket was closed under the read: the session is over all the same
-        pipe.close()
-        if stream == "stdout":
-            self._socket.close()  # ssh has gone: nothing more to write either
-        self._lines.put((stream, None))
+    def _pump(self) -> None:
+        """Read ssh's stdout (our socket) and stderr as they come, in pieces of whole lines, until both end."""
+        assert self.process.stderr is not None
+        streams = {self._socket.fileno(): "stdout", self.process.stderr.fileno(): "stderr"}
+        chunkers = {name: LineChunker() for name in streams.values()}
+        # poll(2), not epoll: an epoll instance is one more descriptor per host.
+        with selectors.PollSelector() as selector:
+            for fd in streams:
+                selector.register(fd, selectors.EVENT_READ)
+            while streams:
+                for key, _events in selector.select():
+                    stream = streams[key.fd]
+                    try:
+                        data = os.read(key.fd, READ_SIZE)
+                    except OSError:
+                        data = b""  # our end was closed under the read: the session is over all the same
+                    # Pieces of whole lines, as many as each read brings: a queue item per line cost more than the command.
+                    piece = chunkers[stream].feed(data) if data else chunkers[stream].finish()
+                    if piece:
+                        self._lines.put((stream, piece))
+                    if not data:
+                        selector.unregister(key.fd)
+                        del streams[key.fd]
+                        self._lines.put((stream, None))
 
     def _send(self, text: str) -> bool:
         return self._send_bytes(text.encode())
@@ -1236,6 +1271,15 @@ class Session:
         except subprocess.TimeoutExpired:
             self.kill()
         self.dead = True
+        self._release()
+
+    def _release(self) -> None:
+        """Close our ends once ssh has gone and the reader has read them out (never under a reader or a writer)."""
+        self._reader.join(timeout=READER_WAIT)
+        if not self._reader.is_alive():
+            self._socket.close()
+            assert self.process.stderr is not None
+            self.process.stderr.close()
 
     def kill(self) -> None:
         """End ssh now (its control socket and any multiplexed channel go with it)."""
@@ -1250,7 +1294,8 @@ class Session:
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            pass
+            return
+        self._release()
 
 
 #: Open files a run needs: some for itself, and per host its session's two (a socket for ssh's stdin

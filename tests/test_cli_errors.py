@@ -111,6 +111,15 @@ CASES = [
      ["deploy.yml:4:", "release_path: '' is not an absolute path"]),
     ("relative-path-cli", HEAD + TARGETS, ["deploy", "-s", "test", "--path", "srv/app"],
      ["command line", "path: 'srv/app' is not an absolute path"]),
+    # A misspelt option of the command is read as a setting: the error names the option it is near.
+    ("misspelt-deploy-option", HEAD + TARGETS, ["deploy", "-s", "test", "--if-changd"],
+     ["command line: unknown setting --if-changd (did you mean --if-changed, an option of fap deploy?)"]),
+    ("misspelt-pending-option", HEAD + TARGETS, ["pending", "-s", "test", "--jsn"],
+     ["unknown setting --jsn (did you mean --json, an option of fap pending?)"]),
+    ("promote-from-unknown-stage", HEAD + TARGETS, ["promote", "-s", "test", "--from", "tset"],
+     ["fap promote: --from tset: unknown stage"]),
+    ("promote-to-itself", HEAD + TARGETS, ["promote", "-s", "test", "--from", "test"],
+     ["fap promote: -s and --from both name test"]),
 ]
 
 

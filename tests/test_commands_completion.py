@@ -129,3 +129,15 @@ def test_lock_and_wait_lock_complete(tmp_path, fap_run):
     for command in ("deploy", "rollback", "restart"):
         assert _complete(fap_run, tmp_path, f"fap {command} --wait") == ["--wait-lock"]
     assert _complete(fap_run, tmp_path, "fap check --wait") == []
+
+
+def test_pending_and_promote_complete(tmp_path, fap_run):
+    (tmp_path / "deploy.yml").write_text(DEPLOY_YML)
+
+    assert _complete(fap_run, tmp_path, "fap pen") == ["pending"]
+    assert _complete(fap_run, tmp_path, "fap prom") == ["promote"]
+    assert _complete(fap_run, tmp_path, "fap pending -s ") == ["staging", "production"]
+    assert _complete(fap_run, tmp_path, "fap pending -s staging --js") == ["--json"]
+    assert _complete(fap_run, tmp_path, "fap promote -s production --from ") == ["staging", "production"]
+    assert _complete(fap_run, tmp_path, "fap promote -s production --from st") == ["staging"]
+    assert _complete(fap_run, tmp_path, "fap deploy --if") == ["--if-changed"]

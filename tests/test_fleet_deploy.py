@@ -24,6 +24,8 @@ def test_deploy_lays_out_every_host_with_one_release_name(fap_fleet: Any, fap_ru
     for host in HOSTS:
         assert fap_fleet.tree(host) == [
             ".fap",
+            ".fap/fingerprints",  # what shaped each release (fap deploy --if-changed)
+            f".fap/fingerprints/{name}.json",
             ".fap/history.jsonl",  # what each run did here (fap history)
             f"current -> {WWW_APP}/releases/{name}",
             "releases",
@@ -283,6 +285,8 @@ def test_paths_with_spaces_and_quotes_are_quoted_everywhere(fap_fleet: Any, fap_
     for host in HOSTS:
         assert fap_fleet.tree(host, app) == [
             ".fap",
+            ".fap/fingerprints",  # what shaped each release (fap deploy --if-changed)
+            f".fap/fingerprints/{name}.json",
             ".fap/history.jsonl",
             f"current -> /home/deploy/www/{app}/releases/{name}",
             "releases",

@@ -30,7 +30,9 @@ def _firstresult_hooks() -> list[str]:
 
 def test_the_questions_one_plugin_answers_are_first_answer_wins_hooks() -> None:
     # Which revision a release holds; whether a host is healthy (the health built-in's answer, or a plugin's before it).
-    assert _firstresult_hooks() == ["fap_release_revision", "fap_health_check"]
+    # What a deploy would ship, the commits between two revisions, the settings that ship a given one (the source's).
+    assert _firstresult_hooks() == ["fap_release_revision", "fap_source_revision", "fap_source_commits", "fap_source_promote",
+                                    "fap_health_check"]
 
 
 @pytest.mark.parametrize("name", _firstresult_hooks())
@@ -40,7 +42,8 @@ def test_a_first_answer_wins_hook_says_so_in_the_reference(name: str) -> None:
     assert "Stops at the first non-``None`` result." in text
 
 
-@pytest.mark.parametrize("name", ["fap_settings", "fap_release_revision"])
+@pytest.mark.parametrize("name", ["fap_settings", "fap_release_revision", "fap_source_revision", "fap_source_commits",
+                                  "fap_source_promote"])
 def test_the_new_hooks_are_in_the_reference_with_every_parameter_and_the_return_contract(name: str) -> None:
     (hook,) = [h for h in fap_reference.hookspecs() if h.name == name]
     text = fap_reference.hook_rst(hook, core={})

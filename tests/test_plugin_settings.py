@@ -194,6 +194,17 @@ def test_a_check_sees_the_value_once_its_references_are_filled_in(plugin_dir: Pa
         _target(merged(plugins, tmp_path, "app_name: shop\nscheme: ftp\nchecked_url: '%(scheme)s://%(host)s/'\n"))
 
 
+def test_a_check_that_crashes_is_one_line_naming_the_setting_and_where_it_is_declared(plugin_dir: Path, tmp_path: Path) -> None:
+    crashing = CHECKED.replace('if not 0 < value < 65536:', 'if not 0 < value < "65536":')
+    plugins = load(plugin_dir, crashing=crashing)
+    with pytest.raises(ConfigError) as raised:
+        _target(merged(plugins, tmp_path, "app_name: shop\n"))
+    assert str(raised.value).startswith("prod/web: checked_port: its check (")
+    assert "settings_case_crashing.py:" in str(raised.value) and str(raised.value).endswith("failed: TypeError:"
+                                                                                          " '<' not supported between"
+                                                                                          " instances of 'int' and 'str'")
+
+
 def test_a_check_that_is_not_a_function_is_refused_where_the_setting_is_declared() -> None:
     with pytest.raises(ConfigError, match=r"setting 'odd_port': check must be a function of the value, got 5"):
         Setting("odd_port", 1, "A port.", check=5)  # type: ignore[arg-type]

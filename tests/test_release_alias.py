@@ -45,3 +45,9 @@ def test_fap_release_deploys_with_the_release_plugins(fap_local, fap_run) -> Non
 
     assert result.exit_code == 0, result.output
     assert (fap_local.path / "current" / "FROM_RELEASE_PLUGINS").exists()
+
+
+def test_each_command_that_chooses_its_plugins_has_its_core_setting_and_no_other_does() -> None:
+    declared = cfg.declared_settings(Plugins().settings())
+    plugin_lists = {name for name, d in declared.items() if name.endswith("_plugins") and d.origin.kind == "core"}
+    assert plugin_lists == {f"{c.name}_plugins" for c in COMMANDS if c.chooses_plugins} | {"release_plugins"}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Any
+
+from fapistrano import layout
 
 
 def test_deploys_after_a_release_named_in_the_future_stay_valid_ordered_and_live(
@@ -75,3 +78,17 @@ def test_a_failed_deploy_never_removes_the_release_current_points_to(fap_local: 
     assert live is not None and (fap_local.path / "releases" / live).is_dir()
     assert f"could not remove unfinished release {live}: refusing to remove" in result.output
     assert "current points to it" in result.output
+
+
+def test_a_run_never_takes_the_name_of_a_release_removed_by_hand_whose_marks_remain(monkeypatch) -> None:
+    from fapistrano import flows
+
+    now = datetime.datetime(2026, 12, 5, 8, 34, 17)
+    monkeypatch.setattr(layout, "now", lambda: now)
+    gone = layout.release_name(now)  # removed by hand in this very second, its bad mark still there
+    state = layout.HostState(current="261205-083416", releases=("261205-083416",),
+                             marks={gone: {"bad": {"who": "alice@laptop"}}})
+
+    name = flows.release_for_run([state])
+
+    assert name != gone and not state.marks.get(name)

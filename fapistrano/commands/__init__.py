@@ -1,7 +1,7 @@
 """One module per ``fap`` command: its click command (named ``command``), its plan, its rendering.
 
 :mod:`fapistrano.cli` registers each module's ``command`` under the global
-options; :mod:`~fapistrano.commands.options` holds the decorators they are
+options; :mod:`~fapistrano.commands.wiring` holds the decorators they are
 built with (``fleet_command`` for a command on stage/role targets). A new
 command is a new module here, a :class:`fapistrano.flows.Command` in
 :data:`fapistrano.flows.COMMANDS`, and its name in ``cli.COMMAND_MODULES``.
@@ -19,6 +19,6 @@ command is a new module here, a :class:`fapistrano.flows.Command` in
   read-only reports, gathered as plain data, then printed.
 - :mod:`~fapistrano.commands.init`: writes a commented deploy.yml.
 
-This package's ``__init__`` and :mod:`~fapistrano.commands.options` import
+This package's ``__init__`` and :mod:`~fapistrano.commands.wiring` import
 nothing heavy: ``fap --help`` loads them.
 """

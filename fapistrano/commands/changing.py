@@ -29,7 +29,6 @@ from fapistrano.stopping import install_signal_handlers, restore_signal_handlers
 ReleasePlan = Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]
 
 
-
 def execute(
     runner: Runner,
     flow: Flow,

@@ -10,10 +10,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fapistrano.commands.options import Options, exit_with, fleet_command
+from fapistrano.commands.wiring import exit_with, fleet_command
 from fapistrano.errors import ExitCode, FapError
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
+from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
     from fapistrano.compose import Composition

@@ -11,9 +11,10 @@ from typing import Any
 
 import click
 
-from fapistrano.commands.options import Options, fleet_command
+from fapistrano.commands.wiring import fleet_command
 from fapistrano.config import RUN_NAMES, Step, Target
 from fapistrano.masking import MASK, Masker
+from fapistrano.options import Options
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from fapistrano import flows
-from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
+from fapistrano.commands.wiring import exit_with, fleet_command, wait_lock_option
+from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
     from fapistrano.commands.changing import Outcome
@@ -22,12 +23,13 @@ def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str 
     return lambda member: (release, None)
 
 
-def deploy(fleet: Composition) -> Outcome:
-    """Ship a new release to every host of ``fleet``."""
+def deploy(fleet: Composition, promoted_from: str | None = None) -> Outcome:
+    """Ship a new release to every host of ``fleet`` (``promoted_from``: the stage whose revision ``fap promote`` ships)."""
     from fapistrano.commands.changing import execute, make_run
 
     fleet.announce(f"deploying {fleet.app} to {fleet.describe()}")
     run = make_run("deploy", fleet.members, fleet.run_config(), fleet.options.dry_run, fleet.runner)
+    run.promoted_from = promoted_from
     return execute(fleet.runner, flows.RELEASE, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
 
@@ -37,7 +39,11 @@ def deploy(fleet: Composition) -> Outcome:
     "Deploy only to the hosts the last run of the selected targets did not finish on (read from the hosts' history);"
     " 'nothing to retry' when it finished everywhere."))
 @wait_lock_option
-def command(options: Options, stage: str | None, role: str | None, overrides: list[str], retry_failed: bool) -> None:
+@click.option("--if-changed", "if_changed", is_flag=True, help=(
+    "Make no release when the revision to ship and every setting, plugin and step are what the live release"
+    " was made with, on every selected host."))
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], retry_failed: bool,
+            if_changed: bool) -> None:
     from fapistrano.commands.changing import render
     from fapistrano.compose import Composition
 
@@ -49,5 +55,10 @@ def command(options: Options, stage: str | None, role: str | None, overrides: li
             return
         options = options.merged(hosts=retry)
     with Composition(options, stage, role, overrides, "deploy") as fleet:
+        if if_changed:
+            from fapistrano.commands.unchanged import already_live
+
+            if already_live(fleet):
+                return
         outcome = deploy(fleet)
         exit_with(render(fleet, outcome, success=f"deployed release {outcome.release}"))

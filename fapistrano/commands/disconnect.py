@@ -8,7 +8,7 @@ import sys
 import click
 
 from fapistrano import connections
-from fapistrano.commands.options import PLAIN
+from fapistrano.commands.wiring import PLAIN
 from fapistrano.errors import ExitCode
 
 

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fapistrano import history, layout
-from fapistrano.commands.options import Options, exit_with, fleet_command
+from fapistrano.commands.wiring import exit_with, fleet_command
 from fapistrano.errors import ExitCode
 from fapistrano.hosts import Member, key
+from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
     from fapistrano.compose import Composition

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from fapistrano import __version__
-from fapistrano.commands.options import PLAIN, options_of
+from fapistrano.commands.wiring import PLAIN, options_of
 from fapistrano.errors import ConfigError, FapError
 from fapistrano.flows import COMMANDS
 from fapistrano.settings import Setting

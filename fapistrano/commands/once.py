@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 import click
 
 from fapistrano import layout
-from fapistrano.commands.options import Options, exit_with, fleet_command
+from fapistrano.commands.wiring import exit_with, fleet_command
 from fapistrano.errors import ExitCode, FapError
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
+from fapistrano.options import Options
 from fapistrano.ui import Event
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast

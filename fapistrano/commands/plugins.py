@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from fapistrano.commands.options import PLAIN, options_of
+from fapistrano.commands.wiring import PLAIN, options_of
 from fapistrano.config import CORE_PLUGIN, DeployFile
 from fapistrano.errors import ConfigError, ExitCode, FapError
 from fapistrano.flows import COMMANDS

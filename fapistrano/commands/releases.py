@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fapistrano import layout
-from fapistrano.commands.options import Options, exit_with, fleet_command
+from fapistrano.commands.wiring import exit_with, fleet_command
 from fapistrano.errors import ExitCode
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
 from fapistrano.migrations import MARK_KIND, migrated_releases
+from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
     from fapistrano.compose import Composition

@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from fapistrano import flows
-from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
+from fapistrano.commands.wiring import exit_with, fleet_command, wait_lock_option
+from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
     from fapistrano.commands.changing import Outcome

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import click
 
 from fapistrano import flows, migrations
-from fapistrano.commands.options import Options, exit_with, fleet_command, wait_lock_option
+from fapistrano.commands.wiring import exit_with, fleet_command, wait_lock_option
 from fapistrano.errors import ExitCode, FapError
+from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
     from fapistrano.commands.changing import Outcome

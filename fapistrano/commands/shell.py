@@ -8,8 +8,9 @@ import sys
 import click
 
 from fapistrano import layout
-from fapistrano.commands.options import Options, fleet_command
+from fapistrano.commands.wiring import fleet_command
 from fapistrano.hosts import Member
+from fapistrano.options import Options
 from fapistrano.remote import ssh_settings_from
 
 

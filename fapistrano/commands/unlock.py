@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fapistrano.commands.options import Options, exit_with, fleet_command
+from fapistrano.commands.wiring import exit_with, fleet_command
 from fapistrano.errors import ExitCode
+from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
     from fapistrano.compose import Composition

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fapistrano import CommandFailed, FapError, Setting, hookimpl
+from fapistrano import CommandFailed, ConfigError, FapError, Setting, hookimpl
 
 from fapistrano_curl import command
 
@@ -158,6 +158,19 @@ def fap_deploy_updated(ctx: Any) -> None:
     if ctx.config["curl_postinstall_output"]:
         for line in output.splitlines():
             ctx.log(f"postinstall: {line}")
+
+
+@hookimpl
+def fap_source_revision(ctx: Any) -> str | None:
+    """An archive's URL names no revision: ``fap pending`` says it cannot tell, ``--if-changed`` deploys."""
+    raise FapError("fapistrano.curl downloads curl_url and cannot tell which revision it holds before it is downloaded")
+
+
+@hookimpl
+def fap_source_promote(revision: str, stage: str, role: str, config: Any) -> dict[str, Any] | None:
+    """Refused: the plugin downloads whatever ``curl_url`` serves, it cannot be told to ship staging's revision."""
+    raise ConfigError(f"{stage}/{role}: fapistrano.curl cannot promote: it downloads whatever curl_url serves, not a given"
+                      f" revision; set curl_url to the artifact staging runs and use fap deploy")
 
 
 def _missing_tools(ctx: Any) -> list[str]:

@@ -30,7 +30,7 @@ import shlex
 import socket
 from typing import Any
 
-from fapistrano import FapError, Setting, hookimpl
+from fapistrano import ConfigError, FapError, Setting, hookimpl
 
 from fapistrano_git import scripts
 
@@ -278,6 +278,90 @@ def _in_release(revision_file: str, config: Any) -> str:
         if revision_file.startswith(prefix.rstrip("/") + "/"):
             return revision_file[len(prefix.rstrip("/")) + 1:]
     return revision_file.lstrip("/")
+
+
+# ---------------------------------------------------------------------------
+# The source (fap pending, fap deploy --if-changed, fap promote)
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def fap_source_revision(ctx: Any) -> str | None:
+    """The commit ``branch`` names now, as the host sees ``repo`` (``git ls-remote``, run where the deploy fetches).
+
+    A full sha is its own answer; an abbreviated one is looked up in the
+    host's mirror. A branch and a tag of the same name resolve as ``git
+    fetch`` resolves them (the tag wins).
+    """
+    settings = _Settings(ctx)
+    settings.check()
+    if _SHA.match(settings.branch):
+        return settings.branch
+    script = scripts.ls_remote_script(repo=settings.repo, mirror=settings.mirror, revision=settings.branch)
+    try:
+        output = ctx.run(script, env=settings.env, readonly=True)
+    except FapError as failure:
+        raise _explain(ctx, settings, failure) from None
+    sha = resolve_ref(output, settings.branch)
+    if sha is None:
+        raise FapError(f"{ctx.host}: branch {settings.branch!r} is no branch or tag of repo {ctx.mask(settings.repo)}")
+    return sha
+
+
+def resolve_ref(ls_remote: str, name: str) -> str | None:
+    """The commit ``name`` resolves to among ``git ls-remote``'s lines (and a ``mirror=SHA`` line), as git's rules order refs.
+
+    An annotated tag's line ``<tag object> refs/tags/v1`` is followed by the
+    commit it points to, ``<sha> refs/tags/v1^{}``: the commit is the answer.
+    """
+    refs: dict[str, str] = {}
+    mirrored = None
+    for line in ls_remote.splitlines():
+        if line.startswith("mirror="):
+            mirrored = line[len("mirror="):].strip() or None
+            continue
+        sha, _, ref = line.strip().partition("\t")
+        if ref and _SHA.match(sha):
+            refs[ref] = sha
+    for candidate in (name, f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}", f"refs/remotes/{name}",
+                      f"refs/remotes/{name}/HEAD"):
+        if candidate + "^{}" in refs:
+            return refs[candidate + "^{}"]
+        if candidate in refs:
+            return refs[candidate]
+    return mirrored
+
+
+@hookimpl
+def fap_source_commits(ctx: Any, since: str, until: str, limit: int) -> tuple[list[str], int] | None:
+    """``git log --format='%h %s' since..until`` (at most ``limit`` lines) and the count, in a scratch repository on the host."""
+    settings = _Settings(ctx)
+    settings.check()
+    script = scripts.commits_script(repo=settings.repo, since=since, until=until, limit=limit)
+    try:
+        output = ctx.run(script, env=settings.env, readonly=True)
+    except FapError as failure:
+        code = getattr(failure, "returncode", None)
+        if code == scripts.EXIT["no_revision"]:
+            missing = _reason(getattr(failure, "stderr", ""), 1).removeprefix("no such revision: ")
+            raise FapError(f"the repository does not have revision {missing} (history rewritten, or another repo)") from None
+        raise _explain(ctx, settings, failure) from None
+    head, *lines = output.splitlines() or [""]
+    counts = dict(word.split("=", 1) for word in head.split() if "=" in word)
+    count = int(counts.get("count", "0") or 0)
+    ahead = int(counts.get("ahead", "0") or 0)
+    if not count and ahead:
+        raise FapError(f"the hosts run {ahead} commit{'s' if ahead != 1 else ''} that {settings.branch} does not have"
+                       f" ({until[:12]} is older, or the branch was rewritten)")
+    return [line for line in lines if line.strip()][:limit], count
+
+
+@hookimpl
+def fap_source_promote(revision: str, stage: str, role: str, config: Any) -> dict[str, Any] | None:
+    """Ship exactly ``revision``: ``branch`` set to that commit, fetched by its sha even when the branch moved on."""
+    if not _ANY_SHA.match(revision):
+        raise ConfigError(f"{stage}/{role}: cannot promote revision {revision!r}: the git plugin ships a commit sha")
+    return {"branch": revision}
 
 
 # ---------------------------------------------------------------------------

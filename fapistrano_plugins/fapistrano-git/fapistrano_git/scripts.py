@@ -164,3 +164,53 @@ fi
 git ls-remote -- "$repo" "$rev" || fail {unreachable} "cannot read the repository"
 """.replace("{not_a_repository}", str(EXIT["not_a_repository"])).replace("{unreachable}", str(EXIT["unreachable"]))
     )
+
+
+def ls_remote_script(*, repo: str, mirror: str, revision: str) -> str:
+    """fap pending (read only): the refs of the repository that ``revision`` may name, as ``git ls-remote`` prints them.
+
+    An abbreviated sha no server resolves is looked up in the mirror too
+    (``mirror=SHA``), where the last deploy fetched it.
+    """
+    return (
+        _assign(repo=repo, mirror=mirror, rev=revision)
+        + _prelude()
+        + """\
+git ls-remote -- "$repo" "$rev" || fail {unreachable} "cannot read the repository"
+case "$rev" in
+  *[!0-9a-f]*) ;;
+  *) sha=$(git --git-dir="$mirror" rev-parse --verify -q "$rev^{commit}" 2>/dev/null) && printf 'mirror=%s\\n' "$sha" ;;
+esac
+exit 0
+""".replace("{unreachable}", str(EXIT["unreachable"]))
+    )
+
+
+def commits_script(*, repo: str, since: str, until: str, limit: int) -> str:
+    """fap pending (read only): ``count=N ahead=M``, then the commits in ``until`` not in ``since``, newest first.
+
+    The history is fetched (commits and trees, no file contents when the
+    server allows it) into a scratch repository that is removed again, so the
+    host's mirror and releases stay as they are. ``ahead`` counts the commits
+    of ``since`` that ``until`` does not have (the host runs something newer,
+    or a history that was rewritten).
+    """
+    return (
+        _assign(repo=repo, since=since, until=until, limit=limit)
+        + _prelude()
+        + """\
+scratch=$(mktemp -d) || exit 1
+trap 'rm -rf "$scratch"' EXIT
+git init -q --bare "$scratch" || exit 1
+g() { git --git-dir="$scratch" "$@"; }
+g fetch -q --no-tags --filter=blob:none -- "$repo" "$until" 2>/dev/null \\
+  || { git ls-remote -- "$repo" HEAD >/dev/null 2>&1 || fail {unreachable} "cannot read the repository"; \\
+       fail {no_revision} "no such revision: $until"; }
+if ! g cat-file -e "$since^{commit}" 2>/dev/null; then
+  g fetch -q --no-tags --filter=blob:none -- "$repo" "$since" 2>/dev/null
+  g cat-file -e "$since^{commit}" 2>/dev/null || fail {no_revision} "no such revision: $since"
+fi
+printf 'count=%s ahead=%s\\n' "$(g rev-list --count "$since..$until")" "$(g rev-list --count "$until..$since")"
+g log --no-decorate --format='%h %s' -n "$limit" "$since..$until"
+""".replace("{unreachable}", str(EXIT["unreachable"])).replace("{no_revision}", str(EXIT["no_revision"]))
+    )

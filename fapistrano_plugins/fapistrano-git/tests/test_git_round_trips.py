@@ -46,3 +46,17 @@ def test_default_git_deploy_makes_at_most_four_round_trips_per_host(fap_fleet, f
         record = json.loads((fap_fleet.app_dir(host) / ".fap" / "history.jsonl").read_text().splitlines()[-1])
         assert record["revision"] == (fap_fleet.current_dir(host) / "REVISION").read_text().strip() != ""
     assert "round trips per host: " in third.output
+
+
+def test_a_local_step_after_a_phase_finds_every_host_done_with_what_it_sent_later(fap_fleet, fap_run, tmp_path, git_repo):
+    # A step on the deployer after updating counts on every host having the code (the archive goes with
+    # a later round trip when nothing needs it sooner): with local: steps each phase ends with it sent.
+    checks = " && ".join(f"ls {fap_fleet.app_dir(host)}/releases/*/web/index.html" for host in HOSTS)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.git"], "repo": str(git_repo.path),
+                                          "hooks": {"updating": [{"local": checks}]}})
+
+    result = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    for host in HOSTS:
+        assert (fap_fleet.current_dir(host) / "web" / "index.html").is_file()

@@ -36,7 +36,7 @@ import subprocess
 import tempfile
 from typing import Any
 
-from fapistrano import CommandFailed, FapError, Setting, hookimpl
+from fapistrano import CommandFailed, ConfigError, FapError, Setting, hookimpl
 
 from fapistrano_upload import pack
 
@@ -207,6 +207,24 @@ def fap_check(ctx: Any) -> list[str]:
     if missing:
         found.append(f"{', '.join(missing)} not installed on the host ({PLUGIN} needs them)")
     return found
+
+
+@hookimpl
+def fap_source_revision(ctx: Any) -> str | None:
+    """A build of this machine has no revision to compare: ``fap pending`` says so, ``--if-changed`` deploys."""
+    raise FapError("fapistrano.upload ships what upload_source holds on this machine: it has no revision to compare")
+
+
+@hookimpl
+def fap_source_promote(revision: str, stage: str, role: str, config: Any) -> dict[str, Any] | None:
+    """Refused: an upload ships this machine's build, which need not be the one staging runs.
+
+    Copying staging's release tree to production would ship exactly what
+    staging runs, but through this machine and with no revision to check it
+    by; refusing is the safe answer until a plugin option says so.
+    """
+    raise ConfigError(f"{stage}/{role}: fapistrano.upload cannot promote: it ships this machine's build (upload_source),"
+                      " not the release staging runs; build the same version here and use fap deploy")
 
 
 def _program(command: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The options every command accepts, and the click decorators each command module builds its command with.
+"""How each command module builds its click command: the options every command accepts, targets, overrides, exit.
 
 Light, so ``fap --help`` stays fast: click and nothing heavy.
 """
@@ -7,51 +7,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import click
+
+from fapistrano.errors import ConfigError, FapError
+from fapistrano.options import Options
 
 #: A command taking ``--SETTING VALUE`` overrides after its own options.
 OVERRIDES = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
 #: A command without overrides.
 PLAIN = {"help_option_names": ["-h", "--help"]}
-
-
-@dataclass
-class Options:
-    """Run options, given before or after the command (after wins)."""
-
-    deployfile: str | None = None
-    dry_run: bool = False
-    verbose: int = 0
-    quiet: bool = False
-    parallel: int | None = None
-    log_json: str | None = None
-    live: bool | None = None
-    hosts: str | None = None  # --hosts: patterns filtering the selected targets' hosts
-    wait_lock: str | None = None  # --wait-lock DURATION (changing commands): see fapistrano.freeze
-
-    def merged(self, **later: Any) -> Options:
-        values = {**self.__dict__}
-        for name, value in later.items():
-            if value not in (None, False, 0):
-                values[name] = value
-        return Options(**values)
-
-    @property
-    def verbosity(self) -> int:
-        from fapistrano.ui import NORMAL, QUIET, VERBOSE
-
-        if self.quiet:
-            return QUIET
-        return VERBOSE if self.verbose else NORMAL
-
-    def plain(self) -> Options:
-        """Read-only reports print lines and tables, not the live deploy view (unless --live asks)."""
-        import dataclasses
-
-        return self if self.live else dataclasses.replace(self, live=False)
 
 
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,7 +68,10 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
         @functools.wraps(function)
         def wrapper(context: click.Context, stage: str | None, role: str | None, overrides: tuple[str, ...], **local: Any) -> None:
             options = options_of(context, local)
-            function(options=options, stage=stage, role=role, overrides=list(overrides), **local)
+            try:
+                function(options=options, stage=stage, role=role, overrides=list(overrides), **local)
+            except FapError as error:
+                raise option_hint(error, context.command, name) from None
 
         command = click.pass_context(wrapper)
         command = click.argument("overrides", nargs=-1, type=click.UNPROCESSED, metavar="[--SETTING VALUE]...")(command)
@@ -120,6 +89,26 @@ def fleet_command(name: str, help_text: str, **extra: Any) -> Callable[[Callable
 wait_lock_option = click.option("--wait-lock", "wait_lock", metavar="DURATION", help=(
     "When another run holds the lock, wait up to DURATION (90s, 5m, 1h) for it to finish, then go on."
     " Never waits out a freeze (fap lock)."))
+
+
+def option_hint(error: FapError, command: click.Command, name: str) -> FapError:
+    """``unknown setting --if-changd`` with no setting near it: name the command's option it is near, if any.
+
+    What follows a command that is not its option is read as a setting; a
+    misspelt option of the command (``--if-changd``, ``--jsn``) is far more
+    likely than a setting of that name.
+    """
+    import difflib
+    import re
+
+    match = re.fullmatch(r"command line: unknown setting (--[\w-]+)", str(error))
+    if match is None:
+        return error
+    flags = [flag for parameter in command.params for flag in getattr(parameter, "opts", []) if flag.startswith("--")]
+    close = difflib.get_close_matches(match.group(1), flags, n=1, cutoff=0.75)
+    if not close:
+        return error
+    return ConfigError(f"{error} (did you mean {close[0]}, an option of fap {name}?)")
 
 
 def exit_with(code: int) -> None:
