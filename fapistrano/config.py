@@ -117,7 +117,7 @@ class Target:
 
 #: What ``hooks:`` may name: the phases of :mod:`fapistrano.flows`, as the strings deploy.yml writes.
 HOOK_PHASES: tuple[str, ...] = tuple(str(phase) for phase in STEP_PHASES)
-_STEP_KEYS = ("run", "local", "once", "parallel")
+_STEP_KEYS = ("run", "local", "once", "parallel", "migrates", "migrates_back")
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,10 @@ class Step:
     role: str | None = None
     #: ``parallel: N``: at most N hosts run the step at the same time (the rest of the phase is not held back).
     parallel: int | None = None
+    #: ``migrates: true``: the step changes the database schema; the release is marked migrated when it succeeds.
+    migrates: bool = False
+    #: ``migrates_back: true``: the down-migration a rollback across a migration runs first (see fapistrano.migrations).
+    migrates_back: bool = False
 
     @classmethod
     def parse(cls, item: Any, phase: str, where: str, stage: str | None, role: str | None) -> Step:
@@ -170,7 +174,10 @@ class Step:
             raise ConfigError(f"{where}: hooks: {phase}: parallel: expected a number of hosts, 1 or more, got {_describe(parallel)}")
         if parallel is not None and kind == "local":
             raise ConfigError(f"{where}: hooks: {phase}: parallel: is for run: steps; a local: step runs once per run already")
-        return cls(phase, command, where, local=kind == "local", once=once, stage=stage, role=role, parallel=parallel)
+        migrates, migrates_back = _migration_keys(item, phase, where, kind)
+        once = once or migrates_back  # a down-migration runs on one host
+        return cls(phase, command, where, local=kind == "local", once=once, stage=stage, role=role, parallel=parallel,
+                   migrates=migrates, migrates_back=migrates_back)
 
     def expand(self, values: Mapping[str, Any]) -> str:
         """The command with each ``%(name)s`` replaced by ``values[name]``, shell-quoted: a value can never inject a command."""
@@ -194,7 +201,37 @@ class Step:
     def __str__(self) -> str:
         once = " (once)" if self.once else ""
         parallel = f" (parallel {self.parallel})" if self.parallel else ""
-        return f"{self.phase}: {'local' if self.local else 'run'}: {self.command}{once}{parallel}"
+        migrates = " (migrates)" if self.migrates else " (migrates back)" if self.migrates_back else ""
+        return f"{self.phase}: {'local' if self.local else 'run'}: {self.command}{once}{parallel}{migrates}"
+
+
+def _migration_keys(item: Mapping[str, Any], phase: str, where: str, kind: str) -> tuple[bool, bool]:
+    """``migrates:`` and ``migrates_back:`` of a step: booleans, each in the phases where it means something."""
+    from fapistrano.migrations import MIGRATING_BACK_PHASES, MIGRATING_PHASES
+
+    values = []
+    for key in ("migrates", "migrates_back"):
+        value = item.get(key, False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: hooks: {phase}: {key}: expected true or false, got {_describe(value)}")
+        values.append(value)
+    migrates, migrates_back = values
+    if migrates and migrates_back:
+        raise ConfigError(f"{where}: hooks: {phase}: a step has both migrates: and migrates_back:; write two steps")
+    if migrates and phase not in MIGRATING_PHASES:
+        raise ConfigError(f"{where}: hooks: {phase}: migrates: marks the release a deploy makes; write the step in one of"
+                          f" {', '.join(MIGRATING_PHASES)} (updated, before the switch, is the usual place)")
+    if migrates_back and phase not in MIGRATING_BACK_PHASES:
+        raise ConfigError(f"{where}: hooks: {phase}: migrates_back: is the down-migration of a rollback, before the switch;"
+                          f" write the step in {' or '.join(MIGRATING_BACK_PHASES)}")
+    if migrates_back and kind == "local":
+        raise ConfigError(f"{where}: hooks: {phase}: migrates_back: is for run: steps: it runs on one host, in the release"
+                          " that migrated (where its down-migrations are)")
+    if migrates_back and item.get("once") is False:
+        raise ConfigError(f"{where}: hooks: {phase}: migrates_back: runs on one host only; remove once: false")
+    if migrates_back and item.get("parallel") is not None:
+        raise ConfigError(f"{where}: hooks: {phase}: migrates_back: runs on one host only; remove parallel:")
+    return migrates, migrates_back
 
 
 #: Where in shell text a shell-quoted value is still code, and what to write instead of a ``%(name)s`` there.

@@ -283,6 +283,23 @@ class Context:
         if isinstance(state, RunState):
             state.report(self.host, key, value)
 
+    def mark_migrated(self, what: str) -> None:
+        """Record that this deploy changed the database schema: ``what`` did it (``"alembic upgrade head"``).
+
+        Call it once the migration has run, from a hook of a deploy phase
+        from ``updating`` to ``finishing``; name your plugin in ``what``, it
+        is how every message names the migration. From the next phase on,
+        every host of the stage marks the release ``migrated``, as a
+        ``hooks:`` step with ``migrates: true`` does: ``fap releases`` shows
+        it, and ``fap rollback`` to an older release refuses (exit 2) unless
+        a ``migrates_back`` step or ``--across-migrations`` says how. Under
+        ``--dry-run`` it says what it would mark. Anywhere else it raises
+        :class:`fapistrano.FapError`.
+        """
+        from fapistrano.migrations import record
+
+        record(self, str(what))
+
     def throttle(self, name: str, count: int) -> AbstractContextManager[None]:
         """A context manager: at most ``count`` hosts of the run inside ``with ctx.throttle(name, count):`` at once.
 

@@ -28,7 +28,8 @@ its lock. A record is one JSON object:
     only when there is something to say: the stage ``fap promote`` took the
     revision from; the hosts of this target the run could not reach, and
     those of a later batch it stopped before (neither has a record of it);
-    what a migrations step recorded (``ctx.state["fapistrano.migrated"]``)
+    the migrations of the release this run made, each ``step deploy.yml:14 (…) on host1``
+    (a ``migrates: true`` step, or a plugin's ``ctx.mark_migrated``: see :mod:`fapistrano.migrations`)
 
 A rollback marks the release it leaves ``bad`` in the same round trip
 (:func:`fapistrano.layout.mark_script`): ``who``, ``when``, ``why``, ``run``.
@@ -45,7 +46,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fapistrano import __version__, layout
+from fapistrano import __version__, layout, migrations
 
 DEPLOYED = "deployed"
 ROLLED_BACK = "rolled back"
@@ -178,7 +179,7 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
                 record["unreached"] = unreached
             if not_started:
                 record["not_started"] = not_started
-            migrated = ctx.state.get("fapistrano.migrated") if isinstance(ctx.state, dict) else None
+            migrated = migrations.recorded(ctx)
             if migrated:
                 record["migrated"] = migrated
             path = ctx.config["path"]
@@ -282,6 +283,8 @@ class RunSummary:
     #: Hosts of a later batch the run stopped before they started.
     not_started: list[str] = field(default_factory=list)
     promoted_from: str | None = None
+    #: The migrations of the run's release (``step deploy.yml:14 (…) on host1``), when it migrated the schema.
+    migrated: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -312,6 +315,8 @@ class RunSummary:
             data["not_started"] = self.not_started
         if self.promoted_from:
             data["promoted_from"] = self.promoted_from
+        if self.migrated:
+            data["migrated"] = self.migrated
         return data
 
 
@@ -344,6 +349,7 @@ def merge(records: Iterable[Mapping[str, Any]]) -> list[RunSummary]:
             unreached=unreached,
             not_started=not_started,
             promoted_from=next((str(r["promoted_from"]) for r in group if r.get("promoted_from")), None),
+            migrated=list(dict.fromkeys(str(m) for r in group if isinstance(r.get("migrated"), list) for m in r["migrated"])),
         ))
     summaries.sort(key=lambda s: (s.started, s.run), reverse=True)
     return summaries

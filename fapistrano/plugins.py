@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = {
     "core.cleanup": "fapistrano.builtin.cleanup",
     "core.checks": "fapistrano.builtin.checks",
     "core.health": "fapistrano.builtin.health",
+    "core.migrations": "fapistrano.builtin.migrations",
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from fapistrano.errors import CommandFailed, CommandKilled, FapError
 from fapistrano.masking import Masker
+from fapistrano.migrations import Ledger
 from fapistrano.remote import LocalProcesses, Output, read_output
 from fapistrano.settings import Settings
 from fapistrano.ui import Event, EventKind, Reporter, line_reader
@@ -61,6 +62,9 @@ class RunState(dict[str, Any]):
         super().__init__()
         self._reports: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        #: The run's schema changes (``migrates: true`` steps, ``ctx.mark_migrated``) and a rollback's plan for its
+        #: ``migrates_back`` steps: the core's, read by the hosts' threads (see :mod:`fapistrano.migrations`).
+        self.migrations = Ledger()
 
     def report(self, host: str, key: str, value: Any) -> None:
         """Record ``value`` under ``key`` for ``host`` (thread-safe)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fapistrano.config import Step
 from fapistrano.errors import CommandFailed, FapError, one_line
+from fapistrano.migrations import Migration, ledger_of, step_text
 
 if TYPE_CHECKING:
     from fapistrano.hosts import Member
@@ -170,6 +171,10 @@ class LocalSteps:
                 self.run.local(command, cwd=self.directory, env=self._environment(ok))
             except CommandFailed as error:
                 raise failure(step, "local", error) from None
+            ledger = ledger_of(self.run.state)
+            if step.migrates and not self.run.dry_run and self.run.release and ledger is not None:
+                # Run here, it changed the schema of every stage of the run: every host marks the release.
+                ledger.record(Migration(self.run.release, step_text(step.where, step.command), "local", step.phase))
         finally:
             self.run.hook = previous_hook
 

@@ -8,6 +8,7 @@
 - :mod:`~fapistrano.builtin.run_steps` (``core.steps``): the ``run:`` steps of deploy.yml's ``hooks:``, last in each phase.
 - :mod:`~fapistrano.builtin.core` (``core.settings``): the core's own settings, declared with ``Setting``.
 - :mod:`~fapistrano.builtin.health`: the health check after the switch (the runner decides for the fleet).
+- :mod:`~fapistrano.builtin.migrations`: the ``migrated`` mark of a release whose migration ran, on every host.
 
 Each built-in does its work on a host in one remote script: one round trip per host per phase (a step of
 ``hooks:`` is one per step).

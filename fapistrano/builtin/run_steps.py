@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-from fapistrano import hookimpl
+from fapistrano import hookimpl, migrations
 from fapistrano.errors import CommandFailed
 from fapistrano.flows import Phase, hook_name
 from fapistrano.steps import failure, remote_environment
@@ -34,18 +34,32 @@ def run_steps(ctx) -> None:
     environment = remote_environment(ctx)
     for step in steps:
         command = step.expand(ctx.config)
+        where, env, going_back = directory, environment, ""
+        if step.migrates_back:
+            down = migrations.down_step(ctx, step, environment)
+            if down is None:  # this rollback crosses no migration, or --across-migrations: said why
+                continue
+            where, env, going_back = down
         if step.once and ctx.phase != "failed":
             # Where a migration ran is worth a line in every report (the host is not always the first one).
             scope = ctx.stage if step.role is None else f"{ctx.stage}/{ctx.role}"
             ctx.log(f"once step {step.where} runs on this host only, once for {scope}")
+        if going_back:
+            ctx.log(going_back)
         try:
             with ctx.throttle(f"step {step.where}", step.parallel) if step.parallel else nullcontext():
-                ctx.run(LOAD_DOTENV + command, cwd=directory, env=environment)
+                # What a migration printed is read at every run, like a plugin's show_output.
+                ctx.run(LOAD_DOTENV + command, cwd=where, env=env, show_output=step.migrates or step.migrates_back)
         except CommandFailed as error:
             if ctx.phase != "failed":
                 raise failure(step, ctx.host, error) from None
             # The run has failed already: a failing clean-up or page is told, and the next step still runs.
             ctx.warn(str(failure(step, ctx.host, error)).removeprefix(f"{ctx.host}: "))
+            continue
+        if step.migrates:
+            migrations.record(ctx, migrations.step_text(step.where, step.command))
+        elif step.migrates_back and not ctx.dry_run:
+            ctx.log(f"schema migrated back for {ctx.release}: step {step.where} succeeded; the switch follows")
 
 
 def _phase_hook(name: str):

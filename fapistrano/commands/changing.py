@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from fapistrano import freeze, history, ramps
+from fapistrano import freeze, history, migrations, ramps
 from fapistrano.compose import Composition
 from fapistrano.errors import CommandKilled, ExitCode, FapError, HostUnreachable, Stopped
 from fapistrano.flows import Flow
@@ -57,6 +57,10 @@ def execute(
     try:
         try:
             outcome = _execute(runner, flow, members, plan, lock, batch_size, max_fail, run, local_steps, wait_lock, batch_pause)
+            if run is not None and flow.creates_release and not outcome.ok and not outcome.moved:
+                # The release is not live anywhere, but a migration it ran stays: the report says which.
+                switched_back = any(m.status == "reverted" for m in members)
+                outcome.errors += migrations.not_undone(migrations.ledger_of(run.state), outcome.release, switched_back)
         except BaseException as error:
             # Told to fap_run_finished as it will be printed (a signal outside the phases: "interrupted").
             text = describe(error, "") if isinstance(error, Exception) else "interrupted"

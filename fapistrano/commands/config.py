@@ -62,6 +62,7 @@ def step_rows(steps: Iterable[Step], masker: Masker) -> list[SettingRow]:
     for step in steps:
         kind = "local" if step.local else "run"
         once = " (once)" if step.once else ""
+        once += " (migrates)" if step.migrates else " (migrates back)" if step.migrates_back else ""
         once += f" (parallel {step.parallel})" if step.parallel else ""
         rows.append(SettingRow(f"hooks.{step.phase}", masker(f"{kind}: {step.command}{once}"), f"deploy.yml ({step.where})"))
     return rows

@@ -137,6 +137,10 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
             for line in why_lines(summary):
                 fleet.console.print(f"  {history.when_text(summary.started)} {summary.command}, {line}", style="dim",
                                     markup=False, highlight=False, soft_wrap=True)
+            if summary.migrated:
+                fleet.console.print(f"  {history.when_text(summary.started)} {summary.command} of {', '.join(summary.releases)}"
+                                    f" migrated the schema: {', '.join(summary.migrated)}", markup=False, highlight=False,
+                                    soft_wrap=True)
     for note in frozen:  # on stderr: --json's stdout stays one object per line
         fleet.errors.print(f"warning: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     for error in errors:

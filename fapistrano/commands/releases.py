@@ -17,6 +17,7 @@ from fapistrano.commands.wiring import exit_with, fleet_command
 from fapistrano.errors import ExitCode
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
+from fapistrano.migrations import MARK_KIND, migrated_releases
 from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
@@ -138,6 +139,10 @@ def release_rows(hosts: Sequence[HostReleases], now: _dt.datetime) -> list[Relea
         if bad_on:
             bad = "bad" if bad_on == holders else f"bad on {', '.join(bad_on)}"
             status = f"{status}, {bad}" if status else bad
+        migrated_on = [h.host for h in hosts if MARK_KIND in h.state.marks.get(name, {})]
+        if migrated_on:
+            migrated = "migrated" if migrated_on == holders else f"migrated on {', '.join(migrated_on)}"
+            status = f"{status}, {migrated}" if status else migrated
         rows.append(ReleaseRow(
             release=name,
             revision=" / ".join(short_revision(r) for r in revisions) or "-",
@@ -184,6 +189,18 @@ def bad_notes(hosts: Sequence[HostReleases]) -> list[str]:
     return [text if names == everyone else f"{text} (on {', '.join(names)})" for text, names in by_text.items()]
 
 
+def migration_notes(hosts: Sequence[HostReleases]) -> list[str]:
+    """A line per release that migrated the schema: which step (or plugin) did it, on which host."""
+    found: dict[str, list[str]] = {}
+    for host in hosts:
+        for release, migrations in migrated_releases(host.state.marks).items():
+            for migration in migrations:
+                if migration.describe() not in found.setdefault(release, []):
+                    found[release].append(migration.describe())
+    return [f"{release} migrated the schema: {', '.join(found[release])}"
+            for release in sorted(found, key=layout.release_key, reverse=True)]
+
+
 def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors: Sequence[str]) -> None:
     """One table per target, newest release first, then its warnings; then the hosts that did not answer."""
     from rich import box
@@ -212,6 +229,8 @@ def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors:
         fleet.console.print(table)
         for note in bad_notes(hosts):
             fleet.console.print(note, style="yellow", markup=False, highlight=False, soft_wrap=True)
+        for note in migration_notes(hosts):
+            fleet.console.print(note, markup=False, highlight=False, soft_wrap=True)
         disagreement = current_disagreement(label, hosts)
         for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts), *frozen]:
             fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fapistrano import flows
+from fapistrano import flows, migrations
 from fapistrano.commands.wiring import exit_with, fleet_command, wait_lock_option
 from fapistrano.errors import ExitCode, FapError
 from fapistrano.options import Options
@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # what they name is imported when the command runs: fap --hel
     from fapistrano.commands.changing import Outcome
     from fapistrano.compose import Composition
     from fapistrano.hosts import Member
+    from fapistrano.run import Run
 
 
 def bad_text(mark: Mapping[str, object]) -> str:
@@ -26,11 +27,16 @@ def bad_text(mark: Mapping[str, object]) -> str:
     return f"{text}: {why}" if why and text else str(why or text or "no details")
 
 
-def planner(to: str | None, warn: Callable[[str], None] = lambda text: None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
+def planner(to: str | None, warn: Callable[[str], None] = lambda text: None, across_migrations: bool = False,
+            run: Run | None = None) -> Callable[[Sequence[Member]], Callable[[Member], tuple[str | None, str | None]]]:
     """For each host, ``(release to return to, release being left)``; every refusal at once, before any host changes.
 
     The refusal's exit code is the highest of the hosts' (2 when a host has only bad releases to go back to).
     ``warn`` is told, once per distinct mark, when ``to`` names a release marked bad.
+
+    A rollback across a release that migrated the schema is refused here too
+    (exit 2), unless ``across_migrations`` or a ``migrates_back`` step; the
+    plan of those steps goes to ``run``'s ledger (see :mod:`fapistrano.migrations`).
     """
 
     def plan(members: Sequence[Member]) -> Callable[[Member], tuple[str | None, str | None]]:
@@ -46,6 +52,10 @@ def planner(to: str | None, warn: Callable[[str], None] = lambda text: None) -> 
             refusal = FapError("; ".join(refusals))
             refusal.exit_code = exit_code
             raise refusal
+        going_back, warnings = migrations.guard([migrations.host_plan(m, choices[id(m)][0]) for m in members], across_migrations)
+        ledger = migrations.ledger_of(run.state) if run is not None else None
+        if ledger is not None:
+            ledger.going_back.update(going_back)
         marked: dict[str, list[Member]] = {}
         for member in members:
             assert member.state is not None
@@ -56,13 +66,15 @@ def planner(to: str | None, warn: Callable[[str], None] = lambda text: None) -> 
             where = "" if len(hosts) == len(members) else f" on {', '.join(m.name for m in hosts)}"
             warn(f"{to} is marked bad{where} ({text}): rolling back to it as asked with --to;"
                  " its bad mark is cleared")
+        for warning in warnings:
+            warn(warning)
         return lambda member: choices[id(member)]
 
     return plan
 
 
-def rollback(fleet: Composition, to: str | None) -> Outcome:
-    """Switch every host of ``fleet`` back."""
+def rollback(fleet: Composition, to: str | None, across_migrations: bool = False) -> Outcome:
+    """Switch every host of ``fleet`` back; across a migration only with ``across_migrations`` or a ``migrates_back`` step."""
     from fapistrano.commands.changing import execute, make_run
 
     fleet.announce(f"rolling back {fleet.app} on {fleet.describe()}")
@@ -71,7 +83,8 @@ def rollback(fleet: Composition, to: str | None) -> Outcome:
     def warn(text: str) -> None:
         fleet.runner.emit("warning", text)
 
-    return execute(fleet.runner, flows.ROLLBACK, fleet.members, planner(to, warn), run=run, local_steps=fleet.local_steps(run),
+    plan = planner(to, warn, across_migrations, run)
+    return execute(fleet.runner, flows.ROLLBACK, fleet.members, plan, run=run, local_steps=fleet.local_steps(run),
                    **fleet.run_policy)
 
 
@@ -80,10 +93,13 @@ def rollback(fleet: Composition, to: str | None) -> Outcome:
                short_help="Switch every selected host back to its previous release.")
 @click.option("--to", "to", metavar="RELEASE", help="Return to this release instead of the previous one (a bad one too,"
               " with a warning).")
+@click.option("--across-migrations", "across_migrations", is_flag=True,
+              help="Roll back past releases that migrated the schema, leaving the schema as it is (no migrates_back step).")
 @wait_lock_option
-def command(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None) -> None:
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], to: str | None,
+            across_migrations: bool) -> None:
     from fapistrano.commands.changing import render
     from fapistrano.compose import Composition
 
     with Composition(options, stage, role, overrides, "rollback") as fleet:
-        exit_with(render(fleet, rollback(fleet, to), success="rolled back"))
+        exit_with(render(fleet, rollback(fleet, to, across_migrations), success="rolled back"))

@@ -1,0 +1,1 @@
+"""The app's first migration (manage.py reads the names in this directory)."""
