@@ -174,13 +174,13 @@ def rollback_choice(host: str, state: layout.HostState, to: str | None) -> tuple
     ``to`` may name a bad release (the caller warns).
     """
     if state.current is None:
-        raise FapError(f"{host}: nothing to roll back: no current release")
+        raise ConfigError(f"{host}: nothing to roll back: no current release")
     if to is not None:
         if to not in state.releases:
             known = ", ".join(state.releases) or "none"
-            raise FapError(f"{host}: cannot roll back to {to}: no such finished release (releases: {known})")
+            raise ConfigError(f"{host}: cannot roll back to {to}: no such finished release (releases: {known})")
         if to == state.current:
-            raise FapError(f"{host}: {to} is already current")
+            raise ConfigError(f"{host}: {to} is already current")
         return to, state.current
     previous = layout.previous_good_release(state)
     if previous is None:

@@ -64,7 +64,7 @@ def test_rollback_to_an_unknown_release_is_refused_on_every_host(
     fap_fleet: Any, fap_run: Any, tmp_path: Path, three_releases: list[str]
 ) -> None:
     result = fap_run(["rollback", "-s", "test", "--to", "200101-000000"], cwd=tmp_path)
-    assert result.exit_code != 0
+    assert result.exit_code == 2, result.output  # bad input, no host touched
     assert "Traceback" not in result.output
     for host in HOSTS:
         assert f"{host}: cannot roll back to 200101-000000: no such finished release" in result.stderr
@@ -111,7 +111,7 @@ def test_rollback_from_the_oldest_release_names_the_newer_ones_and_exits_2(
 def test_rollback_before_any_deploy_is_refused(fap_fleet: Any, fap_run: Any, tmp_path: Path) -> None:
     fap_fleet.write_deployfile(tmp_path)
     result = fap_run(["rollback", "-s", "test"], cwd=tmp_path)
-    assert result.exit_code != 0
+    assert result.exit_code == 2, result.output
     assert "nothing to roll back: no current release" in result.stderr
     assert "Traceback" not in result.output
     for host in HOSTS:
