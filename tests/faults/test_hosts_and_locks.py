@@ -205,9 +205,9 @@ def test_rollback_when_the_previous_release_was_removed_by_hand(faulty):
 
     assert result.exit_code == 0, result.output
     assert faulty.currents() == {h: releases[0] for h in fleet.names}
-    # The release rolled back from is gone; nothing left to go back to now.
+    # The release rolled back from stays, marked bad; nothing older is left to go back to.
     again = faulty.fap("rollback", "-s", "test")
-    assert again.exit_code == 1
+    assert again.exit_code == 2
     assert "nothing to roll back to" in again.stderr
 
 

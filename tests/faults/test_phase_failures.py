@@ -96,7 +96,7 @@ def test_unfinished_release_left_by_a_dead_run_never_counts(faulty):
         (releases / f".{stale}.unfinished").touch()
 
     rollback = faulty.fap("rollback", "-s", "test")
-    assert rollback.exit_code == 1
+    assert rollback.exit_code == 2
     assert "nothing to roll back to" in rollback.stderr
 
     deploy = faulty.fap("deploy", "-s", "test")
