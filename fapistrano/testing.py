@@ -676,6 +676,12 @@ if importlib.util.find_spec("pytest") is not None:
 
     def pytest_configure(config: Any) -> None:
         config.addinivalue_line("markers", "fleet: needs the real SSH test fleet (root, sshd, unshare)")
+        # A suite started in the background by a script (`pytest &`, a CI runner) inherits SIGINT
+        # ignored, and so would every fap it starts: fap keeps an ignored signal ignored, as nohup
+        # expects, so a test pressing Ctrl-C would wait in vain. Each fap a test starts gets SIGINT
+        # as a terminal gives it (exec resets a handler, not an ignore).
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def pytest_collection_modifyitems(items: list[Any]) -> None:
         # A test on the fleet is marked whichever fixture brought the fleet in, so that
