@@ -175,7 +175,10 @@ def test_the_canary_example_ramps_over_five_hosts(fleet, fap_run, released, tmp_
     yaml = YAML()
     data = yaml.load(project / "deploy.yml")
     data["ssh_config"] = str(fleet.ssh_config)
-    data["stage_role_configs"]["production"]["web"]["hosts"] = list(HOSTS)
+    hosts = data["stage_role_configs"]["production"]["web"]["hosts"]
+    assert hosts[0]["environment"] == {"APP_CANARY": "1"}, "the example's canary carries a setting of its own"
+    hosts[0]["host"] = HOSTS[0]
+    hosts[1:] = list(HOSTS[1:])
     yaml.dump(data, project / "deploy.yml")
 
     listed = fap_run(["deploy", "-s", "production", "--dry-run"], cwd=project)
@@ -190,4 +193,8 @@ def test_the_canary_example_ramps_over_five_hosts(fleet, fap_run, released, tmp_
         assert fleet.current(host, "canary") == new
         assert "hello from the canary example" in (fleet.current_dir(host, "canary") / "index.html").read_text()
     assert result.stdout.count("pausing 1s before batch") == 2
+    for host in HOSTS:
+        env = (fleet.current_dir(host, "canary") / ".env").read_text().splitlines()
+        assert "APP_ENV=production" in env, env
+        assert f"APP_CANARY={1 if host == HOSTS[0] else 0}" in env, (host, env)
     assert result.stdout.count("healthy: check passed") == 5, result.output
