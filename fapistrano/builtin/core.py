@@ -116,7 +116,8 @@ SETTINGS = [
     Setting("plugins", [], "Plugins to enable: entry point names or dotted module paths."),
     Setting("mask", [], "Settings whose values are secrets, masked in all output (each item of a list, each value of a"
             " mapping; 4 characters at least)."),
-    Setting("shell_command", "${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path, the release's .env exported."),
+    Setting("shell_command", "${SHELL:-/bin/sh} -l", "What 'fap shell' starts in current_path, the release's .env exported.",
+            shell=True),
     # A list, so that deploy.yml's list type-checks; unset (not []) means "use plugins".
     *(Setting(f"{command.name}_plugins", [], f"Plugins for 'fap {command.name}' only, replacing plugins.")
       for command in COMMANDS if command.chooses_plugins),

@@ -394,6 +394,57 @@ def test_a_reference_outside_quotes_is_one_word_in_steps_and_the_healthcheck(fap
     assert (release / "nested.txt").read_text() == f"{note}\n"
 
 
+# Every setting that is shell text follows the rule of steps: the core's shell_command, the upload
+# plugin's build (run on this machine), the git plugin's ssh command (run by git through a shell).
+SHELL_TEXT_SETTINGS = {
+    "upload_build": {"plugins": ["fapistrano.upload"], "upload_source": "."},
+    "shell_command": {},
+    "git_ssh_command": {"plugins": ["fapistrano.git"], "repo": "/nonexistent.git"},
+}
+
+
+@pytest.mark.parametrize("setting", SHELL_TEXT_SETTINGS)
+def test_a_reference_inside_quotes_of_any_shell_text_setting_is_refused(fap_local, fap_run, setting):
+    pwned = Path("/tmp/fap-pwned-quoted")
+    pwned.unlink(missing_ok=True)
+    fap_local.write_deployfile({"note": "", **SHELL_TEXT_SETTINGS[setting], setting: 'sh -c "echo %(note)s"'})
+
+    result = fap_run(["deploy", "-s", "test", "--note", f"$(touch {pwned})"], cwd=fap_local.root)
+
+    assert result.exit_code == 2, result.output
+    assert not pwned.exists()
+    assert f"{setting}: %(note)s is inside double quotes, where the shell would read its value as code" in result.stderr
+    assert fap_local.releases() == []
+
+
+def test_a_reference_in_the_upload_build_is_one_word(fap_local, fap_run):
+    pwned = Path("/tmp/fap-pwned-quoted")
+    pwned.unlink(missing_ok=True)
+    note = f"$(touch {pwned}); touch {pwned}"
+    fap_local.write_deployfile({"note": "", "plugins": ["fapistrano.upload"], "upload_source": "out",
+                                "upload_build": "mkdir -p out && printf '%%s\\n' %(note)s > out/note.txt"})
+
+    result = fap_run(["deploy", "-s", "test", "--note", note], cwd=fap_local.root)
+
+    assert result.exit_code == 0, result.output
+    assert not pwned.exists()
+    assert (fap_local.path / "current" / "note.txt").read_text() == f"{note}\n"
+
+
+def test_a_reference_in_shell_command_is_one_word(fap_local, fap_run):
+    pwned = Path("/tmp/fap-pwned-quoted")
+    pwned.unlink(missing_ok=True)
+    fap_local.write_deployfile({"note": "", "shell_command": "sh -s %(note)s"})
+    assert fap_run(["deploy", "-s", "test"], cwd=fap_local.root).exit_code == 0
+
+    result = fap_run(["shell", "-s", "test", "--note", f"x; touch {pwned}"], cwd=fap_local.root,
+                     input='echo "args: $1"\n')
+
+    assert result.exit_code == 0, result.output
+    assert not pwned.exists()
+    assert f"args: x; touch {pwned}\n" in result.stdout
+
+
 @pytest.mark.parametrize("host", ["-oProxyCommand=touch${IFS}/tmp/fap-pwned-host", "-oProxyCommand=touch${IFS}/tmp/fap-pwned-host@web1",
                                   "deploy@-oProxyCommand=touch${IFS}/tmp/fap-pwned-host"])
 def test_a_host_named_like_an_ssh_option_is_a_config_error(fap_fleet, fap_run, tmp_path, host):

@@ -73,7 +73,7 @@ def fap_settings() -> list[Setting]:
         Setting("git_revision_log", "%(path)s/revisions.log", "File on each host that gets one line per deploy and rollback"
                 " (time, release, sha, branch, deployer); empty to keep none."),
         Setting("git_ssh_command", None, "ssh command git runs on the hosts to reach an ssh repo (GIT_SSH_COMMAND),"
-                " e.g. 'ssh -i ~/.ssh/deploy_key'; unset: git's default."),
+                " e.g. 'ssh -i ~/.ssh/deploy_key'; unset: git's default.", shell=True),
     ]
 
 

@@ -57,7 +57,7 @@ def fap_settings() -> list[Setting]:
     """The ``upload_*`` settings."""
     return [
         Setting("upload_build", "", "Shell command run once per deploy on this machine, in deploy.yml's directory,"
-                " before any host changes (empty: no build); its failure stops the deploy."),
+                " before any host changes (empty: no build); its failure stops the deploy.", shell=True),
         Setting("upload_source", ".", "What to send, relative to deploy.yml's directory: a directory, a .tar/.tar.gz/.tgz"
                 " unpacked into the release, or one file copied into it."),
         Setting("upload_exclude", [], "Shell globs of paths not to send, matched against each path relative to"
