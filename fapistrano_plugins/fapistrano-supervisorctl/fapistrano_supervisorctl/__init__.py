@@ -20,7 +20,9 @@ What it does on each host:
     Links ``supervisor_target`` to ``<current_path>/.fap-supervisor.conf``:
     the link goes through ``current``, so it names the live release's conf
     after every later deploy and rollback without being touched again
-    (Fapistrano 0.9 linked the same way). Then ``reread``, ``update`` for
+    (Fapistrano 0.9 linked the same way). A link to the same conf under a
+    former name (``supervisor_program`` renamed) is removed. Then
+    ``reread``, ``update`` for
     this app's groups whose conf changed (or appeared, or went), and
     ``restart`` of ``supervisor_program`` when its group did not change.
     With ``supervisor_check_status`` it then waits until every process of
@@ -133,7 +135,8 @@ def fap_deploy_started(ctx: Any) -> None:
                 f"by {config['user']}; {SETUP_DOCS}"
             )
         # The groups of the conf live until now: a group the new conf drops is still this app's to update.
-        ctx.state["supervisorctl.groups"] = set(_linked_programs(ctx).group_names)
+        # So are those of a link made under another name (supervisor_program renamed): it goes at the switch.
+        ctx.state["supervisorctl.groups"] = set(_linked_programs(ctx, with_former_links=True).group_names)
     if config["supervisor_restart"]:
         status = _answers(ctx)
         if not status.answered:
@@ -171,6 +174,7 @@ def fap_deploy_published(ctx: Any) -> None:
     """Link the live release's conf and apply it: the new (or rolled-back-to) release is live."""
     if ctx.config["supervisor_conf"]:
         _link_conf(ctx)
+        _remove_former_links(ctx)
     _apply(ctx)
 
 
@@ -203,6 +207,39 @@ def _link_conf(ctx: Any) -> None:
             f"(the deploy user must be able to write {posixpath.dirname(target)})"
         ) from None
     ctx.log(f"linked {target} -> {current}/...")
+
+
+def _former_links(ctx: Any) -> str:
+    """``find`` printing the links fap made for this app under a name other than ``supervisor_target``'s.
+
+    A renamed ``supervisor_program`` renames the default target
+    (``conf.d/<program>.conf``); the link under the old name would go on
+    including this app's conf, so supervisord would keep the old program
+    running beside the new one. A link is fap's when it names, word for
+    word, what :func:`_link_conf` links to, in the same directory.
+    """
+    config = ctx.config
+    target = posixpath.normpath(config["supervisor_target"])
+    current, conf = config["current_path"], config["supervisor_conf"]
+    made = [posixpath.join(current, sconf.RENDERED)]
+    if not posixpath.isabs(conf):  # an absolute conf may be linked by hand under other names: not fap's to remove
+        made.append(posixpath.join(current, conf))
+    names = " -o ".join(f"-lname {_q(_glob_escaped(path))}" for path in made)
+    return (f"find {_q(posixpath.dirname(target) or '.')} -mindepth 1 -maxdepth 1 -type l \\( {names} \\)"
+            f" ! -name {_q(_glob_escaped(posixpath.basename(target)))}")
+
+
+def _remove_former_links(ctx: Any) -> None:
+    """Remove the links of :func:`_former_links`: their programs leave supervisord at the ``update`` that follows."""
+    removed = ctx.run(f"{_former_links(ctx)} -print -delete")
+    for line in (removed or "").splitlines():
+        ctx.log(f"removed {line}: it linked this app's conf under a former name (supervisor_target is now "
+                f"{ctx.config['supervisor_target']})")
+
+
+def _glob_escaped(text: str) -> str:
+    """``text`` as a find(1) pattern that matches only itself."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _apply(ctx: Any) -> None:
@@ -283,13 +320,15 @@ def _refresh(ctx: Any, program: str) -> None:
     _ctl(ctx, "start", program)
 
 
-def _linked_programs(ctx: Any) -> sconf.Programs:
-    """What the conf ``supervisor_target`` links to defines now (its section lines only: never its environment)."""
+def _linked_programs(ctx: Any, with_former_links: bool = False) -> sconf.Programs:
+    """What the conf ``supervisor_target`` links to defines now (its section lines only: never its environment);
+    ``with_former_links``: and the confs of :func:`_former_links`."""
     target = ctx.config["supervisor_target"]
-    lines = ctx.run(
-        f"grep -E '^[[:space:]]*(\\[|programs[[:space:]]*[=:])' {_q(target)} 2>/dev/null || true", readonly=True
-    )
-    return sconf.programs(lines)
+    sections = "grep -hE '^[[:space:]]*(\\[|programs[[:space:]]*[=:])'"
+    command = f"{sections} {_q(target)} 2>/dev/null"
+    if with_former_links:
+        command = f"{{ {command}; {_former_links(ctx)} -exec {sections} {{}} + 2>/dev/null; }}"
+    return sconf.programs(ctx.run(f"{command} || true", readonly=True))
 
 
 def _check_program_defined(ctx: Any) -> list[str]:

@@ -209,3 +209,29 @@ def test_a_conf_fap_does_not_link_is_added_on_the_first_deploy(supervised, fap_r
 
     assert deployed.exit_code == 0, deployed.output
     assert_runs_current_release(supervised)
+
+
+def test_a_renamed_program_replaces_the_old_one_and_its_link(supervised, fap_run, tmp_path):
+    conf_d = "/etc/supervisor/conf.d"
+    app = setup_deploy(supervised, tmp_path, program("app"), supervisor_check_status=True)
+    first = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+    assert first.exit_code == 0, first.output
+    for host in supervised.names:
+        # A conf linked by hand into this app's directory, but not to what fap links: not fap's, it stays.
+        (supervised.fleet.app_dir(host) / "shared" / "other.conf").write_text("; linked by hand\n")
+        (supervised.supervisor_dir(host) / "conf.d" / "other.conf").symlink_to(f"{APP}/shared/other.conf")
+
+    # supervisor_program renamed: the default supervisor_target (conf.d/<program>.conf) follows it.
+    (app / CONF).write_text(program("web"))
+    supervised.fleet.write_deployfile(tmp_path, deploy_settings(app, supervisor_program="web", supervisor_check_status=True))
+    second = fap_run(["deploy", "-s", "test"], cwd=tmp_path)
+
+    assert second.exit_code == 0, second.output
+    assert_runs_current_release(supervised, "web", "web")
+    for host in supervised.names:
+        # The old program left supervisord (it would run the old code beside the new, on the same port).
+        assert "app" not in supervised.status(host), supervised.status(host)
+        links = sorted(p.name for p in (supervised.supervisor_dir(host) / "conf.d").iterdir())
+        assert links == ["other.conf", "web.conf"], links
+        assert supervised.link(host, f"{conf_d}/web.conf") == f"{APP}/current/.fap-supervisor.conf"
+    assert f"host1 | published | removed {conf_d}/app.conf: it linked this app's conf under a former name" in second.output
