@@ -12,7 +12,7 @@ read back what the probe printed. Nothing here connects to anything.
       releases/<name>/         one per release; ``.<name>.unfinished`` marks one not yet published
       shared/                  linked_files and linked_dirs live here
       .fap/history.jsonl       one JSON record per run that changed this target, oldest first (the last 1000)
-      .fap/marks/<release>.<kind>.json   a mark on a release: ``bad`` (rolled back from), ``migrated``
+      .fap/marks/<release>.<kind>.json   a mark on a release: ``bad`` (rolled back from), ``migrated``, ``migrated_back``
 
 fap's own records live in ``.fap/``, outside the release tree: a release
 may be read-only, and what is known about it (a mark) must survive its

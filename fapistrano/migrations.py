@@ -37,6 +37,8 @@ MIGRATING_BACK_PHASES: tuple[str, ...] = tuple(
     str(phase) for phase in flows.ROLLBACK.phases if flows.ROLLBACK.before_publishing(phase) and phase not in flows.RELEASE.phases)
 #: The kind of release mark a migration writes.
 MARK_KIND = "migrated"
+#: The kind of release mark a ``migrates_back`` step writes on each release whose migration it undid.
+BACK_MARK_KIND = "migrated_back"
 
 
 class MigrationsCrossed(FapError):
@@ -117,12 +119,26 @@ class Ledger:
     _recorded: list[Migration] = field(default_factory=list)
     #: A rollback's plan for its ``migrates_back`` steps, by once group (the stage, or ``stage/role``).
     going_back: dict[str, GoingBack] = field(default_factory=dict)
+    #: The ``migrates_back`` steps that succeeded, by once group: ``(step, host)``.
+    _undone: dict[str, tuple[str, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, migration: Migration) -> None:
         """A migration succeeded: the hosts write its release's mark from their next phase on (thread-safe)."""
         with self._lock:
             self._recorded.append(migration)
+
+    def record_back(self, group: str, what: str, host: str) -> None:
+        """The ``migrates_back`` step of ``group`` succeeded: its hosts mark the releases it undid (thread-safe)."""
+        with self._lock:
+            self._undone[group] = (what, host)
+
+    def undone(self, group: str) -> tuple[GoingBack, str, str] | None:
+        """``(plan, step, host)`` of ``group``'s ``migrates_back`` step once it succeeded; ``None`` before."""
+        with self._lock:
+            done = self._undone.get(group)
+        plan = self.going_back.get(group)
+        return (plan, *done) if done is not None and plan is not None else None
 
     def of_release(self, release: str | None, stage: str | None = None) -> list[Migration]:
         """The migrations recorded for ``release`` that changed ``stage``'s schema (every stage's, when ``None``)."""
@@ -182,7 +198,7 @@ def down_step(ctx: Any, step: Any, environment: Mapping[str, str]) -> tuple[str,
     ``FAP_MIGRATED_RELEASES`` every release crossed that migrated, newest first.
     """
     ledger = ledger_of(ctx.run_state)
-    going_back = ledger.going_back.get(ctx.stage if step.role is None else f"{ctx.stage}/{ctx.role}") if ledger else None
+    going_back = ledger.going_back.get(once_group(ctx, step)) if ledger else None
     if going_back is None:
         ctx.log(f"migrates_back step {step.where} skipped: this rollback crosses no migration")
         return None
@@ -197,6 +213,41 @@ def down_step(ctx: Any, step: Any, environment: Mapping[str, str]) -> tuple[str,
             f" (crossed: {_named(going_back.crossed)})")
 
 
+def once_group(ctx: Any, step: Any) -> str:
+    """The once group of ``step`` on this host: its stage, or ``stage/role`` for a step of a role's block."""
+    return ctx.stage if step.role is None else f"{ctx.stage}/{ctx.role}"
+
+
+def record_back(ctx: Any, step: Any) -> None:
+    """A ``migrates_back`` step succeeded on this host: every host of its group marks the releases it undid."""
+    ledger = ledger_of(ctx.run_state)
+    if ledger is not None and not ctx.dry_run:
+        ledger.record_back(once_group(ctx, step), step_text(step.where, step.command), ctx.host)
+
+
+def back_marks_due(ctx: Any) -> list[tuple[str, dict[str, Any]]] | None:
+    """The ``migrated_back`` marks this host writes now, ``(release, record)``; ``None`` when none (or written).
+
+    One for each release the step undid that this host has a ``migrated``
+    mark of, saying which step undid it, where, and the release returned to.
+    """
+    ledger = ledger_of(getattr(ctx, "run_state", None))
+    if ledger is None or str(ctx.flow) != "rollback" or ctx.dry_run or ctx.state.get(_BACK_WRITTEN):
+        return None
+    done = ledger.undone(ctx.stage) or ledger.undone(f"{ctx.stage}/{ctx.role}")
+    if done is None:
+        return None
+    plan, what, host = done
+    ctx.state[_BACK_WRITTEN] = True
+    marks = getattr(ctx, "marks", None) or {}
+    return [(release, {"what": what, "host": host, "to": plan.target})
+            for release, _ in plan.crossed if MARK_KIND in marks.get(release, {})]
+
+
+#: ``ctx.state`` key: this host wrote its ``migrated_back`` marks.
+_BACK_WRITTEN = "core.migrations.back_written"
+
+
 def recorded(ctx: Any) -> list[str]:
     """For the host's history record: the migrations this run made for its release (``step … on host1``), if any."""
     ledger = ledger_of(getattr(ctx, "run_state", None))
@@ -208,6 +259,26 @@ def recorded(ctx: Any) -> list[str]:
 def migrated_releases(marks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Migration]]:
     """From a host's release marks (``{release: {kind: record}}``), the releases that migrated and how."""
     return {release: read_mark(release, kinds[MARK_KIND]) for release, kinds in marks.items() if MARK_KIND in kinds}
+
+
+def migrated_back_releases(marks: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """From a host's release marks, the releases whose migration a ``migrates_back`` step undid, and how."""
+    return {release: kinds[BACK_MARK_KIND] for release, kinds in marks.items()
+            if BACK_MARK_KIND in kinds and MARK_KIND in kinds}
+
+
+def undone_ahead(target: str, current: str | None, migrated: Mapping[str, Sequence[Migration]],
+                 migrated_back: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, list[Migration], Mapping[str, Any]]]:
+    """The releases a rollback *forward* from ``current`` to ``target`` passes whose migration was undone, newest first.
+
+    Passed: newer than ``current`` and not newer than ``target``. Their code
+    (and the target's) expects a migration the schema no longer has.
+    """
+    if current is None or layout.release_key(target) <= layout.release_key(current):
+        return []
+    low, high = layout.release_key(current), layout.release_key(target)
+    names = [name for name in migrated_back if name in migrated and low < layout.release_key(name) <= high]
+    return [(name, list(migrated[name]), migrated_back[name]) for name in sorted(names, key=layout.release_key, reverse=True)]
 
 
 def crossed(target: str, current: str | None, migrated: Mapping[str, Sequence[Migration]]) -> list[tuple[str, list[Migration]]]:
@@ -237,6 +308,8 @@ class HostPlan:
     migrated: Mapping[str, Sequence[Migration]]
     #: Whether a ``migrates_back`` step is written for its stage (``"stage"``), its target (``"label"``), or none.
     down_step: str | None
+    #: The releases whose migration a ``migrates_back`` step undid: their ``migrated_back`` marks.
+    migrated_back: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def host_plan(member: Any, target: str | None) -> HostPlan:
@@ -244,8 +317,9 @@ def host_plan(member: Any, target: str | None) -> HostPlan:
     state = member.state
     steps = [step for step in member.settings.steps if step.migrates_back]
     down = "stage" if any(s.role is None for s in steps) else "label" if steps else None
+    marks = getattr(state, "marks", None) or {}
     return HostPlan(member.name, member.settings.stage, member.label, target or "", state.current if state else None,
-                    migrated_releases(getattr(state, "marks", None) or {}), down)
+                    migrated_releases(marks), down, migrated_back_releases(marks))
 
 
 def guard(hosts: Iterable[HostPlan], across: bool) -> tuple[dict[str, GoingBack], list[str]]:
@@ -260,7 +334,20 @@ def guard(hosts: Iterable[HostPlan], across: bool) -> tuple[dict[str, GoingBack]
     refused: dict[str, list[Migration]] = {}
     refused_hosts: list[str] = []
     refused_targets: list[str] = []
+    ahead: dict[str, tuple[list[Migration], Mapping[str, Any]]] = {}
+    ahead_hosts: list[str] = []
+    ahead_targets: list[str] = []
+    warnings: list[str] = []
     for host in hosts:
+        for release, migrations, back in undone_ahead(host.target, host.current, host.migrated, host.migrated_back):
+            if across:
+                warnings.append(f"rolling forward over a migration that was migrated back (--across-migrations):"
+                                f" {host.target} runs on the schema as it is, without the migration of {release}"
+                                f" (migrated back by {back_text(back)})")
+                continue
+            ahead.setdefault(release, (migrations, back))
+            ahead_hosts.append(host.host)
+            ahead_targets.append(host.target)
         found = crossed(host.target, host.current, host.migrated)
         if not found:
             continue
@@ -278,10 +365,31 @@ def guard(hosts: Iterable[HostPlan], across: bool) -> tuple[dict[str, GoingBack]
             targets[group] = host.target
     if refused:
         raise MigrationsCrossed(refusal(refused, refused_hosts, refused_targets))
+    if ahead:
+        raise MigrationsCrossed(forward_refusal(ahead, ahead_hosts, ahead_targets))
     plans = {group: GoingBack(targets[group], _newest_first(releases), across) for group, releases in going_back.items()}
-    warnings = [f"rolling back across migrations (--across-migrations): {_named(plan.crossed)};"
-                f" the schema stays as it is, {plan.target} runs on it" for plan in plans.values() if across]
+    warnings += [f"rolling back across migrations (--across-migrations): {_named(plan.crossed)};"
+                 f" the schema stays as it is, {plan.target} runs on it" for plan in plans.values() if across]
     return plans, list(dict.fromkeys(warnings))
+
+
+def forward_refusal(releases: Mapping[str, tuple[Sequence[Migration], Mapping[str, Any]]], hosts: Sequence[str],
+                    targets: Sequence[str]) -> str:
+    """The one line of a rollback forward over migrations a ``migrates_back`` step undid."""
+    passed = "; ".join(
+        f"{release} migrated by {', '.join(m.describe() for m in releases[release][0])},"
+        f" migrated back by {back_text(releases[release][1])}"
+        for release in sorted(releases, key=layout.release_key, reverse=True))
+    to = ", ".join(dict.fromkeys(targets))
+    where = ", ".join(dict.fromkeys(hosts))
+    return (f"rollback to {to} runs code newer than a migration the schema no longer has: {passed} ({where});"
+            " nothing changed. To run that code, deploy again so that the migration runs, or give"
+            f" --across-migrations if {to} runs on the schema as it is")
+
+
+def back_text(record: Mapping[str, Any]) -> str:
+    """``step deploy.yml:18 (…) on host1``, from a ``migrated_back`` mark (a mark edited by hand still says something)."""
+    return f"{record.get('what') or 'a migrates_back step'} on {record.get('host') or '?'}"
 
 
 def refusal(releases: Mapping[str, Sequence[Migration]], hosts: Sequence[str], targets: Sequence[str]) -> str:

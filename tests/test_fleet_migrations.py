@@ -161,6 +161,60 @@ def test_the_down_step_runs_once_in_the_release_that_migrated_then_the_switch(
     assert f"migrating the schema back for {first} before the switch, in {second}" in result.output
 
 
+def back_mark(fap_fleet: Any, host: str, release: str) -> dict[str, Any] | None:
+    path = fap_fleet.app_dir(host) / ".fap" / "marks" / f"{release}.migrated_back.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_going_forward_again_over_a_migration_undone_by_the_down_step_is_refused(
+        fap_fleet: Any, fap_run: Any, tmp_path: Path, migrated: tuple[str, str, str], assert_error: Any) -> None:
+    first, second, third = migrated
+    line = write_with_down_step(fap_fleet, tmp_path)
+    back = fap_run(["rollback", "-s", "test", "--to", first], cwd=tmp_path)
+    assert back.exit_code == 0, back.output
+    for host in HOSTS:
+        record = back_mark(fap_fleet, host, second)
+        assert record is not None, host
+        assert (record["host"], record["to"]) == ("host1", first), record
+        assert record["what"].startswith(f"step deploy.yml:{line} (echo "), record
+        assert back_mark(fap_fleet, host, third) is None  # it migrated nothing
+    listed = fap_run(["releases", "-s", "test"], cwd=tmp_path)
+    assert f"{second} migrated the schema: step deploy.yml:" in listed.stdout, listed.stdout
+    assert f"; migrated back to {first} by step deploy.yml:{line} (echo " in listed.stdout, listed.stdout
+    assert "migrated back" in next(row for row in listed.stdout.splitlines() if row.split()[:1] == [second]), listed.stdout
+
+    # Its code needs the schema the down step took away: a switch to it (or past it) is refused.
+    for to in (second, third):
+        result = fap_run(["rollback", "-s", "test", "--to", to], cwd=tmp_path)
+
+        assert result.exit_code == 2, result.output
+        assert_error(result, f"rollback to {to} runs code newer than a migration the schema no longer has:"
+                             f" {second} migrated by step deploy.yml:", f"migrated back by step deploy.yml:{line}",
+                     "(host1, host2, host3); nothing changed", "deploy again", "--across-migrations")
+        assert all(fap_fleet.current(host) == first for host in HOSTS)
+    assert schema(fap_fleet)[-1].startswith(f"down in {second} to {first}")
+
+    forward = fap_run(["rollback", "-s", "test", "--to", third, "--across-migrations"], cwd=tmp_path)
+
+    assert forward.exit_code == 0, forward.output
+    assert ("rolling forward over a migration that was migrated back (--across-migrations):"
+            f" {third} runs on the schema as it is, without the migration of {second}") in forward.output
+    assert all(fap_fleet.current(host) == third for host in HOSTS)
+
+
+def test_going_forward_after_a_rollback_that_kept_the_schema_is_not_refused(
+        fap_fleet: Any, fap_run: Any, tmp_path: Path, migrated: tuple[str, str, str]) -> None:
+    first, second, third = migrated
+    fap_fleet.write_deployfile(tmp_path, MIGRATING)
+    assert fap_run(["rollback", "-s", "test", "--to", first, "--across-migrations"], cwd=tmp_path).exit_code == 0
+
+    result = fap_run(["rollback", "-s", "test", "--to", third], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert all(fap_fleet.current(host) == third for host in HOSTS)
+    assert all(back_mark(fap_fleet, host, second) is None for host in HOSTS)
+
+
 def test_a_failing_down_step_stops_the_rollback_with_nothing_switched(
         fap_fleet: Any, fap_run: Any, tmp_path: Path, migrated: tuple[str, str, str], assert_error: Any) -> None:
     first, second, third = migrated

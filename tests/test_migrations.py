@@ -20,6 +20,7 @@ from fapistrano.migrations import (
     mark_record,
     not_undone,
     read_mark,
+    undone_ahead,
 )
 
 R1, R2, R3, R4 = "260101-100000", "260102-100000", "260103-100000", "260104-100000"
@@ -50,6 +51,36 @@ def test_a_rollback_to_a_newer_release_or_with_no_migration_between_crosses_noth
 def test_a_release_removed_since_still_counts_while_its_mark_is_there() -> None:
     # R3 is not among the host's releases any more (a health switch-back removed it): its migration ran all the same.
     assert crossed(R2, R4, {R3: [MIGRATE]}) == [(R3, [MIGRATE])]
+
+
+BACK = {"what": "step deploy.yml:20 (./manage.py migrate app 0001)", "host": "host1", "to": R2}
+
+
+def test_going_forward_passes_the_releases_newer_than_current_up_to_the_target_whose_migration_was_undone() -> None:
+    migrated = {R3: [MIGRATE], R4: [MIGRATE]}
+    assert [name for name, _, _ in undone_ahead(R4, R2, migrated, {R3: BACK, R4: BACK})] == [R4, R3]
+    assert [name for name, _, _ in undone_ahead(R3, R2, migrated, {R3: BACK, R4: BACK})] == [R3]
+    # Going back, or to a release whose migration was not undone (a rollback that crossed --across-migrations): none.
+    assert undone_ahead(R2, R4, migrated, {R3: BACK}) == []
+    assert undone_ahead(R4, R2, migrated, {}) == []
+    # A migrated_back mark without the migrated one (edited by hand) does not count; nor does a host with no current.
+    assert undone_ahead(R4, R2, {}, {R3: BACK}) == []
+    assert undone_ahead(R4, None, migrated, {R3: BACK}) == []
+
+
+def test_the_guard_refuses_going_forward_over_an_undone_migration_unless_across() -> None:
+    forward = HostPlan("host1", "production", "production/web", R4, R2, {R3: [MIGRATE]}, None, {R3: BACK})
+    with pytest.raises(MigrationsCrossed) as refused:
+        guard([forward], across=False)
+    text = str(refused.value)
+    assert text.startswith(f"rollback to {R4} runs code newer than a migration the schema no longer has: {R3} migrated by"
+                           f" {MIGRATE.what} on host1, migrated back by {BACK['what']} on host1 (host1); nothing changed")
+    assert refused.value.exit_code == 2
+
+    plans, warnings = guard([forward], across=True)
+    assert plans == {}
+    assert warnings == [f"rolling forward over a migration that was migrated back (--across-migrations): {R4} runs on the"
+                        f" schema as it is, without the migration of {R3} (migrated back by {BACK['what']} on host1)"]
 
 
 # -- the guard -----------------------------------------------------------------

@@ -59,6 +59,7 @@ def run_steps(ctx) -> None:
         if step.migrates:
             migrations.record(ctx, migrations.step_text(step.where, step.command))
         elif step.migrates_back and not ctx.dry_run:
+            migrations.record_back(ctx, step)
             ctx.log(f"schema migrated back for {ctx.release}: step {step.where} succeeded; the switch follows")
 
 

@@ -17,7 +17,7 @@ from fapistrano.commands.wiring import exit_with, fleet_command
 from fapistrano.errors import ExitCode
 from fapistrano.flows import FlowName
 from fapistrano.hosts import Member, key
-from fapistrano.migrations import MARK_KIND, migrated_releases
+from fapistrano.migrations import MARK_KIND, back_text, migrated_back_releases, migrated_releases
 from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
@@ -141,7 +141,8 @@ def release_rows(hosts: Sequence[HostReleases], now: _dt.datetime) -> list[Relea
             status = f"{status}, {bad}" if status else bad
         migrated_on = [h.host for h in hosts if MARK_KIND in h.state.marks.get(name, {})]
         if migrated_on:
-            migrated = "migrated" if migrated_on == holders else f"migrated on {', '.join(migrated_on)}"
+            word = "migrated back" if any(name in migrated_back_releases(h.state.marks) for h in hosts) else "migrated"
+            migrated = word if migrated_on == holders else f"{word} on {', '.join(migrated_on)}"
             status = f"{status}, {migrated}" if status else migrated
         rows.append(ReleaseRow(
             release=name,
@@ -197,7 +198,11 @@ def migration_notes(hosts: Sequence[HostReleases]) -> list[str]:
             for migration in migrations:
                 if migration.describe() not in found.setdefault(release, []):
                     found[release].append(migration.describe())
-    return [f"{release} migrated the schema: {', '.join(found[release])}"
+    undone: dict[str, str] = {}
+    for host in hosts:
+        for release, record in migrated_back_releases(host.state.marks).items():
+            undone.setdefault(release, f"; migrated back to {record.get('to') or '?'} by {back_text(record)}")
+    return [f"{release} migrated the schema: {', '.join(found[release])}{undone.get(release, '')}"
             for release in sorted(found, key=layout.release_key, reverse=True)]
 
 
