@@ -148,9 +148,9 @@ class Composition:
         self.errors = make_console(stderr=True)
         for warning in (self._persist_warning,) if self._persist_warning else ():
             self.errors.print(f"fap: warning: {warning}", style="yellow", markup=False, highlight=False)
-        for role_settings in self.roles:
-            for warning in role_settings.warnings:
-                self.errors.print(f"fap: warning: {warning}", style="yellow", markup=False, highlight=False)
+        # A warning about the top of deploy.yml comes from every stage/role that reads it: said once.
+        for warning in dict.fromkeys(w for role_settings in self.roles for w in role_settings.warnings):
+            self.errors.print(f"fap: warning: {warning}", style="yellow", markup=False, highlight=False)
         members = self.members
         secret_names = set(plugins.secret_settings())
         secrets = [

@@ -229,3 +229,16 @@ def test_a_release_with_code_in_it_gets_no_empty_warning(fap_local: Any, fap_run
     assert result.exit_code == 0, result.output
     assert "is empty" not in result.output
     assert (fap_local.path / "current" / "app.py").read_text() == "code\n"
+
+
+def test_a_warning_about_the_top_of_deploy_yml_is_said_once_whatever_the_roles(fap_local: Any, fap_run: Any) -> None:
+    # Two roles (each with a directory of its own) read the same misspelt top-level key.
+    fap_local.write_deployfile({"keep_releasesss": 3, "path": f"{fap_local.path}/%(role)s",
+                                "stage_role_configs": {"test": {"worker": {"hosts": ["localhost"]}}}})
+
+    for args in (["config", "-s", "test"], ["deploy", "-s", "test"]):
+        result = fap_run(args, cwd=fap_local.root)
+
+        assert result.exit_code == 0, result.output
+        warnings = [line for line in result.stderr.splitlines() if "keep_releasesss is not a known setting" in line]
+        assert len(warnings) == 1, result.stderr
