@@ -482,11 +482,7 @@ class Host:
         threading.Thread(target=_feed, args=(process.stdin, [program]), daemon=True).start()
         stdout = Output("stdout", on_line)
         stderr = Output("stderr", on_line)
-        reader = threading.Thread(target=read_output, args=(process.stderr, stderr), daemon=True)
-        reader.start()
-        read_output(process.stdout, stdout)
-        reader.join()
-        exit_code = process.wait()
+        exit_code = settle(process, (Reading(process.stdout, stdout), Reading(process.stderr, stderr)))
         self._running = None
         if exit_code < 0:
             raise CommandKilled(f"{self.name}: command killed (signal {-exit_code})")
@@ -566,8 +562,7 @@ class Host:
         try:
             threading.Thread(target=_feed_channel, args=(process.stdin, head, stdin), daemon=True).start()
             stderr = Output("stderr", on_line)
-            reader = threading.Thread(target=read_output, args=(process.stderr, stderr), daemon=True)
-            reader.start()
+            stderr_reading = Reading(process.stderr, stderr)
             assert process.stdout is not None
             first = process.stdout.readline()
             stdout = Output("stdout", on_line)
@@ -575,9 +570,7 @@ class Host:
                 self._channel_group = int(first)
             elif first:  # the shell never started: what came is ssh's or the login shell's
                 stdout.add(first.decode("utf-8", errors="replace"))
-            read_output(process.stdout, stdout)
-            reader.join()
-            exit_code = process.wait()
+            exit_code = settle(process, (Reading(process.stdout, stdout), stderr_reading))
         finally:
             self._running = None
             self._channel_group = None
@@ -757,12 +750,66 @@ def _with_head(head: bytes, pieces: Iterator[bytes]) -> Iterator[bytes]:
     yield from pieces
 
 
-def read_output(pipe: Any, output: Output) -> None:
+def read_output(pipe: Any, output: Output | Reading) -> None:
     """Read ``pipe`` (binary) to its end into ``output``, then close it."""
     for text in text_chunks(pipe):
         output.add(text)
     output.finish()
     pipe.close()
+
+
+class Reading:
+    """``pipe`` read to its end into ``output`` by a thread of its own, until :meth:`detach`."""
+
+    def __init__(self, pipe: Any, output: Output) -> None:
+        self._output = output
+        self._attached = True
+        self._owner: Any = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=read_output, args=(pipe, self), daemon=True)
+        self._thread.start()
+
+    def add(self, text: str) -> None:
+        with self._lock:
+            if self._attached:
+                self._output.add(text)
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._attached:
+                self._output.finish()
+
+    def ended(self, timeout: float) -> bool:
+        """Whether the pipe ended, waiting up to ``timeout`` seconds for it."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def detach(self, owner: Any) -> None:
+        """What the pipe brings from now on is not the output's (the thread reads on, and drops it).
+
+        ``owner`` (the process whose pipe it is) stays referenced until the
+        pipe ends: closing the pipe (plumbum's process does, when collected)
+        would wait for the thread's read, and so for the background process.
+        """
+        with self._lock:
+            self._attached = False
+            self._owner = owner
+
+
+def settle(process: Any, readings: Sequence[Reading], wait: float = CLOSE_WAIT) -> int:
+    """``process``'s exit status once it has exited and its output is read.
+
+    A process the command left in the background (``server &``) inherits the
+    pipes and holds them open after the command ended: the command's output
+    is what came by then and within ``wait`` seconds after, and fap does not
+    wait for the background process (a server would hold it for ever).
+    """
+    status: int = process.wait()
+    deadline = time.monotonic() + wait
+    for reading in readings:
+        if not reading.ended(max(0.0, deadline - time.monotonic())):
+            reading.detach(process)
+    return status
 
 
 def text_chunks(pipe: Any, size: int = READ_SIZE) -> Iterator[str]:

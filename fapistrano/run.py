@@ -16,7 +16,7 @@ from typing import Any
 from fapistrano.errors import CommandFailed, CommandKilled, FapError
 from fapistrano.masking import Masker
 from fapistrano.migrations import Ledger
-from fapistrano.remote import LocalProcesses, Output, read_output
+from fapistrano.remote import LocalProcesses, Output, Reading, settle
 from fapistrano.settings import Settings
 from fapistrano.ui import Event, EventKind, Reporter, line_reader
 
@@ -211,11 +211,7 @@ class Run:
         # Kept as a command's output on a host is: its tail, in bounded memory, and no event per line nobody reads.
         reader = line_reader(self._reporter, self._on_line)
         out, err = Output("stdout", reader), Output("stderr", reader)
-        stderr_reader = threading.Thread(target=read_output, args=(process.stderr, err), daemon=True)
-        stderr_reader.start()
-        read_output(process.stdout, out)
-        stderr_reader.join()
-        status = process.wait()
+        status = settle(process, (Reading(process.stdout, out), Reading(process.stderr, err)))
         if self._processes.finished(process):
             raise CommandKilled(f"local: command killed (signal {-status if status < 0 else signal.SIGKILL.value}): {shown}")
         for output in (out, err):

@@ -7,6 +7,7 @@ These deploy to a local target (``connection: local``): no root and no SSH neede
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,17 @@ def test_a_warning_about_the_top_of_deploy_yml_is_said_once_whatever_the_roles(f
         assert result.exit_code == 0, result.output
         warnings = [line for line in result.stderr.splitlines() if "keep_releasesss is not a known setting" in line]
         assert len(warnings) == 1, result.stderr
+
+
+def test_a_step_that_leaves_a_process_in_the_background_does_not_hold_the_run(fap_local: Any, fap_run: Any) -> None:
+    # A server started with '&' keeps the step's output pipes open for as long as it runs: fap must not wait for it.
+    fap_local.write_deployfile({"hooks": {"updated": [{"run": "echo starting; sleep 601 &"},
+                                                      {"local": "echo building; sleep 602 &"}]}})
+    try:
+        result = fap_run(["deploy", "-s", "test", "-v"], cwd=fap_local.root, timeout=120)
+
+        assert result.exit_code == 0, result.output
+        assert "deployed release" in result.stdout
+        assert "starting" in result.stdout and "building" in result.stdout
+    finally:
+        subprocess.run(["pkill", "-f", "sleep 60[12]"], check=False)
