@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -95,6 +96,28 @@ def test_releases_warns_when_hosts_of_a_role_disagree_on_current(fap_fleet, fap_
     assert rows[first][2:] == ["current on host2", "all"]
     assert rows[second][0] == "-"  # no revision recorded
     assert f"warning: hosts of test/web disagree on current: host1, host3 -> {second}; host2 -> {first}" in result.stdout
+
+
+def test_releases_json_is_one_object_per_release_for_scripts(fap_fleet, fap_run, tmp_path):
+    (tmp_path / "build_revisions.py").write_text(REVISION_PLUGIN)
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["build_revisions"]})
+    first = _deploy(fap_run, tmp_path)
+    second = _deploy(fap_run, tmp_path)
+    for host in fap_fleet.hosts:
+        (fap_fleet.app_dir(host) / "releases" / second / "BUILD").write_text(SHA + "\n")
+    assert fap_run(["rollback", "-s", "test", "--hosts", "host2"], cwd=tmp_path).exit_code == 0
+
+    result = fap_run(["releases", "-s", "test", "--json"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["release"] for r in records] == [second, first]  # newest first
+    assert records[0] == {"target": "test/web", "release": second, "revisions": [SHA], "hosts": ["host1", "host2", "host3"],
+                          "current_on": ["host1", "host3"], "unfinished_on": [], "bad_on": ["host2"], "migrated_on": [],
+                          "migrated_back_on": []}
+    assert records[1]["current_on"] == ["host2"] and records[1]["revisions"] == []
+    # What is not a release is on stderr: stdout stays one object per line.
+    assert f"warning: hosts of test/web disagree on current: host1, host3 -> {second}; host2 -> {first}" in result.stderr
 
 
 def test_releases_lists_what_answering_hosts_have_and_fails_for_the_rest(fap_fleet, fap_run, tmp_path):

@@ -7,10 +7,13 @@ changes a host. :func:`releases` returns plain data; :func:`render` prints the t
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import click
 
 from fapistrano import layout
 from fapistrano.commands.wiring import exit_with, fleet_command
@@ -117,37 +120,67 @@ def releases(fleet: Composition) -> tuple[dict[str, list[HostReleases]], list[st
     return by_target, hosts.failure_lines()
 
 
+@dataclass
+class ReleaseFacts:
+    """One release of a target: on which of its hosts it is, is current, is unfinished, carries each mark."""
+
+    release: str
+    #: Every revision the hosts' plugins gave for it (one, unless the hosts disagree).
+    revisions: list[str]
+    on: list[str]
+    current_on: list[str]
+    unfinished_on: list[str]
+    bad_on: list[str]
+    migrated_on: list[str]
+    migrated_back_on: list[str]
+
+    def as_json(self, target: str) -> dict[str, Any]:
+        """``fap releases --json``: one object per release of a target."""
+        return {"target": target, "release": self.release, "revisions": self.revisions, "hosts": self.on,
+                "current_on": self.current_on, "unfinished_on": self.unfinished_on, "bad_on": self.bad_on,
+                "migrated_on": self.migrated_on, "migrated_back_on": self.migrated_back_on}
+
+
+def release_facts(hosts: Sequence[HostReleases]) -> list[ReleaseFacts]:
+    """Every release any host of one target holds, newest first."""
+    names = sorted({r for h in hosts for r in (*h.state.releases, *h.state.unfinished)}, key=layout.release_key, reverse=True)
+    return [ReleaseFacts(
+        release=name,
+        revisions=sorted({h.revisions[name] for h in hosts if name in h.revisions}),
+        on=[h.host for h in hosts if name in h.state.releases or name in h.state.unfinished],
+        current_on=[h.host for h in hosts if h.state.current == name],
+        unfinished_on=[h.host for h in hosts if name in h.state.unfinished],
+        bad_on=[h.host for h in hosts if h.state.is_bad(name)],
+        migrated_on=[h.host for h in hosts if MARK_KIND in h.state.marks.get(name, {})],
+        migrated_back_on=[h.host for h in hosts if name in migrated_back_releases(h.state.marks)],
+    ) for name in names]
+
+
 def release_rows(hosts: Sequence[HostReleases], now: _dt.datetime) -> list[ReleaseRow]:
     """The table of one target: every release any host holds, newest first."""
-    names = sorted({r for h in hosts for r in (*h.state.releases, *h.state.unfinished)}, key=layout.release_key, reverse=True)
     everyone = [h.host for h in hosts]
     rows = []
-    for name in names:
-        holders = [h.host for h in hosts if name in h.state.releases or name in h.state.unfinished]
-        current_on = [h.host for h in hosts if h.state.current == name]
-        unfinished_on = [h.host for h in hosts if name in h.state.unfinished]
-        revisions = sorted({h.revisions[name] for h in hosts if name in h.revisions})
-        if current_on and current_on == everyone:
+    for facts in release_facts(hosts):
+        holders = facts.on
+        if facts.current_on and facts.current_on == everyone:
             status = "current"
-        elif current_on:
-            status = f"current on {', '.join(current_on)}"
-        elif unfinished_on:
-            status = "unfinished" + ("" if unfinished_on == holders else f" on {', '.join(unfinished_on)}")
+        elif facts.current_on:
+            status = f"current on {', '.join(facts.current_on)}"
+        elif facts.unfinished_on:
+            status = "unfinished" + ("" if facts.unfinished_on == holders else f" on {', '.join(facts.unfinished_on)}")
         else:
             status = ""
-        bad_on = [h.host for h in hosts if h.state.is_bad(name)]
-        if bad_on:
-            bad = "bad" if bad_on == holders else f"bad on {', '.join(bad_on)}"
+        if facts.bad_on:
+            bad = "bad" if facts.bad_on == holders else f"bad on {', '.join(facts.bad_on)}"
             status = f"{status}, {bad}" if status else bad
-        migrated_on = [h.host for h in hosts if MARK_KIND in h.state.marks.get(name, {})]
-        if migrated_on:
-            word = "migrated back" if any(name in migrated_back_releases(h.state.marks) for h in hosts) else "migrated"
-            migrated = word if migrated_on == holders else f"{word} on {', '.join(migrated_on)}"
+        if facts.migrated_on:
+            word = "migrated back" if facts.migrated_back_on else "migrated"
+            migrated = word if facts.migrated_on == holders else f"{word} on {', '.join(facts.migrated_on)}"
             status = f"{status}, {migrated}" if status else migrated
         rows.append(ReleaseRow(
-            release=name,
-            revision=" / ".join(short_revision(r) for r in revisions) or "-",
-            age=age_text(name, now),
+            release=facts.release,
+            revision=" / ".join(short_revision(r) for r in facts.revisions) or "-",
+            age=age_text(facts.release, now),
             status=status,
             hosts="all" if holders == everyone else ", ".join(holders),
         ))
@@ -230,7 +263,7 @@ def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors:
             table.add_column(column, no_wrap=column != "hosts")
         for row in rows:
             style = "bold green" if row.status == "current" else ("yellow" if row.status else "")
-            table.add_row(row.release, row.revision, row.age, row.status, row.hosts, style=style)
+            table.add_row(row.release, fleet.masker(row.revision), row.age, row.status, row.hosts, style=style)
         fleet.console.print(table)
         for note in bad_notes(hosts):
             fleet.console.print(note, style="yellow", markup=False, highlight=False, soft_wrap=True)
@@ -243,13 +276,34 @@ def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
 
 
+def render_json(fleet: Composition, by_target: dict[str, list[HostReleases]], errors: Sequence[str]) -> None:
+    """``--json``: one object per release per line on stdout, newest first by target; warnings and errors on stderr."""
+    from fapistrano.freeze import notes
+
+    for label, hosts in by_target.items():
+        for facts in release_facts(hosts):
+            # Masked value by value: a secret JSON escapes (a quote in it) would not be found in the dumped text.
+            record = {name: [fleet.masker(v) for v in value] if isinstance(value, list) else fleet.masker(value)
+                      for name, value in facts.as_json(label).items()}
+            click.echo(json.dumps(record, ensure_ascii=False))
+        disagreement = current_disagreement(label, hosts)
+        for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts),
+                        *notes([(h.host, h.state) for h in hosts])]:
+            fleet.errors.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    for error in errors:
+        fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+
+
 @fleet_command("releases", "List each target's releases: revision, age, which is current; warn when hosts disagree.",
                short_help="List releases: revision, age, which is current.")
-def command(options: Options, stage: str | None, role: str | None, overrides: list[str]) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per release per line: its target, revisions, and the hosts it is on, current on"
+                   " and marked on.")
+def command(options: Options, stage: str | None, role: str | None, overrides: list[str], as_json: bool) -> None:
     from fapistrano.compose import Composition
 
     with Composition(options.plain(), stage, role, overrides, "releases") as fleet:
         by_target, errors = releases(fleet)
         fleet.close()
-    render(fleet, by_target, errors)
+    (render_json if as_json else render)(fleet, by_target, errors)
     exit_with(ExitCode.FAILED if errors else ExitCode.OK)
