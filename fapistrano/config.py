@@ -1308,7 +1308,9 @@ def read_hosts(deployfile: DeployFile, layer: Any, declared: Mapping[str, Declar
             texts.append(item)
             continue
         if "host" not in item:
-            raise ConfigError(f"{where}: hosts: a host written as a mapping needs host: NAME, e.g. {{host: web2, setting: value}}")
+            near = next((f"; {key}{hint}" for key in item if (hint := _suggest(str(key), ["host"]))), "")
+            raise ConfigError(f"{where}: hosts: a host written as a mapping needs host: NAME,"
+                              f" e.g. {{host: web2, setting: value}}{near}")
         name = item["host"]
         if not isinstance(name, str):
             raise ConfigError(f"{where}: hosts: host: expected a host name [user@]host[:port], got {_describe(_plain(name))}")

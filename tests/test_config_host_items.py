@@ -115,6 +115,8 @@ def test_the_command_line_beats_a_host_item(tmp_path: Path) -> None:
     ("{host: web2, greting: x}", "hosts: host web2: greting is not a known setting (did you mean 'greeting'?)"),
     ("{host: web2, times: many}", "hosts: host web2: times: expected an integer, got 'many'"),
     ("{greeting: x}", "hosts: a host written as a mapping needs host: NAME"),
+    ("{hots: web2, greeting: x}", "hosts: a host written as a mapping needs host: NAME, e.g. {host: web2, setting: value};"
+                                  " hots (did you mean 'host'?)"),
     ("{host: [web2]}", "hosts: host: expected a host name [user@]host[:port], got a list"),
     ("{host: '-oProxyCommand=x'}", "a host or user name must not start with '-'"),
     ("[web2]", "hosts: expected a host ([user@]host[:port]) or a mapping with host:, got a list"),
