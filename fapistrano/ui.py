@@ -604,6 +604,28 @@ def make_console(stderr: bool = False) -> Any:
     return console
 
 
+def print_table(console: Any, table: Any) -> None:
+    """Print a rich table; into a pipe or a file at its natural width, so that no cell is cut to fit 80 columns.
+
+    A CI log or ``| grep`` has no width to fit: ``who`` cut to ``ro…`` loses
+    what the reader came for.
+    """
+    if console.is_terminal:
+        console.print(table)
+    else:
+        natural = console.measure(table, options=console.options.update_width(_WIDEST)).maximum
+        width = console.width
+        console.width = max(width, natural)  # print(width=) only narrows
+        try:
+            console.print(table)
+        finally:
+            console.width = width
+
+
+#: The widest a table printed into a pipe gets (a cell of 100 000 characters still folds).
+_WIDEST = 1000
+
+
 def make_reporter(console: Any, verbosity: int, live: bool | None = None, dry_run: bool = False) -> Reporter:
     """A live view on an interactive terminal, plain lines otherwise; under ``dry_run`` both tell the plan."""
     if live is None:

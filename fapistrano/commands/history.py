@@ -113,8 +113,10 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
     """``fap history``: print the table (or ``--json`` lines); the exit code (1 when a host did not answer)."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     from fapistrano.compose import Composition
+    from fapistrano.ui import print_table
 
     with Composition(options.plain(), stage, role, overrides, "history") as fleet:
         summaries, errors, frozen = runs(fleet, last)
@@ -131,15 +133,18 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
             table.add_column(column, no_wrap=column not in ("hosts", "who"))
         for summary, row in zip(summaries, table_rows(summaries), strict=True):
             same = all(outcome == summary.outcome for outcome in summary.hosts.values()) and summary.total == len(summary.hosts)
-            table.add_row(*row, style="" if same and summary.outcome in history.SUCCESS.values() else "yellow")
-        fleet.console.print(table)
+            # What the hosts' records say is text (a deployer may be "dependabot[bot]"), masked and printable.
+            table.add_row(*(Text(fleet.masker(cell)) for cell in row),
+                          style="" if same and summary.outcome in history.SUCCESS.values() else "yellow")
+        print_table(fleet.console, table)
         for summary in summaries:
             for line in why_lines(summary):
-                fleet.console.print(f"  {history.when_text(summary.started)} {summary.command}, {line}", style="dim",
+                fleet.console.print(fleet.masker(f"  {history.when_text(summary.started)} {summary.command}, {line}"), style="dim",
                                     markup=False, highlight=False, soft_wrap=True)
             if summary.migrated:
-                fleet.console.print(f"  {history.when_text(summary.started)} {summary.command} of {', '.join(summary.releases)}"
-                                    f" migrated the schema: {', '.join(summary.migrated)}", markup=False, highlight=False,
+                fleet.console.print(fleet.masker(f"  {history.when_text(summary.started)} {summary.command} of"
+                                                 f" {', '.join(summary.releases)} migrated the schema:"
+                                                 f" {', '.join(summary.migrated)}"), markup=False, highlight=False,
                                     soft_wrap=True)
     for note in frozen:  # on stderr: --json's stdout stays one object per line
         fleet.errors.print(f"warning: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True)

@@ -243,8 +243,10 @@ def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors:
     """One table per target, newest release first, then its warnings; then the hosts that did not answer."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     from fapistrano.freeze import notes
+    from fapistrano.ui import print_table
 
     moment = layout.now()
     for label, hosts in by_target.items():
@@ -263,15 +265,18 @@ def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors:
             table.add_column(column, no_wrap=column != "hosts")
         for row in rows:
             style = "bold green" if row.status == "current" else ("yellow" if row.status else "")
-            table.add_row(row.release, fleet.masker(row.revision), row.age, row.status, row.hosts, style=style)
-        fleet.console.print(table)
+            # What the hosts hold is text, masked and printable (a revision is whatever a plugin answered).
+            table.add_row(*(Text(fleet.masker(cell)) for cell in (row.release, row.revision, row.age, row.status, row.hosts)),
+                          style=style)
+        print_table(fleet.console, table)
         for note in bad_notes(hosts):
-            fleet.console.print(note, style="yellow", markup=False, highlight=False, soft_wrap=True)
+            fleet.console.print(fleet.masker(note), style="yellow", markup=False, highlight=False, soft_wrap=True)
         for note in migration_notes(hosts):
-            fleet.console.print(note, markup=False, highlight=False, soft_wrap=True)
+            fleet.console.print(fleet.masker(note), markup=False, highlight=False, soft_wrap=True)
         disagreement = current_disagreement(label, hosts)
         for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts), *frozen]:
-            fleet.console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+            fleet.console.print(fleet.masker(f"warning: {warning}"), style="yellow", markup=False, highlight=False,
+                                soft_wrap=True)
     for error in errors:
         fleet.errors.print(f"fap: error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
 

@@ -1,0 +1,39 @@
+"""``fap history`` and ``fap releases`` print what the hosts' records say as text: never markup, never a terminal
+escape, never cut to fit 80 columns in a pipe. On a local target (``connection: local``): no root and no SSH needed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+#: A deployer name from CI, a rich closing tag and an escape sequence: each shown as written, the escape as \x1b.
+WHO = "dependabot[bot] [/oops] \x1b[31m@ci"
+SHOWN = "dependabot[bot] [/oops] \\x1b[31m@ci"
+
+
+def test_history_shows_who_as_written_and_whole(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    deployed = fap_run(["deploy", "-s", "test"], cwd=fap_local.root, env={"FAP_WHO": WHO})
+    assert deployed.exit_code == 0, deployed.output
+
+    shown = fap_run(["history", "-s", "test"], cwd=fap_local.root)
+
+    assert shown.exit_code == 0, shown.output
+    assert SHOWN in shown.stdout, shown.stdout
+    assert "\x1b" not in shown.output
+    assert "hosts" in shown.stdout.splitlines()[1]  # the header, whole at COLUMNS=80 in a pipe
+    as_json = fap_run(["history", "-s", "test", "--json"], cwd=fap_local.root)
+    assert json.loads(as_json.stdout)["who"] == WHO  # JSON carries it exactly (escaped as JSON escapes it)
+
+
+def test_releases_shows_a_mark_edited_by_hand_as_text(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    assert fap_run(["deploy", "-s", "test"], cwd=fap_local.root).exit_code == 0
+    assert fap_run(["deploy", "-s", "test"], cwd=fap_local.root, env={"FAP_WHO": WHO}).exit_code == 0
+    assert fap_run(["rollback", "-s", "test"], cwd=fap_local.root, env={"FAP_WHO": WHO}).exit_code == 0
+
+    shown = fap_run(["releases", "-s", "test"], cwd=fap_local.root)
+
+    assert shown.exit_code == 0, shown.output
+    assert f"is marked bad by {SHOWN} at" in shown.stdout, shown.stdout
+    assert "\x1b" not in shown.output
