@@ -152,3 +152,29 @@ def test_the_template_says_how_keep_releases_treats_bad_releases(tmp_path, fap_r
     text = " ".join(line.lstrip("# ") for line in (tmp_path / "deploy.yml").read_text().splitlines())
 
     assert "releases marked bad (by fap rollback) go first and never push a good one out" in text
+
+
+def test_the_template_shows_steps_and_a_per_host_setting_that_load_once_uncommented(tmp_path, fap_run):
+    assert fap_run(["init"], cwd=tmp_path).exit_code == 0
+    deployfile = tmp_path / "deploy.yml"
+    lines = deployfile.read_text().splitlines()
+    start = lines.index("# hooks:")
+    end = next(n for n in range(start, len(lines)) if not lines[n].startswith("#"))
+    lines[start:end] = [line[2:] for line in lines[start:end]]  # the block, uncommented as a user would
+    text = "\n".join(lines) + "\n"
+    example = "      hosts: []              # e.g. [web1.example.com, deploy@web2.example.com:2222]\n"
+    per_host = [line for line in lines if line.startswith("      #   - ")]
+    assert len(per_host) == 2, per_host
+    text = text.replace(example, "      hosts:\n").replace("      # hosts:\n", "")
+    for line in per_host:
+        text = text.replace(line, "        " + line.removeprefix("      #   "))
+    deployfile.write_text(text)
+
+    result = fap_run(["config", "-s", "production", "-r", "web", "--host", "web2.example.com"], cwd=tmp_path)
+
+    assert result.exit_code == 0, result.output
+    rows = config_rows(result.stdout)
+    assert rows["environment"][0] == "{WORKERS: 8}" and "(host web2.example.com)" in rows["environment"][1]
+    assert "migrate --noinput (once) (migrates)" in result.stdout
+    assert "collectstatic --noinput (parallel 4)" in result.stdout
+    assert "(migrates back)" in result.stdout

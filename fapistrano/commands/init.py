@@ -146,8 +146,19 @@ def render(
             out += [*_setting_block(name, default, docs.get(name, ""), name in secret_names), ""]
     out += [
         _RULE,
+        "# Steps of your own, in any phase (docs: deploy-hooks). run: runs on every host, in",
+        "# the release; local: once, on this machine. once: true runs it on one host of the",
+        "# stage; parallel: N on at most N hosts at a time; migrates: true says it changes",
+        "# the database schema, so that fap rollback will not go back past it unless a",
+        "# migrates_back: true step (in reverting) takes the schema back first.",
+        _RULE,
+        *_HOOKS_EXAMPLE,
+        "",
+        _RULE,
         "# Stages and roles. Each block lists its hosts, [user@]host[:port], and may",
-        "# override any setting above for that stage/role only. Delete what you do not use.",
+        "# override any setting above for that stage/role only. A host written as a",
+        "# mapping, {host: NAME, setting: value}, overrides settings for that host only.",
+        "# Delete what you do not use.",
         _RULE,
         "stage_role_configs:",
         "  staging:",
@@ -156,12 +167,32 @@ def render(
         "  production:",
         "    web:",
         "      hosts: []              # e.g. [web1.example.com, deploy@web2.example.com:2222]",
+        "      # hosts:",
+        "      #   - web1.example.com",
+        "      #   - {host: web2.example.com, environment: {WORKERS: '8'}}   # merged over the role's",
         "      # keep_releases: 10",
         "    worker:",
         "      hosts: []              # e.g. [worker1.example.com]",
         "",
     ]
     return "\n".join(out)
+
+
+#: The commented ``hooks:`` of the template: uncommented as a block, it loads.
+_HOOKS_EXAMPLE = [
+    "# hooks:",
+    "#   updated:",
+    "#     - run: venv/bin/python manage.py migrate --noinput",
+    "#       once: true",
+    "#       migrates: true",
+    "#     - run: venv/bin/python manage.py collectstatic --noinput",
+    "#       parallel: 4",
+    "#   reverting:",
+    "#     - run: venv/bin/python manage.py migrate app \"$DOWN_TO\"   # your down-migration",
+    "#       migrates_back: true   # once, on one host, before the switch",
+    "#   failed:",
+    "#     - local: ./notify.sh \"deploy of $FAP_RELEASE failed\"",
+]
 
 
 def load_plugins(names: list[str], where: str = "--plugins") -> tuple[list[tuple[str, str, Mapping[str, Any]]], dict[str, str], list[str]]:
