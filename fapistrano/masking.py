@@ -84,13 +84,32 @@ class Masker:
         self._any = re.compile("|".join(re.escape(value) for value in self._values)) if self._values else None
 
     def __call__(self, text: str) -> str:
+        return printable(self.hide(text))
+
+    def hide(self, text: str) -> str:
+        """``text`` with every secret and URL password hidden, its control characters left for the caller to show."""
         if not text:
             return text
         if self._any is not None and self._any.search(text):
             text = self._hide(text)
         if "://" in text:
             text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-        return printable(text)
+        return text
+
+    def hide_in(self, value: Any) -> Any:
+        """JSON data with :meth:`hide` applied to every string in it, keys too.
+
+        ``--json`` output is masked value by value, before it is dumped: JSON
+        spells a quote, a backslash or a letter beyond ASCII otherwise than the
+        secret is written, and the dumped text would no longer hold it.
+        """
+        if isinstance(value, str):
+            return self.hide(value)
+        if isinstance(value, Mapping):
+            return {self.hide_in(name): self.hide_in(item) for name, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.hide_in(item) for item in value]
+        return value
 
     def _hide(self, text: str) -> str:
         """``text`` with every stretch any secret covers replaced by one ``***``.

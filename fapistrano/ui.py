@@ -51,6 +51,17 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text.replace("\r\n", "\n").removesuffix("\r"))
 
 
+def json_line(value: Any) -> str:
+    """``value`` as one line of JSON for stdout (``--json``): UTF-8 kept readable, but every control character escaped.
+
+    JSON leaves DEL and the 8-bit controls (``\\x9b`` is an escape sequence's
+    start) raw in strings; a record edited by hand on a host must not act on the
+    terminal of whoever reads ``fap history --json``.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    return _CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 @dataclass(frozen=True)
 class Event:
     """One thing that happened in a run: ``kind`` is an :data:`EventKind`."""

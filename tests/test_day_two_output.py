@@ -37,3 +37,46 @@ def test_releases_shows_a_mark_edited_by_hand_as_text(fap_local: Any, fap_run: A
     assert shown.exit_code == 0, shown.output
     assert f"is marked bad by {SHOWN} at" in shown.stdout, shown.stdout
     assert "\x1b" not in shown.output
+
+
+#: An 8-bit escape (CSI, U+009B), which JSON may carry raw but a terminal acts on; and a name JSON need not escape.
+WHO_8BIT = "José \x9b31m@ci\x7f"
+
+
+def test_history_json_escapes_every_control_character(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile()
+    assert fap_run(["deploy", "-s", "test"], cwd=fap_local.root, env={"FAP_WHO": WHO_8BIT}).exit_code == 0
+
+    shown = fap_run(["history", "-s", "test", "--json"], cwd=fap_local.root)
+
+    assert shown.exit_code == 0, shown.output
+    assert "\x9b" not in shown.output and "\x7f" not in shown.output
+    assert "José \\u009b31m@ci\\u007f" in shown.stdout  # UTF-8 stays readable; the controls are JSON escapes
+    assert json.loads(shown.stdout)["who"] == WHO_8BIT
+
+
+def test_json_line_is_valid_json_with_no_control_character_raw() -> None:
+    from fapistrano.ui import json_line
+
+    value = {"revision": "\x9b2J\x1b[2J\x00\x7f", "name": "Zoë ✓", "list": ["\x85"]}
+
+    line = json_line(value)
+
+    assert json.loads(line) == value
+    assert line.isprintable()
+
+
+#: A secret JSON would spell otherwise than it is written: a quote, a backslash and letters beyond ASCII.
+SECRET = 'Zq9-pä"ss\\wörd'
+
+
+def test_history_json_masks_a_secret_in_every_value(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"mask": ["db_password"], "db_password": SECRET})
+    deployed = fap_run(["deploy", "-s", "test"], cwd=fap_local.root, env={"FAP_WHO": f"ci {SECRET}"})
+    assert deployed.exit_code == 0, deployed.output
+
+    shown = fap_run(["history", "-s", "test", "--json"], cwd=fap_local.root)
+
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["who"] == "ci ***"
+    assert "Zq9" not in shown.output and "ss" not in shown.output

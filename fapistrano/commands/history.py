@@ -9,7 +9,6 @@ reads the same files (:func:`retry_targets`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from fapistrano.options import Options
 
 if TYPE_CHECKING:  # what they name is imported when the command runs: fap --help stays fast
     from fapistrano.compose import Composition
+    from fapistrano.masking import Masker
 
 
 def read_records(fleet: Composition, last: int | None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -76,9 +76,11 @@ def runs(fleet: Composition, last: int) -> tuple[list[history.RunSummary], list[
     return history.merge(records)[:last], errors, frozen
 
 
-def json_lines(summaries: Sequence[history.RunSummary]) -> list[str]:
-    """One JSON object per run (``--json``)."""
-    return [json.dumps(s.as_json(), ensure_ascii=False, sort_keys=False) for s in summaries]
+def json_lines(summaries: Sequence[history.RunSummary], masker: Masker) -> list[str]:
+    """One JSON object per run (``--json``), masked."""
+    from fapistrano.ui import json_line
+
+    return [json_line(masker.hide_in(s.as_json())) for s in summaries]
 
 
 def table_rows(summaries: Sequence[history.RunSummary]) -> list[tuple[str, ...]]:
@@ -122,7 +124,7 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
         summaries, errors, frozen = runs(fleet, last)
         fleet.close()
     if as_json:
-        for line in json_lines(summaries):
+        for line in json_lines(summaries, fleet.masker):
             click.echo(line)
     elif not summaries:
         fleet.console.print(f"no history on {fleet.describe()}", markup=False, highlight=False)

@@ -208,10 +208,9 @@ def _group_lines(group: Group) -> list[str]:
 
 def show(options: Options, stage: str | None, role: str | None, overrides: list[str], as_json: bool) -> int:
     """``fap pending``: print each target's lines (or one JSON object per target), the hosts that failed; the exit code."""
-    import json
-
     from fapistrano.compose import Composition
     from fapistrano.errors import ExitCode
+    from fapistrano.ui import json_line
 
     # A deploy's plugins answer (deploy_plugins: included); every selected host, read only.
     with Composition(options.plain(), stage, role, overrides, "deploy", hosts=every_host) as fleet:
@@ -221,9 +220,8 @@ def show(options: Options, stage: str | None, role: str | None, overrides: list[
         count = sum(1 for m in fleet.members if m.label == label)
         if as_json:
             stage_name, _, role_name = label.partition("/")
-            fleet.console.print(fleet.masker(json.dumps({"stage": stage_name, "role": role_name, "hosts": count,
-                                                         "groups": [g.as_json() for g in groups]})),
-                                markup=False, highlight=False, soft_wrap=True, emoji=False)
+            record = {"stage": stage_name, "role": role_name, "hosts": count, "groups": [g.as_json() for g in groups]}
+            click.echo(json_line(fleet.masker.hide_in(record)))
             continue
         for line in render(label, count, groups):
             # A commit's subject is text as written: ":tada:" stays ":tada:".

@@ -7,7 +7,6 @@ changes a host. :func:`releases` returns plain data; :func:`render` prints the t
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -284,13 +283,11 @@ def render(fleet: Composition, by_target: dict[str, list[HostReleases]], errors:
 def render_json(fleet: Composition, by_target: dict[str, list[HostReleases]], errors: Sequence[str]) -> None:
     """``--json``: one object per release per line on stdout, newest first by target; warnings and errors on stderr."""
     from fapistrano.freeze import notes
+    from fapistrano.ui import json_line
 
     for label, hosts in by_target.items():
         for facts in release_facts(hosts):
-            # Masked value by value: a secret JSON escapes (a quote in it) would not be found in the dumped text.
-            record = {name: [fleet.masker(v) for v in value] if isinstance(value, list) else fleet.masker(value)
-                      for name, value in facts.as_json(label).items()}
-            click.echo(json.dumps(record, ensure_ascii=False))
+            click.echo(json_line(fleet.masker.hide_in(facts.as_json(label))))
         disagreement = current_disagreement(label, hosts)
         for warning in [*([disagreement] if disagreement else []), *broken_currents(hosts),
                         *notes([(h.host, h.state) for h in hosts])]:

@@ -120,3 +120,20 @@ def test_pending_says_when_a_freeze_holds_the_changes_back(fap_fleet, fap_run, t
     assert result.stdout.splitlines()[0].startswith("test/web (3 hosts): 1 commit to ship: live ")
     assert result.stdout.splitlines()[-1].startswith("warning: host1, host2, host3: frozen ")
     assert "incident 431" in result.stdout.splitlines()[-1]
+
+
+def test_pending_json_masks_a_secret_however_json_would_spell_it(fap_fleet, fap_run, tmp_path, git_repo):
+    secret = 'Zq9-pä"ss\\wörd'  # JSON escapes the quote and the backslash, and may escape the letters
+    fap_fleet.write_deployfile(tmp_path, {"plugins": ["fapistrano.git"], "repo": str(git_repo.path),
+                                          "mask": ["db_password"], "db_password": secret})
+    deploy(fap_run, tmp_path)
+    git_repo.commit({"app.py": "print('rotated')\n"}, f"rotate the password to {secret} by mistake")
+
+    shown = fap_run(["pending", "-s", "test", "--json"], cwd=tmp_path)
+    plain = fap_run(["pending", "-s", "test"], cwd=tmp_path)
+
+    assert shown.exit_code == 0, shown.output
+    (record,) = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert record["groups"][0]["commits"][0].endswith("rotate the password to *** by mistake")
+    assert "Zq9" not in shown.output
+    assert "rotate the password to *** by mistake" in plain.stdout and "Zq9" not in plain.output
