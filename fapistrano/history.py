@@ -186,7 +186,7 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
             marking = ""
             mark = bad_mark(run, member, outcome, by, finished)
             if mark is not None:  # the switch stands even when a command after it fails: so does the mark
-                marking += "\n" + layout.mark_script(path, mark[0], "bad", mark[1])
+                marking += "\n" + layout.mark_script(path, mark[0], "bad", runner.masker.hide_in(mark[1]))
             if outcome == ROLLED_BACK and ctx.release and layout.is_release_name(ctx.release) \
                     and member.state is not None and member.state.marked(ctx.release, "bad") is not None:
                 # Only --to returns to a bad release: the operator says it is good again; this record keeps the story.
@@ -197,7 +197,7 @@ def closing_scripts(runner: Any, members: Sequence[Any], run: Any) -> dict[str, 
                     FAILED_AFTER_SWITCH if member.switched else FAILED_BEFORE_SWITCH
                 failed_record["why"] = LATE_FAILURE
             done, failed_late = (
-                f"( {layout.history_append_script(path, record_line(written))}{marking}\n) >/dev/null 2>&1 || echo {NOT_WRITTEN}"
+                f"( {layout.history_append_script(path, record_line(runner.masker.hide_in(written)))}{marking}\n) >/dev/null 2>&1 || echo {NOT_WRITTEN}"
                 for written in (record, failed_record))
             scripts[key(member)] = (done, failed_late)
         return scripts

@@ -80,3 +80,31 @@ def test_history_json_masks_a_secret_in_every_value(fap_local: Any, fap_run: Any
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["who"] == "ci ***"
     assert "Zq9" not in shown.output and "ss" not in shown.output
+
+
+def test_the_hosts_records_hold_no_secret(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"mask": ["db_password"], "db_password": SECRET})
+    assert fap_run(["deploy", "-s", "test"], cwd=fap_local.root).exit_code == 0
+    assert fap_run(["deploy", "-s", "test"], cwd=fap_local.root).exit_code == 0
+    rolled = fap_run(["rollback", "-s", "test"], cwd=fap_local.root, env={"FAP_WHO": f"ci {SECRET}"})
+    assert rolled.exit_code == 0, rolled.output
+
+    written = {path: path.read_text() for path in (fap_local.path / ".fap").rglob("*") if path.is_file()}
+
+    assert any(p.name == "history.jsonl" for p in written) and any(p.name.endswith(".bad.json") for p in written)
+    assert all("ci ***" in text for p, text in written.items() if p.name.endswith(".bad.json"))
+    assert not [p for p, text in written.items() if "Zq9" in text]
+
+
+def test_a_migration_mark_holds_no_secret(fap_local: Any, fap_run: Any) -> None:
+    fap_local.write_deployfile({"mask": ["db_password"], "db_password": SECRET,
+                                "hooks": {"updated": [{"run": "echo migrating with %(db_password)s", "migrates": True}]}})
+    deployed = fap_run(["deploy", "-s", "test"], cwd=fap_local.root)
+    assert deployed.exit_code == 0, deployed.output
+
+    marks = list((fap_local.path / ".fap" / "marks").glob("*.migrated.json"))
+    shown = fap_run(["releases", "-s", "test"], cwd=fap_local.root)
+
+    assert len(marks) == 1 and "echo migrating with" in marks[0].read_text()
+    assert "Zq9" not in marks[0].read_text()
+    assert "migrated" in shown.stdout and "Zq9" not in shown.output
